@@ -1,0 +1,144 @@
+//! `prunelab data ...`: look at GLUE data before training on it.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use prunelab_glue::stats::{SplitStats, split_stats};
+use prunelab_glue::{GlueSource, GlueTask, Split, TextEncoder};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DataCommand {
+    /// Rows per split, label balance and token-length percentiles of a GLUE task
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    /// The GLUE task
+    #[arg(long, value_enum)]
+    task: GlueTask,
+    /// A directory in the GLUE TSV layout (<dir>/SST-2/train.tsv, <dir>/CoLA/dev.tsv, ...)
+    #[arg(long, value_name = "DIR", conflicts_with = "hub", required_unless_present = "hub")]
+    data_dir: Option<PathBuf>,
+    /// Read the parquet files of the Hugging Face dataset nyu-mll/glue instead (cached under
+    /// HF_HOME; HF_HUB_OFFLINE=1 reads the cache only)
+    #[arg(long)]
+    hub: bool,
+    /// Revision (branch, tag or commit) of nyu-mll/glue, with --hub
+    #[arg(long, default_value = "main", requires = "hub")]
+    revision: String,
+    /// A tokenizer.json to measure token lengths with (e.g. a model's)
+    #[arg(long, value_name = "FILE")]
+    tokenizer: Option<PathBuf>,
+    /// Truncation length the lengths are compared against
+    #[arg(long, default_value_t = prunelab_glue::tokenize::DEFAULT_MAX_LENGTH)]
+    max_length: usize,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+impl DataCommand {
+    pub fn run(self) -> Result<()> {
+        match self {
+            DataCommand::Stats(args) => args.run(),
+        }
+    }
+}
+
+impl StatsArgs {
+    fn run(self) -> Result<()> {
+        let source = match (&self.data_dir, self.hub) {
+            (Some(dir), _) => GlueSource::Dir(dir.clone()),
+            (None, _) => GlueSource::Hub { hub: prunelab_hub::Hub::from_env(), revision: self.revision.clone() },
+        };
+        let encoder = match &self.tokenizer {
+            Some(path) => Some(TextEncoder::from_file(path)?.with_max_length(self.max_length)?),
+            None => None,
+        };
+        let mut all = Vec::new();
+        for split in Split::ALL {
+            let data = source.load(self.task, split).with_context(|| format!("loading {} {split}", self.task))?;
+            tracing::info!(task = %self.task, %split, rows = data.len(), "loaded");
+            all.push(split_stats(&data, encoder.as_ref())?);
+        }
+        let out = if self.json {
+            serde_json::to_string_pretty(&serde_json::json!({
+                "task": self.task,
+                "main_metric": self.task.spec().main_metric,
+                "tokenizer": self.tokenizer,
+                "splits": all,
+            }))? + "\n"
+        } else {
+            render_table(self.task, &all)
+        };
+        #[allow(clippy::print_stdout)]
+        {
+            print!("{out}");
+        }
+        Ok(())
+    }
+}
+
+fn render_table(task: GlueTask, splits: &[SplitStats]) -> String {
+    let spec = task.spec();
+    let mut out = String::new();
+    let _ = writeln!(out, "{} ({}), main metric: {}", spec.dir, spec.name, spec.main_metric.name());
+    let mut header = format!("{:<6} {:>8}", "split", "rows");
+    for name in spec.class_names {
+        let _ = write!(header, "  {:>18}", name);
+    }
+    let lengths = splits.iter().find_map(|s| s.lengths);
+    if let Some(l) = lengths {
+        let _ = write!(header, "  {:>7} {:>7} {:>5} {:>6}", "tok p50", "tok p95", "max", format!(">{}", l.max_length));
+    }
+    let _ = writeln!(out, "{header}");
+    for s in splits {
+        let _ = write!(out, "{:<6} {:>8}", s.split, thousands(s.rows));
+        if s.labels.is_empty() {
+            for _ in spec.class_names {
+                let _ = write!(out, "  {:>18}", "-");
+            }
+        }
+        for (_, n) in &s.labels {
+            let cell = format!("{} ({:.1}%)", thousands(*n), 100.0 * *n as f64 / s.rows as f64);
+            let _ = write!(out, "  {cell:>18}");
+        }
+        if let Some(l) = s.lengths {
+            let _ = write!(out, "  {:>7.1} {:>7.1} {:>5} {:>6}", l.p50, l.p95, l.max, thousands(l.truncated));
+        }
+        let _ = writeln!(out);
+    }
+    for s in splits {
+        let _ = writeln!(out, "  {}: {}", s.split, s.source);
+    }
+    out
+}
+
+/// `67349` -> `67,349`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(872), "872");
+        assert_eq!(thousands(1_043), "1,043");
+        assert_eq!(thousands(67_349), "67,349");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}

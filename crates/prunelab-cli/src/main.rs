@@ -1,0 +1,88 @@
+//! `prunelab`: how much of a pretrained transformer can be pruned, and what does it cost?
+//!
+//! The only binary of the workspace. It owns argument parsing (clap), logging (a `tracing`
+//! subscriber on stderr honouring `RUST_LOG` and `NO_COLOR`), progress display and the choice
+//! of Burn backend (cargo features `ndarray`, `wgpu`, `cuda`); the work itself lives in the
+//! library crates.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod data;
+
+/// Measure what magnitude pruning costs pretrained transformers in accuracy and buys in speed.
+#[derive(Debug, Parser)]
+#[command(name = "prunelab", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: GlobalArgs,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, clap::Args)]
+struct GlobalArgs {
+    /// Print only results and errors: no progress, no info logs (RUST_LOG still wins)
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect GLUE datasets
+    #[command(subcommand)]
+    Data(data::DataCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {}", error_chain(&err));
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Data(cmd) => cmd.run(),
+    }
+}
+
+/// The error and its causes joined by ": ", leaving out a cause whose text the message already
+/// holds (some libraries repeat their source inside their own message).
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+/// Logs go to stderr; `RUST_LOG` selects them (default: info for prunelab, warn elsewhere).
+fn init_logging(global: &GlobalArgs) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let default = if global.quiet { "warn" } else { "warn,prunelab=info,prunelab_glue=info,prunelab_hub=info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let ansi = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
+}
