@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use prunelab_glue::stats::{SplitStats, split_stats};
 use prunelab_glue::{GlueSource, GlueTask, Split, TextEncoder};
 
+use crate::table::thousands;
+
 #[derive(Debug, clap::Subcommand)]
 pub enum DataCommand {
     /// Rows per split, label balance and token-length percentiles of a GLUE task
@@ -114,31 +116,4 @@ fn render_table(task: GlueTask, splits: &[SplitStats]) -> String {
         let _ = writeln!(out, "  {}: {}", s.split, s.source);
     }
     out
-}
-
-/// `67349` -> `67,349`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(872), "872");
-        assert_eq!(thousands(1_043), "1,043");
-        assert_eq!(thousands(67_349), "67,349");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-    }
 }

@@ -8,7 +8,10 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod backend;
 mod data;
+mod model;
+mod table;
 
 /// Measure what magnitude pruning costs pretrained transformers in accuracy and buys in speed.
 #[derive(Debug, Parser)]
@@ -33,6 +36,9 @@ enum Command {
     /// Inspect GLUE datasets
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Inspect models (local directories or Hugging Face Hub ids)
+    #[command(subcommand)]
+    Model(model::ModelCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +59,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Data(cmd) => cmd.run(),
+        Command::Model(cmd) => cmd.run(),
     }
 }
 
@@ -76,7 +83,11 @@ fn error_chain(err: &anyhow::Error) -> String {
 fn init_logging(global: &GlobalArgs) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let default = if global.quiet { "warn" } else { "warn,prunelab=info,prunelab_glue=info,prunelab_hub=info" };
+    let default = if global.quiet {
+        "warn"
+    } else {
+        "warn,prunelab=info,prunelab_glue=info,prunelab_hub=info,prunelab_models=info"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();
     tracing_subscriber::fmt()

@@ -1,0 +1,284 @@
+//! The BERT modules: embeddings, encoder layers, pooler and the sequence-classification head.
+
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation;
+
+use super::BertConfig;
+use crate::layers::{self, Activation};
+
+impl BertConfig {
+    fn activation(&self) -> Activation {
+        // Validated when the config was read.
+        Activation::from_hf(&self.hidden_act).unwrap_or(Activation::Gelu)
+    }
+
+    fn layer_norm<B: Backend>(&self, device: &B::Device) -> LayerNorm<B> {
+        LayerNormConfig::new(self.hidden_size).with_epsilon(self.layer_norm_eps).init(device)
+    }
+
+    fn linear<B: Backend>(&self, d_in: usize, d_out: usize, device: &B::Device) -> Linear<B> {
+        LinearConfig::new(d_in, d_out).init(device)
+    }
+
+    /// The encoder with its pooler (`BertModel`).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> BertModel<B> {
+        let h = self.hidden_size;
+        let hidden_dropout = DropoutConfig::new(self.hidden_dropout_prob);
+        let layer = |_| BertLayer {
+            attention: BertAttention {
+                self_attn: BertSelfAttention {
+                    query: self.linear(h, h, device),
+                    key: self.linear(h, h, device),
+                    value: self.linear(h, h, device),
+                    dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
+                    num_heads: self.num_attention_heads,
+                },
+                output: BertSelfOutput {
+                    dense: self.linear(h, h, device),
+                    layer_norm: self.layer_norm(device),
+                    dropout: hidden_dropout.init(),
+                },
+            },
+            intermediate: BertIntermediate {
+                dense: self.linear(h, self.intermediate_size, device),
+                act: self.activation(),
+            },
+            output: BertOutput {
+                dense: self.linear(self.intermediate_size, h, device),
+                layer_norm: self.layer_norm(device),
+                dropout: hidden_dropout.init(),
+            },
+        };
+        BertModel {
+            embeddings: BertEmbeddings {
+                word_embeddings: EmbeddingConfig::new(self.vocab_size, h).init(device),
+                position_embeddings: EmbeddingConfig::new(self.max_position_embeddings, h).init(device),
+                token_type_embeddings: EmbeddingConfig::new(self.type_vocab_size, h).init(device),
+                layer_norm: self.layer_norm(device),
+                dropout: hidden_dropout.init(),
+            },
+            encoder: BertEncoder { layer: (0..self.num_hidden_layers).map(layer).collect() },
+            pooler: BertPooler { dense: self.linear(h, h, device) },
+        }
+    }
+
+    /// `BertForSequenceClassification` with `num_labels` classes.
+    pub fn init_classifier<B: Backend>(
+        &self,
+        num_labels: usize,
+        device: &B::Device,
+    ) -> BertForSequenceClassification<B> {
+        BertForSequenceClassification {
+            bert: self.init(device),
+            dropout: DropoutConfig::new(self.classifier_dropout.unwrap_or(self.hidden_dropout_prob)).init(),
+            classifier: self.linear(self.hidden_size, num_labels, device),
+        }
+    }
+}
+
+/// Word + position + token-type embeddings, then LayerNorm and dropout.
+#[derive(Module, Debug)]
+pub struct BertEmbeddings<B: Backend> {
+    /// Token embeddings `[vocab, hidden]`.
+    pub word_embeddings: Embedding<B>,
+    /// Absolute position embeddings `[max_positions, hidden]`.
+    pub position_embeddings: Embedding<B>,
+    /// Segment embeddings `[type_vocab, hidden]`.
+    pub token_type_embeddings: Embedding<B>,
+    /// `LayerNorm` in transformers.
+    pub layer_norm: LayerNorm<B>,
+    /// Hidden dropout.
+    pub dropout: Dropout,
+}
+
+impl<B: Backend> BertEmbeddings<B> {
+    /// # Shapes
+    /// - `input_ids`, `token_type_ids`: `[batch, seq]` (token types default to 0)
+    /// - output: `[batch, seq, hidden]`
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, token_type_ids: Option<Tensor<B, 2, Int>>) -> Tensor<B, 3> {
+        let [batch, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
+        let types = token_type_ids.unwrap_or_else(|| Tensor::zeros([batch, seq], &device));
+        let x = self.word_embeddings.forward(input_ids)
+            + self.position_embeddings.forward(positions)
+            + self.token_type_embeddings.forward(types);
+        self.dropout.forward(self.layer_norm.forward(x))
+    }
+}
+
+/// Multi-head self-attention (`attention.self` in transformers).
+#[derive(Module, Debug)]
+pub struct BertSelfAttention<B: Backend> {
+    /// Query projection.
+    pub query: Linear<B>,
+    /// Key projection.
+    pub key: Linear<B>,
+    /// Value projection.
+    pub value: Linear<B>,
+    /// Dropout on attention probabilities.
+    pub dropout: Dropout,
+    /// Number of heads.
+    pub num_heads: usize,
+}
+
+impl<B: Backend> BertSelfAttention<B> {
+    /// # Shapes
+    /// - `x`: `[batch, seq, hidden]`; `mask`: `[batch, 1, 1, seq]` additive
+    /// - output: `[batch, seq, hidden]`
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
+        let heads = self.num_heads;
+        let q = layers::split_heads(self.query.forward(x.clone()), heads);
+        let k = layers::split_heads(self.key.forward(x.clone()), heads);
+        let v = layers::split_heads(self.value.forward(x), heads);
+        let head_dim = q.dims()[3];
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        layers::merge_heads(layers::attention(q, k, v, mask, scale, &self.dropout))
+    }
+}
+
+/// Attention output projection, dropout, residual and LayerNorm (`attention.output`).
+#[derive(Module, Debug)]
+pub struct BertSelfOutput<B: Backend> {
+    /// Output projection.
+    pub dense: Linear<B>,
+    /// `LayerNorm` in transformers.
+    pub layer_norm: LayerNorm<B>,
+    /// Hidden dropout.
+    pub dropout: Dropout,
+}
+
+/// Self-attention plus its output block.
+#[derive(Module, Debug)]
+pub struct BertAttention<B: Backend> {
+    /// `self` in transformers (a Rust keyword, hence the name).
+    pub self_attn: BertSelfAttention<B>,
+    /// Output projection block.
+    pub output: BertSelfOutput<B>,
+}
+
+/// First feed-forward projection and activation.
+#[derive(Module, Debug)]
+pub struct BertIntermediate<B: Backend> {
+    /// `hidden -> intermediate`.
+    pub dense: Linear<B>,
+    /// The activation.
+    #[module(skip)]
+    pub act: Activation,
+}
+
+/// Second feed-forward projection, dropout, residual and LayerNorm.
+#[derive(Module, Debug)]
+pub struct BertOutput<B: Backend> {
+    /// `intermediate -> hidden`.
+    pub dense: Linear<B>,
+    /// `LayerNorm` in transformers.
+    pub layer_norm: LayerNorm<B>,
+    /// Hidden dropout.
+    pub dropout: Dropout,
+}
+
+/// One encoder layer.
+#[derive(Module, Debug)]
+pub struct BertLayer<B: Backend> {
+    /// Attention block.
+    pub attention: BertAttention<B>,
+    /// Feed-forward first half.
+    pub intermediate: BertIntermediate<B>,
+    /// Feed-forward second half.
+    pub output: BertOutput<B>,
+}
+
+impl<B: Backend> BertLayer<B> {
+    /// # Shapes
+    /// - `x`: `[batch, seq, hidden]`; `mask`: `[batch, 1, 1, seq]` additive
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
+        let out = &self.attention.output;
+        let attn = self.attention.self_attn.forward(x.clone(), mask);
+        let x = out.layer_norm.forward(out.dropout.forward(out.dense.forward(attn)) + x);
+        let inner = self.intermediate.act.forward(self.intermediate.dense.forward(x.clone()));
+        let out = &self.output;
+        out.layer_norm.forward(out.dropout.forward(out.dense.forward(inner)) + x)
+    }
+}
+
+/// The stack of encoder layers.
+#[derive(Module, Debug)]
+pub struct BertEncoder<B: Backend> {
+    /// `layer.N` in transformers.
+    pub layer: Vec<BertLayer<B>>,
+}
+
+/// `tanh(dense(h[:, 0]))`: the pooled `[CLS]` representation.
+#[derive(Module, Debug)]
+pub struct BertPooler<B: Backend> {
+    /// `hidden -> hidden`.
+    pub dense: Linear<B>,
+}
+
+impl<B: Backend> BertPooler<B> {
+    /// # Shapes
+    /// - `hidden`: `[batch, seq, hidden]` -> `[batch, hidden]`
+    pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
+        let [batch, _, h] = hidden.dims();
+        let first = hidden.narrow(1, 0, 1).reshape([batch, h]);
+        activation::tanh(self.dense.forward(first))
+    }
+}
+
+/// `BertModel`: embeddings, encoder and pooler.
+#[derive(Module, Debug)]
+pub struct BertModel<B: Backend> {
+    /// Embeddings.
+    pub embeddings: BertEmbeddings<B>,
+    /// Encoder layers.
+    pub encoder: BertEncoder<B>,
+    /// Pooler.
+    pub pooler: BertPooler<B>,
+}
+
+impl<B: Backend> BertModel<B> {
+    /// The embedding output followed by every layer's output: `num_hidden_layers + 1` tensors
+    /// `[batch, seq, hidden]`, as transformers' `hidden_states`.
+    pub fn hidden_states(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+    ) -> Vec<Tensor<B, 3>> {
+        let mask = layers::padding_mask(attention_mask);
+        let mut states = vec![self.embeddings.forward(input_ids, token_type_ids)];
+        for layer in &self.encoder.layer {
+            let next = layer.forward(states.last().cloned().expect("embedding output"), mask.clone());
+            states.push(next);
+        }
+        states
+    }
+}
+
+/// `BertForSequenceClassification`: pooled `[CLS]`, dropout, linear classifier.
+#[derive(Module, Debug)]
+pub struct BertForSequenceClassification<B: Backend> {
+    /// The encoder.
+    pub bert: BertModel<B>,
+    /// Classifier dropout.
+    pub dropout: Dropout,
+    /// `hidden -> num_labels`.
+    pub classifier: Linear<B>,
+}
+
+impl<B: Backend> BertForSequenceClassification<B> {
+    /// Logits `[batch, num_labels]` with every hidden state and the pooled output.
+    pub fn forward_detailed(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+    ) -> crate::ClassifierOutput<B> {
+        let hidden_states = self.bert.hidden_states(input_ids, attention_mask, token_type_ids);
+        let pooled = self.bert.pooler.forward(hidden_states.last().cloned().expect("embedding output"));
+        let logits = self.classifier.forward(self.dropout.forward(pooled.clone()));
+        crate::ClassifierOutput { logits, hidden_states, pooled: Some(pooled) }
+    }
+}

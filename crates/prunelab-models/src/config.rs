@@ -1,0 +1,199 @@
+//! Reading a Hugging Face `config.json` and dispatching on its `model_type`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::bert::BertConfig;
+use crate::error::{Error, Result};
+use crate::gpt2::Gpt2Config;
+
+/// The `model_type`s prunelab implements.
+pub const SUPPORTED_MODEL_TYPES: [&str; 2] = ["bert", "gpt2"];
+
+/// A parsed `config.json` of a supported architecture.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelConfig {
+    /// `model_type: bert`.
+    Bert(BertConfig),
+    /// `model_type: gpt2`.
+    Gpt2(Gpt2Config),
+}
+
+/// Label fields every Hugging Face config may carry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct LabelFields {
+    /// `id2label`: class names by id (its length is the declared number of labels).
+    #[serde(default)]
+    pub id2label: Option<BTreeMap<String, String>>,
+    /// `num_labels`, written by some tools instead of `id2label`.
+    #[serde(default)]
+    pub num_labels: Option<usize>,
+}
+
+impl LabelFields {
+    /// The number of labels the config declares, if any.
+    pub fn declared(&self) -> Option<usize> {
+        self.id2label.as_ref().map(BTreeMap::len).or(self.num_labels)
+    }
+}
+
+impl ModelConfig {
+    /// Read and validate a `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parse and validate the text of a `config.json`; `path` is used in error messages.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let json_err = |source| Error::Json { path: path.into(), source };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(json_err)?;
+        let model_type = value.get("model_type").and_then(|v| v.as_str()).ok_or_else(|| Error::Config {
+            path: path.into(),
+            key: "model_type".into(),
+            message: format!("missing or not a string (supported: {})", SUPPORTED_MODEL_TYPES.join(", ")),
+        })?;
+        let config = match model_type {
+            "bert" => ModelConfig::Bert(serde_json::from_value(value.clone()).map_err(json_err)?),
+            "gpt2" => ModelConfig::Gpt2(serde_json::from_value(value.clone()).map_err(json_err)?),
+            other => {
+                return Err(Error::UnsupportedModelType {
+                    path: path.into(),
+                    found: other.into(),
+                    supported: SUPPORTED_MODEL_TYPES.to_vec(),
+                });
+            }
+        };
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// The `model_type`.
+    pub fn model_type(&self) -> &'static str {
+        match self {
+            ModelConfig::Bert(_) => "bert",
+            ModelConfig::Gpt2(_) => "gpt2",
+        }
+    }
+
+    /// The main sizes, named as in the config: `(key, value)` pairs for display.
+    pub fn summary(&self) -> Vec<(&'static str, usize)> {
+        match self {
+            ModelConfig::Bert(c) => vec![
+                ("num_hidden_layers", c.num_hidden_layers),
+                ("hidden_size", c.hidden_size),
+                ("num_attention_heads", c.num_attention_heads),
+                ("intermediate_size", c.intermediate_size),
+                ("vocab_size", c.vocab_size),
+                ("max_position_embeddings", c.max_position_embeddings),
+            ],
+            ModelConfig::Gpt2(c) => vec![
+                ("n_layer", c.n_layer),
+                ("n_embd", c.n_embd),
+                ("n_head", c.n_head),
+                ("n_inner", c.inner_dim()),
+                ("vocab_size", c.vocab_size),
+                ("n_positions", c.n_positions),
+            ],
+        }
+    }
+
+    /// The checkpoint key of the classification head's weight.
+    pub fn head_weight_key(&self) -> &'static str {
+        match self {
+            ModelConfig::Bert(_) => "classifier.weight",
+            ModelConfig::Gpt2(_) => "score.weight",
+        }
+    }
+
+    /// The prefix of base-model keys inside a task model (`bert.`, `transformer.`).
+    pub fn base_prefix(&self) -> &'static str {
+        match self {
+            ModelConfig::Bert(_) => "bert.",
+            ModelConfig::Gpt2(_) => "transformer.",
+        }
+    }
+
+    /// The number of labels the config declares, if any.
+    pub fn declared_num_labels(&self) -> Option<usize> {
+        match self {
+            ModelConfig::Bert(c) => c.labels.declared(),
+            ModelConfig::Gpt2(c) => c.labels.declared(),
+        }
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |key: &str, message: String| Err(Error::Config { path: path.into(), key: key.into(), message });
+        let (hidden, heads, act_key, act) = match self {
+            ModelConfig::Bert(c) => {
+                if c.position_embedding_type != "absolute" {
+                    return bad(
+                        "position_embedding_type",
+                        format!("{:?} is not supported (only \"absolute\")", c.position_embedding_type),
+                    );
+                }
+                (c.hidden_size, c.num_attention_heads, "hidden_act", &c.hidden_act)
+            }
+            ModelConfig::Gpt2(c) => (c.n_embd, c.n_head, "activation_function", &c.activation_function),
+        };
+        if heads == 0 || hidden % heads != 0 {
+            return bad("num_attention_heads", format!("{heads} heads do not divide the hidden size {hidden}"));
+        }
+        if crate::layers::Activation::from_hf(act).is_none() {
+            return bad(
+                act_key,
+                format!("{act:?} is not supported (supported: {})", crate::layers::Activation::NAMES.join(", ")),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ModelConfig> {
+        ModelConfig::from_json(text, Path::new("config.json"))
+    }
+
+    #[test]
+    fn unknown_model_type_lists_the_supported_ones() {
+        let err = parse(r#"{"model_type": "t5"}"#).unwrap_err();
+        assert_eq!(err.to_string(), "config.json: model_type \"t5\" is not supported (supported: bert, gpt2)");
+        let err = parse(r#"{"hidden_size": 3}"#).unwrap_err();
+        assert!(err.to_string().starts_with("config.json: key \"model_type\": missing"), "{err}");
+    }
+
+    #[test]
+    fn defaults_follow_transformers() {
+        let ModelConfig::Gpt2(c) = parse(r#"{"model_type": "gpt2"}"#).unwrap() else { panic!() };
+        assert_eq!((c.n_embd, c.n_layer, c.n_head, c.n_positions, c.vocab_size), (768, 12, 12, 1024, 50257));
+        assert_eq!(c.inner_dim(), 3072);
+        assert_eq!(c.pad_token_id(), 50256, "pad falls back to eos");
+        let ModelConfig::Bert(c) = parse(r#"{"model_type": "bert"}"#).unwrap() else { panic!() };
+        assert_eq!((c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.layer_norm_eps), (768, 12, 3072, 1e-12));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = parse(r#"{"model_type": "bert", "hidden_act": "mish"}"#).unwrap_err();
+        assert!(err.to_string().starts_with("config.json: key \"hidden_act\": \"mish\" is not supported"), "{err}");
+        let err = parse(r#"{"model_type": "gpt2", "n_embd": 10, "n_head": 4}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("key \"num_attention_heads\": 4 heads do not divide the hidden size 10"),
+            "{err}"
+        );
+        let err = parse(r#"{"model_type": "bert", "hidden_size": "big"}"#).unwrap_err();
+        assert!(err.to_string().starts_with("config.json: invalid type"), "{err}");
+    }
+
+    #[test]
+    fn declared_labels() {
+        let c = parse(r#"{"model_type": "bert", "id2label": {"0": "a", "1": "b", "2": "c"}}"#).unwrap();
+        assert_eq!(c.declared_num_labels(), Some(3));
+        assert_eq!(parse(r#"{"model_type": "gpt2"}"#).unwrap().declared_num_labels(), None);
+    }
+}

@@ -1,0 +1,185 @@
+//! Parameter counts grouped by kind and by layer, for any model, from Burn parameter paths.
+
+use std::collections::BTreeMap;
+
+use burn::module::ModuleVisitor;
+use burn::prelude::*;
+
+use crate::load::{HfModule, HfNaming};
+
+/// What a parameter is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamKind {
+    /// Token, position and segment embeddings.
+    Embeddings,
+    /// Attention projections (q, k, v, output), weights and biases.
+    Attention,
+    /// Feed-forward (MLP) projections, weights and biases.
+    Mlp,
+    /// LayerNorm scales and shifts.
+    Norms,
+    /// Pooler and classification head.
+    Head,
+}
+
+impl ParamKind {
+    /// All kinds, in report order.
+    pub const ALL: [ParamKind; 5] = [Self::Embeddings, Self::Attention, Self::Mlp, Self::Norms, Self::Head];
+
+    /// Name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Embeddings => "embeddings",
+            Self::Attention => "attention",
+            Self::Mlp => "mlp",
+            Self::Norms => "norms",
+            Self::Head => "head",
+        }
+    }
+}
+
+/// One parameter tensor of a model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ParamInfo {
+    /// The Hugging Face key.
+    pub key: String,
+    /// The owning PyTorch module class.
+    pub module: HfModule,
+    /// Kind.
+    pub kind: ParamKind,
+    /// Layer index, for parameters inside a layer/block.
+    pub layer: Option<usize>,
+    /// Shape (Burn layout).
+    pub shape: Vec<usize>,
+}
+
+impl ParamInfo {
+    /// Number of values.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// The dotted path of the parameter being visited or mapped, from Burn's `enter_module` /
+/// `exit_module` calls (Burn 0.21 calls neither `visit_float_with_path` nor passes paths to
+/// mappers). Segments of enum variants (`Classifier::Bert` adds `Bert`) are left out, so paths
+/// read like the concrete model's.
+#[derive(Debug, Default, Clone)]
+pub struct PathTracker {
+    stack: Vec<Option<String>>,
+}
+
+impl PathTracker {
+    /// Call from `enter_module`.
+    pub fn enter(&mut self, name: &str, container_type: &str) {
+        self.stack.push((!container_type.starts_with("Enum:")).then(|| name.to_owned()));
+    }
+
+    /// Call from `exit_module`.
+    pub fn exit(&mut self) {
+        self.stack.pop();
+    }
+
+    /// The current path, e.g. `bert.encoder.layer.0.attention.self_attn.query.weight`.
+    pub fn path(&self) -> String {
+        self.stack.iter().flatten().map(String::as_str).collect::<Vec<_>>().join(".")
+    }
+}
+
+/// Every float parameter of `model`, in module order, named as in Hugging Face checkpoints.
+pub fn param_infos<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -> Vec<ParamInfo> {
+    struct Collect<'a> {
+        naming: &'a dyn HfNaming,
+        path: PathTracker,
+        out: Vec<ParamInfo>,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Collect<'_> {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.path.enter(name, container_type);
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.exit();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+            let hf = self.naming.hf_param(&self.path.path());
+            let (kind, layer) = classify(&hf.key, hf.module);
+            self.out.push(ParamInfo {
+                key: hf.key,
+                module: hf.module,
+                kind,
+                layer,
+                shape: param.lazy_shape().to_vec(),
+            });
+        }
+    }
+    let mut collect = Collect { naming, path: PathTracker::default(), out: Vec::new() };
+    model.visit(&mut collect);
+    collect.out
+}
+
+/// Kind and layer index of a Hugging Face key.
+pub fn classify(key: &str, module: HfModule) -> (ParamKind, Option<usize>) {
+    let parts: Vec<&str> = key.split('.').collect();
+    let layer = parts
+        .windows(2)
+        .find(|w| matches!(w[0], "layer" | "h" | "layers") && w[1].parse::<usize>().is_ok())
+        .and_then(|w| w[1].parse().ok());
+    let kind = match module {
+        HfModule::Embedding => ParamKind::Embeddings,
+        HfModule::LayerNorm => ParamKind::Norms,
+        _ if layer.is_none() => ParamKind::Head,
+        _ if parts.iter().any(|p| matches!(*p, "attention" | "attn" | "self_attn" | "encoder_attn")) => {
+            ParamKind::Attention
+        }
+        _ => ParamKind::Mlp,
+    };
+    (kind, layer)
+}
+
+/// Parameter counts by kind, overall and per layer.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ParamCounts {
+    /// Total float parameters.
+    pub total: usize,
+    /// By kind.
+    pub by_kind: BTreeMap<ParamKind, usize>,
+    /// By layer index, then kind.
+    pub by_layer: BTreeMap<usize, BTreeMap<ParamKind, usize>>,
+}
+
+impl ParamCounts {
+    /// Sum up `params`.
+    pub fn of(params: &[ParamInfo]) -> Self {
+        let mut counts = Self::default();
+        for p in params {
+            counts.total += p.numel();
+            *counts.by_kind.entry(p.kind).or_default() += p.numel();
+            if let Some(layer) = p.layer {
+                *counts.by_layer.entry(layer).or_default().entry(p.kind).or_default() += p.numel();
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_keys() {
+        use HfModule::*;
+        assert_eq!(
+            classify("bert.encoder.layer.3.attention.self.query.weight", Linear),
+            (ParamKind::Attention, Some(3))
+        );
+        assert_eq!(classify("bert.encoder.layer.3.intermediate.dense.bias", Linear), (ParamKind::Mlp, Some(3)));
+        assert_eq!(classify("bert.encoder.layer.3.output.LayerNorm.weight", LayerNorm), (ParamKind::Norms, Some(3)));
+        assert_eq!(classify("transformer.h.11.attn.c_attn.weight", Conv1D), (ParamKind::Attention, Some(11)));
+        assert_eq!(classify("transformer.h.0.mlp.c_proj.weight", Conv1D), (ParamKind::Mlp, Some(0)));
+        assert_eq!(classify("transformer.wte.weight", Embedding), (ParamKind::Embeddings, None));
+        assert_eq!(classify("bert.pooler.dense.weight", Linear), (ParamKind::Head, None));
+        assert_eq!(classify("score.weight", Linear), (ParamKind::Head, None));
+    }
+}

@@ -1,0 +1,136 @@
+//! Building blocks shared by the architectures: activations as transformers names them, and
+//! attention masks in transformers' additive form.
+
+use burn::prelude::*;
+use burn::tensor::activation;
+
+/// The additive mask value transformers uses for masked positions (`torch.finfo(float32).min`).
+pub const MASKED: f32 = f32::MIN;
+
+/// Activation functions by their transformers (`ACT2FN`) names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `gelu`: exact, with erf.
+    Gelu,
+    /// `gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`: the tanh approximation.
+    GeluTanh,
+    /// `relu`.
+    Relu,
+    /// `silu` / `swish`.
+    Silu,
+    /// `tanh`.
+    Tanh,
+}
+
+impl Activation {
+    /// Every accepted name.
+    pub const NAMES: [&'static str; 8] =
+        ["gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish", "tanh"];
+
+    /// The activation a transformers name stands for.
+    pub fn from_hf(name: &str) -> Option<Self> {
+        Some(match name {
+            "gelu" => Self::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Self::GeluTanh,
+            "relu" => Self::Relu,
+            "silu" | "swish" => Self::Silu,
+            "tanh" => Self::Tanh,
+            _ => return None,
+        })
+    }
+
+    /// Apply element-wise.
+    pub fn forward<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            Self::Gelu => activation::gelu(x),
+            Self::GeluTanh => activation::gelu_approximate(x),
+            Self::Relu => activation::relu(x),
+            Self::Silu => activation::silu(x),
+            Self::Tanh => activation::tanh(x),
+        }
+    }
+}
+
+/// Additive padding mask for bidirectional attention.
+///
+/// # Shapes
+/// - `attention_mask`: `[batch, seq]`, 1 on tokens, 0 on padding
+/// - output: `[batch, 1, 1, seq]`, 0 where attended, [`MASKED`] on padding
+pub fn padding_mask<B: Backend>(attention_mask: Tensor<B, 2, Int>) -> Tensor<B, 4> {
+    let [batch, seq] = attention_mask.dims();
+    let keep = attention_mask.float();
+    ((keep.neg() + 1.0) * MASKED).reshape([batch, 1, 1, seq])
+}
+
+/// Additive causal + padding mask for decoder self-attention.
+///
+/// # Shapes
+/// - `attention_mask`: `[batch, seq]`
+/// - output: `[batch, 1, seq, seq]`: query `i` may attend key `j` when `j <= i` and `j` is a token
+pub fn causal_mask<B: Backend>(attention_mask: Tensor<B, 2, Int>) -> Tensor<B, 4> {
+    let [batch, seq] = attention_mask.dims();
+    let device = attention_mask.device();
+    // Burn's tril_mask marks what lies outside the lower triangle: the future (j > i).
+    let future = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &device).float().reshape([1, 1, seq, seq]);
+    let padding = (attention_mask.float().neg() + 1.0).reshape([batch, 1, 1, seq]);
+    (future + padding).clamp_max(1.0) * MASKED
+}
+
+/// Split `[batch, seq, heads * head_dim]` into `[batch, heads, seq, head_dim]`.
+pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
+    let [batch, seq, hidden] = x.dims();
+    x.reshape([batch, seq, heads, hidden / heads]).swap_dims(1, 2)
+}
+
+/// Merge `[batch, heads, seq, head_dim]` back into `[batch, seq, heads * head_dim]`.
+pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [batch, heads, seq, head_dim] = x.dims();
+    x.swap_dims(1, 2).reshape([batch, seq, heads * head_dim])
+}
+
+/// Scaled dot-product attention with an additive mask (transformers' eager path).
+///
+/// # Shapes
+/// - `q`, `k`, `v`: `[batch, heads, seq, head_dim]`
+/// - `mask`: broadcastable to `[batch, heads, seq_q, seq_k]`
+/// - output: `[batch, heads, seq, head_dim]`
+pub fn attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    mask: Tensor<B, 4>,
+    scale: f64,
+    dropout: &burn::nn::Dropout,
+) -> Tensor<B, 4> {
+    let scores = q.matmul(k.swap_dims(2, 3)) * scale + mask;
+    let probs = dropout.forward(activation::softmax(scores, 3));
+    probs.matmul(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::NdArray;
+
+    use super::*;
+
+    #[test]
+    fn causal_mask_blocks_future_and_padding() {
+        let device = Default::default();
+        let mask = Tensor::<NdArray, 2, Int>::from_data([[0, 1, 1]], &device);
+        let m = causal_mask(mask).reshape([3, 3]).into_data().to_vec::<f32>().unwrap();
+        let blocked: Vec<bool> = m.iter().map(|v| *v == MASKED).collect();
+        #[rustfmt::skip]
+        assert_eq!(blocked, [true, true, true,
+                             true, false, true,
+                             true, false, false]);
+    }
+
+    #[test]
+    fn activations_by_name() {
+        for name in Activation::NAMES {
+            assert!(Activation::from_hf(name).is_some(), "{name}");
+        }
+        assert_eq!(Activation::from_hf("gelu_pytorch_tanh"), Some(Activation::GeluTanh));
+        assert_eq!(Activation::from_hf("mish"), None);
+    }
+}

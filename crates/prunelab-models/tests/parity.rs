@@ -1,0 +1,121 @@
+//! Parity with Hugging Face transformers: tiny random BERT and GPT-2 models and the reference
+//! outputs `scripts/make_fixtures.py` computed for them with PyTorch (transformers 5.17, eager
+//! attention, f32) must be reproduced to max |Δ| ≤ 1e-4 for every layer's hidden states, the
+//! pooled output and the logits. A third test does the same for the real all-MiniLM-L6-v2
+//! weights in `../shared` when present.
+
+#![allow(clippy::print_stderr)] // skipped tests say why on stderr
+
+mod common;
+
+use common::{B, assert_close, fixtures, int2, read_tensors, shared};
+use prunelab_hub::Hub;
+use prunelab_models::{ModelInput, ModelSource, load_classifier};
+
+const TOL: f32 = 1e-4;
+
+fn load(dir: &str, num_labels: usize) -> prunelab_models::LoadedClassifier<B> {
+    let files = ModelSource::Dir(fixtures().join(dir)).resolve(&Hub::new("/nonexistent", true)).unwrap();
+    load_classifier::<B>(&files, num_labels, &Default::default()).unwrap()
+}
+
+#[test]
+fn bert_matches_transformers_layer_by_layer() {
+    let loaded = load("bert-tiny", 2);
+    assert!(loaded.report.newly_initialized.is_empty(), "{:?}", loaded.report.newly_initialized);
+    let r = read_tensors(&fixtures().join("bert-tiny/reference.safetensors"));
+    let out = loaded.model.forward_detailed(ModelInput {
+        input_ids: int2(&r["input_ids"]),
+        attention_mask: int2(&r["attention_mask"]),
+        token_type_ids: Some(int2(&r["token_type_ids"])),
+    });
+    assert_eq!(out.hidden_states.len(), 3);
+    for (i, h) in out.hidden_states.iter().enumerate() {
+        // BERT computes every position, padding included, exactly as transformers does.
+        assert_close(&format!("bert hidden.{i}"), h.to_data(), &r[&format!("hidden.{i}")], None, TOL);
+    }
+    assert_close("bert pooled", out.pooled.unwrap().to_data(), &r["pooled"], None, TOL);
+    assert_close("bert logits", out.logits.to_data(), &r["logits"], None, TOL);
+}
+
+#[test]
+fn gpt2_matches_transformers_with_left_and_right_padding() {
+    let loaded = load("gpt2-tiny", 2);
+    assert!(loaded.report.newly_initialized.is_empty());
+    let r = read_tensors(&fixtures().join("gpt2-tiny/reference.safetensors"));
+    for side in ["right", "left"] {
+        let mask = &r[&format!("{side}.attention_mask")];
+        let keep: Vec<bool> = mask.clone().convert::<i64>().to_vec::<i64>().unwrap().iter().map(|m| *m == 1).collect();
+        assert!(keep.iter().any(|k| !k), "the fixture has padding");
+        let out = loaded.model.forward_detailed(ModelInput {
+            input_ids: int2(&r[&format!("{side}.input_ids")]),
+            attention_mask: int2(mask),
+            token_type_ids: None,
+        });
+        assert_eq!(out.hidden_states.len(), 4, "embeddings, 2 blocks, ln_f");
+        // Padding positions are compared out: their values are not defined by the model (rows
+        // of left padding attend to nothing; transformers' eager and SDPA paths differ there).
+        for i in 0..3 {
+            let name = format!("{side}.hidden.{i}");
+            assert_close(&format!("gpt2 {name}"), out.hidden_states[i].to_data(), &r[&name], Some(&keep), TOL);
+        }
+        let name = format!("{side}.final");
+        assert_close(&format!("gpt2 {name}"), out.hidden_states[3].to_data(), &r[&name], Some(&keep), TOL);
+        let name = format!("{side}.logits");
+        assert_close(&format!("gpt2 {name}"), out.logits.to_data(), &r[&name], None, TOL);
+    }
+}
+
+/// The real all-MiniLM-L6-v2 (fp16 file in `../shared`, upcast to f32), tokenized with its own
+/// `tokenizer.json` through prunelab-glue: token ids and all 7 hidden states must match.
+#[test]
+fn real_minilm_matches_transformers() {
+    let Some(shared) =
+        shared().map(|s| s.join("models/all-MiniLM-L6-v2")).filter(|d| d.join("model.fp16.safetensors").is_file())
+    else {
+        eprintln!(
+            "skipped: ../shared/models/all-MiniLM-L6-v2 is absent (it exists for prunelab developers and CI only)"
+        );
+        return;
+    };
+    let r = read_tensors(&fixtures().join("minilm-reference.safetensors"));
+    let sentences: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("minilm-reference.json")).unwrap()).unwrap();
+    let examples: Vec<prunelab_glue::Example> = sentences["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| prunelab_glue::Example {
+            idx: i as u32,
+            text_a: s.as_str().unwrap().into(),
+            text_b: None,
+            label: None,
+        })
+        .collect();
+    let encoder = prunelab_glue::TextEncoder::from_file(shared.join("tokenizer.json")).unwrap();
+    let encoded = encoder.encode(&examples).unwrap();
+    let batcher =
+        prunelab_glue::GlueBatcher { pad_id: encoder.pad_id(), padding_side: Default::default(), token_types: true };
+    let batch: prunelab_glue::GlueBatch<B> =
+        burn::data::dataloader::batcher::Batcher::batch(&batcher, encoded, &Default::default());
+    assert_eq!(
+        batch.input_ids.to_data(),
+        r["input_ids"].clone().convert::<i64>(),
+        "token ids equal the tokenizers library's"
+    );
+
+    let files = ModelSource::Dir(shared).resolve(&Hub::new("/nonexistent", true)).unwrap();
+    let loaded = load_classifier::<B>(&files, 2, &Default::default()).unwrap();
+    assert_eq!(loaded.report.dtype, "f16");
+    assert_eq!(loaded.report.newly_initialized, ["classifier.weight", "classifier.bias"]);
+    let out = loaded.model.forward_detailed(ModelInput {
+        input_ids: batch.input_ids,
+        attention_mask: batch.attention_mask,
+        token_type_ids: batch.token_type_ids,
+    });
+    assert_eq!(out.hidden_states.len(), 7);
+    for (i, h) in out.hidden_states.iter().enumerate() {
+        assert_close(&format!("minilm hidden.{i}"), h.to_data(), &r[&format!("hidden.{i}")], None, TOL);
+    }
+}

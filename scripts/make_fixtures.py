@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Make prunelab's parity fixtures with PyTorch + Hugging Face transformers.
+
+Builds tiny randomly initialised models from configs (seeded), saves each as a Hugging Face
+checkpoint (config.json + model.safetensors), and writes inputs and reference outputs next to it
+(`reference.safetensors`, f32): the embedding output and the output of every layer (captured with
+forward hooks, so the meaning does not depend on transformers' `output_hidden_states`
+conventions), the pooled output where the model has one, and the classification logits.
+
+It also writes the loader-format variants (sharded safetensors, `pytorch_model.bin`,
+`model.fp16.safetensors`, a base-model checkpoint without head, GPT-2 in the Hub's `gpt2` layout)
+and the masks `torch.nn.utils.prune.global_unstructured(L1Unstructured)` computes on the tiny
+models, for the pruning parity tests. With `--minilm DIR` it also computes reference hidden states
+of the real all-MiniLM-L6-v2 from its `model.fp16.safetensors` (upcast to f32) for a few
+sentences tokenized with its `tokenizer.json`.
+
+Run (torch and transformers installed; CPU is enough and is what the committed fixtures used):
+
+    python3 scripts/make_fixtures.py --out crates/prunelab-models/tests/fixtures [--minilm DIR]
+
+Everything is seeded; `versions.json` records the torch/transformers versions used.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import traceback
+
+import torch
+import transformers
+from safetensors.torch import save_file
+
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+torch.use_deterministic_algorithms(True)
+
+PAD = 0  # BERT-style pad id
+AMOUNTS = [0.1, 0.5, 0.9]
+
+
+def seeded(seed):
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def contiguous(tensors):
+    return {k: v.detach().to(torch.float32 if v.is_floating_point() else v.dtype).contiguous().cpu() for k, v in tensors.items()}
+
+
+def capture(model, embed_module, layers):
+    """Forward hooks that store the embedding output and each layer's output."""
+    store = {}
+    handles = []
+
+    def keep(name):
+        def hook(_module, _inputs, output):
+            store[name] = output[0] if isinstance(output, tuple) else output
+        return hook
+
+    handles.append(embed_module.register_forward_hook(keep("hidden.0")))
+    for i, layer in enumerate(layers):
+        handles.append(layer.register_forward_hook(keep(f"hidden.{i + 1}")))
+    return store, handles
+
+
+def save_checkpoint(model, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    model.save_pretrained(out_dir)
+
+
+def write_json(path, value):
+    with open(path, "w") as f:
+        json.dump(value, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+# ---------------------------------------------------------------- BERT
+
+def bert_inputs(gen, vocab):
+    # Row 0: 12 tokens; row 1: a sentence pair with token types, padded; row 2: short, padded.
+    ids = torch.randint(5, vocab, (3, 12), generator=gen)
+    ids[:, 0] = 2  # [CLS]-like
+    mask = torch.ones(3, 12, dtype=torch.long)
+    types = torch.zeros(3, 12, dtype=torch.long)
+    ids[1, 5] = 3
+    types[1, 6:10] = 1
+    ids[1, 9] = 3
+    mask[1, 10:] = 0
+    ids[1, 10:] = PAD
+    mask[2, 5:] = 0
+    ids[2, 5:] = PAD
+    return ids, mask, types
+
+
+def make_bert(out):
+    gen = seeded(1)
+    config = transformers.BertConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        max_position_embeddings=64, type_vocab_size=2, hidden_act="gelu", layer_norm_eps=1e-12,
+        hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, num_labels=2, pad_token_id=PAD,
+    )
+    config._attn_implementation = "eager"
+    model = transformers.BertForSequenceClassification(config).eval()
+    ids, mask, types = bert_inputs(gen, config.vocab_size)
+    store, handles = capture(model, model.bert.embeddings, model.bert.encoder.layer)
+    with torch.no_grad():
+        out_cls = model(input_ids=ids, attention_mask=mask, token_type_ids=types)
+        pooled = model.bert.pooler(store[f"hidden.{config.num_hidden_layers}"])
+    for h in handles:
+        h.remove()
+    d = os.path.join(out, "bert-tiny")
+    save_checkpoint(model, d)
+    ref = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "pooled": pooled, "logits": out_cls.logits}
+    ref.update(store)
+    save_file(contiguous(ref), os.path.join(d, "reference.safetensors"))
+
+    # Loader-format variants of the same weights.
+    sharded = os.path.join(out, "bert-tiny-sharded")
+    os.makedirs(sharded, exist_ok=True)
+    model.save_pretrained(sharded, max_shard_size="40KB")
+    binary = os.path.join(out, "bert-tiny-bin")
+    os.makedirs(binary, exist_ok=True)
+    shutil.copy(os.path.join(d, "config.json"), binary)
+    torch.save(model.state_dict(), os.path.join(binary, "pytorch_model.bin"))
+    fp16 = os.path.join(out, "bert-tiny-fp16")
+    os.makedirs(fp16, exist_ok=True)
+    shutil.copy(os.path.join(d, "config.json"), fp16)
+    save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, os.path.join(fp16, "model.fp16.safetensors"))
+    # The base model alone (keys without the `bert.` prefix, no classifier): the head must be
+    # initialised and reported.
+    base = os.path.join(out, "bert-tiny-base")
+    model.bert.save_pretrained(base)
+
+    prune_masks(model, d, {
+        "seed": [(m, n) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)],
+        "default": [(m, n) for n, m in model.named_modules()
+                    if isinstance(m, torch.nn.Linear) and ".encoder.layer." in f".{n}"],
+    })
+
+
+# ---------------------------------------------------------------- GPT-2
+
+def make_gpt2(out):
+    gen = seeded(2)
+    eos = 98
+    config = transformers.GPT2Config(
+        vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, activation_function="gelu_new",
+        resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1, layer_norm_epsilon=1e-5, bos_token_id=eos,
+        eos_token_id=eos, pad_token_id=eos, num_labels=2,
+    )
+    config._attn_implementation = "eager"
+    model = transformers.GPT2ForSequenceClassification(config).eval()
+    d = os.path.join(out, "gpt2-tiny")
+    save_checkpoint(model, d)
+    ref = {}
+    for side in ["right", "left"]:
+        ids = torch.randint(0, eos, (3, 10), generator=gen)
+        mask = torch.ones(3, 10, dtype=torch.long)
+        for row, length in [(1, 7), (2, 3)]:
+            if side == "right":
+                ids[row, length:] = eos
+                mask[row, length:] = 0
+            else:
+                ids[row, : 10 - length] = eos
+                mask[row, : 10 - length] = 0
+        store, handles = capture(model, model.transformer.drop, model.transformer.h)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            final = model.transformer.ln_f(store[f"hidden.{config.n_layer}"])
+        for h in handles:
+            h.remove()
+        ref[f"{side}.input_ids"] = ids
+        ref[f"{side}.attention_mask"] = mask
+        ref[f"{side}.logits"] = logits
+        ref[f"{side}.final"] = final
+        for k, v in store.items():
+            ref[f"{side}.{k}"] = v
+    save_file(contiguous(ref), os.path.join(d, "reference.safetensors"))
+
+    # The Hub's `gpt2` layout: GPT2LMHeadModel weights without the `transformer.` prefix, the
+    # causal-mask buffers `h.N.attn.bias` stored, no `score`.
+    hub = os.path.join(out, "gpt2-tiny-hub")
+    os.makedirs(hub, exist_ok=True)
+    state = {k: v for k, v in model.transformer.state_dict().items()}
+    n = config.n_positions
+    for i in range(config.n_layer):
+        state[f"h.{i}.attn.bias"] = torch.tril(torch.ones(n, n, dtype=torch.float32)).view(1, 1, n, n)
+    save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(hub, "model.safetensors"))
+    hub_config = json.loads(config.to_json_string())
+    hub_config["architectures"] = ["GPT2LMHeadModel"]
+    hub_config.pop("id2label", None)
+    hub_config.pop("label2id", None)
+    write_json(os.path.join(hub, "config.json"), hub_config)
+
+    prune_masks(model, d, {
+        # What the study pruned: nn.Linear modules only, i.e. GPT-2's `score` head alone.
+        "seed": [(m, n) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)],
+        # The corrected scope: the Conv1D attention and MLP weights of every block.
+        "default": [(m, n) for n, m in model.named_modules()
+                    if type(m).__name__ == "Conv1D" and ".h." in f".{n}"],
+    })
+
+
+# ---------------------------------------------------------------- pruning
+
+def prune_masks(model, out_dir, scopes):
+    """torch's global L1 unstructured masks at each amount, per scope."""
+    import copy
+    from torch.nn.utils import prune
+
+    for scope, modules in scopes.items():
+        for amount in AMOUNTS:
+            clone = copy.deepcopy(model)
+            by_name = dict(clone.named_modules())
+            params = [(by_name[name], "weight") for _, name in modules]
+            prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+            masks = {f"{name}.weight": by_name[name].weight_mask.to(torch.uint8) for _, name in modules}
+            save_file(contiguous(masks), os.path.join(out_dir, f"masks-{scope}-{int(amount * 100)}.safetensors"))
+
+
+# ---------------------------------------------------------------- real MiniLM
+
+MINILM_SENTENCES = [
+    "it 's a charming and often affecting journey . ",
+    "The sailors rode the breeze clear of the rocks.",
+    "unflinchingly bleak and desperate ",
+]
+
+
+def make_minilm(out, src):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(os.path.join(src, "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    encs = tok.encode_batch(MINILM_SENTENCES)
+    length = max(len(e.ids) for e in encs)
+    ids = torch.zeros(len(encs), length, dtype=torch.long)
+    mask = torch.zeros(len(encs), length, dtype=torch.long)
+    for i, e in enumerate(encs):
+        ids[i, : len(e.ids)] = torch.tensor(e.ids)
+        mask[i, : len(e.ids)] = 1
+    model = transformers.BertModel.from_pretrained(src, variant="fp16", dtype=torch.float32, attn_implementation="eager").eval()
+    store, handles = capture(model, model.embeddings, model.encoder.layer)
+    with torch.no_grad():
+        model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
+    for h in handles:
+        h.remove()
+    ref = {"input_ids": ids, "attention_mask": mask}
+    ref.update(store)
+    save_file(contiguous(ref), os.path.join(out, "minilm-reference.safetensors"))
+    write_json(os.path.join(out, "minilm-reference.json"), {"sentences": MINILM_SENTENCES})
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--minilm", help="directory of all-MiniLM-L6-v2 (config.json, tokenizer.json, model.fp16.safetensors)")
+    parser.add_argument("--only", nargs="*", help="fixture groups to make (bert gpt2 minilm)")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.set_num_threads(1)
+    groups = {"bert": lambda: make_bert(args.out), "gpt2": lambda: make_gpt2(args.out)}
+    if args.minilm:
+        groups["minilm"] = lambda: make_minilm(args.out, args.minilm)
+    failed = []
+    for name, make in groups.items():
+        if args.only and name not in args.only:
+            continue
+        try:
+            make()
+            print(f"made {name}", flush=True)
+        except Exception:  # keep going: one broken group must not cost the others
+            traceback.print_exc()
+            failed.append(name)
+    write_json(os.path.join(args.out, "versions.json"),
+               {"torch": torch.__version__, "transformers": transformers.__version__, "python": sys.version.split()[0]})
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
