@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 
 mod backend;
 mod data;
+mod inspect;
 mod model;
+mod prune;
 mod table;
 
 /// Measure what magnitude pruning costs pretrained transformers in accuracy and buys in speed.
@@ -39,6 +41,10 @@ enum Command {
     /// Inspect models (local directories or Hugging Face Hub ids)
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Weight statistics per tensor and per layer: how many weights are >> 0?
+    Inspect(inspect::InspectArgs),
+    /// Prune a model: compute masks, apply them, report sparsity, export
+    Prune(prune::PruneArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +66,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Data(cmd) => cmd.run(),
         Command::Model(cmd) => cmd.run(),
+        Command::Inspect(args) => args.run(),
+        Command::Prune(args) => args.run(),
     }
 }
 
@@ -86,7 +94,7 @@ fn init_logging(global: &GlobalArgs) {
     let default = if global.quiet {
         "warn"
     } else {
-        "warn,prunelab=info,prunelab_glue=info,prunelab_hub=info,prunelab_models=info"
+        "warn,prunelab=info,prunelab_glue=info,prunelab_hub=info,prunelab_models=info,prunelab_prune=info,prunelab_stats=info"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();

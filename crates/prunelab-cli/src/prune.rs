@@ -1,0 +1,223 @@
+//! `prunelab prune`: masks, their application, sparsity accounting and export.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use prunelab_glue::GlueTask;
+use prunelab_models::{ModelSource, load_as_stored, load_classifier};
+use prunelab_prune::export::{export_compressed, export_hf};
+use prunelab_prune::file::{load_masks, save_masks, write_atomic};
+use prunelab_prune::{DeviceMasks, PruneSpec, Scheme, Scope, ScopeKind, SparsityReport, compute_masks, sparsity};
+use prunelab_stats::weights;
+
+use crate::backend;
+use crate::table::{compact, thousands};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SchemeArg {
+    /// Global magnitude over the scope (torch's global_unstructured + L1Unstructured)
+    GlobalL1,
+    /// Magnitude within each tensor (torch's l1_unstructured per module)
+    LayerL1,
+    /// Keep N of every M weights along the input dimension (see --n, --m)
+    Nm,
+    /// Uniformly random over the scope (a baseline; see --seed)
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ScopeArg {
+    /// Attention and MLP weight matrices of every layer (Linear and GPT-2's Conv1D)
+    Default,
+    /// What the study pruned: every nn.Linear weight (for GPT-2, only the score head)
+    Seed,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// A model directory or a Hugging Face Hub model id
+    model: String,
+    /// Hub revision, for Hub ids
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// Pruning scheme
+    #[arg(long, value_enum, default_value_t = SchemeArg::GlobalL1)]
+    scheme: SchemeArg,
+    /// Fraction of the scope to prune, in [0, 1) (not used by nm)
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    amount: f64,
+    /// N of N:M (weights kept per group)
+    #[arg(long, default_value_t = 2)]
+    n: usize,
+    /// M of N:M (group size)
+    #[arg(long, default_value_t = 4)]
+    m: usize,
+    /// Seed of the random scheme
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Base scope
+    #[arg(long, value_enum, default_value_t = ScopeArg::Default)]
+    scope: ScopeArg,
+    /// Also prune parameters whose Hugging Face key matches (`*` is a wildcard); repeatable
+    #[arg(long, value_name = "PATTERN")]
+    include: Vec<String>,
+    /// Leave out parameters whose key matches; repeatable
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Apply the masks in this file instead of computing new ones
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scheme", "amount", "n", "m", "seed"])]
+    masks: Option<PathBuf>,
+    /// Size the classification head for this task (default: as stored in the checkpoint)
+    #[arg(long, value_enum)]
+    task: Option<GlueTask>,
+    /// Write masks.safetensors, sparsity.json and the pruned model (model/) here
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Also write the compressed checkpoint (bitmask + packed non-zeros) and compare sizes
+    #[arg(long, requires = "out")]
+    compressed: bool,
+}
+
+impl PruneArgs {
+    pub fn run(self) -> Result<()> {
+        let scope = Scope {
+            kind: match self.scope {
+                ScopeArg::Default => ScopeKind::Default,
+                ScopeArg::Seed => ScopeKind::Seed,
+            },
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+        };
+        let spec = PruneSpec {
+            scheme: match self.scheme {
+                SchemeArg::GlobalL1 => Scheme::GlobalL1,
+                SchemeArg::LayerL1 => Scheme::LayerL1,
+                SchemeArg::Nm => Scheme::NM { n: self.n, m: self.m },
+                SchemeArg::Random => Scheme::Random,
+            },
+            amount: self.amount,
+            seed: self.seed,
+        };
+        if self.masks.is_none() {
+            spec.validate()?;
+        }
+        if let Some(out) = &self.out {
+            check_writable(out)?;
+        }
+        let files = ModelSource::parse(&self.model, &self.revision)?
+            .resolve(&prunelab_hub::Hub::from_env())
+            .with_context(|| format!("finding model {}", self.model))?;
+        let device = backend::device();
+        let loaded = match self.task {
+            Some(task) => load_classifier::<backend::Backend>(&files, task.spec().num_labels(), &device)?,
+            None => load_as_stored::<backend::Backend>(&files, &device)?,
+        };
+        let naming = loaded.model.naming();
+        let loaded_config = loaded.config.clone();
+        let before = weights(&loaded.model, naming.as_ref());
+        let masks = match &self.masks {
+            Some(path) => load_masks(path, &before)?,
+            None => compute_masks(&before, &scope, &spec)?,
+        };
+        let started = std::time::Instant::now();
+        let model = DeviceMasks::<backend::Backend>::new(&masks, &device).apply(loaded.model);
+        let after = weights(&model, naming.as_ref());
+        tracing::info!(seconds = started.elapsed().as_secs_f64(), tensors = masks.masks.len(), "masks applied");
+        let report = sparsity(&after, &scope);
+        let mut out_text = render(&files.name, &spec, self.masks.is_some(), &report);
+        if let Some(out) = &self.out {
+            let mut meta = HashMap::from([
+                ("model".to_owned(), files.name.clone()),
+                ("scope".to_owned(), serde_json::to_string(&scope)?),
+            ]);
+            if self.masks.is_none() {
+                meta.insert("spec".to_owned(), serde_json::to_string(&spec)?);
+            }
+            save_masks(&masks, &out.join("masks.safetensors"), &meta)?;
+            let record = serde_json::json!({
+                "model": files.name,
+                "spec": (self.masks.is_none()).then_some(spec),
+                "masks_from": self.masks,
+                "scope": scope,
+                "sparsity": report,
+            });
+            write_atomic(&out.join("sparsity.json"), &serde_json::to_vec_pretty(&record)?)?;
+            // The head's weight is `[hidden, num_labels]` in Burn's layout.
+            let head = loaded_config.head_weight_key();
+            let num_labels = after.iter().find(|t| t.key == head).and_then(|t| t.shape.last().copied()).unwrap_or(2);
+            let model_dir = out.join("model");
+            let written = export_hf(&after, &files.config, num_labels, &model_dir)?;
+            if let Some(tok) = &files.tokenizer {
+                let bytes = std::fs::read(tok).with_context(|| format!("reading {}", tok.display()))?;
+                write_atomic(&model_dir.join("tokenizer.json"), &bytes)?;
+            }
+            let dense = written.last().map(|w| w.bytes).unwrap_or(0);
+            let _ = writeln!(
+                out_text,
+                "wrote {} (masks), {} (Hugging Face checkpoint, {}B)",
+                out.join("masks.safetensors").display(),
+                model_dir.display(),
+                compact(dense)
+            );
+            if self.compressed {
+                let packed = export_compressed(&after, &masks, &out.join("model.pruned.safetensors"))?;
+                let _ = writeln!(
+                    out_text,
+                    "compressed: {} ({}B, {:.1}% of the dense {}B)",
+                    packed.path.display(),
+                    compact(packed.bytes),
+                    100.0 * packed.bytes as f64 / dense.max(1) as f64,
+                    compact(dense)
+                );
+            }
+        }
+        #[allow(clippy::print_stdout)]
+        {
+            print!("{out_text}");
+        }
+        Ok(())
+    }
+}
+
+/// Fail before any work when the output directory cannot be created or written.
+fn check_writable(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the output directory {}", dir.display()))?;
+    let probe = dir.join(".prunelab-write-test");
+    std::fs::write(&probe, b"").with_context(|| format!("cannot write into the output directory {}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    Ok(())
+}
+
+fn render(model: &str, spec: &PruneSpec, from_file: bool, report: &SparsityReport) -> String {
+    let mut out = String::new();
+    let what =
+        if from_file { "masks from file".to_owned() } else { format!("{} at amount {}", spec.scheme, spec.amount) };
+    let _ = writeln!(out, "{model}: {what}, scope {}", report.scope);
+    let _ = writeln!(out, "{:<8} {:>12} {:>9} {:>14} {:>9}", "layer", "scope", "of scope", "all params", "of all");
+    for l in &report.layers {
+        let name = l.layer.map_or_else(|| "other".to_owned(), |i| i.to_string());
+        let _ = writeln!(
+            out,
+            "{name:<8} {:>12} {:>8.1}% {:>14} {:>8.1}%",
+            thousands(l.scope.params),
+            100.0 * l.scope.fraction(),
+            thousands(l.all.params),
+            100.0 * l.all.fraction()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "sparsity: {:.1}% of the scope ({} of {} weights are zero), {:.2}% of all {} parameters",
+        100.0 * report.scope_total.fraction(),
+        thousands(report.scope_total.zeros),
+        thousands(report.scope_total.params),
+        100.0 * report.all_total.fraction(),
+        thousands(report.all_total.params)
+    );
+    out
+}

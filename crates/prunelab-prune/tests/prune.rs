@@ -1,0 +1,163 @@
+//! Pruning end to end on the tiny fixture models: torch parity of global L1 masks (bit for
+//! bit), masks that hold, mask files, sparsity accounting and export round trips.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use burn::backend::NdArray;
+use prunelab_hub::Hub;
+use prunelab_models::{Classifier, ModelSource, load_classifier};
+use prunelab_prune::export::{export_compressed, export_hf, read_compressed};
+use prunelab_prune::file::{load_masks, save_masks};
+use prunelab_prune::{DeviceMasks, PruneSpec, Scheme, Scope, ScopeKind, compute_masks, sparsity};
+use prunelab_stats::{NamedTensor, weights};
+use safetensors::SafeTensors;
+
+type B = NdArray;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../prunelab-models/tests/fixtures")
+}
+
+fn model(name: &str) -> Classifier<B> {
+    let files = ModelSource::Dir(fixtures().join(name)).resolve(&Hub::new("/nonexistent", true)).unwrap();
+    load_classifier::<B>(&files, 2, &Default::default()).unwrap().model
+}
+
+fn tensors(model: &Classifier<B>) -> Vec<NamedTensor> {
+    let t = weights(model, model.naming().as_ref());
+    assert!(t.len() > 10, "the visitor saw the parameters");
+    t
+}
+
+fn global(amount: f64) -> PruneSpec {
+    PruneSpec { scheme: Scheme::GlobalL1, amount, seed: 0 }
+}
+
+fn torch_masks(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors().into_iter().map(|(k, v)| (k, v.data().to_vec())).collect()
+}
+
+#[test]
+fn global_l1_masks_equal_torch_bit_for_bit() {
+    for name in ["bert-tiny", "gpt2-tiny"] {
+        let t = tensors(&model(name));
+        for (scope, kind) in [("seed", ScopeKind::Seed), ("default", ScopeKind::Default)] {
+            for percent in [10, 50, 90] {
+                let set = compute_masks(&t, &Scope::new(kind), &global(percent as f64 / 100.0)).unwrap();
+                let theirs = torch_masks(&fixtures().join(format!("{name}/masks-{scope}-{percent}.safetensors")));
+                let ours: BTreeMap<String, Vec<u8>> =
+                    set.masks.iter().map(|m| (m.key.clone(), m.to_hf_bytes())).collect();
+                assert_eq!(
+                    ours.keys().collect::<Vec<_>>(),
+                    theirs.keys().collect::<Vec<_>>(),
+                    "{name} {scope}: same tensors"
+                );
+                for (key, mask) in &ours {
+                    assert!(mask == &theirs[key], "{name} {scope} {percent}%: mask of {key} differs from torch's");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_seed_scope_prunes_only_gpt2s_head() {
+    let t = tensors(&model("gpt2-tiny"));
+    let set = compute_masks(&t, &Scope::new(ScopeKind::Seed), &global(0.9)).unwrap();
+    assert_eq!(set.masks.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["score.weight"]);
+    let all: usize = t.iter().map(|t| t.values.len()).sum();
+    assert!(set.len_weights() * 400 < all, "the study pruned {} of {all} weights", set.len_weights());
+}
+
+#[test]
+fn applied_masks_give_the_exact_sparsity_and_hold() {
+    let m = model("bert-tiny");
+    let t = tensors(&m);
+    let scope = Scope::new(ScopeKind::Default);
+    let set = compute_masks(&t, &scope, &global(0.9)).unwrap();
+    let device_masks = DeviceMasks::<B>::new(&set, &Default::default());
+    let pruned = device_masks.apply(m);
+    let after = tensors(&pruned);
+    let report = sparsity(&after, &scope);
+    assert_eq!(report.scope_total.zeros, set.pruned());
+    assert_eq!(report.scope_total.zeros, prunelab_prune::nparams_to_prune(0.9, report.scope_total.params));
+    assert!(report.all_total.fraction() < report.scope_total.fraction(), "of all parameters is less than of the scope");
+    assert_eq!(report.layers.iter().map(|l| l.scope.params).sum::<usize>(), report.scope_total.params);
+    // Kept weights are untouched.
+    for (before, now) in t.iter().zip(&after) {
+        for (b, a) in before.values.iter().zip(&now.values) {
+            assert!(*a == 0.0 || a == b, "{}", before.key);
+        }
+    }
+    // Re-applying is idempotent.
+    let again = tensors(&device_masks.apply(pruned));
+    assert_eq!(again, after);
+}
+
+#[test]
+fn mask_files_round_trip_and_refuse_other_models() {
+    let t = tensors(&model("gpt2-tiny"));
+    let set = compute_masks(&t, &Scope::new(ScopeKind::Default), &global(0.5)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("masks.safetensors");
+    save_masks(&set, &path, &HashMap::from([("scheme".into(), "global-l1".into())])).unwrap();
+    assert_eq!(load_masks(&path, &t).unwrap(), set);
+
+    let other = tensors(&model("bert-tiny"));
+    let err = load_masks(&path, &other).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the masks do not fit this model: it has a mask for transformer.h.0.attn.c_attn.weight"),
+        "{err}"
+    );
+
+    std::fs::write(&path, b"not a mask file").unwrap();
+    assert!(load_masks(&path, &t).is_err());
+    // torch's own mask files are valid safetensors but carry no prunelab metadata.
+    let err = load_masks(&fixtures().join("gpt2-tiny/masks-default-50.safetensors"), &t).unwrap_err();
+    assert!(err.to_string().contains("not a prunelab mask file"), "{err}");
+}
+
+#[test]
+fn hf_export_reloads_to_the_same_pruned_model() {
+    let m = model("gpt2-tiny");
+    let t = tensors(&m);
+    let set = compute_masks(&t, &Scope::new(ScopeKind::Default), &global(0.5)).unwrap();
+    let pruned = tensors(&DeviceMasks::<B>::new(&set, &Default::default()).apply(m));
+    let dir = tempfile::tempdir().unwrap();
+    let written = export_hf(&pruned, &fixtures().join("gpt2-tiny/config.json"), 2, dir.path()).unwrap();
+    assert_eq!(written.len(), 2);
+    let reloaded = tensors(&model_from(dir.path()));
+    assert_eq!(reloaded, pruned);
+}
+
+fn model_from(dir: &Path) -> Classifier<B> {
+    let files = ModelSource::Dir(dir.into()).resolve(&Hub::new("/nonexistent", true)).unwrap();
+    load_classifier::<B>(&files, 2, &Default::default()).unwrap().model
+}
+
+#[test]
+fn compressed_export_round_trips_and_is_smaller() {
+    let m = model("bert-tiny");
+    let t = tensors(&m);
+    let set = compute_masks(&t, &Scope::new(ScopeKind::Default), &global(0.9)).unwrap();
+    let pruned = tensors(&DeviceMasks::<B>::new(&set, &Default::default()).apply(m));
+    let dir = tempfile::tempdir().unwrap();
+    let dense = export_hf(&pruned, &fixtures().join("bert-tiny/config.json"), 2, dir.path()).unwrap();
+    let packed = export_compressed(&pruned, &set, &dir.path().join("model.pruned.safetensors")).unwrap();
+    assert!(packed.bytes * 10 < dense[1].bytes * 7, "compressed {} vs dense {}", packed.bytes, dense[1].bytes);
+    let restored = read_compressed(&packed.path).unwrap();
+    let dense_file = std::fs::read(&dense[1].path).unwrap();
+    let st = SafeTensors::deserialize(&dense_file).unwrap();
+    assert_eq!(restored.len(), st.len());
+    for (key, (shape, values)) in restored {
+        let view = st.tensor(&key).unwrap();
+        assert_eq!(view.shape(), shape.as_slice(), "{key}");
+        let expected: Vec<f32> =
+            view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(values, expected, "{key}");
+    }
+}

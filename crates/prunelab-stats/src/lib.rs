@@ -1,0 +1,75 @@
+//! Weight statistics of any model: "what fraction of the weights are >> 0, overall and by layer?"
+//!
+//! [`weights`] walks a model through Burn's module visitor, naming each parameter with the
+//! architecture's Hugging Face key map ([`prunelab_models::HfNaming`]); it never imports a
+//! concrete model type. [`TensorStats`] summarises one tensor; [`GroupStats`] merges them by
+//! layer and [`Role`] (attention q/k/v/out, MLP in/out, embeddings, norms, biases, head).
+//!
+//! ```no_run
+//! # fn demo<B: burn::prelude::Backend>(model: &prunelab_models::Classifier<B>) {
+//! let tensors = prunelab_stats::weights(model, model.naming().as_ref());
+//! let stats: Vec<_> = tensors.iter().map(|t| prunelab_stats::TensorStats::of(t, 10)).collect();
+//! let layers = prunelab_stats::group_by_layer(&stats);
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod role;
+mod summary;
+
+pub use role::Role;
+pub use summary::{GroupStats, HISTOGRAM_EDGES, THRESHOLDS, TensorStats, group_by_layer, group_by_layer_and_role};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use prunelab_models::info::{PathTracker, classify};
+use prunelab_models::{HfModule, HfNaming};
+
+/// One parameter tensor's values with its names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    /// The Burn parameter path.
+    pub path: String,
+    /// The Hugging Face checkpoint key.
+    pub key: String,
+    /// The PyTorch module class owning it in transformers.
+    pub module: HfModule,
+    /// Layer index, for parameters inside a layer or block.
+    pub layer: Option<usize>,
+    /// What it is for.
+    pub role: Role,
+    /// Shape in Burn's layout (`Linear` weights `[in, out]`).
+    pub shape: Vec<usize>,
+    /// Values, row-major in Burn's layout.
+    pub values: Vec<f32>,
+}
+
+/// Every float parameter of `model` with its values (copied to the host), in module order.
+pub fn weights<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -> Vec<NamedTensor> {
+    struct Collect<'a> {
+        naming: &'a dyn HfNaming,
+        path: PathTracker,
+        out: Vec<NamedTensor>,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Collect<'_> {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.path.enter(name, container_type);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.exit();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let path = self.path.path();
+            let hf = self.naming.hf_param(&path);
+            let (_, layer) = classify(&hf.key, hf.module);
+            let tensor = param.val();
+            let shape = tensor.dims().to_vec();
+            let values = tensor.into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default();
+            let role = Role::of(&hf.key, hf.module);
+            self.out.push(NamedTensor { path, key: hf.key, module: hf.module, layer, role, shape, values });
+        }
+    }
+    let mut collect = Collect { naming, path: PathTracker::default(), out: Vec::new() };
+    model.visit(&mut collect);
+    collect.out
+}

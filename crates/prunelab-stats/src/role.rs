@@ -1,0 +1,147 @@
+//! What a parameter is for, from its Hugging Face key (works across BERT, GPT-2 and the
+//! BART/DeBERTa naming families).
+
+use prunelab_models::HfModule;
+
+/// The role of a parameter tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Token, position or segment embeddings.
+    Embedding,
+    /// Attention query weight.
+    AttnQuery,
+    /// Attention key weight.
+    AttnKey,
+    /// Attention value weight.
+    AttnValue,
+    /// Fused query/key/value weight (GPT-2's `c_attn`).
+    AttnQkv,
+    /// Attention output projection weight.
+    AttnOut,
+    /// First MLP projection weight (`hidden -> inner`).
+    MlpIn,
+    /// Second MLP projection weight (`inner -> hidden`).
+    MlpOut,
+    /// LayerNorm scale or shift.
+    Norm,
+    /// Bias of a projection inside a layer.
+    Bias,
+    /// Pooler and classification head (weights and biases).
+    Head,
+}
+
+impl Role {
+    /// Every role, in report order.
+    pub const ALL: [Role; 11] = [
+        Role::Embedding,
+        Role::AttnQuery,
+        Role::AttnKey,
+        Role::AttnValue,
+        Role::AttnQkv,
+        Role::AttnOut,
+        Role::MlpIn,
+        Role::MlpOut,
+        Role::Norm,
+        Role::Bias,
+        Role::Head,
+    ];
+
+    /// Name in tables and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Embedding => "embedding",
+            Role::AttnQuery => "attn_q",
+            Role::AttnKey => "attn_k",
+            Role::AttnValue => "attn_v",
+            Role::AttnQkv => "attn_qkv",
+            Role::AttnOut => "attn_out",
+            Role::MlpIn => "mlp_in",
+            Role::MlpOut => "mlp_out",
+            Role::Norm => "norm",
+            Role::Bias => "bias",
+            Role::Head => "head",
+        }
+    }
+
+    /// Whether this is an attention or MLP weight matrix (the default pruning scope).
+    pub fn is_layer_matrix(self) -> bool {
+        matches!(
+            self,
+            Role::AttnQuery
+                | Role::AttnKey
+                | Role::AttnValue
+                | Role::AttnQkv
+                | Role::AttnOut
+                | Role::MlpIn
+                | Role::MlpOut
+        )
+    }
+
+    /// The role of the parameter stored under `key`.
+    pub fn of(key: &str, module: HfModule) -> Role {
+        let in_layer = prunelab_models::info::classify(key, module).1.is_some();
+        match module {
+            HfModule::Embedding => return Role::Embedding,
+            HfModule::LayerNorm => return Role::Norm,
+            _ => {}
+        }
+        if !in_layer {
+            return Role::Head;
+        }
+        if key.ends_with(".bias") {
+            return Role::Bias;
+        }
+        let parts: Vec<&str> = key.split('.').collect();
+        let module_name = parts.iter().rev().nth(1).copied().unwrap_or_default();
+        let parent = parts.iter().rev().nth(2).copied().unwrap_or_default();
+        let in_attention = parts.iter().any(|p| matches!(*p, "attention" | "attn" | "self_attn" | "encoder_attn"));
+        match module_name {
+            "query" | "q_proj" | "query_proj" => Role::AttnQuery,
+            "key" | "k_proj" | "key_proj" => Role::AttnKey,
+            "value" | "v_proj" | "value_proj" => Role::AttnValue,
+            "c_attn" | "in_proj" => Role::AttnQkv,
+            "out_proj" | "o_proj" => Role::AttnOut,
+            "c_fc" | "fc1" => Role::MlpIn,
+            "fc2" => Role::MlpOut,
+            "c_proj" | "dense" if in_attention => Role::AttnOut,
+            "c_proj" => Role::MlpOut,
+            "dense" if parent == "intermediate" => Role::MlpIn,
+            "dense" if parent == "output" => Role::MlpOut,
+            _ if in_attention => Role::AttnOut,
+            _ => Role::MlpIn,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use HfModule::*;
+
+    #[test]
+    fn roles_of_bert_and_gpt2_keys() {
+        let cases = [
+            ("bert.encoder.layer.0.attention.self.query.weight", Linear, Role::AttnQuery),
+            ("bert.encoder.layer.0.attention.self.key.weight", Linear, Role::AttnKey),
+            ("bert.encoder.layer.0.attention.self.value.weight", Linear, Role::AttnValue),
+            ("bert.encoder.layer.0.attention.output.dense.weight", Linear, Role::AttnOut),
+            ("bert.encoder.layer.0.intermediate.dense.weight", Linear, Role::MlpIn),
+            ("bert.encoder.layer.0.output.dense.weight", Linear, Role::MlpOut),
+            ("bert.encoder.layer.0.output.dense.bias", Linear, Role::Bias),
+            ("bert.encoder.layer.0.output.LayerNorm.weight", LayerNorm, Role::Norm),
+            ("bert.embeddings.word_embeddings.weight", Embedding, Role::Embedding),
+            ("bert.pooler.dense.weight", Linear, Role::Head),
+            ("classifier.bias", Linear, Role::Head),
+            ("transformer.h.3.attn.c_attn.weight", Conv1D, Role::AttnQkv),
+            ("transformer.h.3.attn.c_proj.weight", Conv1D, Role::AttnOut),
+            ("transformer.h.3.mlp.c_fc.weight", Conv1D, Role::MlpIn),
+            ("transformer.h.3.mlp.c_proj.weight", Conv1D, Role::MlpOut),
+            ("transformer.h.3.ln_1.weight", LayerNorm, Role::Norm),
+            ("score.weight", Linear, Role::Head),
+        ];
+        for (key, module, role) in cases {
+            assert_eq!(Role::of(key, module), role, "{key}");
+        }
+    }
+}
