@@ -25,6 +25,19 @@ enum SchemeArg {
     Nm,
     /// Uniformly random over the scope (a baseline; see --seed)
     Random,
+    /// Remove whole attention heads and MLP neurons (the same fraction in every layer, ranked by
+    /// L2 norm) and compact the matrices; see --targets
+    Structured,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Targets {
+    /// Heads and neurons
+    Both,
+    /// Attention heads only
+    Heads,
+    /// MLP neurons only
+    Neurons,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,6 +91,9 @@ pub struct PruneArgs {
     /// Also write the compressed checkpoint (bitmask + packed non-zeros) and compare sizes
     #[arg(long, requires = "out")]
     compressed: bool,
+    /// What --scheme structured removes
+    #[arg(long, value_enum, default_value_t = Targets::Both)]
+    targets: Targets,
 }
 
 impl PruneArgs {
@@ -90,12 +106,16 @@ impl PruneArgs {
             include: self.include.clone(),
             exclude: self.exclude.clone(),
         };
+        if self.scheme == SchemeArg::Structured {
+            return self.run_structured();
+        }
         let spec = PruneSpec {
             scheme: match self.scheme {
                 SchemeArg::GlobalL1 => Scheme::GlobalL1,
                 SchemeArg::LayerL1 => Scheme::LayerL1,
                 SchemeArg::Nm => Scheme::NM { n: self.n, m: self.m },
                 SchemeArg::Random => Scheme::Random,
+                SchemeArg::Structured => unreachable!("handled above"),
             },
             amount: self.amount,
             seed: self.seed,
@@ -148,7 +168,7 @@ impl PruneArgs {
             let head = loaded_config.head_weight_key();
             let num_labels = after.iter().find(|t| t.key == head).and_then(|t| t.shape.last().copied()).unwrap_or(2);
             let model_dir = out.join("model");
-            let written = export_hf(&after, &files.config, num_labels, &model_dir)?;
+            let written = export_hf(&after, &files.config, num_labels, &[], &model_dir)?;
             if let Some(tok) = &files.tokenizer {
                 let bytes = std::fs::read(tok).with_context(|| format!("reading {}", tok.display()))?;
                 write_atomic(&model_dir.join("tokenizer.json"), &bytes)?;
@@ -176,6 +196,94 @@ impl PruneArgs {
         #[allow(clippy::print_stdout)]
         {
             print!("{out_text}");
+        }
+        Ok(())
+    }
+}
+
+impl PruneArgs {
+    /// `--scheme structured`: plan, compact, report, export the smaller model.
+    fn run_structured(self) -> Result<()> {
+        use prunelab_prune::structured::{StructuredSpec, compact, plan};
+        let spec = StructuredSpec {
+            heads: if self.targets == Targets::Neurons { 0.0 } else { self.amount },
+            neurons: if self.targets == Targets::Heads { 0.0 } else { self.amount },
+        };
+        if self.masks.is_some() || !self.include.is_empty() || !self.exclude.is_empty() || self.compressed {
+            bail!(
+                "--scheme structured removes whole heads and neurons of every layer: it takes no --masks, --include, --exclude or --compressed"
+            );
+        }
+        if let Some(out) = &self.out {
+            check_writable(out)?;
+        }
+        let files = ModelSource::parse(&self.model, &self.revision)?
+            .resolve(&prunelab_hub::Hub::from_env())
+            .with_context(|| format!("finding model {}", self.model))?;
+        let device = backend::device();
+        let loaded = match self.task {
+            Some(task) => load_classifier::<backend::Backend>(&files, task.spec().num_labels(), &device)?,
+            None => load_as_stored::<backend::Backend>(&files, &device)?,
+        };
+        let tensors = weights(&loaded.model, loaded.model.naming().as_ref());
+        let p = plan(&tensors, &loaded.config.heads_per_layer(), loaded.config.head_dim(), &spec)?;
+        let compacted = compact(&tensors, &p)?;
+        let before: usize = tensors.iter().map(|t| t.values.len()).sum();
+        let after: usize = compacted.iter().map(|t| t.values.len()).sum();
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "{}: structured, {:.0}% of heads and {:.0}% of MLP neurons removed per layer",
+            files.name,
+            100.0 * spec.heads,
+            100.0 * spec.neurons
+        );
+        let _ = writeln!(text, "{:<6} {:>12} {:>14}", "layer", "heads kept", "neurons kept");
+        for l in &p.layers {
+            let _ = writeln!(
+                text,
+                "{:<6} {:>12} {:>14}",
+                l.layer,
+                format!("{}/{}", l.kept_heads.len(), l.heads_before),
+                format!("{}/{}", l.kept_neurons.len(), l.neurons_before)
+            );
+        }
+        let _ = writeln!(
+            text,
+            "parameters: {} -> {} ({:.1}% removed)",
+            thousands(before),
+            thousands(after),
+            100.0 * (before - after) as f64 / before as f64
+        );
+        if let Some(out) = &self.out {
+            let heads_pruned = p.layers.iter().any(|l| l.kept_heads.len() < l.heads_before);
+            let mut overrides = vec![(loaded.config.inner_size_key(), serde_json::json!(p.neurons()))];
+            if heads_pruned {
+                overrides.push(("prunelab_heads", serde_json::json!(p.heads())));
+            }
+            let head = loaded.config.head_weight_key();
+            let num_labels =
+                compacted.iter().find(|t| t.key == head).and_then(|t| t.shape.last().copied()).unwrap_or(2);
+            let model_dir = out.join("model");
+            export_hf(&compacted, &files.config, num_labels, &overrides, &model_dir)?;
+            if let Some(tok) = &files.tokenizer {
+                let bytes = std::fs::read(tok).with_context(|| format!("reading {}", tok.display()))?;
+                write_atomic(&model_dir.join("tokenizer.json"), &bytes)?;
+            }
+            write_atomic(
+                &out.join("structured.json"),
+                &serde_json::to_vec_pretty(&serde_json::json!({"model": files.name, "spec": spec, "plan": p}))?,
+            )?;
+            let loads_in = if heads_pruned {
+                "prunelab (transformers 5 cannot load fewer heads)"
+            } else {
+                "transformers and prunelab"
+            };
+            let _ = writeln!(text, "wrote {} (compacted checkpoint; loads in {loads_in})", model_dir.display());
+        }
+        #[allow(clippy::print_stdout)]
+        {
+            print!("{text}");
         }
         Ok(())
     }

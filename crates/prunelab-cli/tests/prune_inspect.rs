@@ -138,3 +138,28 @@ fn bad_prune_arguments_are_clear_errors() {
         text(&out).1
     );
 }
+
+#[test]
+fn structured_pruning_compacts_and_the_result_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = prunelab(&[
+        "prune",
+        &fixture("bert-tiny"),
+        "--scheme",
+        "structured",
+        "--amount",
+        "0.5",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.lines().any(|l| l.split_whitespace().eq(["1", "2/4", "19/37"])), "{stdout}");
+    let info = prunelab(&["model", "info", dir.path().join("model").to_str().unwrap()]);
+    let (stdout, stderr) = text(&info);
+    assert!(info.status.success(), "{stderr}");
+    assert!(stdout.contains("intermediate_size 19"), "{stdout}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("model/config.json")).unwrap()).unwrap();
+    assert_eq!(config["prunelab_heads"], serde_json::json!([2, 2]));
+}

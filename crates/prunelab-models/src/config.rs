@@ -100,6 +100,30 @@ impl ModelConfig {
         }
     }
 
+    /// The JSON key of the feed-forward inner size (`intermediate_size`, `n_inner`).
+    pub fn inner_size_key(&self) -> &'static str {
+        match self {
+            ModelConfig::Bert(_) => "intermediate_size",
+            ModelConfig::Gpt2(_) => "n_inner",
+        }
+    }
+
+    /// Head dimension (hidden size / configured heads).
+    pub fn head_dim(&self) -> usize {
+        match self {
+            ModelConfig::Bert(c) => c.hidden_size / c.num_attention_heads,
+            ModelConfig::Gpt2(c) => c.n_embd / c.n_head,
+        }
+    }
+
+    /// Attention heads per layer, after any structured pruning.
+    pub fn heads_per_layer(&self) -> Vec<usize> {
+        match self {
+            ModelConfig::Bert(c) => (0..c.num_hidden_layers).map(|i| c.heads_in_layer(i)).collect(),
+            ModelConfig::Gpt2(c) => (0..c.n_layer).map(|i| c.heads_in_layer(i)).collect(),
+        }
+    }
+
     /// The checkpoint key of the classification head's weight.
     pub fn head_weight_key(&self) -> &'static str {
         match self {
@@ -140,6 +164,15 @@ impl ModelConfig {
         };
         if heads == 0 || hidden % heads != 0 {
             return bad("num_attention_heads", format!("{heads} heads do not divide the hidden size {hidden}"));
+        }
+        let (layers, kept) = match self {
+            ModelConfig::Bert(c) => (c.num_hidden_layers, &c.prunelab_heads),
+            ModelConfig::Gpt2(c) => (c.n_layer, &c.prunelab_heads),
+        };
+        if let Some(kept) = kept {
+            if kept.len() != layers || kept.iter().any(|&k| k == 0 || k > heads) {
+                return bad("prunelab_heads", format!("needs {layers} values in 1..={heads}, got {kept:?}"));
+            }
         }
         if crate::layers::Activation::from_hf(act).is_none() {
             return bad(

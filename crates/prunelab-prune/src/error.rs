@@ -42,6 +42,12 @@ pub enum Error {
         /// What does not fit.
         message: String,
     },
+    /// A model whose layers lack the matrices structured pruning needs.
+    #[error("structured pruning: {message}")]
+    Structured {
+        /// What is missing.
+        message: String,
+    },
     /// A file that cannot be read or written.
     #[error("{}: {source}", path.display())]
     Io {

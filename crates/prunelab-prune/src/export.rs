@@ -59,9 +59,15 @@ fn serialize(
     Ok(Written { path: path.into(), bytes: data.len() as u64 })
 }
 
-/// Write `dir/config.json` (the model's own, with the head size set to `num_labels`) and
-/// `dir/model.safetensors` with every tensor in `tensors`.
-pub fn export_hf(tensors: &[NamedTensor], config_json: &Path, num_labels: usize, dir: &Path) -> Result<Vec<Written>> {
+/// Write `dir/config.json` (the model's own, with the head size set to `num_labels` and the
+/// `overrides` applied) and `dir/model.safetensors` with every tensor in `tensors`.
+pub fn export_hf(
+    tensors: &[NamedTensor],
+    config_json: &Path,
+    num_labels: usize,
+    overrides: &[(&str, serde_json::Value)],
+    dir: &Path,
+) -> Result<Vec<Written>> {
     let text = std::fs::read_to_string(config_json).map_err(Error::io(config_json))?;
     let mut config: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::Format { path: config_json.into(), message: e.to_string() })?;
@@ -73,6 +79,9 @@ pub fn export_hf(tensors: &[NamedTensor], config_json: &Path, num_labels: usize,
         obj.insert("id2label".into(), labels.into());
         obj.insert("label2id".into(), ids.into());
         obj.remove("num_labels");
+        for (key, value) in overrides {
+            obj.insert((*key).to_owned(), value.clone());
+        }
     }
     let config_path = dir.join("config.json");
     let config_bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();

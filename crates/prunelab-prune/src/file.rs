@@ -42,7 +42,9 @@ pub fn load_masks(path: &Path, tensors: &[NamedTensor]) -> Result<MaskSet> {
     let by_key: HashMap<&str, &NamedTensor> = tensors.iter().map(|t| (t.key.as_str(), t)).collect();
     let mismatch = |message: String| Error::MaskMismatch { path: path.into(), message };
     let mut masks = Vec::new();
-    for (key, view) in st.tensors() {
+    let mut stored = st.tensors();
+    stored.sort_by(|a, b| a.0.cmp(&b.0)); // deterministic error messages
+    for (key, view) in stored {
         let Some(t) = by_key.get(key.as_str()) else {
             return Err(mismatch(format!("it has a mask for {key}, which this model does not have")));
         };

@@ -8,6 +8,7 @@
 //! - [`apply`]: masks multiplied into a model, once or after every optimizer step.
 //! - [`file`]: mask files (safetensors, torch's layout), checked against the model on load.
 //! - [`sparsity`]: zeros per layer and overall, of the scope and of all parameters.
+//! - [`structured`]: whole heads and MLP neurons removed, matrices physically compacted.
 //! - [`export`]: a Hugging Face checkpoint with zeros in place, and a compressed form.
 //!
 //! Everything works on [`prunelab_stats::NamedTensor`]s and Burn module paths, never on a
@@ -21,6 +22,7 @@ pub mod file;
 pub mod masks;
 pub mod scope;
 pub mod sparsity;
+pub mod structured;
 
 pub use apply::DeviceMasks;
 pub use error::{Error, Result};

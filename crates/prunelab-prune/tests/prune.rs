@@ -128,7 +128,7 @@ fn hf_export_reloads_to_the_same_pruned_model() {
     let set = compute_masks(&t, &Scope::new(ScopeKind::Default), &global(0.5)).unwrap();
     let pruned = tensors(&DeviceMasks::<B>::new(&set, &Default::default()).apply(m));
     let dir = tempfile::tempdir().unwrap();
-    let written = export_hf(&pruned, &fixtures().join("gpt2-tiny/config.json"), 2, dir.path()).unwrap();
+    let written = export_hf(&pruned, &fixtures().join("gpt2-tiny/config.json"), 2, &[], dir.path()).unwrap();
     assert_eq!(written.len(), 2);
     let reloaded = tensors(&model_from(dir.path()));
     assert_eq!(reloaded, pruned);
@@ -146,7 +146,7 @@ fn compressed_export_round_trips_and_is_smaller() {
     let set = compute_masks(&t, &Scope::new(ScopeKind::Default), &global(0.9)).unwrap();
     let pruned = tensors(&DeviceMasks::<B>::new(&set, &Default::default()).apply(m));
     let dir = tempfile::tempdir().unwrap();
-    let dense = export_hf(&pruned, &fixtures().join("bert-tiny/config.json"), 2, dir.path()).unwrap();
+    let dense = export_hf(&pruned, &fixtures().join("bert-tiny/config.json"), 2, &[], dir.path()).unwrap();
     let packed = export_compressed(&pruned, &set, &dir.path().join("model.pruned.safetensors")).unwrap();
     assert!(packed.bytes * 10 < dense[1].bytes * 7, "compressed {} vs dense {}", packed.bytes, dense[1].bytes);
     let restored = read_compressed(&packed.path).unwrap();
@@ -159,5 +159,80 @@ fn compressed_export_round_trips_and_is_smaller() {
         let expected: Vec<f32> =
             view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(values, expected, "{key}");
+    }
+}
+
+/// A compacted model (heads and neurons physically removed) computes what the dense model
+/// computes with the same heads' and neurons' output rows zeroed — and has fewer parameters.
+#[test]
+fn structured_compaction_equals_zeroing_the_same_structures() {
+    use burn::tensor::{Int, Tensor};
+    use prunelab_models::{ModelConfig, ModelInput};
+    use prunelab_prune::structured::{StructuredSpec, compact, plan};
+    use prunelab_prune::{Mask, MaskSet};
+    use prunelab_stats::Role;
+
+    for (name, ids, pad) in [
+        ("bert-tiny", [[2i64, 5, 6, 7, 8, 9, 3], [2, 10, 11, 3, 0, 0, 0]], 0),
+        ("gpt2-tiny", [[7i64, 5, 6, 7, 8, 9, 3], [12, 10, 11, 3, 98, 98, 98]], 98),
+    ] {
+        let dense = model(name);
+        let t = tensors(&dense);
+        let config = ModelConfig::from_file(&fixtures().join(name).join("config.json")).unwrap();
+        let spec = StructuredSpec { heads: 0.5, neurons: 0.5 };
+        let p = plan(&t, &config.heads_per_layer(), config.head_dim(), &spec).unwrap();
+        assert!(p.layers.iter().all(|l| l.kept_heads.len() == 2), "{name}: 2 of 4 heads kept");
+        let compacted = compact(&t, &p).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let overrides = [
+            ("prunelab_heads", serde_json::json!(p.heads())),
+            (config.inner_size_key(), serde_json::json!(p.neurons())),
+        ];
+        export_hf(&compacted, &fixtures().join(name).join("config.json"), 2, &overrides, dir.path()).unwrap();
+        let small = model_from(dir.path());
+        let count = |m: &Classifier<B>| burn::module::Module::<B>::num_params(m);
+        assert!(count(&small) < count(&dense), "{name}: {} vs {}", count(&small), count(&dense));
+
+        // The same structures zeroed in the dense model: output-projection rows of dropped
+        // heads, second-MLP rows of dropped neurons.
+        let mut masks = Vec::new();
+        for lp in &p.layers {
+            for (role, kept_rows) in [
+                (
+                    Role::AttnOut,
+                    lp.kept_heads.iter().flat_map(|h| h * p.head_dim..(h + 1) * p.head_dim).collect::<Vec<_>>(),
+                ),
+                (Role::MlpOut, lp.kept_neurons.clone()),
+            ] {
+                let x = t.iter().find(|x| x.layer == Some(lp.layer) && x.role == role).unwrap();
+                let cols = x.shape[1];
+                let keep = (0..x.values.len()).map(|i| kept_rows.contains(&(i / cols))).collect();
+                masks.push(Mask {
+                    key: x.key.clone(),
+                    path: x.path.clone(),
+                    module: x.module,
+                    layer: x.layer,
+                    role,
+                    shape: x.shape.clone(),
+                    keep,
+                });
+            }
+        }
+        let zeroed = DeviceMasks::<B>::new(&MaskSet { masks }, &Default::default()).apply(dense);
+
+        let device = Default::default();
+        let input = || ModelInput::<B> {
+            input_ids: Tensor::<B, 2, Int>::from_data(ids, &device),
+            attention_mask: Tensor::<B, 2, Int>::from_data(
+                ids.map(|r| r.map(|v| i64::from(v != pad || r[0] == v))),
+                &device,
+            ),
+            token_type_ids: None,
+        };
+        let a = small.forward(input()).into_data().to_vec::<f32>().unwrap();
+        let b = zeroed.forward(input()).into_data().to_vec::<f32>().unwrap();
+        let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(max < 1e-5, "{name}: compacted vs zeroed logits differ by {max}");
     }
 }

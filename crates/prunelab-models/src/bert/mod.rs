@@ -47,6 +47,10 @@ pub struct BertConfig {
     pub position_embedding_type: String,
     /// Dropout before the classifier (`hidden_dropout_prob` when unset).
     pub classifier_dropout: Option<f64>,
+    /// prunelab's extension: attention heads kept in each layer after structured pruning
+    /// (absent: `num_attention_heads` everywhere). transformers 5 has no head pruning, so
+    /// checkpoints with fewer heads load in prunelab only.
+    pub prunelab_heads: Option<Vec<usize>>,
     /// Declared labels.
     #[serde(flatten)]
     pub labels: LabelFields,
@@ -70,6 +74,7 @@ impl Default for BertConfig {
             pad_token_id: Some(0),
             position_embedding_type: "absolute".into(),
             classifier_dropout: None,
+            prunelab_heads: None,
             labels: LabelFields::default(),
         }
     }

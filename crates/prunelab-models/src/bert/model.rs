@@ -8,6 +8,11 @@ use super::BertConfig;
 use crate::layers::{self, Activation};
 
 impl BertConfig {
+    /// Attention heads of layer `i` (fewer than `num_attention_heads` after structured pruning).
+    pub fn heads_in_layer(&self, i: usize) -> usize {
+        self.prunelab_heads.as_ref().and_then(|h| h.get(i).copied()).unwrap_or(self.num_attention_heads)
+    }
+
     fn activation(&self) -> Activation {
         // Validated when the config was read.
         Activation::from_hf(&self.hidden_act).unwrap_or(Activation::Gelu)
@@ -24,31 +29,36 @@ impl BertConfig {
     /// The encoder with its pooler (`BertModel`).
     pub fn init<B: Backend>(&self, device: &B::Device) -> BertModel<B> {
         let h = self.hidden_size;
+        let head_dim = h / self.num_attention_heads;
         let hidden_dropout = DropoutConfig::new(self.hidden_dropout_prob);
-        let layer = |_| BertLayer {
-            attention: BertAttention {
-                self_attn: BertSelfAttention {
-                    query: self.linear(h, h, device),
-                    key: self.linear(h, h, device),
-                    value: self.linear(h, h, device),
-                    dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
-                    num_heads: self.num_attention_heads,
+        let layer = |i: usize| {
+            let heads = self.heads_in_layer(i);
+            let attn = heads * head_dim;
+            BertLayer {
+                attention: BertAttention {
+                    self_attn: BertSelfAttention {
+                        query: self.linear(h, attn, device),
+                        key: self.linear(h, attn, device),
+                        value: self.linear(h, attn, device),
+                        dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
+                        num_heads: heads,
+                    },
+                    output: BertSelfOutput {
+                        dense: self.linear(attn, h, device),
+                        layer_norm: self.layer_norm(device),
+                        dropout: hidden_dropout.init(),
+                    },
                 },
-                output: BertSelfOutput {
-                    dense: self.linear(h, h, device),
+                intermediate: BertIntermediate {
+                    dense: self.linear(h, self.intermediate_size, device),
+                    act: self.activation(),
+                },
+                output: BertOutput {
+                    dense: self.linear(self.intermediate_size, h, device),
                     layer_norm: self.layer_norm(device),
                     dropout: hidden_dropout.init(),
                 },
-            },
-            intermediate: BertIntermediate {
-                dense: self.linear(h, self.intermediate_size, device),
-                act: self.activation(),
-            },
-            output: BertOutput {
-                dense: self.linear(self.intermediate_size, h, device),
-                layer_norm: self.layer_norm(device),
-                dropout: hidden_dropout.init(),
-            },
+            }
         };
         BertModel {
             embeddings: BertEmbeddings {

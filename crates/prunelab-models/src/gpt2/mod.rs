@@ -51,6 +51,10 @@ pub struct Gpt2Config {
     pub eos_token_id: Option<u32>,
     /// Padding token id (GPT-2 has none; the end-of-text token is used, as transformers users do).
     pub pad_token_id: Option<u32>,
+    /// prunelab's extension: attention heads kept in each block after structured pruning
+    /// (absent: `n_head` everywhere). transformers 5 has no head pruning, so checkpoints with
+    /// fewer heads load in prunelab only.
+    pub prunelab_heads: Option<Vec<usize>>,
     /// Declared labels.
     #[serde(flatten)]
     pub labels: LabelFields,
@@ -87,6 +91,7 @@ impl Default for Gpt2Config {
             scale_attn_by_inverse_layer_idx: false,
             eos_token_id: Some(50256),
             pad_token_id: None,
+            prunelab_heads: None,
             labels: LabelFields::default(),
         }
     }

@@ -8,6 +8,11 @@ use super::Gpt2Config;
 use crate::layers::{self, Activation};
 
 impl Gpt2Config {
+    /// Attention heads of block `i` (fewer than `n_head` after structured pruning).
+    pub fn heads_in_layer(&self, i: usize) -> usize {
+        self.prunelab_heads.as_ref().and_then(|h| h.get(i).copied()).unwrap_or(self.n_head)
+    }
+
     fn layer_norm<B: Backend>(&self, device: &B::Device) -> LayerNorm<B> {
         LayerNormConfig::new(self.n_embd).with_epsilon(self.layer_norm_epsilon).init(device)
     }
@@ -21,14 +26,16 @@ impl Gpt2Config {
             if self.scale_attn_by_inverse_layer_idx {
                 scale /= (i + 1) as f64;
             }
+            let heads = self.heads_in_layer(i);
+            let attn = heads * head_dim;
             Gpt2Block {
                 ln_1: self.layer_norm(device),
                 attn: Gpt2Attention {
-                    c_attn: LinearConfig::new(d, 3 * d).init(device),
-                    c_proj: LinearConfig::new(d, d).init(device),
+                    c_attn: LinearConfig::new(d, 3 * attn).init(device),
+                    c_proj: LinearConfig::new(attn, d).init(device),
                     attn_dropout: DropoutConfig::new(self.attn_pdrop).init(),
                     resid_dropout: DropoutConfig::new(self.resid_pdrop).init(),
-                    num_heads: self.n_head,
+                    num_heads: heads,
                     scale,
                 },
                 ln_2: self.layer_norm(device),
