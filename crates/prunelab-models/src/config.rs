@@ -169,10 +169,10 @@ impl ModelConfig {
             ModelConfig::Bert(c) => (c.num_hidden_layers, &c.prunelab_heads),
             ModelConfig::Gpt2(c) => (c.n_layer, &c.prunelab_heads),
         };
-        if let Some(kept) = kept {
-            if kept.len() != layers || kept.iter().any(|&k| k == 0 || k > heads) {
-                return bad("prunelab_heads", format!("needs {layers} values in 1..={heads}, got {kept:?}"));
-            }
+        if let Some(kept) = kept
+            && (kept.len() != layers || kept.iter().any(|&k| k == 0 || k > heads))
+        {
+            return bad("prunelab_heads", format!("needs {layers} values in 1..={heads}, got {kept:?}"));
         }
         if crate::layers::Activation::from_hf(act).is_none() {
             return bad(

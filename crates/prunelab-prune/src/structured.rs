@@ -179,6 +179,12 @@ fn select_rows(t: &NamedTensor, rows: &[usize]) -> NamedTensor {
     NamedTensor { shape: vec![rows.len(), cols], values, ..t.clone() }
 }
 
+/// Which slices of a tensor survive compaction.
+enum Select {
+    Columns(Vec<usize>),
+    Rows(Vec<usize>),
+}
+
 /// Apply `plan`: the tensors of the compacted model (others unchanged), in the same order.
 pub fn compact(tensors: &[NamedTensor], plan: &StructuredPlan) -> Result<Vec<NamedTensor>> {
     let mut out: Vec<NamedTensor> = tensors.to_vec();
@@ -199,27 +205,21 @@ pub fn compact(tensors: &[NamedTensor], plan: &StructuredPlan) -> Result<Vec<Nam
         let head_rows: Vec<usize> =
             lp.kept_heads.iter().flat_map(|&h| (0..plan.head_dim).map(move |d| h * plan.head_dim + d)).collect();
         let bias_of = |w: &NamedTensor| w.key.strip_suffix(".weight").map(|stem| format!("{stem}.bias"));
-        let mut edits: Vec<(String, Box<dyn Fn(&NamedTensor) -> NamedTensor>)> = Vec::new();
+        let mut edits: Vec<(String, Select)> = Vec::new();
         for m in &t.qkv {
-            let cols = head_cols.clone();
-            edits.push((m.key.clone(), Box::new(move |x| select_columns(x, &cols))));
-            if let Some(b) = bias_of(m) {
-                let cols = head_cols.clone();
-                edits.push((b, Box::new(move |x| select_columns(x, &cols))));
-            }
+            edits.push((m.key.clone(), Select::Columns(head_cols.clone())));
+            edits.extend(bias_of(m).map(|b| (b, Select::Columns(head_cols.clone()))));
         }
-        edits.push((t.out.key.clone(), Box::new(move |x| select_rows(x, &head_rows))));
-        let neurons = lp.kept_neurons.clone();
-        edits.push((t.mlp_in.key.clone(), Box::new(move |x| select_columns(x, &neurons))));
-        if let Some(b) = bias_of(t.mlp_in) {
-            let neurons = lp.kept_neurons.clone();
-            edits.push((b, Box::new(move |x| select_columns(x, &neurons))));
-        }
-        let neurons = lp.kept_neurons.clone();
-        edits.push((t.mlp_out.key.clone(), Box::new(move |x| select_rows(x, &neurons))));
-        for (key, edit) in edits {
+        edits.push((t.out.key.clone(), Select::Rows(head_rows)));
+        edits.push((t.mlp_in.key.clone(), Select::Columns(lp.kept_neurons.clone())));
+        edits.extend(bias_of(t.mlp_in).map(|b| (b, Select::Columns(lp.kept_neurons.clone()))));
+        edits.push((t.mlp_out.key.clone(), Select::Rows(lp.kept_neurons.clone())));
+        for (key, select) in edits {
             if let Some(slot) = out.iter_mut().find(|x| x.key == key) {
-                *slot = edit(slot);
+                *slot = match &select {
+                    Select::Columns(cols) => select_columns(slot, cols),
+                    Select::Rows(rows) => select_rows(slot, rows),
+                };
             }
         }
     }
