@@ -64,7 +64,10 @@ pub fn weights<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -> Ve
             let (_, layer) = classify(&hf.key, hf.module);
             let tensor = param.val();
             let shape = tensor.dims().to_vec();
-            let values = tensor.into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default();
+            // Flatten first: burn-ndarray copies a shared multi-dimensional array element by
+            // element (36 ns each; 1.4 s for GPT-2's embedding matrix), a 1-D one 10x faster.
+            let flat = tensor.reshape([shape.iter().product::<usize>()]);
+            let values = flat.into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default();
             let role = Role::of(&hf.key, hf.module);
             self.out.push(NamedTensor { path, key: hf.key, module: hf.module, layer, role, shape, values });
         }
