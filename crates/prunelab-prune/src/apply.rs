@@ -77,7 +77,8 @@ impl<B: Backend> ModuleMapper<B> for ApplyMapper<'_, B> {
         param.map(|tensor| {
             let shape: [usize; D] = tensor.dims();
             let require_grad = tensor.is_require_grad();
-            (tensor.detach() * mask.clone().reshape(shape)).set_require_grad(require_grad)
+            // Detach the product too: on an autodiff backend a parameter must be a leaf.
+            (tensor.detach() * mask.clone().reshape(shape)).detach().set_require_grad(require_grad)
         })
     }
 }

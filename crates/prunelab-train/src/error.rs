@@ -1,0 +1,30 @@
+//! The one error type of `prunelab-train`.
+
+/// Errors from training and evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The loss became NaN or infinite.
+    #[error("the loss is {value} at epoch {epoch}, step {step} (diverged: lower the learning rate)")]
+    NonFinite {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Optimizer step (1-based).
+        step: usize,
+        /// The loss value.
+        value: f32,
+    },
+    /// A configuration value outside its range.
+    #[error("invalid training setting {key}: {message}")]
+    Config {
+        /// The setting.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A split without labels where labels are needed.
+    #[error("the {0} data has unlabelled examples; training and evaluation need labels")]
+    Unlabelled(&'static str),
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,57 @@
+//! Predictions and scores on a split.
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::prelude::*;
+use prunelab_glue::{Confusion, Encoded, GlueBatch, GlueBatcher, GlueTask, Scores};
+use prunelab_models::{Classifier, ModelInput};
+
+use crate::error::{Error, Result};
+
+/// The outcome of one evaluation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Evaluation {
+    /// Metrics.
+    pub scores: Scores,
+    /// Wall time of the evaluation, in seconds.
+    pub seconds: f64,
+}
+
+/// `(example idx, predicted class)` for every example, in order.
+pub fn predict<B: Backend>(
+    model: &Classifier<B>,
+    data: &[Encoded],
+    batcher: &GlueBatcher,
+    batch_size: usize,
+    device: &B::Device,
+) -> Vec<(u32, u32)> {
+    let mut out = Vec::with_capacity(data.len());
+    for chunk in data.chunks(batch_size.max(1)) {
+        let batch: GlueBatch<B> = batcher.batch(chunk.to_vec(), device);
+        let logits = model.forward(ModelInput {
+            input_ids: batch.input_ids,
+            attention_mask: batch.attention_mask,
+            token_type_ids: batch.token_type_ids,
+        });
+        let classes = logits.argmax(1).into_data().convert::<i64>().into_vec::<i64>().unwrap_or_default();
+        out.extend(batch.idx.iter().zip(classes).map(|(i, c)| (*i, c as u32)));
+    }
+    out
+}
+
+/// Scores of `model` on labelled `data`.
+pub fn evaluate<B: Backend>(
+    model: &Classifier<B>,
+    data: &[Encoded],
+    task: GlueTask,
+    batcher: &GlueBatcher,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<Evaluation> {
+    let truth: Vec<u32> = data.iter().map(|e| e.label.ok_or(Error::Unlabelled("evaluation"))).collect::<Result<_>>()?;
+    let started = std::time::Instant::now();
+    let predictions = predict(model, data, batcher, batch_size, device);
+    let seconds = started.elapsed().as_secs_f64();
+    let confusion =
+        Confusion::from_pairs(task.spec().num_labels(), truth.into_iter().zip(predictions.iter().map(|(_, p)| *p)));
+    Ok(Evaluation { scores: confusion.scores(task.spec().main_metric), seconds })
+}

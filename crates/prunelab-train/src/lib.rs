@@ -1,0 +1,36 @@
+//! Fine-tuning and evaluation for prunelab: a Hugging Face Trainer-class loop for any
+//! [`prunelab_models::Classifier`] on a GLUE task, with pruning masks held through training.
+//!
+//! - [`TrainConfig`]: transformers' defaults (AdamW lr 2e-5, weight decay 0.01 except biases and
+//!   LayerNorm weights, betas 0.9/0.999, eps 1e-8, linear warm-up then linear decay, gradient
+//!   clipping at global norm 1.0), gradient accumulation, epochs, batch size, seed.
+//! - [`fine_tune`]: the loop; with masks in [`MaskMode::Hold`] the gradients of pruned weights
+//!   are zeroed and the masks re-applied after every optimizer step, so sparsity is unchanged;
+//!   [`MaskMode::Release`] reproduces the study's `prune.remove` (pruned weights may regrow).
+//! - [`evaluate`]: predictions and [`prunelab_glue::Scores`] on a split.
+//! - [`Reporter`]: progress callbacks (the CLI draws bars; libraries never do).
+#![warn(missing_docs)]
+
+mod error;
+mod evaluate;
+mod loop_;
+mod optim;
+
+pub use error::{Error, Result};
+pub use evaluate::{Evaluation, evaluate, predict};
+pub use loop_::{EpochRecord, MaskMode, TrainConfig, TrainOutcome, fine_tune};
+
+/// Progress callbacks from the loop.
+pub trait Reporter {
+    /// An epoch begins; `steps` optimizer steps will follow.
+    fn on_epoch_start(&mut self, _epoch: usize, _steps: usize) {}
+    /// An optimizer step finished with this (mean) loss and learning rate.
+    fn on_step(&mut self, _step: usize, _loss: f32, _lr: f64) {}
+    /// An evaluation finished.
+    fn on_eval(&mut self, _epoch: usize, _scores: &prunelab_glue::Scores) {}
+}
+
+/// A reporter that reports nothing.
+pub struct Silent;
+
+impl Reporter for Silent {}

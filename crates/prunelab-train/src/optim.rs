@@ -1,0 +1,173 @@
+//! What transformers' Trainer does around AdamW that Burn's optimizer does not: two parameter
+//! groups (no weight decay on biases and LayerNorm weights), gradient clipping by the global
+//! norm over all parameters (Burn clips each tensor separately), gradients of pruned weights
+//! zeroed, and the linear warm-up/decay schedule.
+
+use std::collections::HashSet;
+
+use burn::module::{ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use prunelab_models::info::PathTracker;
+use prunelab_models::{HfModule, HfNaming};
+use prunelab_prune::DeviceMasks;
+
+/// A float parameter's id, Burn path and shape.
+pub(crate) struct ParamEntry {
+    pub id: ParamId,
+    pub path: String,
+    pub shape: Vec<usize>,
+    pub decay: bool,
+}
+
+/// Every float parameter of `model`, with whether weight decay applies (transformers: all but
+/// biases and LayerNorm weights).
+pub(crate) fn param_entries<B: Backend, M: burn::module::Module<B>>(
+    model: &M,
+    naming: &dyn HfNaming,
+) -> Vec<ParamEntry> {
+    struct Collect<'a> {
+        naming: &'a dyn HfNaming,
+        path: PathTracker,
+        out: Vec<ParamEntry>,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Collect<'_> {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.path.enter(name, container_type);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.exit();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let path = self.path.path();
+            let hf = self.naming.hf_param(&path);
+            let decay = hf.module != HfModule::LayerNorm && !hf.key.ends_with(".bias");
+            self.out.push(ParamEntry { id: param.id, path, shape: param.lazy_shape().to_vec(), decay });
+        }
+    }
+    let mut c = Collect { naming, path: PathTracker::default(), out: Vec::new() };
+    model.visit(&mut c);
+    c.out
+}
+
+fn with_grad<B: AutodiffBackend, const D: usize>(
+    grads: &mut GradientsParams,
+    id: ParamId,
+    f: impl FnOnce(Tensor<B::InnerBackend, D>) -> Tensor<B::InnerBackend, D>,
+) {
+    if let Some(g) = grads.remove::<B::InnerBackend, D>(id) {
+        grads.register::<B::InnerBackend, D>(id, f(g));
+    }
+}
+
+/// Run `f` on the gradient of every parameter (dispatching on its rank: 1 or 2 here).
+fn map_grads<B: AutodiffBackend>(
+    grads: &mut GradientsParams,
+    entries: &[ParamEntry],
+    mut f1: impl FnMut(&ParamEntry, Tensor<B::InnerBackend, 1>) -> Tensor<B::InnerBackend, 1>,
+    mut f2: impl FnMut(&ParamEntry, Tensor<B::InnerBackend, 2>) -> Tensor<B::InnerBackend, 2>,
+) {
+    for e in entries {
+        match e.shape.len() {
+            1 => with_grad::<B, 1>(grads, e.id, |g| f1(e, g)),
+            2 => with_grad::<B, 2>(grads, e.id, |g| f2(e, g)),
+            _ => {}
+        }
+    }
+}
+
+/// Zero the gradients of pruned weights.
+pub(crate) fn mask_grads<B: AutodiffBackend>(
+    grads: &mut GradientsParams,
+    entries: &[ParamEntry],
+    masks: &DeviceMasks<B::InnerBackend>,
+) {
+    map_grads::<B>(
+        grads,
+        entries,
+        |e, g| match masks.get::<1>(&e.path, [e.shape[0]]) {
+            Some(m) => g * m,
+            None => g,
+        },
+        |e, g| match masks.get::<2>(&e.path, [e.shape[0], e.shape[1]]) {
+            Some(m) => g * m,
+            None => g,
+        },
+    );
+}
+
+/// Scale all gradients so their global L2 norm is at most `max_norm` (torch's
+/// `clip_grad_norm_`, with its 1e-6 in the denominator); returns the norm before clipping.
+pub(crate) fn clip_global_norm<B: AutodiffBackend>(
+    grads: &mut GradientsParams,
+    entries: &[ParamEntry],
+    max_norm: f64,
+) -> f64 {
+    let mut sum_sq = 0f64;
+    for e in entries {
+        sum_sq += match e.shape.len() {
+            1 => grads
+                .get::<B::InnerBackend, 1>(e.id)
+                .map_or(0.0, |g| g.powi_scalar(2).sum().into_scalar().elem::<f64>()),
+            2 => grads
+                .get::<B::InnerBackend, 2>(e.id)
+                .map_or(0.0, |g| g.powi_scalar(2).sum().into_scalar().elem::<f64>()),
+            _ => 0.0,
+        };
+    }
+    let norm = sum_sq.sqrt();
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        map_grads::<B>(grads, entries, |_, g| g * coef, |_, g| g * coef);
+    }
+    norm
+}
+
+/// Split gradients into the weight-decay group and the no-decay group.
+pub(crate) fn split_decay<B: AutodiffBackend>(
+    mut grads: GradientsParams,
+    entries: &[ParamEntry],
+) -> (GradientsParams, GradientsParams) {
+    let no_decay: HashSet<ParamId> = entries.iter().filter(|e| !e.decay).map(|e| e.id).collect();
+    let mut other = GradientsParams::new();
+    for e in entries.iter().filter(|e| no_decay.contains(&e.id)) {
+        match e.shape.len() {
+            1 => {
+                if let Some(g) = grads.remove::<B::InnerBackend, 1>(e.id) {
+                    other.register::<B::InnerBackend, 1>(e.id, g);
+                }
+            }
+            2 => {
+                if let Some(g) = grads.remove::<B::InnerBackend, 2>(e.id) {
+                    other.register::<B::InnerBackend, 2>(e.id, g);
+                }
+            }
+            _ => {}
+        }
+    }
+    (grads, other)
+}
+
+/// transformers' `get_linear_schedule_with_warmup`: 0 → `lr` over `warmup` steps, then linearly
+/// to 0 at `total` steps. `step` counts from 0 (the lr of the first update).
+pub fn linear_schedule(lr: f64, step: usize, warmup: usize, total: usize) -> f64 {
+    if step < warmup {
+        lr * step as f64 / warmup.max(1) as f64
+    } else {
+        lr * (total.saturating_sub(step)) as f64 / total.saturating_sub(warmup).max(1) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::linear_schedule;
+
+    #[test]
+    fn schedule_matches_transformers() {
+        // get_linear_schedule_with_warmup(num_warmup_steps=2, num_training_steps=10), base lr 1.
+        let lrs: Vec<f64> = (0..10).map(|s| linear_schedule(1.0, s, 2, 10)).collect();
+        assert_eq!(lrs, [0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125]);
+        assert_eq!(linear_schedule(1.0, 0, 0, 4), 1.0, "no warm-up starts at the full rate");
+    }
+}
