@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod backend;
 mod data;
+mod finetune;
 mod inspect;
 mod model;
 mod prune;
@@ -45,6 +46,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Prune a model: compute masks, apply them, report sparsity, export
     Prune(prune::PruneArgs),
+    /// Fine-tune (optionally pruned, masks held) on a GLUE task, evaluate, time, write result.json
+    Finetune(finetune::FinetuneArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,6 +71,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Model(cmd) => cmd.run(),
         Command::Inspect(args) => args.run(),
         Command::Prune(args) => args.run(),
+        Command::Finetune(args) => args.run(cli.global.quiet),
     }
 }
 
@@ -94,7 +98,7 @@ fn init_logging(global: &GlobalArgs) {
     let default = if global.quiet {
         "warn"
     } else {
-        "warn,prunelab=info,prunelab_glue=info,prunelab_hub=info,prunelab_models=info,prunelab_prune=info,prunelab_stats=info"
+        "warn,prunelab=info,prunelab_glue=info,prunelab_hub=info,prunelab_models=info,prunelab_prune=info,prunelab_stats=info,prunelab_train=info"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();

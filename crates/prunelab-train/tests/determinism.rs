@@ -7,10 +7,8 @@ use std::path::{Path, PathBuf};
 use burn::backend::{Autodiff, NdArray};
 use prunelab_glue::{Encoded, GlueBatcher, GlueTask, PaddingSide};
 use prunelab_hub::Hub;
-use prunelab_models::{Classifier, ModelConfig, ModelSource, load_classifier};
-use prunelab_prune::{PruneSpec, Scheme, Scope, ScopeKind, compute_masks, sparsity};
-use prunelab_stats::weights;
-use prunelab_train::{Error, MaskMode, Silent, TrainConfig, fine_tune};
+use prunelab_models::{Classifier, ModelSource, load_classifier};
+use prunelab_train::{Silent, TrainConfig, fine_tune};
 
 type B = Autodiff<NdArray>;
 
@@ -39,13 +37,6 @@ fn data(n: usize, seed: u64) -> Vec<Encoded> {
 
 fn batcher() -> GlueBatcher {
     GlueBatcher { pad_id: 0, padding_side: PaddingSide::Right, token_types: true }
-}
-
-fn fresh_bert() -> Classifier<B> {
-    let ModelConfig::Bert(config) = ModelConfig::from_file(&fixtures().join("bert-tiny/config.json")).unwrap() else {
-        panic!("bert config")
-    };
-    Classifier::Bert(config.init_classifier::<B>(2, &Default::default()))
 }
 
 fn pretrained(name: &str) -> Classifier<B> {

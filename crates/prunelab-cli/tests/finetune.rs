@@ -1,0 +1,79 @@
+//! `prunelab finetune` end to end on the tiny fixtures.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn prunelab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prunelab"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap()
+}
+
+fn path(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel).display().to_string()
+}
+
+fn run(out: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
+    let mut args = vec![
+        "finetune".to_owned(),
+        path("../prunelab-models/tests/fixtures/bert-tiny"),
+        "--task".into(),
+        "sst2".into(),
+        "--data-dir".into(),
+        path("../prunelab-glue/tests/fixtures/glue"),
+        "--tokenizer".into(),
+        path("../prunelab-glue/tests/fixtures/wordlevel-tokenizer.json"),
+        "--epochs".into(),
+        "2".into(),
+        "--batch-size".into(),
+        "2".into(),
+        "--max-length".into(),
+        "32".into(),
+        "--out".into(),
+        out.display().to_string(),
+        "-q".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = prunelab(&refs);
+    let result = serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    (output, result)
+}
+
+#[test]
+fn a_pruned_run_writes_its_result_with_sparsity_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, r) = run(dir.path(), &["--scheme", "global-l1", "--amount", "0.5", "--lr", "1e-3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(r["status"], "finished");
+    assert_eq!(r["epochs"].as_array().unwrap().len(), 2);
+    assert_eq!(r["hyperparameters"]["learning_rate"], 1e-3);
+    assert_eq!(r["hyperparameters"]["weight_decay"], 0.01);
+    assert_eq!(r["pruning"]["mask_mode"], "hold");
+    assert_eq!(r["sparsity_after"]["scope_total"], r["sparsity_before"]["scope_total"]);
+    assert_eq!(r["sparsity_after"]["scope_total"]["zeros"], 6464, "round(0.5 * 12928)");
+    for key in ["latency_ms_batch1_p50", "latency_ms_batch1_p95", "throughput_batch64_per_s"] {
+        assert!(r["inference"][key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    assert_eq!(r["backend"], "ndarray");
+    let tsv = std::fs::read_to_string(dir.path().join("test_predictions.tsv")).unwrap();
+    assert_eq!(tsv.lines().next(), Some("index\tprediction"));
+    assert_eq!(tsv.lines().count(), 3, "header + 2 test rows");
+}
+
+#[test]
+fn a_diverging_run_is_recorded_as_failed_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, r) = run(dir.path(), &["--lr", "1e30"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(r["status"], "failed");
+    assert!(r["reason"].as_str().unwrap().contains("diverged"), "{r}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("run failed; see"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
