@@ -297,6 +297,17 @@ impl FinetuneArgs {
         record["metrics"] = json!({"main_metric": spec.main_metric.name(), "main": best.main_value, "accuracy": best.accuracy, "mcc": best.mcc, "f1": best.f1, "collapsed": best.collapsed});
         let after = weights(&outcome.best_model, naming.as_ref());
         record["sparsity_after"] = serde_json::to_value(sparsity(&after, &scope))?;
+        // The best model, as a Hugging Face checkpoint with its tokenizer (and masks, if any).
+        let model_dir = self.out.join("model");
+        prunelab_prune::export::export_hf(&after, &files.config, spec.num_labels(), &[], &model_dir)?;
+        write_atomic(
+            &model_dir.join("tokenizer.json"),
+            &std::fs::read(&tokenizer).with_context(|| format!("reading {}", tokenizer.display()))?,
+        )?;
+        if let Some(m) = &masks {
+            let meta = std::collections::HashMap::from([("model".to_owned(), files.name.clone())]);
+            prunelab_prune::file::save_masks(m, &self.out.join("masks.safetensors"), &meta)?;
+        }
 
         // Inference timing on the dev split: latency at batch 1 (first 200 examples) and
         // throughput at batch 64 (after one warm-up pass).

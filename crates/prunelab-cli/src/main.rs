@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod backend;
 mod data;
+mod evaluate;
 mod finetune;
 mod inspect;
 mod model;
@@ -48,6 +49,8 @@ enum Command {
     Prune(prune::PruneArgs),
     /// Fine-tune (optionally pruned, masks held) on a GLUE task, evaluate, time, write result.json
     Finetune(finetune::FinetuneArgs),
+    /// Evaluate a (fine-tuned) model on a GLUE split: metrics on dev, predictions on test
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +75,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect(args) => args.run(),
         Command::Prune(args) => args.run(),
         Command::Finetune(args) => args.run(cli.global.quiet),
+        Command::Evaluate(args) => args.run(),
     }
 }
 

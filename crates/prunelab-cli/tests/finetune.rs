@@ -62,6 +62,25 @@ fn a_pruned_run_writes_its_result_with_sparsity_held() {
     let tsv = std::fs::read_to_string(dir.path().join("test_predictions.tsv")).unwrap();
     assert_eq!(tsv.lines().next(), Some("index\tprediction"));
     assert_eq!(tsv.lines().count(), 3, "header + 2 test rows");
+
+    // The best model was exported with its tokenizer: evaluate it again, same scores.
+    let model = dir.path().join("model");
+    let eval = prunelab(&[
+        "evaluate",
+        model.to_str().unwrap(),
+        "--task",
+        "sst2",
+        "--data-dir",
+        &path("../prunelab-glue/tests/fixtures/glue"),
+        "--max-length",
+        "32",
+    ]);
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    let line = String::from_utf8_lossy(&eval.stdout).into_owned();
+    let best = r["best_epoch"].as_u64().unwrap() as usize - 1;
+    let accuracy = r["epochs"][best]["eval"]["accuracy"].as_f64().unwrap();
+    assert!(line.contains(&format!("accuracy {accuracy:.4}")), "{line} vs {accuracy}");
+    assert!(dir.path().join("masks.safetensors").is_file());
 }
 
 #[test]
