@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use prunelab_glue::{GlueBatcher, GlueSource, GlueTask, PaddingSide, Split, TextEncoder};
-use prunelab_models::{ModelSource, load_classifier};
+use anyhow::{Result, bail};
+use prunelab_glue::{GlueBatcher, GlueTask, PaddingSide, Split, TextEncoder};
+use prunelab_models::load_classifier;
 use prunelab_prune::file::write_atomic;
 use prunelab_train::{evaluate, predict};
 
-use crate::backend;
+use crate::{backend, common};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SplitArg {
@@ -56,18 +56,10 @@ pub struct EvaluateArgs {
 
 impl EvaluateArgs {
     pub fn run(self) -> Result<()> {
-        let files = ModelSource::parse(&self.model, &self.revision)?
-            .resolve(&prunelab_hub::Hub::from_env())
-            .with_context(|| format!("finding model {}", self.model))?;
-        let tokenizer = match (&self.tokenizer, &files.tokenizer) {
-            (Some(t), _) | (None, Some(t)) => t.clone(),
-            (None, None) => bail!("{} has no tokenizer.json; pass --tokenizer", files.name),
-        };
+        let files = common::model_files(&self.model, &self.revision)?;
+        let tokenizer = common::tokenizer_file(self.tokenizer.as_deref(), &files)?;
         let encoder = TextEncoder::from_file(&tokenizer)?.with_max_length(self.max_length)?;
-        let source = match &self.data_dir {
-            Some(dir) => GlueSource::Dir(dir.clone()),
-            None => GlueSource::Hub { hub: prunelab_hub::Hub::from_env(), revision: "main".into() },
-        };
+        let source = common::glue_source(self.data_dir.as_deref());
         let split = match self.split {
             SplitArg::Dev => Split::Dev,
             SplitArg::Test => Split::Test,

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use prunelab_glue::{GlueBatcher, GlueSource, GlueTask, PaddingSide, Split, TextEncoder};
-use prunelab_models::{ModelSource, load_classifier};
+use prunelab_glue::{GlueBatcher, GlueTask, PaddingSide, Split, TextEncoder};
+use prunelab_models::load_classifier;
 use prunelab_prune::file::{load_masks, write_atomic};
 use prunelab_prune::{PruneSpec, Scheme, Scope, ScopeKind, compute_masks, sparsity};
 use prunelab_stats::weights;
@@ -15,6 +15,7 @@ use prunelab_train::{MaskMode, Reporter, TrainConfig, fine_tune, predict};
 use serde_json::json;
 
 use crate::backend::{self, TrainBackend};
+use crate::common;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SchemeArg {
@@ -195,18 +196,10 @@ impl FinetuneArgs {
 
     fn train(&self, record: &mut serde_json::Value, quiet: bool) -> Result<()> {
         let spec = self.task.spec();
-        let files = ModelSource::parse(&self.model, &self.revision)?
-            .resolve(&prunelab_hub::Hub::from_env())
-            .with_context(|| format!("finding model {}", self.model))?;
-        let tokenizer = match (&self.tokenizer, &files.tokenizer) {
-            (Some(t), _) | (None, Some(t)) => t.clone(),
-            (None, None) => bail!("{} has no tokenizer.json; pass --tokenizer", files.name),
-        };
+        let files = common::model_files(&self.model, &self.revision)?;
+        let tokenizer = common::tokenizer_file(self.tokenizer.as_deref(), &files)?;
         let encoder = TextEncoder::from_file(&tokenizer)?.with_max_length(self.max_length)?;
-        let source = match &self.data_dir {
-            Some(dir) => GlueSource::Dir(dir.clone()),
-            None => GlueSource::Hub { hub: prunelab_hub::Hub::from_env(), revision: "main".into() },
-        };
+        let source = common::glue_source(self.data_dir.as_deref());
         let mut train = source.load(self.task, Split::Train)?;
         let mut dev = source.load(self.task, Split::Dev)?;
         if let Some(n) = self.train_limit {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use prunelab_models::{ModelSource, load_as_stored};
+use prunelab_models::load_as_stored;
 use prunelab_stats::{GroupStats, TensorStats, group_by_layer, group_by_layer_and_role, weights};
 
 use crate::backend;
@@ -27,9 +27,7 @@ pub struct InspectArgs {
 
 impl InspectArgs {
     pub fn run(self) -> Result<()> {
-        let files = ModelSource::parse(&self.model, &self.revision)?
-            .resolve(&prunelab_hub::Hub::from_env())
-            .with_context(|| format!("finding model {}", self.model))?;
+        let files = crate::common::model_files(&self.model, &self.revision)?;
         let loaded = load_as_stored::<backend::Backend>(&files, &backend::device())?;
         let tensors = weights(&loaded.model, loaded.model.naming().as_ref());
         let stats: Vec<TensorStats> = tensors.iter().map(|t| TensorStats::of(t, self.top_k)).collect();

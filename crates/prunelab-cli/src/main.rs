@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod backend;
+mod common;
 mod data;
 mod evaluate;
 mod finetune;

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use prunelab_models::info::{ParamCounts, ParamKind};
-use prunelab_models::{ModelSource, load_as_stored};
+use prunelab_models::load_as_stored;
 
 use crate::backend;
 use crate::table::{compact, thousands};
@@ -37,9 +37,7 @@ impl ModelCommand {
 
 impl InfoArgs {
     fn run(self) -> Result<()> {
-        let files = ModelSource::parse(&self.model, &self.revision)?
-            .resolve(&prunelab_hub::Hub::from_env())
-            .with_context(|| format!("finding model {}", self.model))?;
+        let files = crate::common::model_files(&self.model, &self.revision)?;
         let loaded = load_as_stored::<backend::Backend>(&files, &backend::device())
             .with_context(|| format!("loading {}", files.weights.display()))?;
         let infos = loaded.model.param_infos();

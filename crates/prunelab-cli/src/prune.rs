@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use prunelab_glue::GlueTask;
-use prunelab_models::{ModelSource, load_as_stored, load_classifier};
+use prunelab_models::{LoadedClassifier, ModelFiles, load_as_stored, load_classifier};
 use prunelab_prune::export::{export_compressed, export_hf};
 use prunelab_prune::file::{load_masks, save_masks, write_atomic};
 use prunelab_prune::{DeviceMasks, PruneSpec, Scheme, Scope, ScopeKind, SparsityReport, compute_masks, sparsity};
@@ -126,14 +126,8 @@ impl PruneArgs {
         if let Some(out) = &self.out {
             check_writable(out)?;
         }
-        let files = ModelSource::parse(&self.model, &self.revision)?
-            .resolve(&prunelab_hub::Hub::from_env())
-            .with_context(|| format!("finding model {}", self.model))?;
         let device = backend::device();
-        let loaded = match self.task {
-            Some(task) => load_classifier::<backend::Backend>(&files, task.spec().num_labels(), &device)?,
-            None => load_as_stored::<backend::Backend>(&files, &device)?,
-        };
+        let (files, loaded) = self.load(&device)?;
         let naming = loaded.model.naming();
         let loaded_config = loaded.config.clone();
         let before = weights(&loaded.model, naming.as_ref());
@@ -217,14 +211,8 @@ impl PruneArgs {
         if let Some(out) = &self.out {
             check_writable(out)?;
         }
-        let files = ModelSource::parse(&self.model, &self.revision)?
-            .resolve(&prunelab_hub::Hub::from_env())
-            .with_context(|| format!("finding model {}", self.model))?;
         let device = backend::device();
-        let loaded = match self.task {
-            Some(task) => load_classifier::<backend::Backend>(&files, task.spec().num_labels(), &device)?,
-            None => load_as_stored::<backend::Backend>(&files, &device)?,
-        };
+        let (files, loaded) = self.load(&device)?;
         let tensors = weights(&loaded.model, loaded.model.naming().as_ref());
         let p = plan(&tensors, &loaded.config.heads_per_layer(), loaded.config.head_dim(), &spec)?;
         let compacted = compact(&tensors, &p)?;
@@ -286,6 +274,21 @@ impl PruneArgs {
             print!("{text}");
         }
         Ok(())
+    }
+}
+
+impl PruneArgs {
+    /// The model's files, and the model with its head sized for `--task` (else as stored).
+    fn load(
+        &self,
+        device: &burn::tensor::Device<backend::Backend>,
+    ) -> Result<(ModelFiles, LoadedClassifier<backend::Backend>)> {
+        let files = crate::common::model_files(&self.model, &self.revision)?;
+        let loaded = match self.task {
+            Some(task) => load_classifier::<backend::Backend>(&files, task.spec().num_labels(), device)?,
+            None => load_as_stored::<backend::Backend>(&files, device)?,
+        };
+        Ok((files, loaded))
     }
 }
 

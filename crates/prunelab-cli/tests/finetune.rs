@@ -1,16 +1,11 @@
 //! `prunelab finetune` end to end on the tiny fixtures.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn prunelab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prunelab"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap()
-}
+use std::path::Path;
+use std::process::Output;
+
+use common::prunelab;
 
 fn path(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel).display().to_string()

@@ -1,24 +1,14 @@
 //! The `prunelab model info` command, run as a user runs it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn prunelab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prunelab"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap()
-}
+use std::path::Path;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../prunelab-models/tests/fixtures").join(name)
-}
+use common::{fixture, prunelab};
 
 #[test]
 fn info_of_a_gpt2_checkpoint_in_the_hub_layout() {
-    let out = prunelab(&["model", "info", fixture("gpt2-tiny-hub").to_str().unwrap()]);
+    let out = prunelab(&["model", "info", &fixture("gpt2-tiny-hub")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("model_type  gpt2"), "{text}");
@@ -32,7 +22,7 @@ fn info_of_a_gpt2_checkpoint_in_the_hub_layout() {
 
 #[test]
 fn info_json_lists_every_tensor() {
-    let out = prunelab(&["model", "info", fixture("bert-tiny").to_str().unwrap(), "--json"]);
+    let out = prunelab(&["model", "info", &fixture("bert-tiny"), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["model_type"], "bert");

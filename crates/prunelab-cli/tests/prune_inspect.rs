@@ -1,24 +1,8 @@
 //! `prunelab inspect` and `prunelab prune`, run as a user runs them.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn prunelab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prunelab"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap()
-}
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../prunelab-models/tests/fixtures").join(name).display().to_string()
-}
-
-fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
+use common::{fixture, prunelab, text};
 
 #[test]
 fn inspect_prints_layers_and_writes_csv_and_json() {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::ModuleVisitor;
+use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 
 use crate::load::{HfModule, HfNaming};
@@ -87,35 +87,45 @@ impl PathTracker {
     }
 }
 
-/// Every float parameter of `model`, in module order, named as in Hugging Face checkpoints.
-pub fn param_infos<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -> Vec<ParamInfo> {
-    struct Collect<'a> {
-        naming: &'a dyn HfNaming,
+/// Something done with every float parameter of a model, given its Burn path.
+pub trait ParamFn<B: Backend> {
+    /// Called once per float parameter, in module order.
+    fn param<const D: usize>(&mut self, path: &str, param: &Param<Tensor<B, D>>);
+}
+
+/// Call `f` with every float parameter of `model` and its path (see [`PathTracker`]).
+pub fn for_each_param<B: Backend, M: Module<B>, F: ParamFn<B>>(model: &M, f: &mut F) {
+    struct Walk<'a, F> {
         path: PathTracker,
-        out: Vec<ParamInfo>,
+        f: &'a mut F,
     }
-    impl<B: Backend> ModuleVisitor<B> for Collect<'_> {
+    impl<B: Backend, F: ParamFn<B>> ModuleVisitor<B> for Walk<'_, F> {
         fn enter_module(&mut self, name: &str, container_type: &str) {
             self.path.enter(name, container_type);
         }
         fn exit_module(&mut self, _name: &str, _container_type: &str) {
             self.path.exit();
         }
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
-            let hf = self.naming.hf_param(&self.path.path());
-            let (kind, layer) = classify(&hf.key, hf.module);
-            self.out.push(ParamInfo {
-                key: hf.key,
-                module: hf.module,
-                kind,
-                layer,
-                shape: param.lazy_shape().to_vec(),
-            });
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.f.param(&self.path.path(), param);
         }
     }
-    let mut collect = Collect { naming, path: PathTracker::default(), out: Vec::new() };
-    model.visit(&mut collect);
-    collect.out
+    model.visit(&mut Walk { path: PathTracker::default(), f });
+}
+
+/// Every float parameter of `model`, in module order, named as in Hugging Face checkpoints.
+pub fn param_infos<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -> Vec<ParamInfo> {
+    struct Collect<'a>(&'a dyn HfNaming, Vec<ParamInfo>);
+    impl<B: Backend> ParamFn<B> for Collect<'_> {
+        fn param<const D: usize>(&mut self, path: &str, param: &Param<Tensor<B, D>>) {
+            let hf = self.0.hf_param(path);
+            let (kind, layer) = classify(&hf.key, hf.module);
+            self.1.push(ParamInfo { key: hf.key, module: hf.module, kind, layer, shape: param.lazy_shape().to_vec() });
+        }
+    }
+    let mut collect = Collect(naming, Vec::new());
+    for_each_param(model, &mut collect);
+    collect.1
 }
 
 /// Kind and layer index of a Hugging Face key.

@@ -20,9 +20,9 @@ mod summary;
 pub use role::Role;
 pub use summary::{GroupStats, HISTOGRAM_EDGES, THRESHOLDS, TensorStats, group_by_layer, group_by_layer_and_role};
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, Param};
 use burn::prelude::*;
-use prunelab_models::info::{PathTracker, classify};
+use prunelab_models::info::{ParamFn, classify, for_each_param};
 use prunelab_models::{HfModule, HfNaming};
 
 /// One parameter tensor's values with its names.
@@ -46,21 +46,10 @@ pub struct NamedTensor {
 
 /// Every float parameter of `model` with its values (copied to the host), in module order.
 pub fn weights<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -> Vec<NamedTensor> {
-    struct Collect<'a> {
-        naming: &'a dyn HfNaming,
-        path: PathTracker,
-        out: Vec<NamedTensor>,
-    }
-    impl<B: Backend> ModuleVisitor<B> for Collect<'_> {
-        fn enter_module(&mut self, name: &str, container_type: &str) {
-            self.path.enter(name, container_type);
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.exit();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let path = self.path.path();
-            let hf = self.naming.hf_param(&path);
+    struct Collect<'a>(&'a dyn HfNaming, Vec<NamedTensor>);
+    impl<B: Backend> ParamFn<B> for Collect<'_> {
+        fn param<const D: usize>(&mut self, path: &str, param: &Param<Tensor<B, D>>) {
+            let hf = self.0.hf_param(path);
             let (_, layer) = classify(&hf.key, hf.module);
             let tensor = param.val();
             let shape = tensor.dims().to_vec();
@@ -69,10 +58,18 @@ pub fn weights<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -> Ve
             let flat = tensor.reshape([shape.iter().product::<usize>()]);
             let values = flat.into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default();
             let role = Role::of(&hf.key, hf.module);
-            self.out.push(NamedTensor { path, key: hf.key, module: hf.module, layer, role, shape, values });
+            self.1.push(NamedTensor {
+                path: path.to_owned(),
+                key: hf.key,
+                module: hf.module,
+                layer,
+                role,
+                shape,
+                values,
+            });
         }
     }
-    let mut collect = Collect { naming, path: PathTracker::default(), out: Vec::new() };
-    model.visit(&mut collect);
-    collect.out
+    let mut collect = Collect(naming, Vec::new());
+    for_each_param(model, &mut collect);
+    collect.1
 }

@@ -5,11 +5,11 @@
 
 use std::collections::HashSet;
 
-use burn::module::{ModuleVisitor, Param, ParamId};
+use burn::module::{Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use prunelab_models::info::PathTracker;
+use prunelab_models::info::{ParamFn, for_each_param};
 use prunelab_models::{HfModule, HfNaming};
 use prunelab_prune::DeviceMasks;
 
@@ -27,28 +27,17 @@ pub(crate) fn param_entries<B: Backend, M: burn::module::Module<B>>(
     model: &M,
     naming: &dyn HfNaming,
 ) -> Vec<ParamEntry> {
-    struct Collect<'a> {
-        naming: &'a dyn HfNaming,
-        path: PathTracker,
-        out: Vec<ParamEntry>,
-    }
-    impl<B: Backend> ModuleVisitor<B> for Collect<'_> {
-        fn enter_module(&mut self, name: &str, container_type: &str) {
-            self.path.enter(name, container_type);
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.exit();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let path = self.path.path();
-            let hf = self.naming.hf_param(&path);
+    struct Collect<'a>(&'a dyn HfNaming, Vec<ParamEntry>);
+    impl<B: Backend> ParamFn<B> for Collect<'_> {
+        fn param<const D: usize>(&mut self, path: &str, param: &Param<Tensor<B, D>>) {
+            let hf = self.0.hf_param(path);
             let decay = hf.module != HfModule::LayerNorm && !hf.key.ends_with(".bias");
-            self.out.push(ParamEntry { id: param.id, path, shape: param.lazy_shape().to_vec(), decay });
+            self.1.push(ParamEntry { id: param.id, path: path.to_owned(), shape: param.lazy_shape().to_vec(), decay });
         }
     }
-    let mut c = Collect { naming, path: PathTracker::default(), out: Vec::new() };
-    model.visit(&mut c);
-    c.out
+    let mut c = Collect(naming, Vec::new());
+    for_each_param(model, &mut c);
+    c.1
 }
 
 fn with_grad<B: AutodiffBackend, const D: usize>(
