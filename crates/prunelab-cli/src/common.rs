@@ -22,10 +22,27 @@ pub fn tokenizer_file(arg: Option<&Path>, files: &ModelFiles) -> Result<PathBuf>
     }
 }
 
-/// `--data-dir DIR`, else the Hub dataset (`--hub`).
-pub fn glue_source(data_dir: Option<&Path>) -> GlueSource {
-    match data_dir {
-        Some(dir) => GlueSource::Dir(dir.to_path_buf()),
-        None => GlueSource::Hub { hub: prunelab_hub::Hub::from_env(), revision: "main".into() },
+/// Where GLUE data comes from, as every data-reading command takes it.
+#[derive(Debug, clap::Args)]
+pub struct GlueDataArgs {
+    /// A directory in the GLUE TSV layout (<dir>/SST-2/train.tsv, <dir>/CoLA/dev.tsv, ...)
+    #[arg(long, value_name = "DIR", conflicts_with = "hub", required_unless_present = "hub")]
+    pub data_dir: Option<PathBuf>,
+    /// Read the parquet files of the Hugging Face dataset nyu-mll/glue instead (cached under
+    /// HF_HOME; HF_HUB_OFFLINE=1 reads the cache only)
+    #[arg(long)]
+    pub hub: bool,
+    /// Revision (branch, tag or commit) of nyu-mll/glue, with --hub
+    #[arg(long = "glue-revision", default_value = "main", requires = "hub")]
+    pub glue_revision: String,
+}
+
+impl GlueDataArgs {
+    /// The source these arguments name.
+    pub fn source(&self) -> GlueSource {
+        match &self.data_dir {
+            Some(dir) => GlueSource::Dir(dir.clone()),
+            None => GlueSource::Hub { hub: prunelab_hub::Hub::from_env(), revision: self.glue_revision.clone() },
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use prunelab_glue::stats::{SplitStats, split_stats};
-use prunelab_glue::{GlueSource, GlueTask, Split, TextEncoder};
+use prunelab_glue::{GlueTask, Split, TextEncoder};
 
 use crate::table::thousands;
 
@@ -20,16 +20,8 @@ pub struct StatsArgs {
     /// The GLUE task
     #[arg(long, value_enum)]
     task: GlueTask,
-    /// A directory in the GLUE TSV layout (<dir>/SST-2/train.tsv, <dir>/CoLA/dev.tsv, ...)
-    #[arg(long, value_name = "DIR", conflicts_with = "hub", required_unless_present = "hub")]
-    data_dir: Option<PathBuf>,
-    /// Read the parquet files of the Hugging Face dataset nyu-mll/glue instead (cached under
-    /// HF_HOME; HF_HUB_OFFLINE=1 reads the cache only)
-    #[arg(long)]
-    hub: bool,
-    /// Revision (branch, tag or commit) of nyu-mll/glue, with --hub
-    #[arg(long, default_value = "main", requires = "hub")]
-    revision: String,
+    #[command(flatten)]
+    data: crate::common::GlueDataArgs,
     /// A tokenizer.json to measure token lengths with (e.g. a model's)
     #[arg(long, value_name = "FILE")]
     tokenizer: Option<PathBuf>,
@@ -51,10 +43,7 @@ impl DataCommand {
 
 impl StatsArgs {
     fn run(self) -> Result<()> {
-        let source = match (&self.data_dir, self.hub) {
-            (Some(dir), _) => GlueSource::Dir(dir.clone()),
-            (None, _) => GlueSource::Hub { hub: prunelab_hub::Hub::from_env(), revision: self.revision.clone() },
-        };
+        let source = self.data.source();
         let encoder = match &self.tokenizer {
             Some(path) => Some(TextEncoder::from_file(path)?.with_max_length(self.max_length)?),
             None => None,

@@ -34,12 +34,8 @@ pub struct EvaluateArgs {
     /// The split
     #[arg(long, value_enum, default_value_t = SplitArg::Dev)]
     split: SplitArg,
-    /// A GLUE-layout directory
-    #[arg(long, value_name = "DIR", conflicts_with = "hub", required_unless_present = "hub")]
-    data_dir: Option<PathBuf>,
-    /// Read GLUE from the Hugging Face dataset nyu-mll/glue instead
-    #[arg(long)]
-    hub: bool,
+    #[command(flatten)]
+    data: crate::common::GlueDataArgs,
     /// tokenizer.json (default: the model's own)
     #[arg(long, value_name = "FILE")]
     tokenizer: Option<PathBuf>,
@@ -59,7 +55,7 @@ impl EvaluateArgs {
         let files = common::model_files(&self.model, &self.revision)?;
         let tokenizer = common::tokenizer_file(self.tokenizer.as_deref(), &files)?;
         let encoder = TextEncoder::from_file(&tokenizer)?.with_max_length(self.max_length)?;
-        let source = common::glue_source(self.data_dir.as_deref());
+        let source = self.data.source();
         let split = match self.split {
             SplitArg::Dev => Split::Dev,
             SplitArg::Test => Split::Test,

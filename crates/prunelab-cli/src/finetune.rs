@@ -57,12 +57,8 @@ pub struct FinetuneArgs {
     /// The GLUE task
     #[arg(long, value_enum)]
     task: GlueTask,
-    /// A GLUE-layout directory (<dir>/SST-2/train.tsv, ...)
-    #[arg(long, value_name = "DIR", conflicts_with = "hub", required_unless_present = "hub")]
-    data_dir: Option<PathBuf>,
-    /// Read GLUE from the Hugging Face dataset nyu-mll/glue instead
-    #[arg(long)]
-    hub: bool,
+    #[command(flatten)]
+    data: crate::common::GlueDataArgs,
     /// tokenizer.json (default: the model's own)
     #[arg(long, value_name = "FILE")]
     tokenizer: Option<PathBuf>,
@@ -199,7 +195,7 @@ impl FinetuneArgs {
         let files = common::model_files(&self.model, &self.revision)?;
         let tokenizer = common::tokenizer_file(self.tokenizer.as_deref(), &files)?;
         let encoder = TextEncoder::from_file(&tokenizer)?.with_max_length(self.max_length)?;
-        let source = common::glue_source(self.data_dir.as_deref());
+        let source = self.data.source();
         let mut train = source.load(self.task, Split::Train)?;
         let mut dev = source.load(self.task, Split::Dev)?;
         if let Some(n) = self.train_limit {
