@@ -285,7 +285,20 @@ impl FinetuneArgs {
         let best = &outcome.epochs[outcome.best_epoch - 1].eval;
         record["metrics"] = json!({"main_metric": spec.main_metric.name(), "main": best.main_value, "accuracy": best.accuracy, "mcc": best.mcc, "f1": best.f1, "collapsed": best.collapsed});
         let after = weights(&outcome.best_model, naming.as_ref());
-        record["sparsity_after"] = serde_json::to_value(sparsity(&after, &scope))?;
+        let held = sparsity(&after, &scope);
+        if masks.is_some() {
+            #[allow(clippy::print_stdout)]
+            {
+                println!(
+                    "sparsity after fine-tuning: {:.2}% of the scope ({} of {} weights are zero), {:.2}% of all parameters",
+                    100.0 * held.scope_total.fraction(),
+                    held.scope_total.zeros,
+                    held.scope_total.params,
+                    100.0 * held.all_total.fraction()
+                );
+            }
+        }
+        record["sparsity_after"] = serde_json::to_value(&held)?;
         // The best model, as a Hugging Face checkpoint with its tokenizer (and masks, if any).
         let model_dir = self.out.join("model");
         prunelab_prune::export::export_hf(&after, &files.config, spec.num_labels(), &[], &model_dir)?;
