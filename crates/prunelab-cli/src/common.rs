@@ -46,3 +46,13 @@ impl GlueDataArgs {
         }
     }
 }
+
+/// Write predictions in GLUE's submission format (`index<TAB>prediction`), atomically.
+pub fn write_predictions(path: &Path, predictions: &[(u32, u32)]) -> Result<()> {
+    let mut tsv = String::from("index\tprediction\n");
+    for (idx, class) in predictions {
+        tsv.push_str(&format!("{idx}\t{class}\n"));
+    }
+    prunelab_prune::file::write_atomic(path, tsv.as_bytes())?;
+    Ok(())
+}

@@ -74,13 +74,9 @@ impl EvaluateArgs {
         };
         let encoded = encoder.encode(&data.examples)?;
         if split == Split::Test {
-            let predictions = predict(&model, &encoded, &batcher, self.batch_size, &device);
-            let mut tsv = String::from("index\tprediction\n");
-            for (idx, class) in &predictions {
-                tsv.push_str(&format!("{idx}\t{class}\n"));
-            }
             let Some(out) = &self.out else { bail!("--split test writes predictions: pass --out DIR") };
-            write_atomic(&out.join("test_predictions.tsv"), tsv.as_bytes())?;
+            let predictions = predict(&model, &encoded, &batcher, self.batch_size, &device);
+            common::write_predictions(&out.join("test_predictions.tsv"), &predictions)?;
             #[allow(clippy::print_stdout)]
             {
                 println!("wrote {} predictions to {}", predictions.len(), out.join("test_predictions.tsv").display());

@@ -336,11 +336,7 @@ impl FinetuneArgs {
         if let Ok(test) = source.load(self.task, Split::Test) {
             let test_enc = encoder.encode(&test.examples)?;
             let predictions = predict(model, &test_enc, &batcher, self.eval_batch_size, &device);
-            let mut tsv = String::from("index\tprediction\n");
-            for (idx, class) in predictions {
-                tsv.push_str(&format!("{idx}\t{class}\n"));
-            }
-            write_atomic(&self.out.join("test_predictions.tsv"), tsv.as_bytes())?;
+            common::write_predictions(&self.out.join("test_predictions.tsv"), &predictions)?;
         }
         #[allow(clippy::print_stdout)]
         {

@@ -51,7 +51,10 @@ fn a_pruned_run_writes_its_result_with_sparsity_held() {
     assert_eq!(r["sparsity_after"]["scope_total"], r["sparsity_before"]["scope_total"]);
     assert_eq!(r["sparsity_after"]["scope_total"]["zeros"], 6464, "round(0.5 * 12928)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("sparsity after fine-tuning: 50.00% of the scope (6464 of 12928 weights are zero)"), "{stdout}");
+    assert!(
+        stdout.contains("sparsity after fine-tuning: 50.00% of the scope (6464 of 12928 weights are zero)"),
+        "{stdout}"
+    );
     for key in ["latency_ms_batch1_p50", "latency_ms_batch1_p95", "throughput_batch64_per_s"] {
         assert!(r["inference"][key].as_f64().unwrap() > 0.0, "{key}");
     }

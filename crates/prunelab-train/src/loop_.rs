@@ -160,9 +160,11 @@ pub fn fine_tune<B: AutodiffBackend>(
     let held =
         masks.filter(|(_, mode)| *mode == MaskMode::Hold).map(|(m, _)| DeviceMasks::<B::InnerBackend>::new(m, device));
     let held_outer = masks.filter(|(_, mode)| *mode == MaskMode::Hold).map(|(m, _)| DeviceMasks::<B>::new(m, device));
-    if let Some((m, _)) = masks {
-        model = DeviceMasks::<B>::new(m, device).apply(model);
-    }
+    model = match (&held_outer, masks) {
+        (Some(held), _) => held.apply(model),
+        (None, Some((m, _))) => DeviceMasks::<B>::new(m, device).apply(model),
+        (None, None) => model,
+    };
     let adam = |wd: f64| {
         AdamWConfig::new()
             .with_beta_1(config.adam_beta1)
