@@ -4,11 +4,14 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The loss became NaN or infinite.
-    #[error("the loss is {value} at epoch {epoch}, step {step} (diverged: lower the learning rate)")]
+    #[error(
+        "the loss is {value} at epoch {epoch}, step {step} (found when read back; it may have diverged up to \
+         `logging_steps` steps earlier: lower the learning rate)"
+    )]
     NonFinite {
         /// Epoch (1-based).
         epoch: usize,
-        /// Optimizer step (1-based).
+        /// Optimizer step (1-based) at which the loss was read back.
         step: usize,
         /// The loss value.
         value: f32,

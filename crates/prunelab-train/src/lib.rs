@@ -24,8 +24,9 @@ pub use loop_::{EpochRecord, MaskMode, TrainConfig, TrainOutcome, fine_tune};
 pub trait Reporter {
     /// An epoch begins; `steps` optimizer steps will follow.
     fn on_epoch_start(&mut self, _epoch: usize, _steps: usize) {}
-    /// An optimizer step finished with this (mean) loss and learning rate.
-    fn on_step(&mut self, _step: usize, _loss: f32, _lr: f64) {}
+    /// An optimizer step finished, with its learning rate; `loss` is the mean loss of the steps
+    /// since the last read-back when this step read it back (every `logging_steps`), else `None`.
+    fn on_step(&mut self, _step: usize, _loss: Option<f32>, _lr: f64) {}
     /// An evaluation finished.
     fn on_eval(&mut self, _epoch: usize, _scores: &prunelab_glue::Scores) {}
 }

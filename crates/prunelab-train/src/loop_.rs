@@ -48,6 +48,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Batch examples of similar length together (less padding).
     pub group_by_length: bool,
+    /// Read the loss back from the device every this many optimizer steps (and at the end of
+    /// each epoch): progress display and the NaN/inf check happen then. Reading it every step
+    /// would stall GPU backends on a host round trip per step.
+    pub logging_steps: usize,
 }
 
 impl Default for TrainConfig {
@@ -66,6 +70,7 @@ impl Default for TrainConfig {
             max_grad_norm: 1.0,
             seed: 42,
             group_by_length: false,
+            logging_steps: 50,
         }
     }
 }
@@ -87,6 +92,9 @@ impl TrainConfig {
         }
         if self.num_train_epochs == 0 {
             return bad("num_train_epochs", "must be at least 1");
+        }
+        if self.logging_steps == 0 {
+            return bad("logging_steps", "must be at least 1");
         }
         Ok(())
     }
@@ -192,13 +200,16 @@ pub fn fine_tune<B: AutodiffBackend>(
         let order = shuffled_batches(&lengths, micro, config.seed.wrapping_add(epoch as u64), config.group_by_length);
         let started = Instant::now();
         let (mut loss_sum, mut loss_count, mut samples, mut tokens) = (0f64, 0usize, 0usize, 0usize);
+        // Losses of the steps since the last read-back, summed on the device.
+        let mut pending: Option<Tensor<B::InnerBackend, 1>> = None;
+        let mut pending_steps = 0usize;
         let mut timed_from = started;
-        for group in order.chunks(accum) {
+        let groups: Vec<&[Vec<usize>]> = order.chunks(accum).collect();
+        for (g, group) in groups.iter().enumerate() {
             let step_started = Instant::now();
             let mut accumulator = GradientsAccumulator::<Classifier<B>>::new();
-            let mut step_loss = 0f32;
             let group_size: usize = group.iter().map(Vec::len).sum();
-            for indices in group {
+            for indices in group.iter() {
                 let batch: GlueBatch<B> = batcher.batch(indices.iter().map(|&i| train[i].clone()).collect(), device);
                 let labels = batch.labels.clone().ok_or(Error::Unlabelled("training"))?;
                 let logits = model.forward(ModelInput {
@@ -208,19 +219,20 @@ pub fn fine_tune<B: AutodiffBackend>(
                 });
                 // Mean over the whole accumulated group, as one big batch would give.
                 let loss = loss_fn.forward(logits, labels) * (indices.len() as f64 / group_size as f64);
-                let value = loss.clone().into_scalar().elem::<f32>();
-                if !value.is_finite() {
-                    return Err(Error::NonFinite { epoch, step: step + 1, value });
-                }
-                step_loss += value;
+                let detached = loss.clone().inner();
+                pending = Some(match pending.take() {
+                    Some(sum) => sum + detached,
+                    None => detached,
+                });
                 accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
                 tokens += batch.num_tokens;
             }
+            pending_steps += 1;
             let mut grads = accumulator.grads();
             if let Some(m) = &held {
                 mask_grads::<B>(&mut grads, &entries, m);
             }
-            clip_global_norm::<B>(&mut grads, &entries, config.max_grad_norm);
+            clip_global_norm::<B>(&mut grads, &entries, config.max_grad_norm, device);
             let lr = linear_schedule(config.learning_rate, step, warmup, total_steps);
             let (decay, plain) = split_decay::<B>(grads, &entries);
             model = optim_decay.step(lr, model, decay);
@@ -230,9 +242,21 @@ pub fn fine_tune<B: AutodiffBackend>(
             }
             step += 1;
             samples += group_size;
-            loss_sum += f64::from(step_loss);
-            loss_count += 1;
-            reporter.on_step(step, step_loss, lr);
+            // Read the loss back (one host round trip) every `logging_steps`, at the end of the
+            // epoch, and after the first step (whose time is the warm-up figure).
+            let read_back = first_step_seconds.is_none() || step % config.logging_steps == 0 || g + 1 == groups.len();
+            let mut mean_loss = None;
+            if read_back && let Some(sum) = pending.take() {
+                let total = f64::from(sum.into_scalar().elem::<f32>());
+                if !total.is_finite() {
+                    return Err(Error::NonFinite { epoch, step, value: total as f32 });
+                }
+                loss_sum += total;
+                loss_count += pending_steps;
+                mean_loss = Some((total / pending_steps as f64) as f32);
+                pending_steps = 0;
+            }
+            reporter.on_step(step, mean_loss, lr);
             if first_step_seconds.is_none() {
                 first_step_seconds = Some(step_started.elapsed().as_secs_f64());
                 timed_from = Instant::now();

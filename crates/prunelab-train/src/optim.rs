@@ -86,30 +86,30 @@ pub(crate) fn mask_grads<B: AutodiffBackend>(
     );
 }
 
-/// Scale all gradients so their global L2 norm is at most `max_norm` (torch's
-/// `clip_grad_norm_`, with its 1e-6 in the denominator); returns the norm before clipping.
+/// Scale all gradients so their global L2 norm is at most `max_norm`, as torch's
+/// `clip_grad_norm_` does: coefficient `max_norm / (norm + 1e-6)` clamped to at most 1, applied
+/// to every gradient (a multiplication by exactly 1 when the norm is small). Everything stays on
+/// the device: no host round trip per step. Returns the norm before clipping, as a `[1]` tensor.
 pub(crate) fn clip_global_norm<B: AutodiffBackend>(
     grads: &mut GradientsParams,
     entries: &[ParamEntry],
     max_norm: f64,
-) -> f64 {
-    let mut sum_sq = 0f64;
+    device: &B::Device,
+) -> Tensor<B::InnerBackend, 1> {
+    let mut sum_sq = Tensor::<B::InnerBackend, 1>::zeros([1], device);
     for e in entries {
-        sum_sq += match e.shape.len() {
-            1 => grads
-                .get::<B::InnerBackend, 1>(e.id)
-                .map_or(0.0, |g| g.powi_scalar(2).sum().into_scalar().elem::<f64>()),
-            2 => grads
-                .get::<B::InnerBackend, 2>(e.id)
-                .map_or(0.0, |g| g.powi_scalar(2).sum().into_scalar().elem::<f64>()),
-            _ => 0.0,
+        let part = match e.shape.len() {
+            1 => grads.get::<B::InnerBackend, 1>(e.id).map(|g| g.powi_scalar(2).sum()),
+            2 => grads.get::<B::InnerBackend, 2>(e.id).map(|g| g.powi_scalar(2).sum()),
+            _ => None,
         };
+        if let Some(part) = part {
+            sum_sq = sum_sq + part;
+        }
     }
     let norm = sum_sq.sqrt();
-    let coef = max_norm / (norm + 1e-6);
-    if coef < 1.0 {
-        map_grads::<B>(grads, entries, |_, g| g * coef, |_, g| g * coef);
-    }
+    let coef = (norm.clone().add_scalar(1e-6).recip() * max_norm).clamp_max(1.0);
+    map_grads::<B>(grads, entries, |_, g| g * coef.clone(), |_, g| g * coef.clone().unsqueeze::<2>());
     norm
 }
 
