@@ -28,3 +28,37 @@ pub const NAME: &str = if cfg!(feature = "cuda") {
 pub fn device() -> burn::tensor::Device<Backend> {
     Default::default()
 }
+
+/// Points CubeCL's kernel compilation cache and autotune cache at one directory, so a second run
+/// (or a fresh machine given the directory) skips kernel compilation and autotuning. Called once,
+/// first thing in `main`; a no-op on the CPU backend.
+///
+/// The directory is `dir`, else `$PRUNELAB_KERNEL_CACHE`, else `<user cache dir>/prunelab/kernels`.
+/// A `cubecl.toml` the user keeps in the working directory (or above) still supplies every other
+/// setting.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub fn configure_kernel_cache(dir: Option<std::path::PathBuf>) {
+    use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig, cache::CacheConfig};
+    let dir = dir
+        .or_else(|| std::env::var_os("PRUNELAB_KERNEL_CACHE").filter(|v| !v.is_empty()).map(Into::into))
+        .or_else(|| user_cache_dir().map(|d| d.join("prunelab").join("kernels")));
+    let Some(dir) = dir else {
+        tracing::warn!("no cache directory found (set PRUNELAB_KERNEL_CACHE): kernels are compiled afresh each run");
+        return;
+    };
+    let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+    config.compilation.cache = Some(CacheConfig::File(dir.join("compilation")));
+    config.autotune.cache = CacheConfig::File(dir.join("autotune"));
+    tracing::debug!(dir = %dir.display(), "kernel cache");
+    CubeClRuntimeConfig::set(config);
+}
+
+/// The CPU backend compiles nothing: nothing to cache.
+#[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+pub fn configure_kernel_cache(_dir: Option<std::path::PathBuf>) {}
+
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn user_cache_dir() -> Option<std::path::PathBuf> {
+    let from = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    from("XDG_CACHE_HOME").or_else(|| from("HOME").map(|h| h.join(".cache")))
+}

@@ -56,3 +56,8 @@ pub fn write_predictions(path: &Path, predictions: &[(u32, u32)]) -> Result<()> 
     prunelab_prune::file::write_atomic(path, tsv.as_bytes())?;
     Ok(())
 }
+
+/// The name clap shows for a value of a `ValueEnum` (`global-l1`), for result files.
+pub fn value_name<T: clap::ValueEnum>(value: &T) -> String {
+    value.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
+}

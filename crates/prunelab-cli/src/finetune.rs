@@ -54,6 +54,9 @@ pub struct FinetuneArgs {
     /// Hub revision, for Hub ids
     #[arg(long, default_value = "main")]
     revision: String,
+    /// Record the model under this id in result.json (when MODEL is a local copy of a Hub model)
+    #[arg(long, value_name = "ID")]
+    model_id: Option<String>,
     /// The GLUE task
     #[arg(long, value_enum)]
     task: GlueTask,
@@ -113,15 +116,21 @@ pub struct FinetuneArgs {
     /// Batch examples of similar length together
     #[arg(long)]
     group_by_length: bool,
+    /// Read the loss back from the device (progress, NaN check) every N steps
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    logging_steps: usize,
     /// Use only the first N training examples (quick runs)
     #[arg(long, value_name = "N")]
     train_limit: Option<usize>,
     /// Use only the first N dev examples
     #[arg(long, value_name = "N")]
     dev_limit: Option<usize>,
-    /// Output directory: result.json, test_predictions.tsv, model/
+    /// Output directory: result.json, test_predictions.tsv, masks.safetensors, model/
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Do not export the fine-tuned model to <out>/model (grids use this to save disk)
+    #[arg(long)]
+    no_export: bool,
 }
 
 struct Bars {
@@ -134,9 +143,11 @@ impl Reporter for Bars {
         self.bar.set_position(0);
         self.bar.set_prefix(format!("epoch {epoch}"));
     }
-    fn on_step(&mut self, _step: usize, loss: f32, lr: f64) {
+    fn on_step(&mut self, _step: usize, loss: Option<f32>, lr: f64) {
         self.bar.inc(1);
-        self.bar.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
+        if let Some(loss) = loss {
+            self.bar.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
+        }
     }
     fn on_eval(&mut self, epoch: usize, scores: &prunelab_glue::Scores) {
         self.bar.println(format!(
@@ -158,15 +169,16 @@ impl FinetuneArgs {
         let result_path = self.out.join("result.json");
         let mut record = json!({
             "status": "running",
-            "model": self.model,
+            "model": self.model_id.as_deref().unwrap_or(&self.model),
+            "model_path": self.model,
             "revision": self.revision,
             "task": self.task,
             "pruning": {
-                "scheme": format!("{:?}", self.scheme).to_lowercase(),
+                "scheme": common::value_name(&self.scheme),
                 "amount": self.amount,
-                "scope": format!("{:?}", self.scope).to_lowercase(),
+                "scope": common::value_name(&self.scope),
                 "masks_from": self.masks,
-                "mask_mode": format!("{:?}", self.mask_mode).to_lowercase(),
+                "mask_mode": common::value_name(&self.mask_mode),
             },
             "backend": backend::NAME,
             "device": format!("{:?}", backend::device()),
@@ -248,6 +260,7 @@ impl FinetuneArgs {
             max_grad_norm: self.max_grad_norm,
             seed: self.seed,
             group_by_length: self.group_by_length,
+            logging_steps: self.logging_steps,
             ..TrainConfig::default()
         };
         record["hyperparameters"] = serde_json::to_value(&config)?;
@@ -300,12 +313,14 @@ impl FinetuneArgs {
         }
         record["sparsity_after"] = serde_json::to_value(&held)?;
         // The best model, as a Hugging Face checkpoint with its tokenizer (and masks, if any).
-        let model_dir = self.out.join("model");
-        prunelab_prune::export::export_hf(&after, &files.config, spec.num_labels(), &[], &model_dir)?;
-        write_atomic(
-            &model_dir.join("tokenizer.json"),
-            &std::fs::read(&tokenizer).with_context(|| format!("reading {}", tokenizer.display()))?,
-        )?;
+        if !self.no_export {
+            let model_dir = self.out.join("model");
+            prunelab_prune::export::export_hf(&after, &files.config, spec.num_labels(), &[], &model_dir)?;
+            write_atomic(
+                &model_dir.join("tokenizer.json"),
+                &std::fs::read(&tokenizer).with_context(|| format!("reading {}", tokenizer.display()))?,
+            )?;
+        }
         if let Some(m) = &masks {
             let meta = std::collections::HashMap::from([("model".to_owned(), files.name.clone())]);
             prunelab_prune::file::save_masks(m, &self.out.join("masks.safetensors"), &meta)?;

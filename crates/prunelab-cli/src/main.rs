@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod backend;
+mod bench;
 mod common;
 mod data;
 mod evaluate;
@@ -34,6 +35,10 @@ struct GlobalArgs {
     /// Print only results and errors: no progress, no info logs (RUST_LOG still wins)
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// GPU backends: where compiled kernels and autotune results are kept between runs
+    /// [default: $PRUNELAB_KERNEL_CACHE, else the user cache dir's prunelab/kernels]
+    #[arg(long, global = true, value_name = "DIR")]
+    kernel_cache: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,11 +57,15 @@ enum Command {
     Finetune(finetune::FinetuneArgs),
     /// Evaluate a (fine-tuned) model on a GLUE split: metrics on dev, predictions on test
     Evaluate(evaluate::EvaluateArgs),
+    /// Measurements `cargo xtask bench` compares with PyTorch (JSON on stdout)
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);
+    backend::configure_kernel_cache(cli.global.kernel_cache.clone());
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -77,6 +86,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Prune(args) => args.run(),
         Command::Finetune(args) => args.run(cli.global.quiet),
         Command::Evaluate(args) => args.run(),
+        Command::Bench(cmd) => cmd.run(),
     }
 }
 

@@ -13,6 +13,19 @@ use crate::table::{compact, thousands};
 pub enum ModelCommand {
     /// Architecture, parameter counts by kind and by layer, dtype and file sizes
     Info(InfoArgs),
+    /// Is the model available (local, cached or downloadable) and is its architecture supported?
+    /// Prints one JSON object; exits non-zero only on bad arguments. `cargo xtask reproduce`
+    /// runs this before a grid.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// A model directory or a Hugging Face Hub model id
+    model: String,
+    /// Hub revision, for Hub ids
+    #[arg(long, default_value = "main")]
+    revision: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -31,6 +44,7 @@ impl ModelCommand {
     pub fn run(self) -> Result<()> {
         match self {
             ModelCommand::Info(args) => args.run(),
+            ModelCommand::Check(args) => args.run(),
         }
     }
 }
@@ -62,6 +76,56 @@ impl InfoArgs {
             print!("{out}");
         }
         Ok(())
+    }
+}
+
+impl CheckArgs {
+    fn run(self) -> Result<()> {
+        let source = prunelab_models::ModelSource::parse(&self.model, &self.revision)?;
+        let hub = prunelab_hub::Hub::from_env();
+        let answer = check(&source, &hub);
+        let mut out = serde_json::json!({"model": self.model, "revision": self.revision});
+        match answer {
+            Ok(model_type) => {
+                out["available"] = true.into();
+                out["supported"] = true.into();
+                out["model_type"] = model_type.into();
+            }
+            Err(Check::Unsupported(reason)) => {
+                out["available"] = true.into();
+                out["supported"] = false.into();
+                out["reason"] = reason.into();
+            }
+            Err(Check::Unavailable(reason)) => {
+                out["available"] = false.into();
+                out["supported"] = serde_json::Value::Null;
+                out["reason"] = reason.into();
+            }
+        }
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{out}");
+        }
+        Ok(())
+    }
+}
+
+enum Check {
+    Unsupported(String),
+    Unavailable(String),
+}
+
+/// The model type if config and weights can be had and the architecture is supported.
+fn check(source: &prunelab_models::ModelSource, hub: &prunelab_hub::Hub) -> std::result::Result<String, Check> {
+    use prunelab_models::Error;
+    let config = source.config_file(hub).map_err(|e| Check::Unavailable(e.to_string()))?;
+    match prunelab_models::ModelConfig::from_file(&config) {
+        Ok(parsed) => {
+            source.resolve(hub).map_err(|e| Check::Unavailable(e.to_string()))?;
+            Ok(parsed.model_type().to_owned())
+        }
+        Err(err @ Error::UnsupportedModelType { .. }) => Err(Check::Unsupported(err.to_string())),
+        Err(err) => Err(Check::Unavailable(err.to_string())),
     }
 }
 

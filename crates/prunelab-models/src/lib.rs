@@ -162,6 +162,15 @@ pub fn load_as_stored<B: Backend>(files: &ModelFiles, device: &B::Device) -> Res
     load_with(files, config, checkpoint, num_labels, device)
 }
 
+/// A classifier with freshly initialised weights (Burn's initialisers, not transformers'): for
+/// benchmarks and tests that need an architecture, not a checkpoint.
+pub fn init_classifier<B: Backend>(config: &ModelConfig, num_labels: usize, device: &B::Device) -> Classifier<B> {
+    match config {
+        ModelConfig::Bert(c) => Classifier::Bert(c.init_classifier(num_labels, device)),
+        ModelConfig::Gpt2(c) => Classifier::Gpt2(c.init_classifier(num_labels, device)),
+    }
+}
+
 fn load_with<B: Backend>(
     files: &ModelFiles,
     config: ModelConfig,

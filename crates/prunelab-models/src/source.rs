@@ -49,6 +49,28 @@ impl ModelSource {
         }
     }
 
+    /// Only the model's `config.json` (downloaded from the Hub if needed): enough to tell whether
+    /// prunelab supports the architecture before fetching the weights.
+    pub fn config_file(&self, hub: &Hub) -> Result<PathBuf> {
+        match self {
+            ModelSource::Dir(dir) => {
+                let config = dir.join("config.json");
+                if config.is_file() {
+                    Ok(config)
+                } else {
+                    Err(Error::Io {
+                        path: config,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "a model directory needs a config.json",
+                        ),
+                    })
+                }
+            }
+            ModelSource::Hub(repo) => Ok(hub.fetch(repo, "config.json")?),
+        }
+    }
+
     /// Find (or download) the model's files.
     pub fn resolve(&self, hub: &Hub) -> Result<ModelFiles> {
         match self {
