@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, in the repository root, with the prepared `.device/` folder carried
+# along (see bench/NOTES.md, "GPU runs"): `.device/bin/prunelab.xz` (a stripped `--features cuda`
+# release build), `.device/minilm/` (config.json, tokenizer.json, model.fp16.safetensors),
+# `.device/glue/{SST-2,CoLA}/*.tsv`, and optionally `.device/kernels/` (a CubeCL kernel cache
+# from an earlier call). Everything it produces goes under $OUT.
+#
+#   bash bench/device.sh probe      # cold and warm time to first step, step speed, torch speed
+#   bash bench/device.sh accuracy   # issue 5's check: MiniLM SST-2/CoLA dense and 90 %, both tools
+#   bash bench/device.sh bench      # cargo xtask bench with prebuilt binaries (.device/bin/xtask)
+#   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
+set -uo pipefail
+OUT=${OUT:?set OUT}
+export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
+mkdir -p "$OUT/logs"
+BIN=/tmp/prunelab
+if [ -e .device/bin/prunelab.xz ]; then xz -dc .device/bin/prunelab.xz > "$BIN" && chmod +x "$BIN"; fi
+KCACHE=/tmp/kernels
+mkdir -p "$KCACHE"
+if [ -f .device/kernels.tgz ]; then tar xzf .device/kernels.tgz -C "$KCACHE"; fi
+MODEL=.device/minilm
+GLUE=.device/glue
+RECIPE=(--epochs 3 --lr 5e-5 --batch-size 32 --max-length 128)
+PL_ONLY=(--no-export)
+
+info() {
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
+  "$BIN" --version
+}
+
+# prunelab finetune NAME TASK [ARGS...]: one run into $OUT/NAME, its log in $OUT/logs/NAME.log.
+pl() {
+  local name=$1 task=$2
+  shift 2
+  local cache=$KCACHE
+  # Concurrent runs get a cache each (CubeCL's cache files are not shared between processes).
+  if [ -n "${PER_RUN_CACHE:-}" ]; then cache=$KCACHE-$name; cp -r "$KCACHE" "$cache"; fi
+  timeout "${RUN_LIMIT:-3600}" "$BIN" --kernel-cache "$cache" finetune "$MODEL" --task "$task" --data-dir "$GLUE" \
+    --out "$OUT/$name" "${PL_ONLY[@]}" "$@" > "$OUT/logs/$name.log" 2>&1
+  echo "prunelab $name: exit $? $(tail -n 1 "$OUT/logs/$name.log")"
+}
+
+# torch reference NAME TASK [ARGS...]
+pt() {
+  local name=$1 task=$2
+  shift 2
+  timeout "${RUN_LIMIT:-3600}" python3 bench/torch_finetune.py --model "$MODEL" --glue "$GLUE" --task "$task" --out "$OUT/$name.json" "$@" \
+    > /dev/null 2> "$OUT/logs/$name.log"
+  echo "torch $name: exit $? $(python3 -c "import json;r=json.load(open('$OUT/$name.json'));print(r['main_metric'], round(r['main'],4), 'samples/s', [round(e['samples_per_second']) for e in r['epochs']])" 2>&1)"
+}
+
+# The machine returns only a few files: the kernel cache and everything else go back as archives.
+save_cache() { tar czf "$OUT/kernels.tgz" -C "$KCACHE" . && du -sh "$OUT/kernels.tgz"; }
+pack() {
+  (cd "$OUT" && find . -name model -type d -prune -exec rm -rf {} + && find . -name '*.safetensors' -size +5M -delete && tar czf /tmp/results.tgz --exclude=kernels.tgz . \
+    && find . -mindepth 1 -maxdepth 1 ! -name kernels.tgz -exec rm -rf {} + && mv /tmp/results.tgz results.tgz)
+}
+
+case ${1:-} in
+  probe)
+    info
+    pl probe-cold sst2 --epochs 1 --lr 5e-5 --train-limit 6400 --dev-limit 256
+    save_cache
+    pl probe-warm sst2 --epochs 1 --lr 5e-5 --train-limit 6400 --dev-limit 256
+    pt torch-probe sst2 --epochs 1 --train-limit 6400
+    pt torch-probe-f32 sst2 --epochs 1 --train-limit 6400 --precision f32
+    ;;
+  accuracy)
+    info
+    PER_RUN_CACHE=1
+    RUN_LIMIT=${RUN_LIMIT:-540}  # leave time to pack the results within a 600 s call
+    # All runs at once: each is launch-bound and leaves the GPU mostly idle; their times are
+    # therefore not benchmark figures (`bench` measures speed, one thing at a time).
+    pl sst2-dense sst2 "${RECIPE[@]}" &
+    pl sst2-global90 sst2 "${RECIPE[@]}" --scheme global-l1 --amount 0.9 &
+    pl cola-dense cola "${RECIPE[@]}" &
+    pt torch-sst2-dense sst2 "${RECIPE[@]}" &
+    pt torch-sst2-global90 sst2 "${RECIPE[@]}" --amount 0.9 &
+    pt torch-cola-dense cola "${RECIPE[@]}" &
+    pt torch-cola-global90 cola "${RECIPE[@]}" --amount 0.9 &
+    pl cola-global90 cola "${RECIPE[@]}" --scheme global-l1 --amount 0.9 &
+    for f in .device/scripts/make_fixtures_*.py; do
+      [ -e "$f" ] || continue
+      g=${f#.device/scripts/make_fixtures_}; g=${g%.py}
+      python3 "$f" --out "$OUT/fixtures-$g" --only $(cat ".device/scripts/groups_$g") > "$OUT/logs/fixtures-$g.log" 2>&1
+      echo "fixtures $g: exit $?"; tail -n 15 "$OUT/logs/fixtures-$g.log"
+    done
+    wait
+    cp -r "$KCACHE-sst2-dense/." "$KCACHE/"
+    save_cache
+    ;;
+  bench)
+    info
+    # Uses the kernel cache of earlier calls when there is one (cold start is measured by `probe`).
+    cache=()
+    if [ -f .device/kernels.tgz ]; then cache=(--kernel-cache "$KCACHE"); fi
+    .device/bin/xtask bench --bin "$BIN" --minilm "$MODEL" --out "$OUT/bench" --compile "${cache[@]}" \
+      > "$OUT/logs/bench.log" 2>&1
+    echo "bench: exit $?"; tail -n 40 "$OUT/logs/bench.log"
+    save_cache
+    ;;
+  fixtures)
+    # bench/device.sh fixtures SCRIPT GROUP... (SCRIPT: a make_fixtures.py, e.g. a branch's copy)
+    shift
+    script=$1
+    shift
+    python3 "$script" --out "$OUT/fixtures" --only "$@" > "$OUT/logs/fixtures.log" 2>&1
+    echo "fixtures: exit $?"; tail -n 30 "$OUT/logs/fixtures.log"
+    ;;
+  *)
+    echo "usage: bench/device.sh probe|accuracy|bench|fixtures GROUP..." >&2
+    exit 2
+    ;;
+esac
+pack

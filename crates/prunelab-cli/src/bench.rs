@@ -1,0 +1,314 @@
+//! `prunelab bench ...`: the measurements `cargo xtask bench` compares with PyTorch
+//! (`bench/torch_bench.py` does the same work on the same model directories). Each prints one
+//! JSON object on stdout.
+//!
+//! - `init`: a randomly initialised checkpoint of a named architecture (`gpt2-small`, `minilm`),
+//!   written as a Hugging Face directory so both tools load identical weights;
+//! - `train`: the real fine-tuning loop (`prunelab_train::fine_tune`) on synthetic batches of
+//!   fixed length: time to the first step (kernel compilation and autotuning on GPUs) and
+//!   training throughput after it;
+//! - `infer`: inference throughput at a batch size on synthetic batches;
+//! - `prune`: wall time of global L1 mask computation over the default scope;
+//! - `matmul`: square matmul TFLOP/s on the backend.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use prunelab_glue::{Encoded, GlueBatcher, GlueTask, PaddingSide};
+use prunelab_models::{ModelConfig, init_classifier, load_classifier};
+use prunelab_prune::{PruneSpec, Scheme, Scope, ScopeKind, compute_masks};
+use prunelab_stats::weights;
+use prunelab_train::{Silent, TrainConfig, fine_tune, predict};
+use serde_json::json;
+
+use crate::backend::{self, Backend, TrainBackend};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Write a randomly initialised model of a named architecture as a Hugging Face directory
+    Init(InitArgs),
+    /// Fine-tuning throughput on synthetic batches (the real loop: AdamW, clipping, masks)
+    Train(TrainArgs),
+    /// Inference throughput on synthetic batches
+    Infer(InferArgs),
+    /// Time global L1 mask computation over the default scope
+    Prune(PruneArgs),
+    /// Square matmul throughput (TFLOP/s)
+    Matmul(MatmulArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// gpt2-small (124M) or minilm (all-MiniLM-L6-v2's shape, 22.7M)
+    #[arg(long, value_parser = ["gpt2-small", "minilm"])]
+    arch: String,
+    /// Output directory
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// A model directory or Hub id
+    model: String,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 128)]
+    seq_len: usize,
+    /// Timed optimizer steps (after the first)
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Global L1 sparsity of the default scope, masks held (0: dense)
+    #[arg(long, default_value_t = 0.0)]
+    amount: f64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InferArgs {
+    /// A model directory or Hub id
+    model: String,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 128)]
+    seq_len: usize,
+    /// Timed batches (after two warm-up batches)
+    #[arg(long, default_value_t = 20)]
+    batches: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// A model directory or Hub id
+    model: String,
+    #[arg(long, default_value_t = 0.9)]
+    amount: f64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MatmulArgs {
+    #[arg(long, default_value_t = 8192)]
+    n: usize,
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+}
+
+impl BenchCommand {
+    pub fn run(self) -> Result<()> {
+        let out = match self {
+            BenchCommand::Init(a) => a.run()?,
+            BenchCommand::Train(a) => a.run()?,
+            BenchCommand::Infer(a) => a.run()?,
+            BenchCommand::Prune(a) => a.run()?,
+            BenchCommand::Matmul(a) => a.run()?,
+        };
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{out}");
+        }
+        Ok(())
+    }
+}
+
+fn base_record(kind: &str) -> serde_json::Value {
+    json!({"tool": "prunelab", "bench": kind, "backend": backend::NAME, "device": format!("{:?}", backend::device()), "precision": "f32"})
+}
+
+/// The architectures `init` knows, as transformers `config.json` text.
+fn arch_config(arch: &str) -> Result<serde_json::Value> {
+    Ok(match arch {
+        "gpt2-small" => json!({
+            "model_type": "gpt2", "architectures": ["GPT2ForSequenceClassification"], "vocab_size": 50257,
+            "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12, "n_inner": null,
+            "activation_function": "gelu_new", "resid_pdrop": 0.1, "embd_pdrop": 0.1, "attn_pdrop": 0.1,
+            "layer_norm_epsilon": 1e-5, "initializer_range": 0.02, "pad_token_id": 50256,
+            "bos_token_id": 50256, "eos_token_id": 50256
+        }),
+        "minilm" => json!({
+            "model_type": "bert", "architectures": ["BertForSequenceClassification"], "vocab_size": 30522,
+            "hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536,
+            "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+            "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02,
+            "layer_norm_eps": 1e-12, "pad_token_id": 0
+        }),
+        other => bail!("unknown architecture {other}"),
+    })
+}
+
+impl InitArgs {
+    fn run(self) -> Result<serde_json::Value> {
+        std::fs::create_dir_all(&self.out).with_context(|| format!("creating {}", self.out.display()))?;
+        let config_path = self.out.join("config.json");
+        prunelab_prune::file::write_atomic(&config_path, &serde_json::to_vec_pretty(&arch_config(&self.arch)?)?)?;
+        let config = ModelConfig::from_file(&config_path)?;
+        let device = backend::device();
+        <Backend as burn::tensor::backend::Backend>::seed(&device, 0);
+        let model = init_classifier::<Backend>(&config, 2, &device);
+        let tensors = weights(&model, model.naming().as_ref());
+        let params: usize = tensors.iter().map(|t| t.values.len()).sum();
+        prunelab_prune::export::export_hf(&tensors, &config_path, 2, &[], &self.out)?;
+        let mut rec = base_record("init");
+        rec["arch"] = json!(self.arch);
+        rec["parameters"] = json!(params);
+        rec["dir"] = json!(self.out);
+        Ok(rec)
+    }
+}
+
+/// `n` synthetic labelled examples of exactly `len` tokens (ids in 1000..vocab-ish, seeded).
+fn synthetic(n: usize, len: usize, vocab: usize) -> Vec<Encoded> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    (0..n)
+        .map(|i| Encoded {
+            idx: i as u32,
+            input_ids: (0..len).map(|_| (1000 + next() % (vocab - 1000)) as u32).collect(),
+            token_type_ids: vec![0; len],
+            label: Some((next() % 2) as u32),
+        })
+        .collect()
+}
+
+fn vocab_of(config: &Path) -> Result<usize> {
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?,
+    )
+    .with_context(|| format!("parsing {}", config.display()))?;
+    v.get("vocab_size").and_then(|v| v.as_u64()).map(|v| v as usize).context("config.json has no vocab_size")
+}
+
+impl TrainArgs {
+    fn run(self) -> Result<serde_json::Value> {
+        let files = crate::common::model_files(&self.model, "main")?;
+        let device = backend::device();
+        let loaded = load_classifier::<TrainBackend>(&files, 2, &device)?;
+        let vocab = vocab_of(&files.config)?;
+        let train = synthetic(self.batch_size * (self.steps + 1), self.seq_len, vocab);
+        let dev = synthetic(64, self.seq_len, vocab);
+        let batcher =
+            GlueBatcher { pad_id: 0, padding_side: PaddingSide::Right, token_types: loaded.model.uses_token_types() };
+        let masks = if self.amount > 0.0 {
+            let tensors = weights(&loaded.model, loaded.model.naming().as_ref());
+            let spec = PruneSpec { scheme: Scheme::GlobalL1, amount: self.amount, seed: 0 };
+            Some(compute_masks(&tensors, &Scope::new(ScopeKind::Default), &spec)?)
+        } else {
+            None
+        };
+        let config = TrainConfig {
+            num_train_epochs: 1,
+            per_device_train_batch_size: self.batch_size,
+            learning_rate: 2e-5,
+            ..TrainConfig::default()
+        };
+        let started = Instant::now();
+        let outcome = fine_tune(
+            loaded.model,
+            &train,
+            &dev,
+            GlueTask::Sst2,
+            &batcher,
+            &config,
+            masks.as_ref().map(|m| (m, prunelab_train::MaskMode::Hold)),
+            &device,
+            &mut Silent,
+        )?;
+        let epoch = &outcome.epochs[0];
+        let mut rec = base_record("train");
+        rec["model"] = json!(files.name);
+        rec["batch_size"] = json!(self.batch_size);
+        rec["seq_len"] = json!(self.seq_len);
+        rec["steps"] = json!(self.steps);
+        rec["amount"] = json!(self.amount);
+        rec["first_step_seconds"] = json!(outcome.first_step_seconds);
+        rec["samples_per_second"] = json!(epoch.samples_per_second);
+        rec["step_ms"] = json!(1e3 * self.batch_size as f64 / epoch.samples_per_second);
+        rec["wall_seconds"] = json!(started.elapsed().as_secs_f64());
+        Ok(rec)
+    }
+}
+
+impl InferArgs {
+    fn run(self) -> Result<serde_json::Value> {
+        let files = crate::common::model_files(&self.model, "main")?;
+        let device = backend::device();
+        let loaded = load_classifier::<Backend>(&files, 2, &device)?;
+        let vocab = vocab_of(&files.config)?;
+        let data = synthetic(self.batch_size * self.batches, self.seq_len, vocab);
+        let batcher =
+            GlueBatcher { pad_id: 0, padding_side: PaddingSide::Right, token_types: loaded.model.uses_token_types() };
+        let warm = Instant::now();
+        let _ =
+            predict(&loaded.model, &data[..self.batch_size * 2.min(self.batches)], &batcher, self.batch_size, &device);
+        let warm_seconds = warm.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let _ = predict(&loaded.model, &data, &batcher, self.batch_size, &device);
+        let seconds = t.elapsed().as_secs_f64();
+        let params: usize = loaded.model.param_infos().iter().map(|p| p.numel()).sum();
+        let mut rec = base_record("infer");
+        rec["model"] = json!(files.name);
+        rec["parameters"] = json!(params);
+        rec["batch_size"] = json!(self.batch_size);
+        rec["seq_len"] = json!(self.seq_len);
+        rec["warmup_seconds"] = json!(warm_seconds);
+        rec["samples_per_second"] = json!(data.len() as f64 / seconds);
+        Ok(rec)
+    }
+}
+
+impl PruneArgs {
+    fn run(self) -> Result<serde_json::Value> {
+        let files = crate::common::model_files(&self.model, "main")?;
+        let device = backend::device();
+        let loaded = load_classifier::<Backend>(&files, 2, &device)?;
+        let t = Instant::now();
+        let tensors = weights(&loaded.model, loaded.model.naming().as_ref());
+        let read = t.elapsed().as_secs_f64();
+        let scope = Scope::new(ScopeKind::Default);
+        let t = Instant::now();
+        let masks =
+            compute_masks(&tensors, &scope, &PruneSpec { scheme: Scheme::GlobalL1, amount: self.amount, seed: 0 })?;
+        let compute = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let pruned = prunelab_prune::DeviceMasks::<Backend>::new(&masks, &device).apply(loaded.model);
+        let _ = weights(&pruned, pruned.naming().as_ref());
+        let apply = t.elapsed().as_secs_f64();
+        let scope_params: usize = scope.select(&tensors).iter().map(|t| t.values.len()).sum();
+        let mut rec = base_record("prune");
+        rec["model"] = json!(files.name);
+        rec["amount"] = json!(self.amount);
+        rec["scope_params"] = json!(scope_params);
+        rec["read_seconds"] = json!(read);
+        rec["masks_seconds"] = json!(compute);
+        rec["apply_seconds"] = json!(apply);
+        rec["total_seconds"] = json!(read + compute + apply);
+        Ok(rec)
+    }
+}
+
+impl MatmulArgs {
+    fn run(self) -> Result<serde_json::Value> {
+        let device = backend::device();
+        let a = Tensor::<Backend, 2>::random([self.n, self.n], burn::tensor::Distribution::Default, &device);
+        let b = Tensor::<Backend, 2>::random([self.n, self.n], burn::tensor::Distribution::Default, &device);
+        for _ in 0..3 {
+            let _ = a.clone().matmul(b.clone()).slice([0..1, 0..1]).into_data();
+        }
+        let t = Instant::now();
+        let mut last = None;
+        for _ in 0..self.iters {
+            last = Some(a.clone().matmul(b.clone()));
+        }
+        if let Some(c) = last {
+            let _ = c.slice([0..1, 0..1]).into_data();
+        }
+        let seconds = t.elapsed().as_secs_f64() / self.iters as f64;
+        let mut rec = base_record("matmul");
+        rec["n"] = json!(self.n);
+        rec["tflops"] = json!(2.0 * (self.n as f64).powi(3) / seconds / 1e12);
+        Ok(rec)
+    }
+}

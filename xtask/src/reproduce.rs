@@ -1,0 +1,341 @@
+//! `cargo xtask reproduce`: build `prunelab` for a backend, check what the grid needs before
+//! starting, then run every cell (inspect each model once; fine-tune and evaluate each cell),
+//! skipping cells whose finished result already exists, and finish with `prunelab report`.
+//!
+//! Invariants: one run per output directory at a time (an OS file lock on `<out>/.lock`, which
+//! the OS releases if the process dies); a cell is done only when its `result.json` says
+//! `finished` (prunelab writes it atomically, last); an interrupted cell leaves no such file and
+//! is run again from the start, so an interrupted grid ends with the same table as an
+//! uninterrupted one.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::grid::{Cell, Grid, slug};
+
+#[derive(Debug, clap::Args)]
+pub struct ReproduceArgs {
+    /// seed (the study), minilm (every scheme on the one checkpoint reachable offline) or quick
+    /// (minutes on a CPU)
+    #[arg(long, default_value = "seed", conflicts_with = "grid")]
+    preset: String,
+    /// A grid of your own (TOML; see xtask/src/grid.rs for the format)
+    #[arg(long, value_name = "FILE")]
+    grid: Option<PathBuf>,
+    /// auto: cuda where an NVIDIA driver answers, else wgpu where a GPU device node exists,
+    /// else ndarray
+    #[arg(long, default_value = "auto", value_parser = ["auto", "cuda", "wgpu", "ndarray"])]
+    backend: String,
+    /// GLUE TSV directory (<dir>/SST-2/train.tsv, ...); default: the Hub's nyu-mll/glue
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Use a local copy of a model: --model-dir gpt2=/models/gpt2 (repeatable)
+    #[arg(long, value_name = "ID=DIR")]
+    model_dir: Vec<String>,
+    /// Seeds per cell: 42, 43, ... (replaces the grid's list)
+    #[arg(long, value_name = "N")]
+    seeds: Option<u64>,
+    /// Output directory (results, report, kernel cache)
+    #[arg(long, value_name = "DIR", default_value = "reports/runs")]
+    out: PathBuf,
+    /// Run a prebuilt prunelab binary instead of building one
+    #[arg(long, value_name = "FILE")]
+    bin: Option<PathBuf>,
+    /// Run a preset that wants a GPU on the CPU backend anyway
+    #[arg(long)]
+    allow_cpu: bool,
+    /// Run cells whose result says failed again (default: keep and report them)
+    #[arg(long)]
+    retry_failed: bool,
+    /// Check and list the cells, run nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
+    let mut grid = match &args.grid {
+        Some(path) => Grid::from_file(path)?,
+        None => Grid::preset(&args.preset)?,
+    };
+    if let Some(n) = args.seeds {
+        if n == 0 {
+            bail!("--seeds must be at least 1");
+        }
+        grid.seeds = (42..42 + n).collect();
+    }
+    let overrides = parse_overrides(&args.model_dir)?;
+    let backend = resolve_backend(&args.backend);
+    if grid.needs_gpu && backend == "ndarray" && !args.allow_cpu {
+        bail!(
+            "the {} grid wants a GPU (hours of fine-tuning) but no GPU backend is usable here (--backend {} resolved to \
+             ndarray: no `nvidia-smi` answered and no /dev/dri render node). Run it on a GPU machine, or pass \
+             --allow-cpu, or try --preset quick",
+            grid.name,
+            args.backend
+        );
+    }
+    if let Some(dir) = &args.data_dir {
+        for task in ["SST-2", "CoLA"] {
+            let file = dir.join(task).join("train.tsv");
+            if !file.is_file() {
+                bail!("--data-dir {}: {} is missing (expected the GLUE TSV layout)", dir.display(), file.display());
+            }
+        }
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let _lock = lock(&args.out)?;
+    check_disk(&args.out, grid.cells().len())?;
+
+    let bin = match &args.bin {
+        Some(bin) => bin.clone(),
+        None => build(root, &backend)?,
+    };
+    say(&format!("prunelab binary: {} (backend {backend})", bin.display()));
+
+    // Which models can run: available and supported; unsupported ones are skipped with the reason.
+    let mut skipped = Vec::new();
+    let mut unavailable = Vec::new();
+    let mut runnable = Vec::new();
+    for model in &grid.models {
+        let path = overrides.iter().find(|(id, _)| id == model).map(|(_, dir)| dir.display().to_string());
+        let spec = path.clone().unwrap_or_else(|| model.clone());
+        let check = model_check(&bin, &spec)?;
+        let reason = check.get("reason").and_then(|r| r.as_str()).unwrap_or("").to_owned();
+        match (check.get("available").and_then(|v| v.as_bool()), check.get("supported").and_then(|v| v.as_bool())) {
+            (Some(true), Some(true)) => runnable.push((model.clone(), spec)),
+            (Some(true), _) => {
+                for task in &grid.tasks {
+                    skipped.push(serde_json::json!({"model": model, "task": task, "reason": reason}));
+                }
+                say(&format!("skipping {model}: {reason}"));
+            }
+            _ => unavailable.push(format!("  {model}: {reason}")),
+        }
+    }
+    if !unavailable.is_empty() {
+        bail!(
+            "these models cannot be loaded:\n{}\nWith no network, download them once elsewhere into the Hugging Face \
+             cache (HF_HOME), or pass --model-dir ID=DIR with a local copy (config.json, weights, tokenizer.json).",
+            unavailable.join("\n")
+        );
+    }
+    write_json(&args.out.join("skipped.json"), &serde_json::Value::Array(skipped))?;
+    write_json(
+        &args.out.join("grid.json"),
+        &serde_json::json!({"preset": grid.name, "grid": grid, "backend": backend, "data_dir": args.data_dir}),
+    )?;
+
+    let cells: Vec<(Cell, String)> = grid
+        .cells()
+        .into_iter()
+        .filter_map(|c| runnable.iter().find(|(m, _)| *m == c.model).map(|(_, spec)| (c.clone(), spec.clone())))
+        .collect();
+    let todo: Vec<&(Cell, String)> =
+        cells.iter().filter(|(c, _)| !is_done(&c.dir(&args.out), args.retry_failed)).collect();
+    say(&format!(
+        "{} cells in the {} grid ({} models runnable, {} skipped): {} finished before, {} to run",
+        grid.cells().len(),
+        grid.name,
+        runnable.len(),
+        grid.models.len() - runnable.len(),
+        cells.len() - todo.len(),
+        todo.len()
+    ));
+    if args.dry_run {
+        for (cell, _) in &todo {
+            say(&format!("  would run {}", cell.label()));
+        }
+        return Ok(());
+    }
+
+    let kernels = args.out.join("kernels");
+    for (model, spec) in &runnable {
+        let dir = args.out.join("inspect").join(slug(model));
+        if dir.join("stats.json").is_file() {
+            continue;
+        }
+        say(&format!("inspect {model}"));
+        let status = Command::new(&bin)
+            .args(["--quiet", "inspect", spec, "--out"])
+            .arg(&dir)
+            .status()
+            .with_context(|| format!("running {}", bin.display()))?;
+        if !status.success() {
+            bail!("`prunelab inspect {spec}` failed ({status})");
+        }
+    }
+
+    let started = Instant::now();
+    let mut failed = 0;
+    for (i, (cell, spec)) in todo.iter().enumerate() {
+        let eta = if i == 0 {
+            "ETA unknown".to_owned()
+        } else {
+            let per = started.elapsed().as_secs_f64() / i as f64;
+            format!("ETA {}", minutes(per * (todo.len() - i) as f64))
+        };
+        say(&format!("[{}/{}] {} ({eta})", cells.len() - todo.len() + i + 1, cells.len(), cell.label()));
+        let dir = cell.dir(&args.out);
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--kernel-cache").arg(&kernels).args(["finetune", spec]).args(cell.finetune_args(&grid.train));
+        cmd.args(["--model-id", &cell.model, "--no-export", "--out"]).arg(&dir);
+        match &args.data_dir {
+            Some(d) => cmd.arg("--data-dir").arg(d),
+            None => cmd.arg("--hub"),
+        };
+        let status = cmd.status().with_context(|| format!("running {}", bin.display()))?;
+        if !status.success() {
+            // prunelab wrote a result marked failed (with the reason) unless it was killed.
+            failed += 1;
+            say(&format!("  failed ({status}); see {}", dir.join("result.json").display()));
+        }
+    }
+
+    say("report");
+    let status = Command::new(&bin)
+        .arg("report")
+        .arg(&args.out)
+        .status()
+        .with_context(|| format!("running {} report", bin.display()))?;
+    if !status.success() {
+        bail!("`prunelab report {}` failed ({status})", args.out.display());
+    }
+    if failed > 0 {
+        bail!("{failed} of {} cells failed (their results say why; --retry-failed runs them again)", todo.len());
+    }
+    Ok(())
+}
+
+/// `ID=DIR` pairs; the directory must exist.
+fn parse_overrides(specs: &[String]) -> Result<Vec<(String, PathBuf)>> {
+    specs
+        .iter()
+        .map(|s| {
+            let (id, dir) = s.split_once('=').with_context(|| format!("--model-dir {s:?}: expected ID=DIR"))?;
+            let dir = PathBuf::from(dir);
+            if !dir.join("config.json").is_file() {
+                bail!("--model-dir {s}: {} has no config.json", dir.display());
+            }
+            Ok((id.to_owned(), dir))
+        })
+        .collect()
+}
+
+/// `auto` → `cuda` if `nvidia-smi -L` lists a GPU, else `wgpu` if a DRM render node exists (or on
+/// macOS: Metal), else `ndarray`.
+fn resolve_backend(choice: &str) -> String {
+    if choice != "auto" {
+        return choice.to_owned();
+    }
+    let nvidia = Command::new("nvidia-smi")
+        .arg("-L")
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("GPU"))
+        .unwrap_or(false);
+    if nvidia {
+        return "cuda".into();
+    }
+    let render_node = std::fs::read_dir("/dev/dri")
+        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("renderD")))
+        .unwrap_or(false);
+    if render_node || cfg!(target_os = "macos") { "wgpu".into() } else { "ndarray".into() }
+}
+
+/// Builds the release binary with one backend feature and returns its path.
+pub fn build(root: &Path, backend: &str) -> Result<PathBuf> {
+    say(&format!("building prunelab (release, {backend}); the first build takes several minutes"));
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(root)
+        .args(["build", "--release", "-p", "prunelab-cli", "--no-default-features", "--features", backend])
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("building prunelab with --features {backend} failed ({status})");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(target.join("release").join("prunelab"))
+}
+
+/// `prunelab model check` as JSON.
+fn model_check(bin: &Path, spec: &str) -> Result<serde_json::Value> {
+    let out = Command::new(bin)
+        .args(["--quiet", "model", "check", spec])
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("`prunelab model check {spec}` failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("`prunelab model check {spec}` printed no JSON"))
+}
+
+/// A cell is done when its result exists and is finished (or failed, unless retrying).
+fn is_done(dir: &Path, retry_failed: bool) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join("result.json")) else { return false };
+    let status = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_owned));
+    match status.as_deref() {
+        Some("finished") => true,
+        Some("failed") => !retry_failed,
+        _ => false,
+    }
+}
+
+/// Holds `<out>/.lock` for the life of the returned file; a second run on the same directory
+/// stops at once.
+fn lock(out: &Path) -> Result<std::fs::File> {
+    let path = out.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            bail!("another `cargo xtask reproduce` is running on {} (it holds {})", out.display(), path.display())
+        }
+        Err(std::fs::TryLockError::Error(err)) => Err(err).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+/// Free space under `out` (from `df -Pk`) must cover what the grid writes: results, masks and
+/// the kernel cache, a few MB per cell, plus 1 GiB of margin.
+fn check_disk(out: &Path, cells: usize) -> Result<()> {
+    let Ok(df) = Command::new("df").arg("-Pk").arg(out).output() else { return Ok(()) };
+    let text = String::from_utf8_lossy(&df.stdout);
+    let free_kib = text.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)).and_then(|v| v.parse::<u64>().ok());
+    if let Some(free) = free_kib {
+        let need = 1024 * 1024 + 64 * 1024 * cells as u64;
+        if free < need {
+            bail!(
+                "{} has {} MiB free; the grid needs about {} MiB (results, masks, kernel cache). Free space or pick \
+                 another --out",
+                out.display(),
+                free / 1024,
+                need / 1024
+            );
+        }
+    }
+    Ok(())
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+fn minutes(seconds: f64) -> String {
+    if seconds < 90.0 { format!("{seconds:.0} s") } else { format!("{:.0} min", seconds / 60.0) }
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "reproduce: {line}");
+}
