@@ -9,6 +9,19 @@ pub(crate) fn amount(a: f64) -> String {
     if text.is_empty() || text == "-" { "0".into() } else { text.into() }
 }
 
+/// An integer with thousands separators: `12,067,202`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A fraction as a percentage, with enough digits to tell tiny sparsities (one head's worth of a
 /// model) from zero: `41.23%`, `0.0012%`, `0%`.
 pub(crate) fn percent(f: f64) -> String {
@@ -56,6 +69,8 @@ mod tests {
 
     #[test]
     fn formats() {
+        assert_eq!(thousands(12_067_202), "12,067,202");
+        assert_eq!(thousands(200), "200");
         assert_eq!(amount(0.0), "0");
         assert_eq!(amount(0.5), "0.5");
         assert_eq!(amount(0.95), "0.95");

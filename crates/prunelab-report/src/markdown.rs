@@ -217,7 +217,8 @@ fn weights(md: &mut String, stats: &[WeightStats], all: &[Plot]) {
                 (0..s.thresholds.len()).map(|i| l.above_fraction(i).map_or_else(|| "–".into(), fmt::percent)).collect();
             let max = l.max_abs.map_or_else(|| "–".into(), |m| format!("{m:.3}"));
             let zeros = if l.count > 0 { fmt::percent(l.zeros as f64 / l.count as f64) } else { "–".into() };
-            let _ = writeln!(md, "| {layer} | {} | {zeros} | {} | {max} |", l.count, shares.join(" | "));
+            let _ =
+                writeln!(md, "| {layer} | {} | {zeros} | {} | {max} |", fmt::thousands(l.count), shares.join(" | "));
             total.0 += l.count;
             total.1 += l.zeros;
             for (t, a) in total.2.iter_mut().zip(&l.above) {
@@ -227,7 +228,7 @@ fn weights(md: &mut String, stats: &[WeightStats], all: &[Plot]) {
         if total.0 > 0 {
             let shares: Vec<String> = total.2.iter().map(|a| fmt::percent(*a as f64 / total.0 as f64)).collect();
             let zeros = fmt::percent(total.1 as f64 / total.0 as f64);
-            let _ = writeln!(md, "| **all** | {} | {zeros} | {} | |", total.0, shares.join(" | "));
+            let _ = writeln!(md, "| **all** | {} | {zeros} | {} | |", fmt::thousands(total.0), shares.join(" | "));
         }
         md.push('\n');
     }

@@ -187,11 +187,13 @@ fn draw_panel<DB: DrawingBackend>(
             chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.18).filled())))?;
         }
         let points: Vec<(f64, f64)> = line.points.iter().map(|p| (p.x, p.y)).collect();
+        // "other" (x = −1) is no neighbour of layer 0: it gets a marker, not a segment.
+        let path: Vec<(f64, f64)> = points.iter().copied().filter(|p| panel.x == XAxis::Amount || p.0 >= 0.0).collect();
         let style = color.stroke_width(2);
         let series = if line.dashed {
-            chart.draw_series(DashedLineSeries::new(points.clone(), 7, 5, style))?
+            chart.draw_series(DashedLineSeries::new(path, 7, 5, style))?
         } else {
-            chart.draw_series(LineSeries::new(points.clone(), style))?
+            chart.draw_series(LineSeries::new(path, style))?
         };
         let dashed = line.dashed;
         series.label(line.label.as_str()).legend(move |(x, y)| {

@@ -190,8 +190,12 @@ fn layers_figure(arm_cells: &[&Cell], model: &str, task: &str, arm: &str) -> Opt
             .iter()
             .filter_map(|l| value(l).map(|s| Point { x: layer_x(l.layer), y: s.mean, std: s.std }))
             .collect();
-        let when = if dashed { "before fine-tuning" } else { "after" };
-        let label = format!("amount {} {when}", fmt::amount(cell.amount));
+        let when = match (release, dashed) {
+            (false, _) => "",
+            (true, false) => " after fine-tuning",
+            (true, true) => " before",
+        };
+        let label = format!("amount {}{when}", fmt::amount(cell.amount));
         (!points.is_empty()).then_some(Line { label, points, dashed, color: Some(i) })
     };
     let panel = |title: &str, y_label: &str, value: fn(&LayerStat) -> Option<Stat>| {
