@@ -16,6 +16,7 @@ mod finetune;
 mod inspect;
 mod model;
 mod prune;
+mod report;
 mod table;
 
 /// Measure what magnitude pruning costs pretrained transformers in accuracy and buys in speed.
@@ -52,6 +53,8 @@ enum Command {
     Finetune(finetune::FinetuneArgs),
     /// Evaluate a (fine-tuned) model on a GLUE split: metrics on dev, predictions on test
     Evaluate(evaluate::EvaluateArgs),
+    /// Tables, plots and REPORT.md from the result files under a directory
+    Report(report::ReportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,6 +80,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Prune(args) => args.run(),
         Command::Finetune(args) => args.run(cli.global.quiet),
         Command::Evaluate(args) => args.run(),
+        Command::Report(args) => args.run(),
     }
 }
 
@@ -103,7 +107,7 @@ fn init_logging(global: &GlobalArgs) {
     let default = if global.quiet {
         "warn"
     } else {
-        "warn,prunelab=info,prunelab_glue=info,prunelab_hub=info,prunelab_models=info,prunelab_prune=info,prunelab_stats=info,prunelab_train=info"
+        "warn,prunelab=info,prunelab_glue=info,prunelab_hub=info,prunelab_models=info,prunelab_prune=info,prunelab_report=info,prunelab_stats=info,prunelab_train=info"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();
