@@ -12,14 +12,8 @@ pub(crate) fn amount(a: f64) -> String {
 /// An integer with thousands separators: `12,067,202`.
 pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    let groups: Vec<&str> = digits.as_bytes().rchunks(3).rev().map(|g| std::str::from_utf8(g).unwrap_or("")).collect();
+    groups.join(",")
 }
 
 /// A fraction as a percentage, with enough digits to tell tiny sparsities (one head's worth of a

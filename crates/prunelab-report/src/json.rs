@@ -173,16 +173,26 @@ impl<'a> Node<'a> {
         }
     }
 
-    /// The object's scalar entries as text (strings unquoted), sorted by key; other entries
-    /// are left out. For summaries of free-form objects (hyper-parameters, `grid.json`).
+    /// The object's scalar entries (and arrays of scalars, joined by ", ") as text, strings
+    /// unquoted, sorted by key; other entries are left out. For summaries of free-form objects
+    /// (hyper-parameters, `grid.json`).
     pub(crate) fn scalars(&self) -> Vec<(String, String)> {
+        fn scalar(v: &Value) -> Option<String> {
+            match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+                _ => None,
+            }
+        }
         let Value::Object(map) = self.value else { return Vec::new() };
         let mut out: Vec<(String, String)> = map
             .iter()
             .filter_map(|(k, v)| match v {
-                Value::String(s) => Some((k.clone(), s.clone())),
-                Value::Number(_) | Value::Bool(_) => Some((k.clone(), v.to_string())),
-                _ => None,
+                Value::Array(items) => {
+                    let items: Option<Vec<String>> = items.iter().map(scalar).collect();
+                    Some((k.clone(), items?.join(", ")))
+                }
+                other => Some((k.clone(), scalar(other)?)),
             })
             .collect();
         out.sort();
@@ -211,6 +221,9 @@ mod tests {
         assert_eq!(err, "runs/a/result.json: /p/xs/1: expected a number, found a string");
         let err = root.required_str("status").unwrap_err().to_string();
         assert_eq!(err, "runs/a/result.json: /status: missing (a string is required)");
+        let grid = doc(r#"{"preset": "smoke", "seeds": [1, 2], "nested": {"a": 1}, "mixed": [1, {}]}"#);
+        let entries = Node::root(file, &grid).scalars();
+        assert_eq!(entries, [("preset".to_owned(), "smoke".to_owned()), ("seeds".to_owned(), "1, 2".to_owned())]);
         let arr = doc("[1]");
         let err = Node::root(file, &arr).str("x").unwrap_err().to_string();
         assert_eq!(err, "runs/a/result.json: /: expected an object, found an array");

@@ -312,6 +312,7 @@ fn findings_are_computed_from_the_runs() {
     assert!(md.contains("GPT-2 as \"Encoder-Only\" and DeBERTa as \"Decoder-Only\""));
     assert!(md.contains("longformer-base-4096"));
     assert!(md.contains("# prunelab report: smoke"));
+    assert!(md.contains("| grid: `amounts` | 0.5, 0.9 |"), "{md}");
     assert!(md.contains("| backend | cuda (28 runs) |"), "{md}");
     assert!(md.contains("| prunelab commit | abc123def456 (27 runs), not recorded (1 run) |"), "{md}");
 }
