@@ -51,8 +51,8 @@ pub struct Inputs {
     pub grid: Option<Grid>,
 }
 
-/// Read every input under `dir` (recursively; directories under `exclude` are left out, so a
-/// report written inside its input is not read back).
+/// Read every input under `dir` (recursively; a subdirectory `exclude` is left out, so a report
+/// written inside its input is not read back).
 pub fn read_inputs(dir: &Path, exclude: Option<&Path>) -> Result<Inputs> {
     if !dir.is_dir() {
         return Err(Error::NotADirectory { path: dir.to_owned() });
@@ -96,15 +96,15 @@ pub fn read_inputs(dir: &Path, exclude: Option<&Path>) -> Result<Inputs> {
 /// Collect the input files under `dir`. Symbolic links to files are followed, links to
 /// directories are not (no cycles).
 fn walk(dir: &Path, exclude: Option<&Path>, files: &mut Vec<PathBuf>) -> Result<()> {
-    if exclude.is_some_and(|ex| same_dir(ex, dir)) {
-        tracing::debug!(dir = %dir.display(), "not reading the report's own output directory");
-        return Ok(());
-    }
     for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
         let entry = entry.map_err(Error::io(dir))?;
         let path = entry.path();
         let kind = entry.file_type().map_err(Error::io(&path))?;
         if kind.is_dir() {
+            if exclude.is_some_and(|ex| same_dir(ex, &path)) {
+                tracing::debug!(dir = %path.display(), "not reading the report's own output directory");
+                continue;
+            }
             walk(&path, exclude, files)?;
         } else if (kind.is_file() || (kind.is_symlink() && path.is_file()))
             && matches!(entry.file_name().to_str(), Some(RESULT_FILE | STATS_FILE | SKIPPED_FILE | GRID_FILE))
