@@ -17,6 +17,7 @@ mod finetune;
 mod inspect;
 mod model;
 mod prune;
+mod report;
 mod table;
 
 /// Measure what magnitude pruning costs pretrained transformers in accuracy and buys in speed.
@@ -60,6 +61,8 @@ enum Command {
     /// Measurements `cargo xtask bench` compares with PyTorch (JSON on stdout)
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Tables, plots and REPORT.md from the result files under a directory
+    Report(report::ReportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -87,6 +90,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Finetune(args) => args.run(cli.global.quiet),
         Command::Evaluate(args) => args.run(),
         Command::Bench(cmd) => cmd.run(),
+        Command::Report(args) => args.run(),
     }
 }
 
@@ -113,7 +117,7 @@ fn init_logging(global: &GlobalArgs) {
     let default = if global.quiet {
         "warn"
     } else {
-        "warn,prunelab=info,prunelab_glue=info,prunelab_hub=info,prunelab_models=info,prunelab_prune=info,prunelab_stats=info,prunelab_train=info"
+        "warn,prunelab=info,prunelab_glue=info,prunelab_hub=info,prunelab_models=info,prunelab_prune=info,prunelab_report=info,prunelab_stats=info,prunelab_train=info"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();

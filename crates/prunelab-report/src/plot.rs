@@ -1,0 +1,277 @@
+//! A small line-chart engine on plotters: a figure is a row of panels, each with lines (points
+//! with an optional ± band) and horizontal reference lines, drawn once for PNG and once for SVG.
+//! Text in PNGs uses DejaVu Sans embedded in the crate, so no system font is needed.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::write::write_atomic;
+
+/// DejaVu Sans 2.37 (licence: `assets/LICENSE-DejaVu.txt`).
+static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+/// The family every text uses; the embedded font is registered under it.
+const FONT: &str = "sans-serif";
+const PANEL_WIDTH: u32 = 640;
+const HEIGHT: u32 = 480;
+/// The height of a panel's plotting area and of a legend row, in pixels (about).
+const PLOT_HEIGHT: f64 = 360.0;
+const LEGEND_ROW: f64 = 17.0;
+/// Tableau 10.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// What the x axis shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum XAxis {
+    /// A pruned fraction, 0 to 1.
+    Amount,
+    /// Layer indices; x = −1 is the parameters outside layers, labelled "other".
+    Layer,
+}
+
+/// One point; `std` draws a band of ± std around the line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Point {
+    pub x: f64,
+    pub y: f64,
+    pub std: Option<f64>,
+}
+
+/// A line through points (sorted by x by the caller).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Line {
+    pub label: String,
+    pub points: Vec<Point>,
+    pub dashed: bool,
+    /// Palette index (default: the line's position).
+    pub color: Option<usize>,
+}
+
+/// A horizontal line across the panel, with an optional ± std band.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Reference {
+    pub label: String,
+    pub y: f64,
+    pub std: Option<f64>,
+}
+
+/// One chart.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Panel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub x: XAxis,
+    pub lines: Vec<Line>,
+    pub references: Vec<Reference>,
+    /// Stretch the y axis down to 0 (speeds, shares).
+    pub include_zero: bool,
+}
+
+/// A titled row of panels.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Figure {
+    pub title: String,
+    pub panels: Vec<Panel>,
+}
+
+/// Draw `figure` to `<dir>/<stem>.png` and `<dir>/<stem>.svg`; returns both paths.
+pub(crate) fn render(figure: &Figure, dir: &Path, stem: &str) -> Result<[PathBuf; 2]> {
+    register_font();
+    let size = (PANEL_WIDTH * figure.panels.len().max(1) as u32, HEIGHT);
+    let png_path = dir.join(format!("{stem}.png"));
+    let mut rgb = vec![255u8; (size.0 * size.1 * 3) as usize];
+    draw(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area(), figure)
+        .map_err(|message| Error::Plot { path: png_path.clone(), message })?;
+    let png = encode_png(&rgb, size).map_err(|source| Error::Png { path: png_path.clone(), source })?;
+    write_atomic(&png_path, &png)?;
+
+    let svg_path = dir.join(format!("{stem}.svg"));
+    let mut svg = String::new();
+    draw(SVGBackend::with_string(&mut svg, size).into_drawing_area(), figure)
+        .map_err(|message| Error::Plot { path: svg_path.clone(), message })?;
+    write_atomic(&svg_path, svg.as_bytes())?;
+    tracing::debug!(png = %png_path.display(), svg = %svg_path.display(), "plotted");
+    Ok([png_path, svg_path])
+}
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_err() {
+            tracing::warn!("the embedded font did not load; PNG plots will have no text");
+        }
+    });
+}
+
+fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
+    Ok(out)
+}
+
+/// plotters' errors are generic over the backend; their text is what is kept.
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Result<(), String> {
+    let text = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(text)?;
+    let body = root.titled(&figure.title, (FONT, 20)).map_err(text)?;
+    for (area, panel) in body.split_evenly((1, figure.panels.len().max(1))).iter().zip(&figure.panels) {
+        draw_panel(area, panel).map_err(text)?;
+    }
+    root.present().map_err(text)
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (x0, x1) = x_range(panel);
+    let (y0, y1) = y_range(panel);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, (FONT, 15))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    let layer_label = |x: &f64| layer_label(*x);
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(panel.x_label.as_str())
+        .y_desc(panel.y_label.as_str())
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(TRANSPARENT);
+    if panel.x == XAxis::Layer {
+        mesh.x_labels(((x1 - x0).round() as usize + 1).min(40)).x_label_formatter(&layer_label);
+    }
+    mesh.draw()?;
+
+    for reference in &panel.references {
+        let color = BLACK;
+        if let Some(std) = reference.std.filter(|s| *s > 0.0) {
+            let (lo, hi) = (reference.y - std, reference.y + std);
+            let band = vec![(x0, lo), (x1, lo), (x1, hi), (x0, hi)];
+            chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.08).filled())))?;
+        }
+        let style = color.stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new(vec![(x0, reference.y), (x1, reference.y)], 10, 6, style))?
+            .label(reference.label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    }
+    for (i, line) in panel.lines.iter().enumerate() {
+        let color = PALETTE[line.color.unwrap_or(i) % PALETTE.len()];
+        let band: Vec<&Point> = line.points.iter().filter(|p| p.std.is_some()).collect();
+        if band.len() >= 2 {
+            let upper = band.iter().map(|p| (p.x, p.y + p.std.unwrap_or(0.0)));
+            let lower = band.iter().rev().map(|p| (p.x, p.y - p.std.unwrap_or(0.0)));
+            let outline: Vec<(f64, f64)> = upper.chain(lower).collect();
+            chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.18).filled())))?;
+        }
+        let points: Vec<(f64, f64)> = line.points.iter().map(|p| (p.x, p.y)).collect();
+        // "other" (x = −1) is no neighbour of layer 0: it gets a marker, not a segment.
+        let path: Vec<(f64, f64)> = points.iter().copied().filter(|p| panel.x == XAxis::Amount || p.0 >= 0.0).collect();
+        let style = color.stroke_width(2);
+        let series = if line.dashed {
+            chart.draw_series(DashedLineSeries::new(path, 7, 5, style))?
+        } else {
+            chart.draw_series(LineSeries::new(path, style))?
+        };
+        let dashed = line.dashed;
+        series.label(line.label.as_str()).legend(move |(x, y)| {
+            let end = if dashed { x + 9 } else { x + 20 };
+            PathElement::new(vec![(x, y), (end, y)], style)
+        });
+        let marker = if line.dashed { 2 } else { 3 };
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, marker, color.filled())))?;
+    }
+    if !panel.lines.is_empty() || !panel.references.is_empty() {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font((FONT, 12))
+            .draw()?;
+    }
+    Ok(())
+}
+
+/// Layer ticks: integers, −1 as "other", nothing between.
+fn layer_label(x: f64) -> String {
+    let rounded = x.round();
+    if (x - rounded).abs() > 1e-6 || rounded < -1.0 {
+        String::new()
+    } else if rounded == -1.0 {
+        "other".into()
+    } else {
+        format!("{rounded:.0}")
+    }
+}
+
+fn x_range(panel: &Panel) -> (f64, f64) {
+    match panel.x {
+        XAxis::Amount => (-0.02, 1.02),
+        XAxis::Layer => {
+            let xs = panel.lines.iter().flat_map(|l| l.points.iter().map(|p| p.x));
+            let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)));
+            if lo.is_finite() { (lo - 0.5, hi + 0.5) } else { (-1.5, 0.5) }
+        }
+    }
+}
+
+fn y_range(panel: &Panel) -> (f64, f64) {
+    let points = panel.lines.iter().flat_map(|l| l.points.iter().map(|p| (p.y, p.std)));
+    let references = panel.references.iter().map(|r| (r.y, r.std));
+    let (mut lo, mut hi) = points.chain(references).filter(|(y, _)| y.is_finite()).fold(
+        (f64::INFINITY, f64::NEG_INFINITY),
+        |(lo, hi), (y, std)| {
+            let s = std.unwrap_or(0.0);
+            (lo.min(y - s), hi.max(y + s))
+        },
+    );
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    if panel.include_zero {
+        lo = lo.min(0.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(0.01);
+    let (lo, hi) = (if panel.include_zero && lo >= 0.0 { 0.0 } else { lo - pad }, hi + pad);
+    // Headroom for the legend (upper right), so it never hides data: its share of the plot's
+    // height, from its number of entries.
+    let entries = panel.lines.len() + panel.references.len();
+    let share = ((entries as f64 * LEGEND_ROW + 20.0) / PLOT_HEIGHT).min(0.6);
+    (lo, (hi - share * lo) / (1.0 - share))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_ticks() {
+        assert_eq!(layer_label(-1.0), "other");
+        assert_eq!(layer_label(3.0), "3");
+        assert_eq!(layer_label(2.5), "");
+        assert_eq!(layer_label(-2.0), "");
+    }
+}
