@@ -33,14 +33,24 @@ fn a_tiny_model_learns_a_separable_task() {
 #[test]
 fn held_masks_keep_exactly_their_zeros_and_released_ones_regrow() {
     let (train, dev) = (data(96, 3), data(32, 4));
-    for (mode, name) in [(MaskMode::Hold, "gpt2-tiny"), (MaskMode::Release, "gpt2-tiny"), (MaskMode::Hold, "bert-tiny")]
-    {
+    for (mode, name) in [
+        (MaskMode::Hold, "gpt2-tiny"),
+        (MaskMode::Release, "gpt2-tiny"),
+        (MaskMode::Hold, "bert-tiny"),
+        (MaskMode::Hold, "longformer-tiny"),
+        (MaskMode::Hold, "led-tiny"),
+    ] {
         let model = pretrained(name);
         let scope = Scope::new(ScopeKind::Default);
         let tensors = weights(&model, model.naming().as_ref());
         let masks =
             compute_masks(&tensors, &scope, &PruneSpec { scheme: Scheme::GlobalL1, amount: 0.5, seed: 0 }).unwrap();
-        let batcher = GlueBatcher { pad_id: if name == "gpt2-tiny" { 98 } else { 0 }, ..batcher() };
+        let pad_id = match name {
+            "gpt2-tiny" => 98,
+            "longformer-tiny" | "led-tiny" => 1,
+            _ => 0,
+        };
+        let batcher = GlueBatcher { pad_id, token_types: model.uses_token_types(), ..batcher() };
         let outcome = fine_tune(
             model,
             &train,
