@@ -128,6 +128,36 @@ fn led_matches_transformers_with_windows_globals_and_padding() {
     }
 }
 
+/// The references tell sliding-window attention from full attention: with windows widened to
+/// the whole (padded) sequence, the same weights miss them by far more than the tolerance.
+#[test]
+fn a_full_attention_shortcut_fails_the_references() {
+    let mut lf = load("longformer-tiny", 2).model;
+    let r = read_tensors(&fixtures().join("longformer-tiny/reference.safetensors"));
+    let Classifier::Longformer(m) = &mut lf else { panic!("a Longformer") };
+    for layer in &mut m.longformer.encoder.layer {
+        layer.attention.self_attn.one_sided_window = 12;
+    }
+    let global = Some(int2(&r["several.global_attention_mask"]));
+    let out = m.forward_with_global(int2(&r["input_ids"]), int2(&r["attention_mask"]), None, global);
+    assert!(max_diff(out.hidden_states[1].to_data(), &r["several.hidden.1"]) > 0.05);
+
+    let mut led = load("led-tiny", 2).model;
+    let r = read_tensors(&fixtures().join("led-tiny/reference.safetensors"));
+    let Classifier::Led(m) = &mut led else { panic!("an LED") };
+    for layer in &mut m.led.encoder.layers {
+        layer.self_attn.longformer_self_attn.one_sided_window = 12;
+    }
+    let out = m.forward_with_global(int2(&r["input_ids"]), int2(&r["attention_mask"]), None);
+    assert!(max_diff(out.hidden_states[1].to_data(), &r["default.encoder.hidden.1"]) > 0.05);
+}
+
+fn max_diff(a: burn::tensor::TensorData, b: &burn::tensor::TensorData) -> f32 {
+    let a = a.convert::<f32>().to_vec::<f32>().unwrap();
+    let b = b.clone().convert::<f32>().to_vec::<f32>().unwrap();
+    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
 /// The real all-MiniLM-L6-v2 (fp16 file in `../shared`, upcast to f32), tokenized with its own
 /// `tokenizer.json` through prunelab-glue: token ids and all 7 hidden states must match.
 #[test]
