@@ -115,7 +115,7 @@ impl ModelConfig {
                 ("vocab_size", c.vocab_size),
                 ("max_position_embeddings", c.max_position_embeddings),
                 (
-                    "attention_window (max)",
+                    "attention_window",
                     (0..c.num_hidden_layers).map(|i| c.attention_window.of_layer(i)).max().unwrap_or(0),
                 ),
             ],
@@ -130,10 +130,8 @@ impl ModelConfig {
                 ("vocab_size", c.vocab_size),
                 ("max_encoder_position_embeddings", c.max_encoder_position_embeddings),
                 ("max_decoder_position_embeddings", c.max_decoder_position_embeddings),
-                (
-                    "attention_window (max)",
-                    (0..c.encoder_layers).map(|i| c.attention_window.of_layer(i)).max().unwrap_or(0),
-                ),
+                // The largest window when they differ per layer (also for Longformer above).
+                ("attention_window", (0..c.encoder_layers).map(|i| c.attention_window.of_layer(i)).max().unwrap_or(0)),
             ],
         }
     }

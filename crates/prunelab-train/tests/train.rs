@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{batcher, data, fresh_bert, pretrained, quick};
+use common::{batcher, data, fresh_bert, pretrained, quick, roberta_data};
 use prunelab_glue::{GlueBatcher, GlueTask};
 use prunelab_prune::{PruneSpec, Scheme, Scope, ScopeKind, compute_masks, sparsity};
 use prunelab_stats::weights;
@@ -28,6 +28,32 @@ fn a_tiny_model_learns_a_separable_task() {
     assert!(outcome.epochs[0].train_loss > last.train_loss, "loss falls");
     assert_eq!(outcome.epochs.iter().map(|e| e.steps).sum::<usize>(), 200);
     assert!(outcome.first_step_seconds > 0.0);
+}
+
+/// Longformer (first token global, windows [4, 6]) and LED (last eos through the decoder) learn
+/// the task from their tiny random checkpoints: gradients flow through the chunked window, the
+/// global tokens and the decoder.
+#[test]
+fn longformer_and_led_learn_a_separable_task() {
+    let (train, dev) = (roberta_data(400, 11), roberta_data(100, 12));
+    for name in ["longformer-tiny", "led-tiny"] {
+        let model = pretrained(name);
+        let batcher = GlueBatcher { pad_id: 1, token_types: model.uses_token_types(), ..batcher() };
+        let outcome = fine_tune(
+            model,
+            &train,
+            &dev,
+            GlueTask::Sst2,
+            &batcher,
+            &quick(1e-3, 3),
+            None,
+            &Default::default(),
+            &mut Silent,
+        )
+        .unwrap();
+        let last = outcome.epochs.last().unwrap();
+        assert!(last.eval.accuracy >= 0.95, "{name}: dev accuracy {}", last.eval.accuracy);
+    }
 }
 
 #[test]
