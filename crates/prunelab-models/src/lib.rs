@@ -71,7 +71,8 @@ pub struct ClassifierOutput<B: Backend> {
     /// `[batch, num_labels]`.
     pub logits: Tensor<B, 2>,
     /// The embedding output, then each layer's output (`[batch, seq, hidden]`); decoders also
-    /// append the final LayerNorm's output.
+    /// append the final LayerNorm's output; encoder-decoders (LED) give the encoder's embedding
+    /// and layer outputs, then the decoder's.
     pub hidden_states: Vec<Tensor<B, 3>>,
     /// The pooler's output `[batch, hidden]`, for models with a pooler.
     pub pooled: Option<Tensor<B, 2>>,
