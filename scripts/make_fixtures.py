@@ -7,6 +7,12 @@ checkpoint (config.json + model.safetensors), and writes inputs and reference ou
 forward hooks, so the meaning does not depend on transformers' `output_hidden_states`
 conventions), the pooled output where the model has one, and the classification logits.
 
+Longformer and LED pad the sequence internally to a multiple of the attention window and cut
+the outputs back only at the end, so their encoder hooks see padded tensors; those are sliced back
+to the input length here (the rows of window padding are internal to the model). transformers 5
+has no `LEDForSequenceClassification` (removed in 5.0); the script rebuilds transformers 4's class
+from `LEDModel` and `LEDClassificationHead` (same module names, same forward).
+
 It also writes the loader-format variants (sharded safetensors, `pytorch_model.bin`,
 `model.fp16.safetensors`, a base-model checkpoint without head, GPT-2 in the Hub's `gpt2` layout)
 and the masks `torch.nn.utils.prune.global_unstructured(L1Unstructured)` computes on the tiny
@@ -203,6 +209,177 @@ def make_gpt2(out):
     })
 
 
+# ---------------------------------------------------------------- Longformer and LED
+
+ROBERTA_BOS, ROBERTA_PAD, ROBERTA_EOS = 0, 1, 2
+LONG_LENGTHS = [22, 15, 7]  # several windows long; rows 1 and 2 right-padded
+LONG_SEQ = max(LONG_LENGTHS)
+
+
+def roberta_rows(gen, vocab):
+    """`<s> ... </s>` rows of LONG_LENGTHS tokens (exactly one eos each), right-padded."""
+    ids = torch.full((len(LONG_LENGTHS), LONG_SEQ), ROBERTA_PAD, dtype=torch.long)
+    mask = torch.zeros(len(LONG_LENGTHS), LONG_SEQ, dtype=torch.long)
+    for row, n in enumerate(LONG_LENGTHS):
+        ids[row, :n] = torch.randint(3, vocab, (n,), generator=gen)
+        ids[row, 0] = ROBERTA_BOS
+        ids[row, n - 1] = ROBERTA_EOS
+        mask[row, :n] = 1
+    return ids, mask
+
+
+def global_masks():
+    """Global-attention cases: None (the model's default), the first token, and several global
+    tokens with different counts per row (row 2 has none of its own, and one on a padding
+    position, which the model must ignore)."""
+    first = torch.zeros(len(LONG_LENGTHS), LONG_SEQ, dtype=torch.long)
+    first[:, 0] = 1
+    several = torch.zeros(len(LONG_LENGTHS), LONG_SEQ, dtype=torch.long)
+    several[0, [0, 9, 17]] = 1
+    several[1, [0, 5]] = 1
+    several[2, 12] = 1  # padding: ignored
+    return {"default": None, "first": first, "several": several}
+
+
+def trimmed(store, seq):
+    """Hooked outputs cut back to the input length (see the module docs)."""
+    return {k: v[:, :seq] for k, v in store.items()}
+
+
+def make_longformer(out):
+    gen = seeded(3)
+    config = transformers.LongformerConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        max_position_embeddings=32, type_vocab_size=1, hidden_act="gelu", layer_norm_eps=1e-5,
+        hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, initializer_range=0.1,
+        attention_window=[4, 6], pad_token_id=ROBERTA_PAD, bos_token_id=ROBERTA_BOS, eos_token_id=ROBERTA_EOS,
+        sep_token_id=ROBERTA_EOS, num_labels=2,
+    )
+    config._attn_implementation = "eager"
+    model = transformers.LongformerForSequenceClassification(config).eval()
+    ids, mask = roberta_rows(gen, config.vocab_size)
+    ref = {"input_ids": ids, "attention_mask": mask}
+    for case, glob in global_masks().items():
+        store, handles = capture(model, model.longformer.embeddings, model.longformer.encoder.layer)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask, global_attention_mask=glob).logits
+        for h in handles:
+            h.remove()
+        padded = store["hidden.0"].shape[1]
+        assert padded % 6 == 0 and padded > LONG_SEQ, f"padded to {padded}"
+        if glob is not None:
+            ref[f"{case}.global_attention_mask"] = glob
+        ref[f"{case}.logits"] = logits
+        for k, v in trimmed(store, LONG_SEQ).items():
+            ref[f"{case}.{k}"] = v
+    d = os.path.join(out, "longformer-tiny")
+    save_checkpoint(model, d)
+    save_file(contiguous(ref), os.path.join(d, "reference.safetensors"))
+
+    prune_masks(model, d, {
+        "seed": [(m, n) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)],
+        "default": [(m, n) for n, m in model.named_modules()
+                    if isinstance(m, torch.nn.Linear) and ".layer." in f".{n}"],
+    })
+
+
+class LEDForSequenceClassificationV4(torch.nn.Module):
+    """transformers 4's `LEDForSequenceClassification` (removed in transformers 5), rebuilt from
+    `LEDModel` and `LEDClassificationHead`: same module names, same forward (the decoder reads the
+    input shifted right; the decoder state at the last eos token is classified)."""
+
+    def __init__(self, config):
+        super().__init__()
+        from transformers.models.led.modeling_led import LEDClassificationHead
+
+        self.config = config
+        self.led = transformers.LEDModel(config)
+        # Encoder and decoder read the shared token embeddings (transformers ties them).
+        self.led.set_input_embeddings(self.led.shared)
+        self.classification_head = LEDClassificationHead(
+            config.d_model, config.d_model, config.num_labels, config.classifier_dropout)
+        # transformers 4 initialised the head as every nn.Linear: N(0, init_std), zero bias.
+        for m in self.classification_head.modules():
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.init.normal_(m.weight, 0.0, config.init_std)
+                torch.nn.init.zeros_(m.bias)
+
+    def forward(self, input_ids, attention_mask, global_attention_mask=None):
+        outputs = self.led(input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
+                           use_cache=False)
+        hidden = outputs[0]
+        eos_mask = input_ids.eq(self.config.eos_token_id)
+        if len(torch.unique_consecutive(eos_mask.sum(1))) > 1:
+            raise ValueError("All examples must have the same number of <eos> tokens.")
+        pooled = hidden[eos_mask, :].view(hidden.size(0), -1, hidden.size(-1))[:, -1, :]
+        return self.classification_head(pooled)
+
+
+def make_led(out):
+    from transformers.models.led.modeling_led import shift_tokens_right
+
+    gen = seeded(4)
+    config = transformers.LEDConfig(
+        vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37, max_encoder_position_embeddings=32,
+        max_decoder_position_embeddings=32, attention_window=4, activation_function="gelu", dropout=0.1,
+        attention_dropout=0.1, activation_dropout=0.1, classifier_dropout=0.1, init_std=0.1,
+        pad_token_id=ROBERTA_PAD, bos_token_id=ROBERTA_BOS, eos_token_id=ROBERTA_EOS,
+        decoder_start_token_id=ROBERTA_EOS, num_labels=2,
+    )
+    config._attn_implementation = "eager"
+    model = LEDForSequenceClassificationV4(config).eval()
+    led = model.led
+    assert led.encoder.embed_tokens.weight.data_ptr() == led.shared.weight.data_ptr()
+    assert led.decoder.embed_tokens.weight.data_ptr() == led.shared.weight.data_ptr()
+    ids, mask = roberta_rows(gen, config.vocab_size)
+    ref = {"input_ids": ids, "attention_mask": mask,
+           "decoder_input_ids": shift_tokens_right(ids, config.pad_token_id, config.decoder_start_token_id)}
+    for case, glob in global_masks().items():
+        enc, enc_handles = capture(model, led.encoder.layernorm_embedding, led.encoder.layers)
+        dec, dec_handles = capture(model, led.decoder.layernorm_embedding, led.decoder.layers)
+        with torch.no_grad():
+            logits = model(ids, mask, global_attention_mask=glob)
+        for h in enc_handles + dec_handles:
+            h.remove()
+        padded = enc["hidden.0"].shape[1]
+        assert padded % 4 == 0 and padded > LONG_SEQ, f"padded to {padded}"
+        assert dec["hidden.0"].shape[1] == LONG_SEQ
+        if glob is not None:
+            ref[f"{case}.global_attention_mask"] = glob
+        ref[f"{case}.logits"] = logits
+        for k, v in trimmed(enc, LONG_SEQ).items():
+            ref[f"{case}.encoder.{k}"] = v
+        for k, v in dec.items():
+            ref[f"{case}.decoder.{k}"] = v
+
+    # The checkpoint as transformers 4 saved LEDForSequenceClassification, less the tied copies of
+    # `led.shared` (transformers 5 saves tied weights once).
+    d = os.path.join(out, "led-tiny")
+    os.makedirs(d, exist_ok=True)
+    config.save_pretrained(d)
+    with open(os.path.join(d, "config.json")) as f:
+        saved = json.load(f)
+    saved["architectures"] = ["LEDForSequenceClassification"]
+    write_json(os.path.join(d, "config.json"), saved)
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()
+             if not k.endswith("embed_tokens.weight")}
+    save_file(state, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+    save_file(contiguous(ref), os.path.join(d, "reference.safetensors"))
+
+    # The same encoder-decoder as a generation checkpoint (lm_head, final_logits_bias, no
+    # classification head), as LED checkpoints on the Hub are.
+    lm = transformers.LEDForConditionalGeneration(config)
+    lm.led.load_state_dict(led.state_dict())
+    lm.save_pretrained(os.path.join(out, "led-tiny-lm"))
+
+    prune_masks(model, d, {
+        "seed": [(m, n) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)],
+        "default": [(m, n) for n, m in model.named_modules()
+                    if isinstance(m, torch.nn.Linear) and ".layers." in f".{n}"],
+    })
+
+
 # ---------------------------------------------------------------- pruning
 
 def prune_masks(model, out_dir, scopes):
@@ -260,11 +437,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
     parser.add_argument("--minilm", help="directory of all-MiniLM-L6-v2 (config.json, tokenizer.json, model.fp16.safetensors)")
-    parser.add_argument("--only", nargs="*", help="fixture groups to make (bert gpt2 minilm)")
+    parser.add_argument("--only", nargs="*", help="fixture groups to make (bert gpt2 longformer led minilm)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)
-    groups = {"bert": lambda: make_bert(args.out), "gpt2": lambda: make_gpt2(args.out)}
+    groups = {
+        "bert": lambda: make_bert(args.out),
+        "gpt2": lambda: make_gpt2(args.out),
+        "longformer": lambda: make_longformer(args.out),
+        "led": lambda: make_led(args.out),
+    }
     if args.minilm:
         groups["minilm"] = lambda: make_minilm(args.out, args.minilm)
     failed = []

@@ -80,6 +80,22 @@ fn prune_reports_exact_sparsity_and_exports_a_loadable_model() {
     assert!(text(&other).1.contains("the masks do not fit this model"), "{}", text(&other).1);
 }
 
+/// LED's seed scope is every nn.Linear (encoder, decoder, head); its decoder layers are layers 2
+/// and 3, after the encoder's; structured pruning refuses its two-attention decoder layers.
+#[test]
+fn seed_scope_on_led_prunes_every_linear_and_structured_is_refused() {
+    let out = prunelab(&["prune", &fixture("led-tiny"), "--scope", "seed", "--amount", "0.5"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    // Per encoder layer 7 × 32*32 + 2 × 32*37, per decoder layer 8 × 32*32 + 2 × 32*37, head 32*32 + 32*2.
+    assert!(stdout.contains("sparsity: 50.0% of the scope (20,640 of 41,280 weights are zero)"), "{stdout}");
+    let layers: Vec<&str> = stdout.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(["0", "1", "2", "3"].iter().all(|l| layers.contains(l)) && !layers.contains(&"4"), "{stdout}");
+    let out = prunelab(&["prune", &fixture("led-tiny"), "--scheme", "structured", "--amount", "0.5"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("layer 2 has 2 attention output weights"), "{}", text(&out).1);
+}
+
 #[test]
 fn seed_scope_on_gpt2_prunes_only_the_head() {
     let out = prunelab(&["prune", &fixture("gpt2-tiny"), "--scope", "seed", "--amount", "0.5"]);

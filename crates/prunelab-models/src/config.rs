@@ -8,9 +8,11 @@ use serde::Deserialize;
 use crate::bert::BertConfig;
 use crate::error::{Error, Result};
 use crate::gpt2::Gpt2Config;
+use crate::led::LedConfig;
+use crate::longformer::LongformerConfig;
 
 /// The `model_type`s prunelab implements.
-pub const SUPPORTED_MODEL_TYPES: [&str; 2] = ["bert", "gpt2"];
+pub const SUPPORTED_MODEL_TYPES: [&str; 4] = ["bert", "gpt2", "longformer", "led"];
 
 /// A parsed `config.json` of a supported architecture.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +21,10 @@ pub enum ModelConfig {
     Bert(BertConfig),
     /// `model_type: gpt2`.
     Gpt2(Gpt2Config),
+    /// `model_type: longformer`.
+    Longformer(LongformerConfig),
+    /// `model_type: led`.
+    Led(LedConfig),
 }
 
 /// Label fields every Hugging Face config may carry.
@@ -58,6 +64,8 @@ impl ModelConfig {
         let config = match model_type {
             "bert" => ModelConfig::Bert(serde_json::from_value(value.clone()).map_err(json_err)?),
             "gpt2" => ModelConfig::Gpt2(serde_json::from_value(value.clone()).map_err(json_err)?),
+            "longformer" => ModelConfig::Longformer(serde_json::from_value(value.clone()).map_err(json_err)?),
+            "led" => ModelConfig::Led(serde_json::from_value(value.clone()).map_err(json_err)?),
             other => {
                 return Err(Error::UnsupportedModelType {
                     path: path.into(),
@@ -75,6 +83,8 @@ impl ModelConfig {
         match self {
             ModelConfig::Bert(_) => "bert",
             ModelConfig::Gpt2(_) => "gpt2",
+            ModelConfig::Longformer(_) => "longformer",
+            ModelConfig::Led(_) => "led",
         }
     }
 
@@ -97,6 +107,32 @@ impl ModelConfig {
                 ("vocab_size", c.vocab_size),
                 ("n_positions", c.n_positions),
             ],
+            ModelConfig::Longformer(c) => vec![
+                ("num_hidden_layers", c.num_hidden_layers),
+                ("hidden_size", c.hidden_size),
+                ("num_attention_heads", c.num_attention_heads),
+                ("intermediate_size", c.intermediate_size),
+                ("vocab_size", c.vocab_size),
+                ("max_position_embeddings", c.max_position_embeddings),
+                (
+                    "attention_window",
+                    (0..c.num_hidden_layers).map(|i| c.attention_window.of_layer(i)).max().unwrap_or(0),
+                ),
+            ],
+            ModelConfig::Led(c) => vec![
+                ("encoder_layers", c.encoder_layers),
+                ("decoder_layers", c.decoder_layers),
+                ("d_model", c.d_model),
+                ("encoder_attention_heads", c.encoder_attention_heads),
+                ("decoder_attention_heads", c.decoder_attention_heads),
+                ("encoder_ffn_dim", c.encoder_ffn_dim),
+                ("decoder_ffn_dim", c.decoder_ffn_dim),
+                ("vocab_size", c.vocab_size),
+                ("max_encoder_position_embeddings", c.max_encoder_position_embeddings),
+                ("max_decoder_position_embeddings", c.max_decoder_position_embeddings),
+                // The largest window when they differ per layer (also for Longformer above).
+                ("attention_window", (0..c.encoder_layers).map(|i| c.attention_window.of_layer(i)).max().unwrap_or(0)),
+            ],
         }
     }
 
@@ -105,6 +141,8 @@ impl ModelConfig {
         match self {
             ModelConfig::Bert(_) => "intermediate_size",
             ModelConfig::Gpt2(_) => "n_inner",
+            ModelConfig::Longformer(_) => "intermediate_size",
+            ModelConfig::Led(_) => "encoder_ffn_dim",
         }
     }
 
@@ -113,6 +151,8 @@ impl ModelConfig {
         match self {
             ModelConfig::Bert(c) => c.hidden_size / c.num_attention_heads,
             ModelConfig::Gpt2(c) => c.n_embd / c.n_head,
+            ModelConfig::Longformer(c) => c.hidden_size / c.num_attention_heads,
+            ModelConfig::Led(c) => c.d_model / c.encoder_attention_heads,
         }
     }
 
@@ -121,6 +161,11 @@ impl ModelConfig {
         match self {
             ModelConfig::Bert(c) => (0..c.num_hidden_layers).map(|i| c.heads_in_layer(i)).collect(),
             ModelConfig::Gpt2(c) => (0..c.n_layer).map(|i| c.heads_in_layer(i)).collect(),
+            ModelConfig::Longformer(c) => (0..c.num_hidden_layers).map(|i| c.heads_in_layer(i)).collect(),
+            ModelConfig::Led(c) => {
+                [vec![c.encoder_attention_heads; c.encoder_layers], vec![c.decoder_attention_heads; c.decoder_layers]]
+                    .concat()
+            }
         }
     }
 
@@ -129,6 +174,8 @@ impl ModelConfig {
         match self {
             ModelConfig::Bert(_) => "classifier.weight",
             ModelConfig::Gpt2(_) => "score.weight",
+            ModelConfig::Longformer(_) => "classifier.out_proj.weight",
+            ModelConfig::Led(_) => "classification_head.out_proj.weight",
         }
     }
 
@@ -137,6 +184,8 @@ impl ModelConfig {
         match self {
             ModelConfig::Bert(_) => "bert.",
             ModelConfig::Gpt2(_) => "transformer.",
+            ModelConfig::Longformer(_) => "longformer.",
+            ModelConfig::Led(_) => "led.",
         }
     }
 
@@ -145,6 +194,8 @@ impl ModelConfig {
         match self {
             ModelConfig::Bert(c) => c.labels.declared(),
             ModelConfig::Gpt2(c) => c.labels.declared(),
+            ModelConfig::Longformer(c) => c.labels.declared(),
+            ModelConfig::Led(c) => c.labels.declared(),
         }
     }
 
@@ -161,6 +212,31 @@ impl ModelConfig {
                 (c.hidden_size, c.num_attention_heads, "hidden_act", &c.hidden_act)
             }
             ModelConfig::Gpt2(c) => (c.n_embd, c.n_head, "activation_function", &c.activation_function),
+            ModelConfig::Longformer(c) => {
+                c.attention_window.check(c.num_hidden_layers).or_else(|m| bad("attention_window", m))?;
+                let Some(pad) = c.pad_token_id.map(|p| p as usize) else {
+                    return bad("pad_token_id", "is needed (positions count from it)".into());
+                };
+                if c.max_position_embeddings <= pad + 1 {
+                    return bad(
+                        "max_position_embeddings",
+                        format!("{} leaves no position after the padding id {pad}", c.max_position_embeddings),
+                    );
+                }
+                (c.hidden_size, c.num_attention_heads, "hidden_act", &c.hidden_act)
+            }
+            ModelConfig::Led(c) => {
+                c.attention_window.check(c.encoder_layers).or_else(|m| bad("attention_window", m))?;
+                c.special_ids().map(|_| ()).or_else(|(key, m)| bad(key, m.into()))?;
+                let heads = c.decoder_attention_heads;
+                if heads == 0 || c.d_model % heads != 0 {
+                    return bad(
+                        "decoder_attention_heads",
+                        format!("{heads} heads do not divide the hidden size {}", c.d_model),
+                    );
+                }
+                (c.d_model, c.encoder_attention_heads, "activation_function", &c.activation_function)
+            }
         };
         if heads == 0 || hidden % heads != 0 {
             return bad("num_attention_heads", format!("{heads} heads do not divide the hidden size {hidden}"));
@@ -168,6 +244,8 @@ impl ModelConfig {
         let (layers, kept) = match self {
             ModelConfig::Bert(c) => (c.num_hidden_layers, &c.prunelab_heads),
             ModelConfig::Gpt2(c) => (c.n_layer, &c.prunelab_heads),
+            ModelConfig::Longformer(c) => (c.num_hidden_layers, &c.prunelab_heads),
+            ModelConfig::Led(_) => (0, &None),
         };
         if let Some(kept) = kept
             && (kept.len() != layers || kept.iter().any(|&k| k == 0 || k > heads))
@@ -195,7 +273,10 @@ mod tests {
     #[test]
     fn unknown_model_type_lists_the_supported_ones() {
         let err = parse(r#"{"model_type": "t5"}"#).unwrap_err();
-        assert_eq!(err.to_string(), "config.json: model_type \"t5\" is not supported (supported: bert, gpt2)");
+        assert_eq!(
+            err.to_string(),
+            "config.json: model_type \"t5\" is not supported (supported: bert, gpt2, longformer, led)"
+        );
         let err = parse(r#"{"hidden_size": 3}"#).unwrap_err();
         assert!(err.to_string().starts_with("config.json: key \"model_type\": missing"), "{err}");
     }

@@ -48,7 +48,8 @@ pub struct ParamInfo {
     pub module: HfModule,
     /// Kind.
     pub kind: ParamKind,
-    /// Layer index, for parameters inside a layer/block.
+    /// Layer index, for parameters inside a layer/block, counted across stacks (see
+    /// [`stack_layers`]).
     pub layer: Option<usize>,
     /// Shape (Burn layout).
     pub shape: Vec<usize>,
@@ -125,10 +126,55 @@ pub fn param_infos<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -
     }
     let mut collect = Collect(naming, Vec::new());
     for_each_param(model, &mut collect);
-    collect.1
+    let mut infos = collect.1;
+    let layers = stack_layers(infos.iter().map(|p| p.key.as_str()));
+    for (info, layer) in infos.iter_mut().zip(layers) {
+        info.layer = layer;
+    }
+    infos
 }
 
-/// Kind and layer index of a Hugging Face key.
+/// The stack (`bert.encoder.layer`, `led.decoder.layers`) and index of a key inside a layer.
+fn stack_and_index(key: &str) -> Option<(&str, usize)> {
+    let mut start = 0;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if matches!(part, "layer" | "h" | "layers")
+            && let Some(index) = parts.peek().and_then(|n| n.parse().ok())
+        {
+            return Some((&key[..start + part.len()], index));
+        }
+        start += part.len() + 1;
+    }
+    None
+}
+
+/// Layer indices of `keys` (in module order) counted across stacks of layers: the `N` of
+/// `layer.N`/`h.N`/`layers.N` plus the number of layers of the stacks met before the key's own.
+/// One-stack models keep `N`; an encoder-decoder numbers its decoder layers after its encoder
+/// layers (`led.encoder.layers.1` is 1, `led.decoder.layers.0` is `encoder_layers`), so layer
+/// groups never mix the two stacks.
+pub fn stack_layers<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<Option<usize>> {
+    let found: Vec<Option<(&str, usize)>> = keys.into_iter().map(stack_and_index).collect();
+    let mut stacks: Vec<(&str, usize)> = Vec::new(); // (stack, layers), in order of appearance
+    for (stack, index) in found.iter().flatten() {
+        match stacks.iter_mut().find(|(s, _)| s == stack) {
+            Some((_, count)) => *count = (*count).max(index + 1),
+            None => stacks.push((stack, index + 1)),
+        }
+    }
+    found
+        .iter()
+        .map(|f| {
+            let (stack, index) = (*f)?;
+            let before: usize = stacks.iter().take_while(|(s, _)| *s != stack).map(|(_, n)| n).sum();
+            Some(before + index)
+        })
+        .collect()
+}
+
+/// Kind and layer index of a Hugging Face key (the index within its own stack; see
+/// [`stack_layers`] for numbering across stacks).
 pub fn classify(key: &str, module: HfModule) -> (ParamKind, Option<usize>) {
     let parts: Vec<&str> = key.split('.').collect();
     let layer = parts
@@ -191,5 +237,26 @@ mod tests {
         assert_eq!(classify("transformer.wte.weight", Embedding), (ParamKind::Embeddings, None));
         assert_eq!(classify("bert.pooler.dense.weight", Linear), (ParamKind::Head, None));
         assert_eq!(classify("score.weight", Linear), (ParamKind::Head, None));
+        assert_eq!(
+            classify("led.decoder.layers.1.encoder_attn.k_proj.weight", Linear),
+            (ParamKind::Attention, Some(1))
+        );
+        assert_eq!(classify("led.encoder.layers.0.fc1.weight", Linear), (ParamKind::Mlp, Some(0)));
+    }
+
+    #[test]
+    fn layers_counted_across_stacks() {
+        let keys = [
+            "led.shared.weight",
+            "led.encoder.layers.0.fc1.weight",
+            "led.encoder.layers.1.fc1.weight",
+            "led.decoder.layers.0.fc1.weight",
+            "led.decoder.layers.1.self_attn.q_proj.weight",
+            "classification_head.dense.weight",
+        ];
+        assert_eq!(stack_layers(keys), [None, Some(0), Some(1), Some(2), Some(3), None]);
+        let keys = ["bert.encoder.layer.0.output.dense.weight", "bert.encoder.layer.11.output.dense.weight"];
+        assert_eq!(stack_layers(keys), [Some(0), Some(11)]);
+        assert_eq!(stack_layers(["transformer.h.3.attn.c_attn.weight", "transformer.ln_f.weight"]), [Some(3), None]);
     }
 }

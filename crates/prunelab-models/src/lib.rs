@@ -1,9 +1,10 @@
 //! Pretrained transformers as Burn modules, loaded from Hugging Face checkpoints, computing what
 //! Hugging Face transformers computes.
 //!
-//! - [`bert`] (`model_type: bert`, MiniLM included) and [`gpt2`] (`model_type: gpt2`): Config +
-//!   Module + init + forward, generic over the backend, each with a sequence-classification head
-//!   with transformers' semantics.
+//! - [`bert`] (`model_type: bert`, MiniLM included), [`gpt2`] (`model_type: gpt2`),
+//!   [`longformer`] (`model_type: longformer`) and [`led`] (`model_type: led`): Config + Module +
+//!   init + forward, generic over the backend, each with a sequence-classification head with
+//!   transformers' semantics.
 //! - [`config`]: `config.json` read directly (transformers' field names and defaults).
 //! - [`checkpoint`]: `model.safetensors`, sharded safetensors, `model.fp16.safetensors` and
 //!   `pytorch_model.bin`, any float dtype.
@@ -32,7 +33,9 @@ mod error;
 pub mod gpt2;
 pub mod info;
 pub mod layers;
+pub mod led;
 pub mod load;
+pub mod longformer;
 pub mod source;
 
 use burn::prelude::*;
@@ -45,6 +48,8 @@ pub use source::{ModelFiles, ModelSource};
 
 use bert::{BertForSequenceClassification, BertNaming};
 use gpt2::{Gpt2ForSequenceClassification, Gpt2Naming};
+use led::{LedForSequenceClassification, LedNaming};
+use longformer::{LongformerForSequenceClassification, LongformerNaming};
 
 /// A padded batch of token ids.
 ///
@@ -66,7 +71,8 @@ pub struct ClassifierOutput<B: Backend> {
     /// `[batch, num_labels]`.
     pub logits: Tensor<B, 2>,
     /// The embedding output, then each layer's output (`[batch, seq, hidden]`); decoders also
-    /// append the final LayerNorm's output.
+    /// append the final LayerNorm's output; encoder-decoders (LED) give the encoder's embedding
+    /// and layer outputs, then the decoder's.
     pub hidden_states: Vec<Tensor<B, 3>>,
     /// The pooler's output `[batch, hidden]`, for models with a pooler.
     pub pooled: Option<Tensor<B, 2>>,
@@ -80,6 +86,10 @@ pub enum Classifier<B: Backend> {
     Bert(BertForSequenceClassification<B>),
     /// `GPT2ForSequenceClassification`.
     Gpt2(Gpt2ForSequenceClassification<B>),
+    /// `LongformerForSequenceClassification`.
+    Longformer(LongformerForSequenceClassification<B>),
+    /// `LEDForSequenceClassification` (transformers 4).
+    Led(LedForSequenceClassification<B>),
 }
 
 impl<B: Backend> Classifier<B> {
@@ -93,10 +103,15 @@ impl<B: Backend> Classifier<B> {
         match self {
             Classifier::Bert(m) => m.forward_detailed(input.input_ids, input.attention_mask, input.token_type_ids),
             Classifier::Gpt2(m) => m.forward_detailed(input.input_ids, input.attention_mask),
+            Classifier::Longformer(m) => {
+                m.forward_detailed(input.input_ids, input.attention_mask, input.token_type_ids)
+            }
+            Classifier::Led(m) => m.forward_detailed(input.input_ids, input.attention_mask),
         }
     }
 
-    /// Whether the model takes token type (segment) ids.
+    /// Whether the model takes token type (segment) ids (RoBERTa-style models such as Longformer
+    /// have the embedding but, as their tokenizers, use type 0 throughout).
     pub fn uses_token_types(&self) -> bool {
         matches!(self, Classifier::Bert(_))
     }
@@ -106,6 +121,8 @@ impl<B: Backend> Classifier<B> {
         match self {
             Classifier::Bert(m) => m.bert.embeddings.position_embeddings.weight.lazy_shape().as_slice()[0],
             Classifier::Gpt2(m) => m.transformer.wpe.weight.lazy_shape().as_slice()[0],
+            Classifier::Longformer(m) => m.max_positions(),
+            Classifier::Led(m) => m.max_positions(),
         }
     }
 
@@ -115,6 +132,8 @@ impl<B: Backend> Classifier<B> {
         match self {
             Classifier::Bert(_) => Box::new(BertNaming { initializer_range: 0.02 }),
             Classifier::Gpt2(_) => Box::new(Gpt2Naming { initializer_range: 0.02 }),
+            Classifier::Longformer(_) => Box::new(LongformerNaming { initializer_range: 0.02 }),
+            Classifier::Led(_) => Box::new(LedNaming { init_std: 0.02 }),
         }
     }
 
@@ -168,6 +187,8 @@ pub fn init_classifier<B: Backend>(config: &ModelConfig, num_labels: usize, devi
     match config {
         ModelConfig::Bert(c) => Classifier::Bert(c.init_classifier(num_labels, device)),
         ModelConfig::Gpt2(c) => Classifier::Gpt2(c.init_classifier(num_labels, device)),
+        ModelConfig::Longformer(c) => Classifier::Longformer(c.init_classifier(num_labels, device)),
+        ModelConfig::Led(c) => Classifier::Led(c.init_classifier(num_labels, device)),
     }
 }
 
@@ -196,6 +217,16 @@ fn load_with<B: Backend>(
             let naming = Gpt2Naming { initializer_range: c.initializer_range };
             let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
             (Classifier::Gpt2(m), r)
+        }
+        ModelConfig::Longformer(c) => {
+            let naming = LongformerNaming { initializer_range: c.initializer_range };
+            let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
+            (Classifier::Longformer(m), r)
+        }
+        ModelConfig::Led(c) => {
+            let naming = LedNaming { init_std: c.init_std };
+            let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
+            (Classifier::Led(m), r)
         }
     };
     tracing::info!(model = %files.name, format = %report.format, dtype = %report.dtype, "loaded");

@@ -73,6 +73,47 @@ fn hub_layout_gpt2_ignores_buffers_and_initialises_score() {
     }
 }
 
+/// An LED generation checkpoint (`LEDForConditionalGeneration`: `lm_head`, `final_logits_bias`, no
+/// classification head) loads the same encoder-decoder and gets a new head, reported.
+#[test]
+fn led_generation_checkpoint_gets_a_new_head_reported() {
+    let loaded = load("led-tiny-lm");
+    assert_eq!(
+        loaded.report.newly_initialized,
+        [
+            "classification_head.dense.weight",
+            "classification_head.dense.bias",
+            "classification_head.out_proj.weight",
+            "classification_head.out_proj.bias"
+        ]
+    );
+    assert!(loaded.report.ignored.iter().any(|k| k == "final_logits_bias"), "{:?}", loaded.report.ignored);
+    let full = params(&load("led-tiny").model);
+    for (path, values) in params(&loaded.model) {
+        if !path.contains("classification_head") {
+            assert_eq!(values, full[&path], "{path}");
+        }
+    }
+}
+
+#[test]
+fn longformer_and_led_parameters_group_by_kind_and_layer() {
+    use prunelab_models::info::{ParamCounts, ParamKind};
+    let infos = load("longformer-tiny").model.param_infos();
+    let global =
+        infos.iter().find(|p| p.key == "longformer.encoder.layer.1.attention.self.value_global.weight").unwrap();
+    assert_eq!((global.shape.as_slice(), global.layer, global.kind), (&[32, 32][..], Some(1), ParamKind::Attention));
+    let counts = ParamCounts::of(&infos);
+    // Six projections (local and global q/k/v) and the output, each 32*32 + 32.
+    assert_eq!(counts.by_layer[&0][&ParamKind::Attention], 7 * (32 * 32 + 32));
+    assert_eq!(counts.by_kind[&ParamKind::Head], 32 * 32 + 32 + 32 * 2 + 2);
+    let infos = load("led-tiny").model.param_infos();
+    let counts = ParamCounts::of(&infos);
+    // The shared token embeddings once, encoder and decoder positions.
+    assert_eq!(counts.by_kind[&ParamKind::Embeddings], 99 * 32 + 2 * 32 * 32);
+    assert_eq!(counts.by_kind[&ParamKind::Head], 32 * 32 + 32 + 32 * 2 + 2);
+}
+
 /// A copy of `bert-tiny` whose weights are rewritten by `edit` (name -> (dtype, shape, bytes)).
 fn edited_bert(edit: impl FnOnce(&mut BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -187,7 +228,10 @@ fn unsupported_model_type_lists_supported_ones() {
     std::fs::write(dir.path().join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
     std::fs::copy(fixtures().join("bert-tiny/model.safetensors"), dir.path().join("model.safetensors")).unwrap();
     let err = load_dir(dir.path(), 2).unwrap_err();
-    assert!(err.to_string().ends_with("model_type \"llama\" is not supported (supported: bert, gpt2)"), "{err}");
+    assert!(
+        err.to_string().ends_with("model_type \"llama\" is not supported (supported: bert, gpt2, longformer, led)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,8 +1,8 @@
-//! Parity with Hugging Face transformers: tiny random BERT and GPT-2 models and the reference
-//! outputs `scripts/make_fixtures.py` computed for them with PyTorch (transformers 5.17, eager
-//! attention, f32) must be reproduced to max |Δ| ≤ 1e-4 for every layer's hidden states, the
-//! pooled output and the logits. A third test does the same for the real all-MiniLM-L6-v2
-//! weights in `../shared` when present.
+//! Parity with Hugging Face transformers: tiny random BERT, GPT-2, Longformer and LED models and
+//! the reference outputs `scripts/make_fixtures.py` computed for them with PyTorch (transformers
+//! 5.17, eager attention, f32) must be reproduced to max |Δ| ≤ 1e-4 for every layer's hidden
+//! states, the pooled output and the logits. Another test does the same for the real
+//! all-MiniLM-L6-v2 weights in `../shared` when present.
 
 #![allow(clippy::print_stderr)] // skipped tests say why on stderr
 
@@ -10,7 +10,7 @@ mod common;
 
 use common::{B, assert_close, fixtures, int2, read_tensors, shared};
 use prunelab_hub::Hub;
-use prunelab_models::{ModelInput, ModelSource, load_classifier};
+use prunelab_models::{Classifier, ClassifierOutput, ModelInput, ModelSource, load_classifier};
 
 const TOL: f32 = 1e-4;
 
@@ -64,6 +64,98 @@ fn gpt2_matches_transformers_with_left_and_right_padding() {
         let name = format!("{side}.logits");
         assert_close(&format!("gpt2 {name}"), out.logits.to_data(), &r[&name], None, TOL);
     }
+}
+
+/// The global-attention cases of the Longformer and LED fixtures: `default` (no mask passed:
+/// the model's default), `first` (the first token) and `several` (0–3 global tokens per row, one
+/// on padding).
+const GLOBAL_CASES: [&str; 3] = ["default", "first", "several"];
+
+/// Longformer with windows [4, 6] over 22-token rows (padded internally to 24), right padding,
+/// and each global-attention case. Padding positions are compared too: transformers defines
+/// them (zero attention output), and so does prunelab.
+#[test]
+fn longformer_matches_transformers_with_windows_globals_and_padding() {
+    let loaded = load("longformer-tiny", 2);
+    assert!(loaded.report.newly_initialized.is_empty(), "{:?}", loaded.report.newly_initialized);
+    let Classifier::Longformer(model) = &loaded.model else { panic!("a Longformer") };
+    let r = read_tensors(&fixtures().join("longformer-tiny/reference.safetensors"));
+    assert_eq!(r["input_ids"].shape.to_vec(), [3, 22]);
+    for case in GLOBAL_CASES {
+        let (ids, mask) = (int2(&r["input_ids"]), int2(&r["attention_mask"]));
+        let out: ClassifierOutput<B> = match r.get(&format!("{case}.global_attention_mask")) {
+            Some(global) => model.forward_with_global(ids, mask, None, Some(int2(global))),
+            None => {
+                loaded.model.forward_detailed(ModelInput { input_ids: ids, attention_mask: mask, token_type_ids: None })
+            }
+        };
+        assert_eq!(out.hidden_states.len(), 3, "embeddings and 2 layers");
+        for (i, h) in out.hidden_states.iter().enumerate() {
+            let name = format!("{case}.hidden.{i}");
+            assert_close(&format!("longformer {name}"), h.to_data(), &r[&name], None, TOL);
+        }
+        let name = format!("{case}.logits");
+        assert_close(&format!("longformer {name}"), out.logits.to_data(), &r[&name], None, TOL);
+    }
+}
+
+/// LED (window 4, 2 encoder + 2 decoder layers) on the same kind of batch: encoder states,
+/// decoder states (decoder inputs shifted right) and the logits at the last eos token.
+#[test]
+fn led_matches_transformers_with_windows_globals_and_padding() {
+    let loaded = load("led-tiny", 2);
+    assert!(loaded.report.newly_initialized.is_empty(), "{:?}", loaded.report.newly_initialized);
+    let Classifier::Led(model) = &loaded.model else { panic!("an LED") };
+    let r = read_tensors(&fixtures().join("led-tiny/reference.safetensors"));
+    let shifted = prunelab_models::led::shift_tokens_right(int2(&r["input_ids"]), 1, 2);
+    assert_eq!(shifted.to_data(), r["decoder_input_ids"].clone().convert::<i64>(), "shift_tokens_right");
+    for case in GLOBAL_CASES {
+        let (ids, mask) = (int2(&r["input_ids"]), int2(&r["attention_mask"]));
+        let out: ClassifierOutput<B> = match r.get(&format!("{case}.global_attention_mask")) {
+            Some(global) => model.forward_with_global(ids, mask, Some(int2(global))),
+            None => {
+                loaded.model.forward_detailed(ModelInput { input_ids: ids, attention_mask: mask, token_type_ids: None })
+            }
+        };
+        assert_eq!(out.hidden_states.len(), 6, "encoder embeddings + 2 layers, decoder embeddings + 2 layers");
+        for (i, h) in out.hidden_states.iter().enumerate() {
+            let name =
+                if i < 3 { format!("{case}.encoder.hidden.{i}") } else { format!("{case}.decoder.hidden.{}", i - 3) };
+            assert_close(&format!("led {name}"), h.to_data(), &r[&name], None, TOL);
+        }
+        let name = format!("{case}.logits");
+        assert_close(&format!("led {name}"), out.logits.to_data(), &r[&name], None, TOL);
+    }
+}
+
+/// The references tell sliding-window attention from full attention: with windows widened to
+/// the whole (padded) sequence, the same weights miss them by far more than the tolerance.
+#[test]
+fn a_full_attention_shortcut_fails_the_references() {
+    let mut lf = load("longformer-tiny", 2).model;
+    let r = read_tensors(&fixtures().join("longformer-tiny/reference.safetensors"));
+    let Classifier::Longformer(m) = &mut lf else { panic!("a Longformer") };
+    for layer in &mut m.longformer.encoder.layer {
+        layer.attention.self_attn.one_sided_window = 12;
+    }
+    let global = Some(int2(&r["several.global_attention_mask"]));
+    let out = m.forward_with_global(int2(&r["input_ids"]), int2(&r["attention_mask"]), None, global);
+    assert!(max_diff(out.hidden_states[1].to_data(), &r["several.hidden.1"]) > 0.05);
+
+    let mut led = load("led-tiny", 2).model;
+    let r = read_tensors(&fixtures().join("led-tiny/reference.safetensors"));
+    let Classifier::Led(m) = &mut led else { panic!("an LED") };
+    for layer in &mut m.led.encoder.layers {
+        layer.self_attn.longformer_self_attn.one_sided_window = 12;
+    }
+    let out = m.forward_with_global(int2(&r["input_ids"]), int2(&r["attention_mask"]), None);
+    assert!(max_diff(out.hidden_states[1].to_data(), &r["default.encoder.hidden.1"]) > 0.05);
+}
+
+fn max_diff(a: burn::tensor::TensorData, b: &burn::tensor::TensorData) -> f32 {
+    let a = a.convert::<f32>().to_vec::<f32>().unwrap();
+    let b = b.clone().convert::<f32>().to_vec::<f32>().unwrap();
+    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// The real all-MiniLM-L6-v2 (fp16 file in `../shared`, upcast to f32), tokenized with its own

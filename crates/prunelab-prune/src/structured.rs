@@ -5,7 +5,10 @@
 //! least one of each kept), ranked by L2 norm: a head's norm covers its query, key and value
 //! columns and its rows of the attention output projection; a neuron's covers its column of
 //! the first MLP projection and its row of the second. Works on role-tagged tensors, for fused
-//! (GPT-2 `c_attn`) and separate q/k/v alike.
+//! (GPT-2 `c_attn`) and separate q/k/v alike; every query, key and value projection of a layer
+//! loses the same head columns (Longformer's local and global projections together). A layer
+//! must have one attention block and one MLP: a decoder layer with self- and cross-attention is
+//! refused with an error naming its tensors.
 //!
 //! Uniform per-layer counts keep the feed-forward size one number (`intermediate_size`,
 //! `n_inner`), so MLP compaction exports as a standard Hugging Face config. Fewer heads cannot
@@ -72,22 +75,41 @@ struct LayerTensors<'a> {
 }
 
 fn layer_tensors(tensors: &[NamedTensor], layer: usize) -> Result<LayerTensors<'_>> {
-    let find = |role: Role| tensors.iter().find(|t| t.layer == Some(layer) && t.role == role);
+    let all = |role: Role| -> Vec<&NamedTensor> {
+        tensors.iter().filter(|t| t.layer == Some(layer) && t.role == role && t.shape.len() == 2).collect()
+    };
     let missing = |what: &str| Error::Structured { message: format!("layer {layer} has no {what} weight") };
-    let fused = find(Role::AttnQkv);
-    let qkv = match fused {
-        Some(t) => vec![t],
-        None => [Role::AttnQuery, Role::AttnKey, Role::AttnValue]
-            .into_iter()
-            .map(|r| find(r).ok_or_else(|| missing(r.name())))
-            .collect::<Result<_>>()?,
+    let one = |role: Role, what: &str| -> Result<&NamedTensor> {
+        match all(role)[..] {
+            [t] => Ok(t),
+            [] => Err(missing(what)),
+            ref several => Err(Error::Structured {
+                message: format!(
+                    "layer {layer} has {} {what} weights ({}): structured pruning handles layers with one attention block and one MLP",
+                    several.len(),
+                    several.iter().map(|t| t.key.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }),
+        }
+    };
+    let fused = all(Role::AttnQkv);
+    let qkv = if fused.is_empty() {
+        for role in [Role::AttnQuery, Role::AttnKey, Role::AttnValue] {
+            if all(role).is_empty() {
+                return Err(missing(role.name()));
+            }
+        }
+        [Role::AttnQuery, Role::AttnKey, Role::AttnValue].into_iter().flat_map(all).collect()
+    } else {
+        one(Role::AttnQkv, "fused query/key/value")?;
+        fused
     };
     Ok(LayerTensors {
+        fused: all(Role::AttnQkv).len() == 1,
+        out: one(Role::AttnOut, "attention output")?,
+        mlp_in: one(Role::MlpIn, "MLP input")?,
+        mlp_out: one(Role::MlpOut, "MLP output")?,
         qkv,
-        fused: fused.is_some(),
-        out: find(Role::AttnOut).ok_or_else(|| missing("attention output"))?,
-        mlp_in: find(Role::MlpIn).ok_or_else(|| missing("MLP input"))?,
-        mlp_out: find(Role::MlpOut).ok_or_else(|| missing("MLP output"))?,
     })
 }
 

@@ -42,7 +42,7 @@ fn torch_masks(path: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn global_l1_masks_equal_torch_bit_for_bit() {
-    for name in ["bert-tiny", "gpt2-tiny"] {
+    for name in ["bert-tiny", "gpt2-tiny", "longformer-tiny", "led-tiny"] {
         let t = tensors(&model(name));
         for (scope, kind) in [("seed", ScopeKind::Seed), ("default", ScopeKind::Default)] {
             for percent in [10, 50, 90] {
@@ -175,6 +175,7 @@ fn structured_compaction_equals_zeroing_the_same_structures() {
     for (name, ids, pad) in [
         ("bert-tiny", [[2i64, 5, 6, 7, 8, 9, 3], [2, 10, 11, 3, 0, 0, 0]], 0),
         ("gpt2-tiny", [[7i64, 5, 6, 7, 8, 9, 3], [12, 10, 11, 3, 98, 98, 98]], 98),
+        ("longformer-tiny", [[0i64, 5, 6, 7, 8, 9, 2], [0, 10, 11, 2, 1, 1, 1]], 1),
     ] {
         let dense = model(name);
         let t = tensors(&dense);
@@ -235,4 +236,36 @@ fn structured_compaction_equals_zeroing_the_same_structures() {
         let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         assert!(max < 1e-5, "{name}: compacted vs zeroed logits differ by {max}");
     }
+}
+
+/// The seed scope is every `nn.Linear` weight: for Longformer and LED that is every attention and
+/// MLP matrix (global projections and cross-attention included) plus the head.
+#[test]
+fn the_seed_scope_of_longformer_and_led_is_every_linear_weight() {
+    for (name, expected) in [("longformer-tiny", 2 * 9 + 2), ("led-tiny", 2 * 9 + 2 * 10 + 2)] {
+        let t = tensors(&model(name));
+        let set = compute_masks(&t, &Scope::new(ScopeKind::Seed), &global(0.5)).unwrap();
+        assert_eq!(set.masks.len(), expected, "{name}");
+        let default = compute_masks(&t, &Scope::new(ScopeKind::Default), &global(0.5)).unwrap();
+        assert_eq!(default.masks.len(), expected - 2, "{name}: the default scope leaves out the head");
+    }
+}
+
+/// Layers with two attention blocks (LED's decoder) cannot lose heads uniformly: an error names
+/// the tensors instead of a wrong compaction.
+#[test]
+fn structured_pruning_refuses_decoder_layers_by_name() {
+    use prunelab_models::ModelConfig;
+    use prunelab_prune::structured::{StructuredSpec, plan};
+    let t = tensors(&model("led-tiny"));
+    let config = ModelConfig::from_file(&fixtures().join("led-tiny/config.json")).unwrap();
+    let err = plan(&t, &config.heads_per_layer(), config.head_dim(), &StructuredSpec { heads: 0.5, neurons: 0.5 })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "layer 2 has 2 attention output weights (led.decoder.layers.0.self_attn.out_proj.weight, led.decoder.layers.0.encoder_attn.out_proj.weight)"
+        ),
+        "{err}"
+    );
 }

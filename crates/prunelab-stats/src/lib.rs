@@ -22,7 +22,7 @@ pub use summary::{GroupStats, HISTOGRAM_EDGES, THRESHOLDS, TensorStats, group_by
 
 use burn::module::{Module, Param};
 use burn::prelude::*;
-use prunelab_models::info::{ParamFn, classify, for_each_param};
+use prunelab_models::info::{ParamFn, for_each_param, stack_layers};
 use prunelab_models::{HfModule, HfNaming};
 
 /// One parameter tensor's values with its names.
@@ -34,7 +34,9 @@ pub struct NamedTensor {
     pub key: String,
     /// The PyTorch module class owning it in transformers.
     pub module: HfModule,
-    /// Layer index, for parameters inside a layer or block.
+    /// Layer index, for parameters inside a layer or block, counted across stacks (an
+    /// encoder-decoder's decoder layers follow its encoder layers; see
+    /// [`prunelab_models::info::stack_layers`]).
     pub layer: Option<usize>,
     /// What it is for.
     pub role: Role,
@@ -50,7 +52,6 @@ pub fn weights<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -> Ve
     impl<B: Backend> ParamFn<B> for Collect<'_> {
         fn param<const D: usize>(&mut self, path: &str, param: &Param<Tensor<B, D>>) {
             let hf = self.0.hf_param(path);
-            let (_, layer) = classify(&hf.key, hf.module);
             let tensor = param.val();
             let shape = tensor.dims().to_vec();
             // Flatten first: burn-ndarray copies a shared multi-dimensional array element by
@@ -62,7 +63,7 @@ pub fn weights<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -> Ve
                 path: path.to_owned(),
                 key: hf.key,
                 module: hf.module,
-                layer,
+                layer: None,
                 role,
                 shape,
                 values,
@@ -71,5 +72,10 @@ pub fn weights<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -> Ve
     }
     let mut collect = Collect(naming, Vec::new());
     for_each_param(model, &mut collect);
-    collect.1
+    let mut tensors = collect.1;
+    let layers = stack_layers(tensors.iter().map(|t| t.key.as_str()));
+    for (tensor, layer) in tensors.iter_mut().zip(layers) {
+        tensor.layer = layer;
+    }
+    tensors
 }

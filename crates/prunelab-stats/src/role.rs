@@ -1,5 +1,5 @@
-//! What a parameter is for, from its Hugging Face key (works across BERT, GPT-2 and the
-//! BART/DeBERTa naming families).
+//! What a parameter is for, from its Hugging Face key (works across BERT, GPT-2, Longformer and
+//! the BART/LED/DeBERTa naming families).
 
 use prunelab_models::HfModule;
 
@@ -97,9 +97,10 @@ impl Role {
         let parent = parts.iter().rev().nth(2).copied().unwrap_or_default();
         let in_attention = parts.iter().any(|p| matches!(*p, "attention" | "attn" | "self_attn" | "encoder_attn"));
         match module_name {
-            "query" | "q_proj" | "query_proj" => Role::AttnQuery,
-            "key" | "k_proj" | "key_proj" => Role::AttnKey,
-            "value" | "v_proj" | "value_proj" => Role::AttnValue,
+            // Longformer's `*_global` projections serve its global tokens.
+            "query" | "q_proj" | "query_proj" | "query_global" => Role::AttnQuery,
+            "key" | "k_proj" | "key_proj" | "key_global" => Role::AttnKey,
+            "value" | "v_proj" | "value_proj" | "value_global" => Role::AttnValue,
             "c_attn" | "in_proj" => Role::AttnQkv,
             "out_proj" | "o_proj" => Role::AttnOut,
             "c_fc" | "fc1" => Role::MlpIn,
@@ -120,7 +121,7 @@ mod tests {
     use HfModule::*;
 
     #[test]
-    fn roles_of_bert_and_gpt2_keys() {
+    fn roles_of_keys() {
         let cases = [
             ("bert.encoder.layer.0.attention.self.query.weight", Linear, Role::AttnQuery),
             ("bert.encoder.layer.0.attention.self.key.weight", Linear, Role::AttnKey),
@@ -139,6 +140,18 @@ mod tests {
             ("transformer.h.3.mlp.c_proj.weight", Conv1D, Role::MlpOut),
             ("transformer.h.3.ln_1.weight", LayerNorm, Role::Norm),
             ("score.weight", Linear, Role::Head),
+            ("longformer.encoder.layer.0.attention.self.query_global.weight", Linear, Role::AttnQuery),
+            ("longformer.encoder.layer.0.attention.self.value_global.weight", Linear, Role::AttnValue),
+            ("longformer.encoder.layer.0.attention.output.dense.weight", Linear, Role::AttnOut),
+            ("longformer.encoder.layer.0.output.dense.weight", Linear, Role::MlpOut),
+            ("classifier.out_proj.weight", Linear, Role::Head),
+            ("led.encoder.layers.1.self_attn.longformer_self_attn.key_global.weight", Linear, Role::AttnKey),
+            ("led.encoder.layers.1.self_attn.output.weight", Linear, Role::AttnOut),
+            ("led.decoder.layers.0.encoder_attn.v_proj.weight", Linear, Role::AttnValue),
+            ("led.decoder.layers.0.fc2.weight", Linear, Role::MlpOut),
+            ("led.decoder.layers.0.encoder_attn_layer_norm.weight", LayerNorm, Role::Norm),
+            ("led.shared.weight", Embedding, Role::Embedding),
+            ("classification_head.dense.weight", Linear, Role::Head),
         ];
         for (key, module, role) in cases {
             assert_eq!(Role::of(key, module), role, "{key}");

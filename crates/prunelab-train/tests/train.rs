@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{batcher, data, fresh_bert, pretrained, quick};
+use common::{batcher, data, fresh_bert, pretrained, quick, roberta_data};
 use prunelab_glue::{GlueBatcher, GlueTask};
 use prunelab_prune::{PruneSpec, Scheme, Scope, ScopeKind, compute_masks, sparsity};
 use prunelab_stats::weights;
@@ -30,17 +30,53 @@ fn a_tiny_model_learns_a_separable_task() {
     assert!(outcome.first_step_seconds > 0.0);
 }
 
+/// Longformer (first token global, windows [4, 6]) and LED (last eos through the decoder) learn
+/// the task from their tiny random checkpoints: gradients flow through the chunked window, the
+/// global tokens and the decoder.
+#[test]
+fn longformer_and_led_learn_a_separable_task() {
+    let (train, dev) = (roberta_data(400, 11), roberta_data(100, 12));
+    for name in ["longformer-tiny", "led-tiny"] {
+        let model = pretrained(name);
+        let batcher = GlueBatcher { pad_id: 1, token_types: model.uses_token_types(), ..batcher() };
+        let outcome = fine_tune(
+            model,
+            &train,
+            &dev,
+            GlueTask::Sst2,
+            &batcher,
+            &quick(1e-3, 3),
+            None,
+            &Default::default(),
+            &mut Silent,
+        )
+        .unwrap();
+        let last = outcome.epochs.last().unwrap();
+        assert!(last.eval.accuracy >= 0.95, "{name}: dev accuracy {}", last.eval.accuracy);
+    }
+}
+
 #[test]
 fn held_masks_keep_exactly_their_zeros_and_released_ones_regrow() {
     let (train, dev) = (data(96, 3), data(32, 4));
-    for (mode, name) in [(MaskMode::Hold, "gpt2-tiny"), (MaskMode::Release, "gpt2-tiny"), (MaskMode::Hold, "bert-tiny")]
-    {
+    for (mode, name) in [
+        (MaskMode::Hold, "gpt2-tiny"),
+        (MaskMode::Release, "gpt2-tiny"),
+        (MaskMode::Hold, "bert-tiny"),
+        (MaskMode::Hold, "longformer-tiny"),
+        (MaskMode::Hold, "led-tiny"),
+    ] {
         let model = pretrained(name);
         let scope = Scope::new(ScopeKind::Default);
         let tensors = weights(&model, model.naming().as_ref());
         let masks =
             compute_masks(&tensors, &scope, &PruneSpec { scheme: Scheme::GlobalL1, amount: 0.5, seed: 0 }).unwrap();
-        let batcher = GlueBatcher { pad_id: if name == "gpt2-tiny" { 98 } else { 0 }, ..batcher() };
+        let pad_id = match name {
+            "gpt2-tiny" => 98,
+            "longformer-tiny" | "led-tiny" => 1,
+            _ => 0,
+        };
+        let batcher = GlueBatcher { pad_id, token_types: model.uses_token_types(), ..batcher() };
         let outcome = fine_tune(
             model,
             &train,

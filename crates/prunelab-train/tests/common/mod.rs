@@ -34,6 +34,18 @@ pub fn data(n: usize, seed: u64) -> Vec<Encoded> {
         .collect()
 }
 
+/// [`data`] in RoBERTa's framing, `<s>` (0) ... `</s>` (2), as Longformer and LED read it (LED
+/// classifies the decoder state at the last `</s>`).
+pub fn roberta_data(n: usize, seed: u64) -> Vec<Encoded> {
+    let mut rows = data(n, seed);
+    for row in &mut rows {
+        let last = row.input_ids.len() - 1;
+        row.input_ids[0] = 0;
+        row.input_ids[last] = 2;
+    }
+    rows
+}
+
 pub fn batcher() -> GlueBatcher {
     GlueBatcher { pad_id: 0, padding_side: PaddingSide::Right, token_types: true }
 }

@@ -1,0 +1,75 @@
+//! Longformer checkpoint keys.
+//!
+//! | Hugging Face key | Burn path | layout |
+//! |---|---|---|
+//! | `longformer.embeddings.{word,position,token_type}_embeddings.weight` | same | as is |
+//! | `longformer.embeddings.LayerNorm.*`, `...{attention.output,output}.LayerNorm.*` | `...layer_norm.{gamma,beta}` | as is |
+//! | `longformer.encoder.layer.N.attention.self.{query,key,value}{,_global}.*` | `...attention.self_attn.*` | `nn.Linear`: transposed |
+//! | `longformer.encoder.layer.N.attention.output.dense.*`, `.intermediate.dense.*`, `.output.dense.*` | same | `nn.Linear`: transposed |
+//! | `classifier.{dense,out_proj}.*` | same | `nn.Linear`; initialised if absent (N(0, initializer_range), zero bias) |
+//!
+//! Base-model checkpoints omit the `longformer.` prefix. Ignored by name: `*position_ids` (a
+//! buffer), `lm_head.*` (the masked-LM head of the pretrained checkpoints) and `*pooler.*` (the
+//! classifier is built without the pooler, as transformers builds it).
+
+use crate::load::{HfModule, HfNaming, HfParam, Init};
+
+/// Longformer's naming (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct LongformerNaming {
+    /// `initializer_range` of the config, for a missing head.
+    pub initializer_range: f64,
+}
+
+impl HfNaming for LongformerNaming {
+    fn model_name(&self) -> &'static str {
+        "longformer"
+    }
+
+    fn base_prefix(&self) -> &'static str {
+        "longformer."
+    }
+
+    fn hf_param(&self, burn_path: &str) -> HfParam {
+        let key = burn_path
+            .replace(".self_attn.", ".self.")
+            .replace("layer_norm.gamma", "LayerNorm.weight")
+            .replace("layer_norm.beta", "LayerNorm.bias");
+        let module = if key.contains("LayerNorm.") {
+            HfModule::LayerNorm
+        } else if key.starts_with("longformer.embeddings.") {
+            HfModule::Embedding
+        } else {
+            HfModule::Linear
+        };
+        let init_if_missing = key
+            .starts_with("classifier.")
+            .then(|| if key.ends_with(".bias") { Init::Zeros } else { Init::Normal(self.initializer_range) });
+        HfParam { key, module, init_if_missing }
+    }
+
+    fn ignored(&self, key: &str) -> bool {
+        let key = key.strip_prefix("longformer.").unwrap_or(key);
+        key.ends_with("position_ids") || key.starts_with("lm_head.") || key.starts_with("pooler.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_map() {
+        let n = LongformerNaming { initializer_range: 0.02 };
+        let p = n.hf_param("longformer.encoder.layer.1.attention.self_attn.key_global.weight");
+        assert_eq!(p.key, "longformer.encoder.layer.1.attention.self.key_global.weight");
+        assert!(p.transposed() && p.init_if_missing.is_none());
+        let p = n.hf_param("longformer.embeddings.layer_norm.beta");
+        assert_eq!((p.key.as_str(), p.module), ("longformer.embeddings.LayerNorm.bias", HfModule::LayerNorm));
+        assert_eq!(n.hf_param("longformer.embeddings.position_embeddings.weight").module, HfModule::Embedding);
+        assert_eq!(n.hf_param("classifier.out_proj.bias").init_if_missing, Some(Init::Zeros));
+        assert!(n.hf_param("classifier.dense.weight").transposed());
+        assert!(n.ignored("longformer.pooler.dense.weight") && n.ignored("lm_head.decoder.weight"));
+        assert!(n.ignored("embeddings.position_ids") && !n.ignored("classifier.dense.weight"));
+    }
+}
