@@ -180,6 +180,13 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
         };
         say(&format!("[{}/{}] {} ({eta})", cells.len() - todo.len() + i + 1, cells.len(), cell.label()));
         let dir = cell.dir(&args.out);
+        // A run left behind by a killed driver may still be going: wait for it, then use its
+        // result if it finished.
+        wait_for_unlocked(&dir)?;
+        if is_done(&dir, args.retry_failed) {
+            say("  finished meanwhile by a run this driver did not start");
+            continue;
+        }
         let mut cmd = Command::new(&bin);
         cmd.arg("--kernel-cache").arg(&kernels).args(["finetune", spec]).args(cell.finetune_args(&grid.train));
         cmd.args(["--model-id", &cell.model, "--no-export", "--out"]).arg(&dir);
@@ -282,6 +289,28 @@ fn is_done(dir: &Path, retry_failed: bool) -> bool {
         Some("finished") => true,
         Some("failed") => !retry_failed,
         _ => false,
+    }
+}
+
+/// Waits while another process holds `<dir>/.lock` (prunelab finetune holds it while it runs).
+fn wait_for_unlocked(dir: &Path) -> Result<()> {
+    let path = dir.join(".lock");
+    let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else { return Ok(()) };
+    let mut told = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if !told {
+                    say(&format!("  waiting for the run already writing to {}", dir.display()));
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(std::fs::TryLockError::Error(err)) => {
+                return Err(err).with_context(|| format!("locking {}", path.display()));
+            }
+        }
     }
 }
 

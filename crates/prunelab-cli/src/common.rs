@@ -61,3 +61,22 @@ pub fn write_predictions(path: &Path, predictions: &[(u32, u32)]) -> Result<()> 
 pub fn value_name<T: clap::ValueEnum>(value: &T) -> String {
     value.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
 }
+
+/// Takes the exclusive lock `<dir>/.lock` (an OS file lock, released when the returned file is
+/// dropped or the process dies); fails at once, naming the directory, if another process holds it.
+pub fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            bail!("another prunelab process is writing to {} (it holds {})", dir.display(), path.display())
+        }
+        Err(std::fs::TryLockError::Error(err)) => Err(err).with_context(|| format!("locking {}", path.display())),
+    }
+}

@@ -166,6 +166,9 @@ impl FinetuneArgs {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("cannot create the output directory {}", self.out.display()))?;
+        // One run per output directory: held until this process ends (the OS releases it if the
+        // process is killed), so a grid driver can tell a live run from an abandoned one.
+        let _lock = common::lock_dir(&self.out)?;
         let result_path = self.out.join("result.json");
         let mut record = json!({
             "status": "running",

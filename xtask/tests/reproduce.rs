@@ -1,0 +1,188 @@
+//! `cargo xtask reproduce` against a stand-in `prunelab` (a shell script that answers `model
+//! check`, writes result files and holds the cell lock as the real one does), so the driver's
+//! promises are tested in seconds: every cell runs once; a second run redoes nothing; a run
+//! killed mid-grid resumes and ends with the same table; two drivers never share an output
+//! directory; unusable models and a missing GPU stop the run before any work.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const FAKE: &str = r#"#!/bin/sh
+while :; do
+  case "$1" in
+    --quiet|-q) shift ;;
+    --kernel-cache) shift 2 ;;
+    *) break ;;
+  esac
+done
+cmd=$1; shift
+case "$cmd" in
+  model)
+    case "$2" in
+      *unsupported*) echo '{"available":true,"supported":false,"reason":"unsupported model_type t5"}' ;;
+      *missing*) echo '{"available":false,"supported":null,"reason":"offline and not in the cache"}' ;;
+      *) echo '{"available":true,"supported":true,"model_type":"bert"}' ;;
+    esac ;;
+  inspect)
+    out=""; while [ $# -gt 0 ]; do [ "$1" = "--out" ] && out=$2; shift; done
+    mkdir -p "$out" && echo '{"model":"m"}' > "$out/stats.json"
+    echo inspect >> "$FAKE_LOG" ;;
+  finetune)
+    out=""; amount=0; seed=0; task=""
+    while [ $# -gt 0 ]; do
+      case "$1" in --out) out=$2;; --amount) amount=$2;; --seed) seed=$2;; --task) task=$2;; esac; shift
+    done
+    mkdir -p "$out"
+    exec 9>"$out/.lock"
+    flock -n 9 || { echo "locked" >&2; exit 3; }
+    echo "finetune $out" >> "$FAKE_LOG"
+    if [ -n "$FAKE_SLEEP" ]; then sleep "$FAKE_SLEEP"; fi
+    printf '{"status":"finished","task":"%s","amount":%s,"seed":%s}\n' "$task" "$amount" "$seed" > "$out/result.json.tmp"
+    mv "$out/result.json.tmp" "$out/result.json" ;;
+  report)
+    dir=$1
+    mkdir -p "$dir/report"
+    (cd "$dir" && find runs -name result.json | sort | while read -r f; do echo "$f $(cat "$f")"; done) > "$dir/report/table.txt"
+    echo report >> "$FAKE_LOG" ;;
+esac
+"#;
+
+struct Setup {
+    root: PathBuf,
+    bin: PathBuf,
+    data: PathBuf,
+    grid: PathBuf,
+}
+
+fn setup(name: &str, grid: &str) -> Setup {
+    let root = std::env::temp_dir().join(format!("xtask-reproduce-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let bin = root.join("prunelab");
+    std::fs::write(&bin, FAKE).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = root.join("glue");
+    for task in ["SST-2", "CoLA"] {
+        std::fs::create_dir_all(data.join(task)).unwrap();
+        std::fs::write(data.join(task).join("train.tsv"), "").unwrap();
+    }
+    let grid_path = root.join("grid.toml");
+    std::fs::write(&grid_path, grid).unwrap();
+    Setup { root, bin, data, grid: grid_path }
+}
+
+const GRID: &str = r#"
+name = "test"
+models = ["org/model", "org/unsupported-model"]
+tasks = ["sst2", "cola"]
+amounts = [0.5, 0.9]
+[[arms]]
+scheme = "global-l1"
+[train]
+epochs = 1
+"#;
+
+impl Setup {
+    fn command(&self, out: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        cmd.args(["reproduce", "--backend", "ndarray", "--grid"])
+            .arg(&self.grid)
+            .arg("--bin")
+            .arg(&self.bin)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .arg("--out")
+            .arg(self.root.join(out))
+            .env("FAKE_LOG", self.root.join(format!("{out}.log")));
+        cmd
+    }
+    fn run(&self, out: &str) -> Output {
+        self.command(out).output().unwrap()
+    }
+    fn log(&self, out: &str) -> String {
+        std::fs::read_to_string(self.root.join(format!("{out}.log"))).unwrap_or_default()
+    }
+    fn table(&self, out: &str) -> String {
+        std::fs::read_to_string(self.root.join(out).join("report/table.txt")).unwrap()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn every_cell_runs_once_and_a_second_run_redoes_nothing() {
+    let s = setup("once", GRID);
+    let first = s.run("out");
+    assert!(first.status.success(), "{}", text(&first));
+    // org/model × 2 tasks × (dense + 2 amounts); the unsupported model is skipped with its reason.
+    assert_eq!(s.log("out").matches("finetune").count(), 6, "{}", s.log("out"));
+    assert_eq!(s.table("out").lines().count(), 6);
+    let skipped = std::fs::read_to_string(s.root.join("out/skipped.json")).unwrap();
+    assert!(skipped.contains("org/unsupported-model") && skipped.contains("unsupported model_type t5"), "{skipped}");
+    assert!(text(&first).contains("skipping org/unsupported-model"), "{}", text(&first));
+
+    let second = s.run("out");
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(s.log("out").matches("finetune").count(), 6, "nothing is run twice");
+    assert!(text(&second).contains("6 finished before, 0 to run"), "{}", text(&second));
+    assert_eq!(s.log("out").matches("report").count(), 2);
+    let _ = std::fs::remove_dir_all(&s.root);
+}
+
+#[test]
+fn a_killed_run_resumes_and_ends_with_the_same_table() {
+    let s = setup("kill", GRID);
+    let reference = s.run("reference");
+    assert!(reference.status.success(), "{}", text(&reference));
+
+    let mut child = s.command("killed").env("FAKE_SLEEP", "1").spawn().unwrap();
+    let started = Instant::now();
+    while s.log("killed").matches("finetune").count() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the grid did not get going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL: the running cell's process is orphaned and goes on
+    let _ = child.wait();
+    let resumed = s.run("killed");
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(s.table("killed"), s.table("reference"));
+    // Each cell ran exactly once, the orphaned one included (the resumed driver waited for it).
+    assert_eq!(s.log("killed").matches("finetune").count(), 6, "{}", s.log("killed"));
+    let _ = std::fs::remove_dir_all(&s.root);
+}
+
+#[test]
+fn two_drivers_never_share_an_output_directory() {
+    let s = setup("lock", GRID);
+    let out = s.root.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let held = std::fs::File::create(out.join(".lock")).unwrap();
+    held.lock().unwrap();
+    let second = s.run("out");
+    assert!(!second.status.success());
+    assert!(text(&second).contains("another `cargo xtask reproduce` is running"), "{}", text(&second));
+    assert_eq!(s.log("out"), "", "nothing ran");
+    drop(held);
+    let _ = std::fs::remove_dir_all(&s.root);
+}
+
+#[test]
+fn unusable_models_and_a_missing_gpu_stop_before_any_work() {
+    let s = setup("preflight", &GRID.replace("org/unsupported-model", "org/missing-model"));
+    let out = s.run("out");
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(msg.contains("org/missing-model") && msg.contains("--model-dir ID=DIR"), "{msg}");
+    assert!(!s.root.join("out/runs").exists(), "no cell ran");
+
+    let s = setup("gpu", &format!("needs_gpu = true\n{GRID}"));
+    let out = s.run("out");
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--allow-cpu"), "{}", text(&out));
+    assert_eq!(s.log("out"), "");
+    let _ = std::fs::remove_dir_all(&s.root);
+}
