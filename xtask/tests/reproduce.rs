@@ -38,6 +38,11 @@ case "$cmd" in
     flock -n 9 || { echo "locked" >&2; exit 3; }
     echo "finetune $out" >> "$FAKE_LOG"
     if [ -n "$FAKE_SLEEP" ]; then sleep "$FAKE_SLEEP"; fi
+    if [ -n "$FAKE_FAIL_AMOUNT" ] && [ "$amount" = "$FAKE_FAIL_AMOUNT" ]; then
+      printf '{"status":"failed","reason":"the loss is NaN at epoch 1, step 50"}\n' > "$out/result.json"
+      echo "error: run failed" >&2
+      exit 1
+    fi
     printf '{"status":"finished","task":"%s","amount":%s,"seed":%s}\n' "$task" "$amount" "$seed" > "$out/result.json.tmp"
     mv "$out/result.json.tmp" "$out/result.json" ;;
   report)
@@ -184,5 +189,23 @@ fn unusable_models_and_a_missing_gpu_stop_before_any_work() {
     assert!(!out.status.success());
     assert!(text(&out).contains("--allow-cpu"), "{}", text(&out));
     assert_eq!(s.log("out"), "");
+    let _ = std::fs::remove_dir_all(&s.root);
+}
+
+#[test]
+fn a_failed_cell_is_kept_and_the_grid_goes_on() {
+    let s = setup("failed", GRID);
+    let out = s.command("out").env("FAKE_FAIL_AMOUNT", "0.9").output().unwrap();
+    assert!(!out.status.success(), "the driver reports failures in its exit code");
+    assert!(text(&out).contains("2 of 6 cells failed"), "{}", text(&out));
+    let table = s.table("out");
+    assert_eq!(table.matches("\"failed\"").count(), 2, "{table}");
+    assert_eq!(table.matches("\"finished\"").count(), 4, "{table}");
+    // Failed cells are kept (not retried) unless asked.
+    let again = s.run("out");
+    assert!(text(&again).contains("6 finished before, 0 to run"), "{}", text(&again));
+    let retried = s.command("out").arg("--retry-failed").output().unwrap();
+    assert!(retried.status.success(), "{}", text(&retried));
+    assert_eq!(s.table("out").matches("\"finished\"").count(), 6);
     let _ = std::fs::remove_dir_all(&s.root);
 }
