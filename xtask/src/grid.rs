@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 /// mask_mode = "hold"            # hold | release
 ///
 /// [train]                       # any of: epochs lr batch_size max_length warmup_ratio
-/// epochs = 1                    #         weight_decay train_limit dev_limit
+/// epochs = 1                    #   weight_decay train_limit dev_limit no_test_predictions
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +66,9 @@ pub struct Train {
     pub weight_decay: Option<f64>,
     pub train_limit: Option<usize>,
     pub dev_limit: Option<usize>,
+    /// Skip the test-split predictions (GLUE submission files) of every cell.
+    #[serde(default)]
+    pub no_test_predictions: bool,
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -155,8 +158,9 @@ impl Grid {
                     lr: Some(1e-4),
                     batch_size: Some(16),
                     max_length: Some(64),
-                    train_limit: Some(320),
+                    train_limit: Some(192),
                     dev_limit: Some(200),
+                    no_test_predictions: true,
                     ..Train::default()
                 },
             },
@@ -287,6 +291,9 @@ impl Cell {
         opt("--weight-decay", train.weight_decay.map(|v| v.to_string()));
         opt("--train-limit", train.train_limit.map(|v| v.to_string()));
         opt("--dev-limit", train.dev_limit.map(|v| v.to_string()));
+        if train.no_test_predictions {
+            args.push("--no-test-predictions".into());
+        }
         args
     }
 }

@@ -131,6 +131,9 @@ pub struct FinetuneArgs {
     /// Do not export the fine-tuned model to <out>/model (grids use this to save disk)
     #[arg(long)]
     no_export: bool,
+    /// Do not predict the test split (test_predictions.tsv); quick CPU runs use this
+    #[arg(long)]
+    no_test_predictions: bool,
 }
 
 struct Bars {
@@ -351,7 +354,9 @@ impl FinetuneArgs {
         record["inference"] = json!({"latency_ms_batch1_p50": pct(0.5), "latency_ms_batch1_p95": pct(0.95), "throughput_batch64_per_s": throughput});
 
         // Test-split predictions in GLUE's submission format.
-        if let Ok(test) = source.load(self.task, Split::Test) {
+        if self.no_test_predictions {
+            tracing::info!("test predictions skipped (--no-test-predictions)");
+        } else if let Ok(test) = source.load(self.task, Split::Test) {
             let test_enc = encoder.encode(&test.examples)?;
             let predictions = predict(model, &test_enc, &batcher, self.eval_batch_size, &device);
             common::write_predictions(&self.out.join("test_predictions.tsv"), &predictions)?;

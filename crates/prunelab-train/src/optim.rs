@@ -150,7 +150,68 @@ pub fn linear_schedule(lr: f64, step: usize, warmup: usize, total: usize) -> f64
 
 #[cfg(test)]
 mod tests {
-    use super::linear_schedule;
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use prunelab_models::{ModelFiles, ModelInput, load_classifier};
+
+    type B = Autodiff<NdArray>;
+
+    /// Gradients of the tiny BERT fixture on one batch, with their parameter entries.
+    fn tiny_grads() -> (GradientsParams, Vec<ParamEntry>) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../prunelab-models/tests/fixtures/bert-tiny");
+        let files = ModelFiles {
+            name: "bert-tiny".into(),
+            config: dir.join("config.json"),
+            weights: dir.join("model.safetensors"),
+            tokenizer: None,
+        };
+        let device = Default::default();
+        let model = load_classifier::<B>(&files, 2, &device).unwrap().model;
+        let ids = Tensor::<B, 2, Int>::from_ints([[2, 7, 11, 12, 3], [2, 8, 13, 3, 0]], &device);
+        let mask = Tensor::<B, 2, Int>::from_ints([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]], &device);
+        let logits = model.forward(ModelInput { input_ids: ids, attention_mask: mask, token_type_ids: None });
+        let loss = (logits.clone() * logits).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let entries = param_entries(&model, model.naming().as_ref());
+        (grads, entries)
+    }
+
+    fn host(grads: &GradientsParams, entries: &[ParamEntry]) -> Vec<Vec<f32>> {
+        entries
+            .iter()
+            .filter_map(|e| match e.shape.len() {
+                1 => grads.get::<NdArray, 1>(e.id).map(|g| g.into_data().to_vec::<f32>().unwrap()),
+                2 => grads.get::<NdArray, 2>(e.id).map(|g| g.reshape([-1]).into_data().to_vec::<f32>().unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn clipping_scales_every_gradient_by_torchs_coefficient() {
+        let (mut grads, entries) = tiny_grads();
+        let before = host(&grads, &entries);
+        let norm: f64 = before.iter().flatten().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        assert!(norm > 0.0);
+        let reported = clip_global_norm::<B>(&mut grads, &entries, norm / 4.0, &Default::default());
+        let reported = f64::from(reported.into_scalar());
+        assert!((reported - norm).abs() <= 1e-4 * norm, "norm {reported} vs {norm}");
+        let after = host(&grads, &entries);
+        let coef = (norm / 4.0) / (norm + 1e-6);
+        for (b, a) in before.iter().flatten().zip(after.iter().flatten()) {
+            assert!((f64::from(*a) - coef * f64::from(*b)).abs() <= 1e-5 * (1.0 + f64::from(b.abs())), "{a} vs {b}");
+        }
+        let clipped: f64 = after.iter().flatten().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        assert!((clipped - norm / 4.0).abs() <= 1e-4 * norm, "clipped norm {clipped}");
+    }
+
+    #[test]
+    fn small_gradients_are_left_exactly_as_they_are() {
+        let (mut grads, entries) = tiny_grads();
+        let before = host(&grads, &entries);
+        let _ = clip_global_norm::<B>(&mut grads, &entries, 1e9, &Default::default());
+        assert_eq!(host(&grads, &entries), before, "a coefficient clamped to 1 changes nothing");
+    }
 
     #[test]
     fn schedule_matches_transformers() {
