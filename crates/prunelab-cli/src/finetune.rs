@@ -223,6 +223,9 @@ impl FinetuneArgs {
             dev.truncate(n);
         }
         let device = backend::device();
+        // Seed before loading: a checkpoint without a classification head gets a new one drawn
+        // from the backend's generator, and the run must not depend on the process it runs in.
+        <TrainBackend as burn::tensor::backend::Backend>::seed(&device, self.seed);
         let loaded = load_classifier::<TrainBackend>(&files, spec.num_labels(), &device)?;
         if self.max_length > loaded.model.max_positions() {
             bail!("--max-length {} exceeds the model's {} positions", self.max_length, loaded.model.max_positions());

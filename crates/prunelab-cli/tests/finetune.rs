@@ -12,9 +12,13 @@ fn path(rel: &str) -> String {
 }
 
 fn run(out: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
+    run_model("bert-tiny", out, extra)
+}
+
+fn run_model(model: &str, out: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
     let mut args = vec![
         "finetune".to_owned(),
-        path("../prunelab-models/tests/fixtures/bert-tiny"),
+        path(&format!("../prunelab-models/tests/fixtures/{model}")),
         "--task".into(),
         "sst2".into(),
         "--data-dir".into(),
@@ -95,4 +99,21 @@ fn a_diverging_run_is_recorded_as_failed_and_exits_non_zero() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A checkpoint without a head gets a new one from the seeded generator: two processes with the
+/// same seed give the same run (the grid driver compares resumed runs with uninterrupted ones).
+#[test]
+fn two_processes_with_one_seed_give_the_same_run() {
+    let losses = |r: &serde_json::Value| -> Vec<f64> {
+        r["epochs"].as_array().unwrap().iter().map(|e| e["train_loss"].as_f64().unwrap()).collect()
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (out_a, ra) = run_model("bert-tiny-base", a.path(), &["--lr", "1e-3", "--no-export"]);
+    let (out_b, rb) = run_model("bert-tiny-base", b.path(), &["--lr", "1e-3", "--no-export"]);
+    assert!(out_a.status.success() && out_b.status.success(), "{}", String::from_utf8_lossy(&out_a.stderr));
+    assert!(ra["load"]["newly_initialized"].as_array().is_some_and(|v| !v.is_empty()), "the head is new");
+    assert_eq!(losses(&ra), losses(&rb));
+    assert_eq!(ra["metrics"], rb["metrics"]);
+    assert!(!a.path().join("model").exists(), "--no-export writes no model");
 }

@@ -132,7 +132,10 @@ fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, png::E
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Result<(), String> {
     let text = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(text)?;
-    let body = root.titled(&figure.title, (FONT, 20)).map_err(text)?;
+    // Long titles (model ids) shrink to fit the figure's width: about 0.55 em per character.
+    let width = f64::from(root.dim_in_pixel().0);
+    let title_size = (20.0f64).min((width - 24.0) / (0.55 * figure.title.chars().count().max(1) as f64)).max(9.0);
+    let body = root.titled(&figure.title, (FONT, title_size)).map_err(text)?;
     for (area, panel) in body.split_evenly((1, figure.panels.len().max(1))).iter().zip(&figure.panels) {
         draw_panel(area, panel).map_err(text)?;
     }
