@@ -43,7 +43,7 @@ fn unknown_model_type_and_missing_dirs_are_clear_errors() {
     let out = prunelab(&["model", "info", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("model_type \"t5\" is not supported (supported: bert, gpt2)"), "{err}");
+    assert!(err.contains("model_type \"t5\" is not supported (supported: bert, gpt2, deberta, deberta-v2)"), "{err}");
 
     let out = prunelab(&["model", "info", "./no/such/dir"]);
     assert_eq!(out.status.code(), Some(1));

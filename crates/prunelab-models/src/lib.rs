@@ -1,9 +1,10 @@
 //! Pretrained transformers as Burn modules, loaded from Hugging Face checkpoints, computing what
 //! Hugging Face transformers computes.
 //!
-//! - [`bert`] (`model_type: bert`, MiniLM included) and [`gpt2`] (`model_type: gpt2`): Config +
-//!   Module + init + forward, generic over the backend, each with a sequence-classification head
-//!   with transformers' semantics.
+//! - [`bert`] (`model_type: bert`, MiniLM included), [`gpt2`] (`model_type: gpt2`), [`deberta`]
+//!   (`model_type: deberta`) and [`deberta_v2`] (`model_type: deberta-v2`, DeBERTa-v3 included):
+//!   Config + Module + init + forward, generic over the backend, each with a
+//!   sequence-classification head with transformers' semantics.
 //! - [`config`]: `config.json` read directly (transformers' field names and defaults).
 //! - [`checkpoint`]: `model.safetensors`, sharded safetensors, `model.fp16.safetensors` and
 //!   `pytorch_model.bin`, any float dtype.
@@ -28,6 +29,8 @@
 pub mod bert;
 pub mod checkpoint;
 pub mod config;
+pub mod deberta;
+pub mod deberta_v2;
 mod error;
 pub mod gpt2;
 pub mod info;
@@ -44,6 +47,8 @@ pub use load::{HfModule, HfNaming, LoadReport};
 pub use source::{ModelFiles, ModelSource};
 
 use bert::{BertForSequenceClassification, BertNaming};
+use deberta::{DebertaForSequenceClassification, DebertaNaming};
+use deberta_v2::{DebertaV2ForSequenceClassification, DebertaV2Naming};
 use gpt2::{Gpt2ForSequenceClassification, Gpt2Naming};
 
 /// A padded batch of token ids.
@@ -80,6 +85,10 @@ pub enum Classifier<B: Backend> {
     Bert(BertForSequenceClassification<B>),
     /// `GPT2ForSequenceClassification`.
     Gpt2(Gpt2ForSequenceClassification<B>),
+    /// `DebertaForSequenceClassification`.
+    Deberta(DebertaForSequenceClassification<B>),
+    /// `DebertaV2ForSequenceClassification`.
+    DebertaV2(DebertaV2ForSequenceClassification<B>),
 }
 
 impl<B: Backend> Classifier<B> {
@@ -93,12 +102,19 @@ impl<B: Backend> Classifier<B> {
         match self {
             Classifier::Bert(m) => m.forward_detailed(input.input_ids, input.attention_mask, input.token_type_ids),
             Classifier::Gpt2(m) => m.forward_detailed(input.input_ids, input.attention_mask),
+            Classifier::Deberta(m) => m.forward_detailed(input.input_ids, input.attention_mask, input.token_type_ids),
+            Classifier::DebertaV2(m) => m.forward_detailed(input.input_ids, input.attention_mask, input.token_type_ids),
         }
     }
 
     /// Whether the model takes token type (segment) ids.
     pub fn uses_token_types(&self) -> bool {
-        matches!(self, Classifier::Bert(_))
+        match self {
+            Classifier::Bert(_) => true,
+            Classifier::Gpt2(_) => false,
+            Classifier::Deberta(m) => m.deberta.embeddings.token_type_embeddings.is_some(),
+            Classifier::DebertaV2(m) => m.deberta.embeddings.token_type_embeddings.is_some(),
+        }
     }
 
     /// The longest sequence the position embeddings cover.
@@ -106,6 +122,8 @@ impl<B: Backend> Classifier<B> {
         match self {
             Classifier::Bert(m) => m.bert.embeddings.position_embeddings.weight.lazy_shape().as_slice()[0],
             Classifier::Gpt2(m) => m.transformer.wpe.weight.lazy_shape().as_slice()[0],
+            Classifier::Deberta(m) => m.deberta.embeddings.max_positions(),
+            Classifier::DebertaV2(m) => m.deberta.embeddings.max_positions(),
         }
     }
 
@@ -115,6 +133,8 @@ impl<B: Backend> Classifier<B> {
         match self {
             Classifier::Bert(_) => Box::new(BertNaming { initializer_range: 0.02 }),
             Classifier::Gpt2(_) => Box::new(Gpt2Naming { initializer_range: 0.02 }),
+            Classifier::Deberta(_) => Box::new(DebertaNaming { initializer_range: 0.02 }),
+            Classifier::DebertaV2(_) => Box::new(DebertaV2Naming { initializer_range: 0.02 }),
         }
     }
 
@@ -187,6 +207,16 @@ fn load_with<B: Backend>(
             let naming = Gpt2Naming { initializer_range: c.initializer_range };
             let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
             (Classifier::Gpt2(m), r)
+        }
+        ModelConfig::Deberta(c) => {
+            let naming = DebertaNaming { initializer_range: c.initializer_range };
+            let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
+            (Classifier::Deberta(m), r)
+        }
+        ModelConfig::DebertaV2(c) => {
+            let naming = DebertaV2Naming { initializer_range: c.initializer_range };
+            let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
+            (Classifier::DebertaV2(m), r)
         }
     };
     tracing::info!(model = %files.name, format = %report.format, dtype = %report.dtype, "loaded");

@@ -187,7 +187,10 @@ fn unsupported_model_type_lists_supported_ones() {
     std::fs::write(dir.path().join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
     std::fs::copy(fixtures().join("bert-tiny/model.safetensors"), dir.path().join("model.safetensors")).unwrap();
     let err = load_dir(dir.path(), 2).unwrap_err();
-    assert!(err.to_string().ends_with("model_type \"llama\" is not supported (supported: bert, gpt2)"), "{err}");
+    assert!(
+        err.to_string().ends_with("model_type \"llama\" is not supported (supported: bert, gpt2, deberta, deberta-v2)"),
+        "{err}"
+    );
 }
 
 #[test]
