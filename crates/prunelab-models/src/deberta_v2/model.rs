@@ -329,3 +329,84 @@ impl<B: Backend> DebertaV2ForSequenceClassification<B> {
         classify(hidden_states, &self.pooler, &self.dropout, &self.classifier)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::NdArray;
+
+    use super::*;
+    use crate::deberta::DebertaConfig;
+
+    type B = NdArray;
+
+    fn input() -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+        let device = Default::default();
+        let ids = Tensor::from_data([[1, 5, 6, 7, 8, 9, 2], [1, 8, 9, 2, 0, 0, 0]], &device);
+        let mask = Tensor::from_data([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]], &device);
+        (ids, mask)
+    }
+
+    fn check(out: crate::ClassifierOutput<B>, what: &str) {
+        assert_eq!(out.logits.dims(), [2, 3], "{what}");
+        let values = out.logits.into_data().to_vec::<f32>().unwrap();
+        assert!(values.iter().all(|v| v.is_finite()), "{what}: {values:?}");
+        assert_eq!(out.hidden_states.len(), 3, "{what}");
+    }
+
+    /// The configurations the fixtures do not cover build and run: relative attention off (the
+    /// scale still counts `pos_att_type`, as in transformers), one term only, `p2p`, no
+    /// buckets with shared keys, a grouped convolution, fewer heads in a layer.
+    #[test]
+    fn other_configurations_run() {
+        let device = Default::default();
+        let v1 = |relative: bool, pos: &[&str]| DebertaConfig {
+            vocab_size: 20,
+            hidden_size: 8,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            intermediate_size: 5,
+            relative_attention: relative,
+            max_relative_positions: 3,
+            pos_att_type: pos.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        };
+        for (relative, pos) in [
+            (false, &["c2p", "p2c"][..]),
+            (true, &[]),
+            (true, &["c2p"]),
+            (true, &["p2c"]),
+            (true, &["p2c", "c2p", "p2p"]),
+        ] {
+            let c = v1(relative, pos);
+            assert!(c.problem().is_none());
+            let (ids, mask) = input();
+            check(c.init_classifier::<B>(3, &device).forward_detailed(ids, mask, None), &format!("v1 {pos:?}"));
+        }
+        let v2 = |buckets: i64, share: bool, conv: i64, heads: Option<Vec<usize>>| DebertaV2Config {
+            vocab_size: 20,
+            hidden_size: 8,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            intermediate_size: 5,
+            relative_attention: true,
+            max_relative_positions: 16,
+            position_buckets: buckets,
+            share_att_key: share,
+            pos_att_type: vec!["c2p".into()],
+            conv_kernel_size: conv,
+            conv_groups: 2,
+            prunelab_heads: heads,
+            ..Default::default()
+        };
+        for c in [v2(-1, true, 0, None), v2(4, false, 5, None), v2(4, true, 3, Some(vec![1, 2]))] {
+            assert!(c.problem().is_none(), "{:?}", c.problem());
+            let (ids, mask) = input();
+            let model = c.init_classifier::<B>(3, &device);
+            assert_eq!(
+                model.deberta.encoder.layer[0].attention.self_attn.query_proj.weight.dims(),
+                [8, 4 * c.heads_in_layer(0)]
+            );
+            check(model.forward_detailed(ids, mask, None), &format!("v2 {c:?}"));
+        }
+    }
+}
