@@ -250,7 +250,9 @@ def deberta_reference(model, ids, mask, types, conv=None):
     ref = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "pooled": pooled, "logits": out.logits}
     ref.update(store)
     for i, h in enumerate(out.hidden_states):
-        ref[f"transformers.hidden.{i}"] = h
+        # The very tensors the hooks saw (transformers collects the same objects); copied, as
+        # safetensors refuses tensors sharing memory.
+        ref[f"transformers.hidden.{i}"] = h.clone()
     return ref
 
 
