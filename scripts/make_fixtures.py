@@ -12,6 +12,11 @@ the outputs back only at the end, so their encoder hooks see padded tensors; tho
 to the input length here (the rows of window padding are internal to the model). transformers 5
 has no `LEDForSequenceClassification` (removed in 5.0); the script rebuilds transformers 4's class
 from `LEDModel` and `LEDClassificationHead` (same module names, same forward).
+The DeBERTa groups (`deberta`, `deberta-v2`) use sequences of 20 tokens with right padding,
+relative attention on and small relative ranges / 8 position buckets, so clamped and bucketed
+distances are exercised; their references also keep transformers' own `hidden_states`. The
+`deberta-v2` group also writes a DeBERTa-v2 `tokenizer.json` (Unigram over a tiny vocabulary) with
+the ids transformers gives a few sentences.
 
 It also writes the loader-format variants (sharded safetensors, `pytorch_model.bin`,
 `model.fp16.safetensors`, a base-model checkpoint without head, GPT-2 in the Hub's `gpt2` layout)
@@ -378,6 +383,162 @@ def make_led(out):
         "default": [(m, n) for n, m in model.named_modules()
                     if isinstance(m, torch.nn.Linear) and ".layers." in f".{n}"],
     })
+# ---------------------------------------------------------------- DeBERTa (v1 and v2)
+
+DEBERTA_SEQ = 20  # long enough for v1's clamped distances and v2's log buckets
+
+
+def deberta_inputs(gen, vocab, with_types):
+    # Row 0: 20 tokens; row 1: a sentence pair (token types when the model has them), right
+    # padded from 15; row 2: short, right padded from 6.
+    n = DEBERTA_SEQ
+    ids = torch.randint(5, vocab, (3, n), generator=gen)
+    ids[:, 0] = 1  # [CLS]-like
+    mask = torch.ones(3, n, dtype=torch.long)
+    types = torch.zeros(3, n, dtype=torch.long)
+    ids[1, 7] = 2  # [SEP]-like
+    ids[1, 14] = 2
+    if with_types:
+        types[1, 8:15] = 1
+    mask[1, 15:] = 0
+    ids[1, 15:] = PAD
+    mask[2, 6:] = 0
+    ids[2, 6:] = PAD
+    return ids, mask, types
+
+
+def deberta_reference(model, ids, mask, types, conv=None):
+    """Hidden states by forward hooks (the conv's output replaces the first layer's, as in
+    transformers' `hidden_states`), transformers' own `hidden_states`, the pooled output, logits."""
+    base = model.deberta
+    store, handles = capture(model, base.embeddings, base.encoder.layer)
+    if conv is not None:
+        def conv_hook(_module, _inputs, output):
+            store["hidden.1"] = output
+        handles.append(conv.register_forward_hook(conv_hook))
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, output_hidden_states=True)
+        pooled = model.pooler(out.hidden_states[-1])
+    for h in handles:
+        h.remove()
+    ref = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "pooled": pooled, "logits": out.logits}
+    ref.update(store)
+    for i, h in enumerate(out.hidden_states):
+        # The very tensors the hooks saw (transformers collects the same objects); copied, as
+        # safetensors refuses tensors sharing memory.
+        ref[f"transformers.hidden.{i}"] = h.clone()
+    return ref
+
+
+def deberta_masks(model, d):
+    prune_masks(model, d, {
+        # The study's scope: every nn.Linear (DeBERTa's in_proj, relative projections, pooler
+        # and classifier included; not q_bias/v_bias, the relative embeddings or the conv).
+        "seed": [(m, n) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)],
+        "default": [(m, n) for n, m in model.named_modules()
+                    if isinstance(m, torch.nn.Linear) and ".encoder.layer." in f".{n}"],
+    })
+
+
+def make_deberta(out):
+    gen = seeded(3)
+    config = transformers.DebertaConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        initializer_range=0.3, max_position_embeddings=64, type_vocab_size=2, position_biased_input=True, embedding_size=24,
+        relative_attention=True, max_relative_positions=6, pos_att_type=["c2p", "p2c"], hidden_act="gelu",
+        pooler_hidden_act="gelu", layer_norm_eps=1e-7, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+        num_labels=2, pad_token_id=PAD,
+    )
+    config._attn_implementation = "eager"
+    model = transformers.DebertaForSequenceClassification(config).eval()
+    randomize_deberta_extras(model, gen)
+    ids, mask, types = deberta_inputs(gen, config.vocab_size, with_types=True)
+    d = os.path.join(out, "deberta-tiny")
+    save_checkpoint(model, d)
+    save_file(contiguous(deberta_reference(model, ids, mask, types)), os.path.join(d, "reference.safetensors"))
+    # The base model alone (keys without `deberta.`, no pooler or classifier).
+    model.deberta.save_pretrained(os.path.join(out, "deberta-tiny-base"))
+    deberta_masks(model, d)
+
+
+def randomize_deberta_extras(model, gen):
+    """Parameters transformers initialises to constants (q_bias/v_bias and LayerNorms at zero
+    and one) get random values, so parity tests see them used the right way."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("q_bias", "v_bias")) or "LayerNorm" in name:
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
+
+
+def make_deberta_v2(out):
+    gen = seeded(4)
+    # DeBERTa-v3-like: no absolute positions or token types, log buckets, shared keys,
+    # normalised relative embeddings, plus the convolution of the v2 xlarge models.
+    config = transformers.DebertaV2Config(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        initializer_range=0.3, max_position_embeddings=64, type_vocab_size=0, position_biased_input=False, relative_attention=True,
+        max_relative_positions=32, position_buckets=8, pos_att_type=["p2c", "c2p"], share_att_key=True,
+        norm_rel_ebd="layer_norm", conv_kernel_size=3, conv_act="gelu", hidden_act="gelu",
+        pooler_hidden_act="gelu", layer_norm_eps=1e-7, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+        num_labels=2, pad_token_id=PAD,
+    )
+    config._attn_implementation = "eager"
+    model = transformers.DebertaV2ForSequenceClassification(config).eval()
+    randomize_deberta_extras(model, gen)
+    ids, mask, types = deberta_inputs(gen, config.vocab_size, with_types=False)
+    d = os.path.join(out, "deberta-v2-tiny")
+    save_checkpoint(model, d)
+    ref = deberta_reference(model, ids, mask, types, conv=model.deberta.encoder.conv)
+    save_file(contiguous(ref), os.path.join(d, "reference.safetensors"))
+    deberta_masks(model, d)
+
+    # The other v2 paths: own relative projections (pos_key_proj, pos_query_proj), plain
+    # clamped distances, token types and absolute positions, no convolution.
+    gen = seeded(5)
+    config = transformers.DebertaV2Config(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        initializer_range=0.3, max_position_embeddings=64, type_vocab_size=2, position_biased_input=True, relative_attention=True,
+        max_relative_positions=6, pos_att_type="c2p|p2c", share_att_key=False, hidden_act="gelu_new",
+        pooler_hidden_act="tanh", layer_norm_eps=1e-7, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+        num_labels=3, pad_token_id=PAD,
+    )
+    config._attn_implementation = "eager"
+    model = transformers.DebertaV2ForSequenceClassification(config).eval()
+    randomize_deberta_extras(model, gen)
+    ids, mask, types = deberta_inputs(gen, config.vocab_size, with_types=True)
+    d = os.path.join(out, "deberta-v2-tiny-plain")
+    save_checkpoint(model, d)
+    save_file(contiguous(deberta_reference(model, ids, mask, types)), os.path.join(d, "reference.safetensors"))
+
+    make_deberta_v2_tokenizer(os.path.join(out, "deberta-v2-tiny"))
+
+
+TOKENIZER_SENTENCES = [
+    ("the cat sat on the mat", None),
+    ("a dog  ran\tto the  park ", "the cat sat"),
+    ("The Zebra ate 3 apples!", None),
+    ("on a mat", "a quiet dog sat on the cat"),
+]
+
+
+def make_deberta_v2_tokenizer(d):
+    """A DeBERTa-v2 tokenizer (SentencePiece Unigram, as DeBERTa-v3's) over a tiny vocabulary,
+    saved as `tokenizer.json`, with the ids and token types transformers gives a few single
+    sentences and pairs."""
+    from transformers import DebertaV2Tokenizer
+
+    words = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "to", "park", "quiet", "ate", "apples"]
+    vocab = [("[PAD]", 0.0), ("[CLS]", 0.0), ("[SEP]", 0.0), ("[UNK]", 0.0), ("[MASK]", 0.0)]
+    vocab += [("\u2581" + w, -2.0 - 0.1 * i) for i, w in enumerate(words)]
+    vocab += [("\u2581", -4.0)] + [(c, -5.0 - 0.01 * i) for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")]
+    tok = DebertaV2Tokenizer(vocab=vocab)
+    tok.save_pretrained(d)
+    cases = []
+    for a, b in TOKENIZER_SENTENCES:
+        enc = tok(a, b) if b is not None else tok(a)
+        cases.append({"text_a": a, "text_b": b, "input_ids": enc["input_ids"],
+                      "token_type_ids": enc["token_type_ids"]})
+    write_json(os.path.join(d, "tokenizer-reference.json"), {"cases": cases})
 
 
 # ---------------------------------------------------------------- pruning
@@ -437,7 +598,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
     parser.add_argument("--minilm", help="directory of all-MiniLM-L6-v2 (config.json, tokenizer.json, model.fp16.safetensors)")
-    parser.add_argument("--only", nargs="*", help="fixture groups to make (bert gpt2 longformer led minilm)")
+    parser.add_argument("--only", nargs="*", help="fixture groups to make (bert gpt2 deberta deberta-v2 longformer led minilm)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)
@@ -446,6 +607,8 @@ def main():
         "gpt2": lambda: make_gpt2(args.out),
         "longformer": lambda: make_longformer(args.out),
         "led": lambda: make_led(args.out),
+        "deberta": lambda: make_deberta(args.out),
+        "deberta-v2": lambda: make_deberta_v2(args.out),
     }
     if args.minilm:
         groups["minilm"] = lambda: make_minilm(args.out, args.minilm)

@@ -21,6 +21,26 @@ fn info_of_a_gpt2_checkpoint_in_the_hub_layout() {
 }
 
 #[test]
+fn info_of_deberta_checkpoints() {
+    let out = prunelab(&["model", "info", &fixture("deberta-v2-tiny")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("model_type  deberta-v2"), "{text}");
+    assert!(text.contains("position_buckets 8"), "{text}");
+    assert!(text.contains("head        loaded from the checkpoint"), "{text}");
+    assert_eq!(text.lines().skip_while(|l| !l.starts_with("layer")).skip(1).count(), 2, "{text}");
+
+    let out = prunelab(&["model", "info", &fixture("deberta-tiny-base")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("model_type  deberta"), "{text}");
+    assert!(
+        text.contains("newly initialised: pooler.dense.weight, pooler.dense.bias, classifier.weight, classifier.bias"),
+        "{text}"
+    );
+}
+
+#[test]
 fn info_json_lists_every_tensor() {
     let out = prunelab(&["model", "info", &fixture("bert-tiny"), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -43,7 +63,10 @@ fn unknown_model_type_and_missing_dirs_are_clear_errors() {
     let out = prunelab(&["model", "info", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("model_type \"t5\" is not supported (supported: bert, gpt2, longformer, led)"), "{err}");
+    assert!(
+        err.contains("model_type \"t5\" is not supported (supported: bert, gpt2, deberta, deberta-v2, longformer, led)"),
+        "{err}"
+    );
 
     let out = prunelab(&["model", "info", "./no/such/dir"]);
     assert_eq!(out.status.code(), Some(1));

@@ -6,13 +6,15 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::bert::BertConfig;
+use crate::deberta::DebertaConfig;
+use crate::deberta_v2::DebertaV2Config;
 use crate::error::{Error, Result};
 use crate::gpt2::Gpt2Config;
 use crate::led::LedConfig;
 use crate::longformer::LongformerConfig;
 
 /// The `model_type`s prunelab implements.
-pub const SUPPORTED_MODEL_TYPES: [&str; 4] = ["bert", "gpt2", "longformer", "led"];
+pub const SUPPORTED_MODEL_TYPES: [&str; 6] = ["bert", "gpt2", "deberta", "deberta-v2", "longformer", "led"];
 
 /// A parsed `config.json` of a supported architecture.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +27,10 @@ pub enum ModelConfig {
     Longformer(LongformerConfig),
     /// `model_type: led`.
     Led(LedConfig),
+    /// `model_type: deberta`.
+    Deberta(DebertaConfig),
+    /// `model_type: deberta-v2` (DeBERTa-v2 and v3).
+    DebertaV2(DebertaV2Config),
 }
 
 /// Label fields every Hugging Face config may carry.
@@ -66,6 +72,8 @@ impl ModelConfig {
             "gpt2" => ModelConfig::Gpt2(serde_json::from_value(value.clone()).map_err(json_err)?),
             "longformer" => ModelConfig::Longformer(serde_json::from_value(value.clone()).map_err(json_err)?),
             "led" => ModelConfig::Led(serde_json::from_value(value.clone()).map_err(json_err)?),
+            "deberta" => ModelConfig::Deberta(serde_json::from_value(value.clone()).map_err(json_err)?),
+            "deberta-v2" => ModelConfig::DebertaV2(serde_json::from_value(value.clone()).map_err(json_err)?),
             other => {
                 return Err(Error::UnsupportedModelType {
                     path: path.into(),
@@ -85,6 +93,8 @@ impl ModelConfig {
             ModelConfig::Gpt2(_) => "gpt2",
             ModelConfig::Longformer(_) => "longformer",
             ModelConfig::Led(_) => "led",
+            ModelConfig::Deberta(_) => "deberta",
+            ModelConfig::DebertaV2(_) => "deberta-v2",
         }
     }
 
@@ -133,13 +143,31 @@ impl ModelConfig {
                 // The largest window when they differ per layer (also for Longformer above).
                 ("attention_window", (0..c.encoder_layers).map(|i| c.attention_window.of_layer(i)).max().unwrap_or(0)),
             ],
+            ModelConfig::Deberta(c) => vec![
+                ("num_hidden_layers", c.num_hidden_layers),
+                ("hidden_size", c.hidden_size),
+                ("num_attention_heads", c.num_attention_heads),
+                ("intermediate_size", c.intermediate_size),
+                ("vocab_size", c.vocab_size),
+                ("max_position_embeddings", c.max_position_embeddings),
+                ("max_relative_positions", c.relative_range()),
+            ],
+            ModelConfig::DebertaV2(c) => vec![
+                ("num_hidden_layers", c.num_hidden_layers),
+                ("hidden_size", c.hidden_size),
+                ("num_attention_heads", c.num_attention_heads),
+                ("intermediate_size", c.intermediate_size),
+                ("vocab_size", c.vocab_size),
+                ("max_position_embeddings", c.max_position_embeddings),
+                ("position_buckets", c.buckets().unwrap_or(0)),
+            ],
         }
     }
 
     /// The JSON key of the feed-forward inner size (`intermediate_size`, `n_inner`).
     pub fn inner_size_key(&self) -> &'static str {
         match self {
-            ModelConfig::Bert(_) => "intermediate_size",
+            ModelConfig::Bert(_) | ModelConfig::Deberta(_) | ModelConfig::DebertaV2(_) => "intermediate_size",
             ModelConfig::Gpt2(_) => "n_inner",
             ModelConfig::Longformer(_) => "intermediate_size",
             ModelConfig::Led(_) => "encoder_ffn_dim",
@@ -153,6 +181,8 @@ impl ModelConfig {
             ModelConfig::Gpt2(c) => c.n_embd / c.n_head,
             ModelConfig::Longformer(c) => c.hidden_size / c.num_attention_heads,
             ModelConfig::Led(c) => c.d_model / c.encoder_attention_heads,
+            ModelConfig::Deberta(c) => c.hidden_size / c.num_attention_heads,
+            ModelConfig::DebertaV2(c) => c.hidden_size / c.num_attention_heads,
         }
     }
 
@@ -166,26 +196,29 @@ impl ModelConfig {
                 [vec![c.encoder_attention_heads; c.encoder_layers], vec![c.decoder_attention_heads; c.decoder_layers]]
                     .concat()
             }
+            ModelConfig::Deberta(c) => vec![c.num_attention_heads; c.num_hidden_layers],
+            ModelConfig::DebertaV2(c) => (0..c.num_hidden_layers).map(|i| c.heads_in_layer(i)).collect(),
         }
     }
 
     /// The checkpoint key of the classification head's weight.
     pub fn head_weight_key(&self) -> &'static str {
         match self {
-            ModelConfig::Bert(_) => "classifier.weight",
+            ModelConfig::Bert(_) | ModelConfig::Deberta(_) | ModelConfig::DebertaV2(_) => "classifier.weight",
             ModelConfig::Gpt2(_) => "score.weight",
             ModelConfig::Longformer(_) => "classifier.out_proj.weight",
             ModelConfig::Led(_) => "classification_head.out_proj.weight",
         }
     }
 
-    /// The prefix of base-model keys inside a task model (`bert.`, `transformer.`).
+    /// The prefix of base-model keys inside a task model (`bert.`, `transformer.`, `deberta.`).
     pub fn base_prefix(&self) -> &'static str {
         match self {
             ModelConfig::Bert(_) => "bert.",
             ModelConfig::Gpt2(_) => "transformer.",
             ModelConfig::Longformer(_) => "longformer.",
             ModelConfig::Led(_) => "led.",
+            ModelConfig::Deberta(_) | ModelConfig::DebertaV2(_) => "deberta.",
         }
     }
 
@@ -196,69 +229,90 @@ impl ModelConfig {
             ModelConfig::Gpt2(c) => c.labels.declared(),
             ModelConfig::Longformer(c) => c.labels.declared(),
             ModelConfig::Led(c) => c.labels.declared(),
+            ModelConfig::Deberta(c) => c.labels.declared(),
+            ModelConfig::DebertaV2(c) => c.labels.declared(),
         }
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |key: &str, message: String| Err(Error::Config { path: path.into(), key: key.into(), message });
-        let (hidden, heads, act_key, act) = match self {
+        match self.problem() {
+            Some((key, message)) => Err(Error::Config { path: path.into(), key: key.into(), message }),
+            None => Ok(()),
+        }
+    }
+
+    /// The first unusable value, as `(key, message)`.
+    fn problem(&self) -> Option<(&'static str, String)> {
+        let (hidden, heads, act_key, act, layers, kept) = match self {
             ModelConfig::Bert(c) => {
                 if c.position_embedding_type != "absolute" {
-                    return bad(
+                    return Some((
                         "position_embedding_type",
                         format!("{:?} is not supported (only \"absolute\")", c.position_embedding_type),
-                    );
+                    ));
                 }
-                (c.hidden_size, c.num_attention_heads, "hidden_act", &c.hidden_act)
+                (
+                    c.hidden_size,
+                    c.num_attention_heads,
+                    "hidden_act",
+                    &c.hidden_act,
+                    c.num_hidden_layers,
+                    &c.prunelab_heads,
+                )
             }
-            ModelConfig::Gpt2(c) => (c.n_embd, c.n_head, "activation_function", &c.activation_function),
+            ModelConfig::Gpt2(c) => {
+                (c.n_embd, c.n_head, "activation_function", &c.activation_function, c.n_layer, &c.prunelab_heads)
+            }
+            ModelConfig::Deberta(c) => return c.problem(),
+            ModelConfig::DebertaV2(c) => return c.problem(),
             ModelConfig::Longformer(c) => {
-                c.attention_window.check(c.num_hidden_layers).or_else(|m| bad("attention_window", m))?;
+                if let Err(m) = c.attention_window.check(c.num_hidden_layers) {
+                    return Some(("attention_window", m));
+                }
                 let Some(pad) = c.pad_token_id.map(|p| p as usize) else {
-                    return bad("pad_token_id", "is needed (positions count from it)".into());
+                    return Some(("pad_token_id", "is needed (positions count from it)".into()));
                 };
                 if c.max_position_embeddings <= pad + 1 {
-                    return bad(
+                    return Some((
                         "max_position_embeddings",
                         format!("{} leaves no position after the padding id {pad}", c.max_position_embeddings),
-                    );
+                    ));
                 }
-                (c.hidden_size, c.num_attention_heads, "hidden_act", &c.hidden_act)
+                (
+                    c.hidden_size,
+                    c.num_attention_heads,
+                    "hidden_act",
+                    &c.hidden_act,
+                    c.num_hidden_layers,
+                    &c.prunelab_heads,
+                )
             }
             ModelConfig::Led(c) => {
-                c.attention_window.check(c.encoder_layers).or_else(|m| bad("attention_window", m))?;
-                c.special_ids().map(|_| ()).or_else(|(key, m)| bad(key, m.into()))?;
+                if let Err(m) = c.attention_window.check(c.encoder_layers) {
+                    return Some(("attention_window", m));
+                }
+                if let Err((key, m)) = c.special_ids() {
+                    return Some((key, m.into()));
+                }
                 let heads = c.decoder_attention_heads;
                 if heads == 0 || c.d_model % heads != 0 {
-                    return bad(
+                    return Some((
                         "decoder_attention_heads",
                         format!("{heads} heads do not divide the hidden size {}", c.d_model),
-                    );
+                    ));
                 }
-                (c.d_model, c.encoder_attention_heads, "activation_function", &c.activation_function)
+                (c.d_model, c.encoder_attention_heads, "activation_function", &c.activation_function, 0, &None)
             }
         };
         if heads == 0 || hidden % heads != 0 {
-            return bad("num_attention_heads", format!("{heads} heads do not divide the hidden size {hidden}"));
+            return Some(("num_attention_heads", format!("{heads} heads do not divide the hidden size {hidden}")));
         }
-        let (layers, kept) = match self {
-            ModelConfig::Bert(c) => (c.num_hidden_layers, &c.prunelab_heads),
-            ModelConfig::Gpt2(c) => (c.n_layer, &c.prunelab_heads),
-            ModelConfig::Longformer(c) => (c.num_hidden_layers, &c.prunelab_heads),
-            ModelConfig::Led(_) => (0, &None),
-        };
         if let Some(kept) = kept
             && (kept.len() != layers || kept.iter().any(|&k| k == 0 || k > heads))
         {
-            return bad("prunelab_heads", format!("needs {layers} values in 1..={heads}, got {kept:?}"));
+            return Some(("prunelab_heads", format!("needs {layers} values in 1..={heads}, got {kept:?}")));
         }
-        if crate::layers::Activation::from_hf(act).is_none() {
-            return bad(
-                act_key,
-                format!("{act:?} is not supported (supported: {})", crate::layers::Activation::NAMES.join(", ")),
-            );
-        }
-        Ok(())
+        crate::layers::activation_problem(act).map(|message| (act_key, message))
     }
 }
 
@@ -275,7 +329,7 @@ mod tests {
         let err = parse(r#"{"model_type": "t5"}"#).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "config.json: model_type \"t5\" is not supported (supported: bert, gpt2, longformer, led)"
+            "config.json: model_type \"t5\" is not supported (supported: bert, gpt2, deberta, deberta-v2, longformer, led)"
         );
         let err = parse(r#"{"hidden_size": 3}"#).unwrap_err();
         assert!(err.to_string().starts_with("config.json: key \"model_type\": missing"), "{err}");

@@ -11,9 +11,11 @@ use crate::load::{HfModule, HfNaming};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamKind {
-    /// Token, position and segment embeddings.
+    /// Token, position, segment and relative-position embeddings, and their projection
+    /// (DeBERTa's `embed_proj`).
     Embeddings,
-    /// Attention projections (q, k, v, output), weights and biases.
+    /// Attention projections (q, k, v, output, relative positions), weights and biases, and
+    /// other token mixing (DeBERTa-v2's encoder convolution).
     Attention,
     /// Feed-forward (MLP) projections, weights and biases.
     Mlp,
@@ -184,6 +186,8 @@ pub fn classify(key: &str, module: HfModule) -> (ParamKind, Option<usize>) {
     let kind = match module {
         HfModule::Embedding => ParamKind::Embeddings,
         HfModule::LayerNorm => ParamKind::Norms,
+        HfModule::Convolution => ParamKind::Attention,
+        _ if layer.is_none() && parts.contains(&"embeddings") => ParamKind::Embeddings,
         _ if layer.is_none() => ParamKind::Head,
         _ if parts.iter().any(|p| matches!(*p, "attention" | "attn" | "self_attn" | "encoder_attn")) => {
             ParamKind::Attention
@@ -258,5 +262,15 @@ mod tests {
         let keys = ["bert.encoder.layer.0.output.dense.weight", "bert.encoder.layer.11.output.dense.weight"];
         assert_eq!(stack_layers(keys), [Some(0), Some(11)]);
         assert_eq!(stack_layers(["transformer.h.3.attn.c_attn.weight", "transformer.ln_f.weight"]), [Some(3), None]);
+    }
+
+    #[test]
+    fn classify_deberta_keys() {
+        use HfModule::*;
+        let q_bias = "deberta.encoder.layer.2.attention.self.q_bias";
+        assert_eq!(classify(q_bias, Parameter), (ParamKind::Attention, Some(2)));
+        assert_eq!(classify("deberta.embeddings.embed_proj.weight", Linear), (ParamKind::Embeddings, None));
+        assert_eq!(classify("deberta.encoder.conv.conv.weight", Convolution), (ParamKind::Attention, None));
+        assert_eq!(classify("pooler.dense.weight", Linear), (ParamKind::Head, None));
     }
 }

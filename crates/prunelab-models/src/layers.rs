@@ -51,6 +51,13 @@ impl Activation {
     }
 }
 
+/// Why `name` is not an activation prunelab implements (a config error message), if it is not.
+pub fn activation_problem(name: &str) -> Option<String> {
+    Activation::from_hf(name)
+        .is_none()
+        .then(|| format!("{name:?} is not supported (supported: {})", Activation::NAMES.join(", ")))
+}
+
 /// Additive padding mask for bidirectional attention.
 ///
 /// # Shapes

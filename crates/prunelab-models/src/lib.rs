@@ -1,7 +1,8 @@
 //! Pretrained transformers as Burn modules, loaded from Hugging Face checkpoints, computing what
 //! Hugging Face transformers computes.
 //!
-//! - [`bert`] (`model_type: bert`, MiniLM included), [`gpt2`] (`model_type: gpt2`),
+//! - [`bert`] (`model_type: bert`, MiniLM included), [`gpt2`] (`model_type: gpt2`), [`deberta`]
+//!   (`model_type: deberta`), [`deberta_v2`] (`model_type: deberta-v2`, DeBERTa-v3 included),
 //!   [`longformer`] (`model_type: longformer`) and [`led`] (`model_type: led`): Config + Module +
 //!   init + forward, generic over the backend, each with a sequence-classification head with
 //!   transformers' semantics.
@@ -29,6 +30,8 @@
 pub mod bert;
 pub mod checkpoint;
 pub mod config;
+pub mod deberta;
+pub mod deberta_v2;
 mod error;
 pub mod gpt2;
 pub mod info;
@@ -47,6 +50,8 @@ pub use load::{HfModule, HfNaming, LoadReport};
 pub use source::{ModelFiles, ModelSource};
 
 use bert::{BertForSequenceClassification, BertNaming};
+use deberta::{DebertaForSequenceClassification, DebertaNaming};
+use deberta_v2::{DebertaV2ForSequenceClassification, DebertaV2Naming};
 use gpt2::{Gpt2ForSequenceClassification, Gpt2Naming};
 use led::{LedForSequenceClassification, LedNaming};
 use longformer::{LongformerForSequenceClassification, LongformerNaming};
@@ -90,6 +95,10 @@ pub enum Classifier<B: Backend> {
     Longformer(LongformerForSequenceClassification<B>),
     /// `LEDForSequenceClassification` (transformers 4).
     Led(LedForSequenceClassification<B>),
+    /// `DebertaForSequenceClassification`.
+    Deberta(DebertaForSequenceClassification<B>),
+    /// `DebertaV2ForSequenceClassification`.
+    DebertaV2(DebertaV2ForSequenceClassification<B>),
 }
 
 impl<B: Backend> Classifier<B> {
@@ -107,13 +116,20 @@ impl<B: Backend> Classifier<B> {
                 m.forward_detailed(input.input_ids, input.attention_mask, input.token_type_ids)
             }
             Classifier::Led(m) => m.forward_detailed(input.input_ids, input.attention_mask),
+            Classifier::Deberta(m) => m.forward_detailed(input.input_ids, input.attention_mask, input.token_type_ids),
+            Classifier::DebertaV2(m) => m.forward_detailed(input.input_ids, input.attention_mask, input.token_type_ids),
         }
     }
 
     /// Whether the model takes token type (segment) ids (RoBERTa-style models such as Longformer
     /// have the embedding but, as their tokenizers, use type 0 throughout).
     pub fn uses_token_types(&self) -> bool {
-        matches!(self, Classifier::Bert(_))
+        match self {
+            Classifier::Bert(_) => true,
+            Classifier::Gpt2(_) | Classifier::Longformer(_) | Classifier::Led(_) => false,
+            Classifier::Deberta(m) => m.deberta.embeddings.token_type_embeddings.is_some(),
+            Classifier::DebertaV2(m) => m.deberta.embeddings.token_type_embeddings.is_some(),
+        }
     }
 
     /// The longest sequence the position embeddings cover.
@@ -123,6 +139,8 @@ impl<B: Backend> Classifier<B> {
             Classifier::Gpt2(m) => m.transformer.wpe.weight.lazy_shape().as_slice()[0],
             Classifier::Longformer(m) => m.max_positions(),
             Classifier::Led(m) => m.max_positions(),
+            Classifier::Deberta(m) => m.deberta.embeddings.max_positions(),
+            Classifier::DebertaV2(m) => m.deberta.embeddings.max_positions(),
         }
     }
 
@@ -134,6 +152,8 @@ impl<B: Backend> Classifier<B> {
             Classifier::Gpt2(_) => Box::new(Gpt2Naming { initializer_range: 0.02 }),
             Classifier::Longformer(_) => Box::new(LongformerNaming { initializer_range: 0.02 }),
             Classifier::Led(_) => Box::new(LedNaming { init_std: 0.02 }),
+            Classifier::Deberta(_) => Box::new(DebertaNaming { initializer_range: 0.02 }),
+            Classifier::DebertaV2(_) => Box::new(DebertaV2Naming { initializer_range: 0.02 }),
         }
     }
 
@@ -189,6 +209,8 @@ pub fn init_classifier<B: Backend>(config: &ModelConfig, num_labels: usize, devi
         ModelConfig::Gpt2(c) => Classifier::Gpt2(c.init_classifier(num_labels, device)),
         ModelConfig::Longformer(c) => Classifier::Longformer(c.init_classifier(num_labels, device)),
         ModelConfig::Led(c) => Classifier::Led(c.init_classifier(num_labels, device)),
+        ModelConfig::Deberta(c) => Classifier::Deberta(c.init_classifier(num_labels, device)),
+        ModelConfig::DebertaV2(c) => Classifier::DebertaV2(c.init_classifier(num_labels, device)),
     }
 }
 
@@ -227,6 +249,16 @@ fn load_with<B: Backend>(
             let naming = LedNaming { init_std: c.init_std };
             let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
             (Classifier::Led(m), r)
+        }
+        ModelConfig::Deberta(c) => {
+            let naming = DebertaNaming { initializer_range: c.initializer_range };
+            let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
+            (Classifier::Deberta(m), r)
+        }
+        ModelConfig::DebertaV2(c) => {
+            let naming = DebertaV2Naming { initializer_range: c.initializer_range };
+            let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
+            (Classifier::DebertaV2(m), r)
         }
     };
     tracing::info!(model = %files.name, format = %report.format, dtype = %report.dtype, "loaded");

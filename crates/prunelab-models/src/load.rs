@@ -5,11 +5,13 @@
 //! renames. Each architecture supplies those renames as an [`HfNaming`]; this module walks the
 //! freshly initialised (still lazy, so nothing is computed) model with a [`ModuleMapper`], takes
 //! every tensor from the [`Checkpoint`], transposes `nn.Linear` weights (`[out, in]` in PyTorch,
-//! `[in, out]` in Burn) and leaves GPT-2's `Conv1D` weights as they are (already `[in, out]`).
+//! `[in, out]` in Burn) and leaves everything else as it is (GPT-2's `Conv1D` weights are already
+//! `[in, out]`; `nn.Conv1d` weights have the same layout in both).
 //!
 //! Every missing tensor, shape mismatch and unexpected tensor is collected, and the load fails
-//! with all of them listed. Keys may carry the base-model prefix (`bert.`, `transformer.`) or
-//! not, as base-model checkpoints don't; legacy `LayerNorm.gamma`/`beta` names are accepted.
+//! with all of them listed. Keys may carry the base-model prefix (`bert.`, `deberta.`,
+//! `transformer.`) or not, as base-model checkpoints don't; legacy `LayerNorm.gamma`/`beta` names
+//! are accepted.
 //! Parameters a checkpoint may lack (classification heads) are initialised as transformers
 //! initialises them and reported.
 
@@ -31,8 +33,13 @@ pub enum HfModule {
     Conv1D,
     /// `torch.nn.Embedding`.
     Embedding,
-    /// `torch.nn.LayerNorm`.
+    /// `torch.nn.LayerNorm` (or DeBERTa's `DebertaLayerNorm`, the same arithmetic).
     LayerNorm,
+    /// `torch.nn.Conv1d` (DeBERTa-v2's encoder convolution): weight `[out, in / groups,
+    /// kernel]`, which is Burn's layout too.
+    Convolution,
+    /// A bare `nn.Parameter` of a custom module (DeBERTa's `q_bias`, `v_bias`).
+    Parameter,
 }
 
 /// How a parameter absent from the checkpoint is initialised (transformers' `_init_weights`).

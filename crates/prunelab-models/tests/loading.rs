@@ -229,7 +229,9 @@ fn unsupported_model_type_lists_supported_ones() {
     std::fs::copy(fixtures().join("bert-tiny/model.safetensors"), dir.path().join("model.safetensors")).unwrap();
     let err = load_dir(dir.path(), 2).unwrap_err();
     assert!(
-        err.to_string().ends_with("model_type \"llama\" is not supported (supported: bert, gpt2, longformer, led)"),
+        err.to_string().ends_with(
+            "model_type \"llama\" is not supported (supported: bert, gpt2, deberta, deberta-v2, longformer, led)"
+        ),
         "{err}"
     );
 }
@@ -312,4 +314,56 @@ fn hub_ids_resolve_through_the_cache() {
         err.to_string().contains("config.json of model:org/bert-tiny@main is not in the Hugging Face cache"),
         "{err}"
     );
+}
+
+/// A DeBERTa base-model checkpoint (`DebertaModel`: keys without `deberta.`, no pooler or
+/// classifier) loads with the pooler and classifier initialised and reported.
+#[test]
+fn deberta_base_checkpoint_gets_pooler_and_classifier() {
+    let loaded = load("deberta-tiny-base");
+    assert_eq!(
+        loaded.report.newly_initialized,
+        ["pooler.dense.weight", "pooler.dense.bias", "classifier.weight", "classifier.bias"]
+    );
+    let full = params(&load("deberta-tiny").model);
+    for (path, values) in params(&loaded.model) {
+        if !path.starts_with("pooler.") && !path.starts_with("classifier.") {
+            assert_eq!(values, full[&path], "{path}");
+        }
+    }
+}
+
+/// DeBERTa's parameters by kind: `q_bias`/`v_bias` (bare parameters) and the relative
+/// projections are attention, `embed_proj` belongs to the embeddings, the relative embeddings
+/// are embeddings; DeBERTa-v2's encoder convolution is token mixing (attention kind, no layer).
+#[test]
+fn deberta_parameter_infos() {
+    use prunelab_models::HfModule;
+    use prunelab_models::info::{ParamCounts, ParamKind};
+    let loaded = load("deberta-tiny");
+    let infos = loaded.model.param_infos();
+    let find = |key: &str| infos.iter().find(|p| p.key == key).unwrap_or_else(|| panic!("{key}"));
+    let q_bias = find("deberta.encoder.layer.1.attention.self.q_bias");
+    assert_eq!((q_bias.module, q_bias.kind, q_bias.layer), (HfModule::Parameter, ParamKind::Attention, Some(1)));
+    let in_proj = find("deberta.encoder.layer.0.attention.self.in_proj.weight");
+    assert_eq!((in_proj.shape.as_slice(), in_proj.kind), (&[32, 96][..], ParamKind::Attention));
+    assert_eq!(find("deberta.encoder.layer.0.attention.self.pos_q_proj.bias").kind, ParamKind::Attention);
+    assert_eq!(find("deberta.embeddings.embed_proj.weight").kind, ParamKind::Embeddings);
+    assert_eq!(find("deberta.encoder.rel_embeddings.weight").shape, [12, 32]);
+    assert_eq!(find("pooler.dense.weight").kind, ParamKind::Head);
+    let counts = ParamCounts::of(&infos);
+    assert_eq!(counts.total, burn::module::Module::<B>::num_params(&loaded.model));
+    // embeddings: word 99x24, position 64x24, token type 2x24, embed_proj 24x32, relative 12x32.
+    assert_eq!(counts.by_kind[&ParamKind::Embeddings], (99 + 64 + 2) * 24 + 24 * 32 + 12 * 32);
+
+    let loaded = load("deberta-v2-tiny");
+    let infos = loaded.model.param_infos();
+    let find = |key: &str| infos.iter().find(|p| p.key == key).unwrap_or_else(|| panic!("{key}"));
+    let conv = find("deberta.encoder.conv.conv.weight");
+    assert_eq!((conv.module, conv.kind, conv.layer), (HfModule::Convolution, ParamKind::Attention, None));
+    assert_eq!(conv.shape, [32, 32, 3]);
+    assert_eq!(find("deberta.encoder.LayerNorm.weight").kind, ParamKind::Norms);
+    assert_eq!(find("deberta.encoder.rel_embeddings.weight").shape, [16, 32], "2 x 8 buckets");
+    assert!(infos.iter().all(|p| !p.key.contains("position_embeddings") && !p.key.contains("pos_key_proj")));
+    assert_eq!(ParamCounts::of(&infos).total, burn::module::Module::<B>::num_params(&loaded.model));
 }

@@ -3,6 +3,11 @@
 //! 5.17, eager attention, f32) must be reproduced to max |Δ| ≤ 1e-4 for every layer's hidden
 //! states, the pooled output and the logits. Another test does the same for the real
 //! all-MiniLM-L6-v2 weights in `../shared` when present.
+//! Parity with Hugging Face transformers: tiny random BERT, GPT-2, DeBERTa and DeBERTa-v2 models
+//! and the reference outputs `scripts/make_fixtures.py` computed for them with PyTorch
+//! (transformers 5.17, eager attention, f32) must be reproduced to max |Δ| ≤ 1e-4 for every
+//! layer's hidden states, the pooled output and the logits. Another test does the same for the
+//! real all-MiniLM-L6-v2 weights in `../shared` when present.
 
 #![allow(clippy::print_stderr)] // skipped tests say why on stderr
 
@@ -209,5 +214,84 @@ fn real_minilm_matches_transformers() {
     assert_eq!(out.hidden_states.len(), 7);
     for (i, h) in out.hidden_states.iter().enumerate() {
         assert_close(&format!("minilm hidden.{i}"), h.to_data(), &r[&format!("hidden.{i}")], None, TOL);
+    }
+}
+
+/// A DeBERTa fixture: every position (padding included: transformers computes it the same way,
+/// padding queries attending uniformly) of the embedding output and each layer's output, the
+/// pooled output and the logits; the hook-captured states are also transformers' own
+/// `hidden_states`.
+fn deberta_matches(dir: &str, num_labels: usize) {
+    let loaded = load(dir, num_labels);
+    assert!(loaded.report.newly_initialized.is_empty(), "{:?}", loaded.report.newly_initialized);
+    let r = read_tensors(&fixtures().join(format!("{dir}/reference.safetensors")));
+    let mask = r["attention_mask"].clone().convert::<i64>().to_vec::<i64>().unwrap();
+    assert!(mask.contains(&0) && mask.len() == 3 * 20, "{dir}: padded rows of 20 tokens");
+    let out = loaded.model.forward_detailed(ModelInput {
+        input_ids: int2(&r["input_ids"]),
+        attention_mask: int2(&r["attention_mask"]),
+        token_type_ids: Some(int2(&r["token_type_ids"])),
+    });
+    assert_eq!(out.hidden_states.len(), 3, "embeddings and 2 layers");
+    for (i, h) in out.hidden_states.iter().enumerate() {
+        let name = format!("hidden.{i}");
+        assert_close(&format!("{dir} {name}"), h.to_data(), &r[&name], None, TOL);
+        let theirs = &r[&format!("transformers.{name}")];
+        assert_close(&format!("{dir} transformers.{name}"), h.to_data(), theirs, None, TOL);
+    }
+    assert_close(&format!("{dir} pooled"), out.pooled.unwrap().to_data(), &r["pooled"], None, TOL);
+    assert_close(&format!("{dir} logits"), out.logits.to_data(), &r["logits"], None, TOL);
+}
+
+/// DeBERTa: token types, absolute positions and `embed_proj`; `c2p` and `p2c` over relative
+/// distances clamped to 6 (the sequences have 20 tokens).
+#[test]
+fn deberta_matches_transformers_layer_by_layer() {
+    deberta_matches("deberta-tiny", 2);
+}
+
+/// DeBERTa-v2 as DeBERTa-v3 configures it (8 log buckets over a range of 32, `share_att_key`,
+/// layer-normalised relative embeddings, no absolute positions or token types) plus the
+/// encoder convolution.
+#[test]
+fn deberta_v2_matches_transformers_layer_by_layer() {
+    deberta_matches("deberta-v2-tiny", 2);
+}
+
+/// DeBERTa-v2's other paths: `pos_key_proj`/`pos_query_proj`, unbucketed distances clamped to
+/// 6, token types and absolute positions, `gelu_new` and a `tanh` pooler, three labels.
+#[test]
+fn deberta_v2_with_own_relative_projections_matches_transformers() {
+    deberta_matches("deberta-v2-tiny-plain", 3);
+}
+
+/// DeBERTa-v2's SentencePiece (Unigram) tokenizer from its `tokenizer.json`, through
+/// prunelab-glue: the ids and token types transformers' `DebertaV2Tokenizer` gives single
+/// sentences and pairs (whitespace runs, unknown characters and capitals included).
+#[test]
+fn deberta_v2_tokenizer_json_matches_transformers() {
+    let dir = fixtures().join("deberta-v2-tiny");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer-reference.json")).unwrap()).unwrap();
+    let cases = reference["cases"].as_array().unwrap();
+    let examples: Vec<prunelab_glue::Example> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| prunelab_glue::Example {
+            idx: i as u32,
+            text_a: c["text_a"].as_str().unwrap().into(),
+            text_b: c["text_b"].as_str().map(Into::into),
+            label: None,
+        })
+        .collect();
+    let encoder = prunelab_glue::TextEncoder::from_file(dir.join("tokenizer.json")).unwrap();
+    assert_eq!(encoder.pad_id(), 0, "[PAD]");
+    let encoded = encoder.encode(&examples).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array().unwrap().iter().map(|x| u32::try_from(x.as_u64().unwrap()).unwrap()).collect()
+    };
+    for (e, c) in encoded.iter().zip(cases) {
+        assert_eq!(e.input_ids, ids(&c["input_ids"]), "{}", c["text_a"]);
+        assert_eq!(e.token_type_ids, ids(&c["token_type_ids"]), "{}", c["text_a"]);
     }
 }

@@ -3,7 +3,7 @@
 //! | scope | parameters |
 //! |---|---|
 //! | `default` | every attention and MLP weight matrix of every layer (`nn.Linear` and GPT-2's `Conv1D`); embeddings, norms, biases and the head excluded |
-//! | `seed` | what the study pruned: the weight of every module that is an `nn.Linear` in transformers' implementation — for GPT-2 only the `score` head, since its attention and MLP are `Conv1D` |
+//! | `seed` | what the study pruned: the weight of every module that is an `nn.Linear` in transformers' implementation — for GPT-2 only the `score` head, since its attention and MLP are `Conv1D`; for DeBERTa also `embed_proj`, the relative-position projections and the pooler, but not `q_bias`/`v_bias` or DeBERTa-v2's `nn.Conv1d` |
 //!
 //! `include` patterns add parameters, `exclude` patterns remove them (after `include`). Patterns
 //! match Hugging Face keys; `*` matches any run of characters (dots included).
@@ -131,5 +131,30 @@ mod tests {
         assert!(!custom.contains("transformer.h.0.attn.c_attn.weight", HfModule::Conv1D, Role::AttnQkv));
         assert!(custom.contains("score.weight", HfModule::Linear, Role::Head));
         assert_eq!(custom.to_string(), "default +score.weight -*.attn.*");
+    }
+
+    #[test]
+    fn deberta_scopes() {
+        let (seed, default) = (Scope::new(ScopeKind::Seed), Scope::new(ScopeKind::Default));
+        let key = |k: &str| format!("deberta.encoder.layer.0.attention.self.{k}");
+        let pos_proj = (key("pos_proj.weight"), HfModule::Linear, Role::of(&key("pos_proj.weight"), HfModule::Linear));
+        assert!(
+            seed.contains(&pos_proj.0, pos_proj.1, pos_proj.2) && default.contains(&pos_proj.0, pos_proj.1, pos_proj.2)
+        );
+        let q_bias = key("q_bias");
+        let role = Role::of(&q_bias, HfModule::Parameter);
+        assert!(
+            !seed.contains(&q_bias, HfModule::Parameter, role) && !default.contains(&q_bias, HfModule::Parameter, role)
+        );
+        let conv = "deberta.encoder.conv.conv.weight";
+        let role = Role::of(conv, HfModule::Convolution);
+        assert!(
+            !seed.contains(conv, HfModule::Convolution, role) && !default.contains(conv, HfModule::Convolution, role)
+        );
+        let embed_proj = "deberta.embeddings.embed_proj.weight";
+        let role = Role::of(embed_proj, HfModule::Linear);
+        assert!(
+            seed.contains(embed_proj, HfModule::Linear, role) && !default.contains(embed_proj, HfModule::Linear, role)
+        );
     }
 }

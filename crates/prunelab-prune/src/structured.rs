@@ -10,6 +10,11 @@
 //! must have one attention block and one MLP: a decoder layer with self- and cross-attention is
 //! refused with an error naming its tensors.
 //!
+//! Head pruning compacts exactly the q/k/v and output projections (and their `.bias`es); a layer
+//! with other attention tensors that depend on the heads (DeBERTa's `q_bias`/`v_bias` and
+//! relative-position projections) is refused with the tensors named, as compacting only some of
+//! them would change what the model computes. Neuron pruning works on every architecture.
+//!
 //! Uniform per-layer counts keep the feed-forward size one number (`intermediate_size`,
 //! `n_inner`), so MLP compaction exports as a standard Hugging Face config. Fewer heads cannot
 //! be expressed in transformers 5 (it removed `prune_heads`); the export then records the kept
@@ -113,6 +118,36 @@ fn layer_tensors(tensors: &[NamedTensor], layer: usize) -> Result<LayerTensors<'
     })
 }
 
+/// Why whole heads of `layer` cannot be removed, if they cannot: attention tensors (or biases)
+/// besides the q/k/v and output projections and their `.bias`es.
+fn head_pruning_problem(tensors: &[NamedTensor], layer: usize, t: &LayerTensors<'_>) -> Option<String> {
+    let known: Vec<&str> = t.qkv.iter().chain([&t.out, &t.mlp_in, &t.mlp_out]).map(|x| x.key.as_str()).collect();
+    let is_known = |key: &str| {
+        known.contains(&key)
+            || key
+                .strip_suffix(".bias")
+                .is_some_and(|stem| known.iter().any(|k| k.strip_suffix(".weight") == Some(stem)))
+    };
+    let others: Vec<&str> = tensors
+        .iter()
+        .filter(|x| x.layer == Some(layer))
+        .filter(|x| {
+            matches!(
+                x.role,
+                Role::AttnQuery | Role::AttnKey | Role::AttnValue | Role::AttnQkv | Role::AttnOut | Role::Bias
+            )
+        })
+        .map(|x| x.key.as_str())
+        .filter(|key| !is_known(key))
+        .collect();
+    (!others.is_empty()).then(|| {
+        format!(
+            "layer {layer}: removing heads would also have to compact {}, which structured pruning does not do (prune neurons only: --targets neurons)",
+            others.join(", ")
+        )
+    })
+}
+
 /// `(rows, cols)`; a vector (bias) is one row.
 fn dims(t: &NamedTensor) -> (usize, usize) {
     match t.shape[..] {
@@ -162,6 +197,11 @@ pub fn plan(
     let mut layers = Vec::new();
     for (layer, &heads) in heads_per_layer.iter().enumerate() {
         let t = layer_tensors(tensors, layer)?;
+        if spec.heads > 0.0
+            && let Some(message) = head_pruning_problem(tensors, layer, &t)
+        {
+            return Err(Error::Structured { message });
+        }
         let width = heads * head_dim;
         let head_scores: Vec<f64> = (0..heads)
             .map(|h| {

@@ -42,7 +42,7 @@ fn torch_masks(path: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn global_l1_masks_equal_torch_bit_for_bit() {
-    for name in ["bert-tiny", "gpt2-tiny", "longformer-tiny", "led-tiny"] {
+    for name in ["bert-tiny", "gpt2-tiny", "deberta-tiny", "deberta-v2-tiny", "longformer-tiny", "led-tiny"] {
         let t = tensors(&model(name));
         for (scope, kind) in [("seed", ScopeKind::Seed), ("default", ScopeKind::Default)] {
             for percent in [10, 50, 90] {
@@ -176,6 +176,8 @@ fn structured_compaction_equals_zeroing_the_same_structures() {
         ("bert-tiny", [[2i64, 5, 6, 7, 8, 9, 3], [2, 10, 11, 3, 0, 0, 0]], 0),
         ("gpt2-tiny", [[7i64, 5, 6, 7, 8, 9, 3], [12, 10, 11, 3, 98, 98, 98]], 98),
         ("longformer-tiny", [[0i64, 5, 6, 7, 8, 9, 2], [0, 10, 11, 2, 1, 1, 1]], 1),
+        // DeBERTa-v3-like: shared relative keys, so heads compact with q/k/v.
+        ("deberta-v2-tiny", [[1i64, 5, 6, 7, 8, 9, 2], [1, 10, 11, 2, 0, 0, 0]], 0),
     ] {
         let dense = model(name);
         let t = tensors(&dense);
@@ -268,4 +270,22 @@ fn structured_pruning_refuses_decoder_layers_by_name() {
         ),
         "{err}"
     );
+}
+
+/// DeBERTa's heads cannot be removed by compacting q/k/v and the output projection alone
+/// (`q_bias`/`v_bias` and the relative projections depend on them): refused, naming them;
+/// its MLP neurons can.
+#[test]
+fn structured_pruning_of_deberta_heads_is_refused_neurons_work() {
+    use prunelab_models::ModelConfig;
+    use prunelab_prune::structured::{StructuredSpec, plan};
+    let t = tensors(&model("deberta-tiny"));
+    let config = ModelConfig::from_file(&fixtures().join("deberta-tiny/config.json")).unwrap();
+    let heads = StructuredSpec { heads: 0.5, neurons: 0.0 };
+    let err = plan(&t, &config.heads_per_layer(), config.head_dim(), &heads).unwrap_err().to_string();
+    assert!(err.contains("deberta.encoder.layer.0.attention.self.q_bias"), "{err}");
+    assert!(err.contains("pos_proj.weight"), "{err}");
+    let neurons = StructuredSpec { heads: 0.0, neurons: 0.5 };
+    let p = plan(&t, &config.heads_per_layer(), config.head_dim(), &neurons).unwrap();
+    assert!(p.layers.iter().all(|l| l.kept_heads.len() == 4 && l.kept_neurons.len() == 19), "round(18.5) = 18 dropped");
 }

@@ -1,5 +1,7 @@
 //! What a parameter is for, from its Hugging Face key (works across BERT, GPT-2, Longformer and
 //! the BART/LED/DeBERTa naming families).
+//! What a parameter is for, from its Hugging Face key and owning module class (works across
+//! BERT, GPT-2, DeBERTa and the BART naming family).
 
 use prunelab_models::HfModule;
 
@@ -7,7 +9,8 @@ use prunelab_models::HfModule;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Token, position or segment embeddings.
+    /// Token, position, segment or relative-position embeddings, or their projection
+    /// (DeBERTa's `embed_proj`).
     Embedding,
     /// Attention query weight.
     AttnQuery,
@@ -25,7 +28,10 @@ pub enum Role {
     MlpOut,
     /// LayerNorm scale or shift.
     Norm,
-    /// Bias of a projection inside a layer.
+    /// Convolution weight (DeBERTa-v2's encoder convolution); not a layer matrix.
+    Conv,
+    /// Bias of a projection inside a layer (DeBERTa's `q_bias`/`v_bias` included), or of a
+    /// convolution.
     Bias,
     /// Pooler and classification head (weights and biases).
     Head,
@@ -33,7 +39,7 @@ pub enum Role {
 
 impl Role {
     /// Every role, in report order.
-    pub const ALL: [Role; 11] = [
+    pub const ALL: [Role; 12] = [
         Role::Embedding,
         Role::AttnQuery,
         Role::AttnKey,
@@ -43,6 +49,7 @@ impl Role {
         Role::MlpIn,
         Role::MlpOut,
         Role::Norm,
+        Role::Conv,
         Role::Bias,
         Role::Head,
     ];
@@ -59,6 +66,7 @@ impl Role {
             Role::MlpIn => "mlp_in",
             Role::MlpOut => "mlp_out",
             Role::Norm => "norm",
+            Role::Conv => "conv",
             Role::Bias => "bias",
             Role::Head => "head",
         }
@@ -81,25 +89,28 @@ impl Role {
     /// The role of the parameter stored under `key`.
     pub fn of(key: &str, module: HfModule) -> Role {
         let in_layer = prunelab_models::info::classify(key, module).1.is_some();
+        let parts: Vec<&str> = key.split('.').collect();
+        let bias = key.ends_with(".bias") || key.ends_with("_bias");
         match module {
             HfModule::Embedding => return Role::Embedding,
             HfModule::LayerNorm => return Role::Norm,
+            HfModule::Convolution => return if bias { Role::Bias } else { Role::Conv },
             _ => {}
         }
         if !in_layer {
-            return Role::Head;
+            return if parts.contains(&"embeddings") { Role::Embedding } else { Role::Head };
         }
-        if key.ends_with(".bias") {
+        if bias {
             return Role::Bias;
         }
-        let parts: Vec<&str> = key.split('.').collect();
         let module_name = parts.iter().rev().nth(1).copied().unwrap_or_default();
         let parent = parts.iter().rev().nth(2).copied().unwrap_or_default();
         let in_attention = parts.iter().any(|p| matches!(*p, "attention" | "attn" | "self_attn" | "encoder_attn"));
         match module_name {
-            // Longformer's `*_global` projections serve its global tokens.
-            "query" | "q_proj" | "query_proj" | "query_global" => Role::AttnQuery,
-            "key" | "k_proj" | "key_proj" | "key_global" => Role::AttnKey,
+            // Longformer's `*_global` projections serve its global tokens; DeBERTa's `pos_*`
+            // projections are the query/key side of its relative-position terms.
+            "query" | "q_proj" | "query_proj" | "query_global" | "pos_q_proj" | "pos_query_proj" => Role::AttnQuery,
+            "key" | "k_proj" | "key_proj" | "key_global" | "pos_proj" | "pos_key_proj" => Role::AttnKey,
             "value" | "v_proj" | "value_proj" | "value_global" => Role::AttnValue,
             "c_attn" | "in_proj" => Role::AttnQkv,
             "out_proj" | "o_proj" => Role::AttnOut,
@@ -152,6 +163,24 @@ mod tests {
             ("led.decoder.layers.0.encoder_attn_layer_norm.weight", LayerNorm, Role::Norm),
             ("led.shared.weight", Embedding, Role::Embedding),
             ("classification_head.dense.weight", Linear, Role::Head),
+            ("deberta.embeddings.word_embeddings.weight", Embedding, Role::Embedding),
+            ("deberta.embeddings.embed_proj.weight", Linear, Role::Embedding),
+            ("deberta.encoder.rel_embeddings.weight", Embedding, Role::Embedding),
+            ("deberta.encoder.layer.1.attention.self.in_proj.weight", Linear, Role::AttnQkv),
+            ("deberta.encoder.layer.1.attention.self.q_bias", Parameter, Role::Bias),
+            ("deberta.encoder.layer.1.attention.self.v_bias", Parameter, Role::Bias),
+            ("deberta.encoder.layer.1.attention.self.pos_proj.weight", Linear, Role::AttnKey),
+            ("deberta.encoder.layer.1.attention.self.pos_q_proj.weight", Linear, Role::AttnQuery),
+            ("deberta.encoder.layer.1.attention.self.query_proj.weight", Linear, Role::AttnQuery),
+            ("deberta.encoder.layer.1.attention.self.pos_key_proj.weight", Linear, Role::AttnKey),
+            ("deberta.encoder.layer.1.attention.self.pos_query_proj.weight", Linear, Role::AttnQuery),
+            ("deberta.encoder.layer.1.attention.output.dense.weight", Linear, Role::AttnOut),
+            ("deberta.encoder.layer.1.intermediate.dense.weight", Linear, Role::MlpIn),
+            ("deberta.encoder.layer.1.output.dense.weight", Linear, Role::MlpOut),
+            ("deberta.encoder.LayerNorm.weight", LayerNorm, Role::Norm),
+            ("deberta.encoder.conv.conv.weight", Convolution, Role::Conv),
+            ("deberta.encoder.conv.conv.bias", Convolution, Role::Bias),
+            ("pooler.dense.weight", Linear, Role::Head),
         ];
         for (key, module, role) in cases {
             assert_eq!(Role::of(key, module), role, "{key}");

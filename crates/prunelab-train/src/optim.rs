@@ -1,7 +1,7 @@
 //! What transformers' Trainer does around AdamW that Burn's optimizer does not: two parameter
-//! groups (no weight decay on biases and LayerNorm weights), gradient clipping by the global
-//! norm over all parameters (Burn clips each tensor separately), gradients of pruned weights
-//! zeroed, and the linear warm-up/decay schedule.
+//! groups (no weight decay on biases and norms, by the Trainer's name rules), gradient clipping
+//! by the global norm over all parameters (Burn clips each tensor separately), gradients of
+//! pruned weights zeroed, and the linear warm-up/decay schedule.
 
 use std::collections::HashSet;
 
@@ -21,8 +21,7 @@ pub(crate) struct ParamEntry {
     pub decay: bool,
 }
 
-/// Every float parameter of `model`, with whether weight decay applies (transformers: all but
-/// biases and LayerNorm weights).
+/// Every float parameter of `model`, with whether weight decay applies (see [`decays`]).
 pub(crate) fn param_entries<B: Backend, M: burn::module::Module<B>>(
     model: &M,
     naming: &dyn HfNaming,
@@ -31,13 +30,26 @@ pub(crate) fn param_entries<B: Backend, M: burn::module::Module<B>>(
     impl<B: Backend> ParamFn<B> for Collect<'_> {
         fn param<const D: usize>(&mut self, path: &str, param: &Param<Tensor<B, D>>) {
             let hf = self.0.hf_param(path);
-            let decay = hf.module != HfModule::LayerNorm && !hf.key.ends_with(".bias");
+            let decay = decays(&hf.key, hf.module);
             self.1.push(ParamEntry { id: param.id, path: path.to_owned(), shape: param.lazy_shape().to_vec(), decay });
         }
     }
     let mut c = Collect(naming, Vec::new());
     for_each_param(model, &mut c);
     c.1
+}
+
+/// transformers' Trainer (`get_decay_parameter_names`): weight decay applies to every parameter
+/// except those of LayerNorm modules and those whose lower-cased name contains `bias` (DeBERTa's
+/// `q_bias`/`v_bias` too), `layernorm` or `rmsnorm`, or has a segment `norm` or `*_norm`.
+pub(crate) fn decays(key: &str, module: HfModule) -> bool {
+    let key = key.to_lowercase();
+    let norm_segment = key.split('.').any(|s| s == "norm" || s.ends_with("_norm"));
+    module != HfModule::LayerNorm
+        && !key.contains("bias")
+        && !key.contains("layernorm")
+        && !key.contains("rmsnorm")
+        && !norm_segment
 }
 
 fn with_grad<B: AutodiffBackend, const D: usize>(
@@ -50,17 +62,20 @@ fn with_grad<B: AutodiffBackend, const D: usize>(
     }
 }
 
-/// Run `f` on the gradient of every parameter (dispatching on its rank: 1 or 2 here).
+/// Run `f` on the gradient of every parameter (dispatching on its rank: 1, 2, or 3 for
+/// convolution weights).
 fn map_grads<B: AutodiffBackend>(
     grads: &mut GradientsParams,
     entries: &[ParamEntry],
     mut f1: impl FnMut(&ParamEntry, Tensor<B::InnerBackend, 1>) -> Tensor<B::InnerBackend, 1>,
     mut f2: impl FnMut(&ParamEntry, Tensor<B::InnerBackend, 2>) -> Tensor<B::InnerBackend, 2>,
+    mut f3: impl FnMut(&ParamEntry, Tensor<B::InnerBackend, 3>) -> Tensor<B::InnerBackend, 3>,
 ) {
     for e in entries {
         match e.shape.len() {
             1 => with_grad::<B, 1>(grads, e.id, |g| f1(e, g)),
             2 => with_grad::<B, 2>(grads, e.id, |g| f2(e, g)),
+            3 => with_grad::<B, 3>(grads, e.id, |g| f3(e, g)),
             _ => {}
         }
     }
@@ -83,6 +98,10 @@ pub(crate) fn mask_grads<B: AutodiffBackend>(
             Some(m) => g * m,
             None => g,
         },
+        |e, g| match masks.get::<3>(&e.path, [e.shape[0], e.shape[1], e.shape[2]]) {
+            Some(m) => g * m,
+            None => g,
+        },
     );
 }
 
@@ -101,6 +120,7 @@ pub(crate) fn clip_global_norm<B: AutodiffBackend>(
         let part = match e.shape.len() {
             1 => grads.get::<B::InnerBackend, 1>(e.id).map(|g| g.powi_scalar(2).sum()),
             2 => grads.get::<B::InnerBackend, 2>(e.id).map(|g| g.powi_scalar(2).sum()),
+            3 => grads.get::<B::InnerBackend, 3>(e.id).map(|g| g.powi_scalar(2).sum()),
             _ => None,
         };
         if let Some(part) = part {
@@ -109,7 +129,13 @@ pub(crate) fn clip_global_norm<B: AutodiffBackend>(
     }
     let norm = sum_sq.sqrt();
     let coef = (norm.clone().add_scalar(1e-6).recip() * max_norm).clamp_max(1.0);
-    map_grads::<B>(grads, entries, |_, g| g * coef.clone(), |_, g| g * coef.clone().unsqueeze::<2>());
+    map_grads::<B>(
+        grads,
+        entries,
+        |_, g| g * coef.clone(),
+        |_, g| g * coef.clone().unsqueeze::<2>(),
+        |_, g| g * coef.clone().unsqueeze::<3>(),
+    );
     norm
 }
 
@@ -130,6 +156,11 @@ pub(crate) fn split_decay<B: AutodiffBackend>(
             2 => {
                 if let Some(g) = grads.remove::<B::InnerBackend, 2>(e.id) {
                     other.register::<B::InnerBackend, 2>(e.id, g);
+                }
+            }
+            3 => {
+                if let Some(g) = grads.remove::<B::InnerBackend, 3>(e.id) {
+                    other.register::<B::InnerBackend, 3>(e.id, g);
                 }
             }
             _ => {}
@@ -211,6 +242,18 @@ mod tests {
         let before = host(&grads, &entries);
         let _ = clip_global_norm::<B>(&mut grads, &entries, 1e9, &Default::default());
         assert_eq!(host(&grads, &entries), before, "a coefficient clamped to 1 changes nothing");
+    }
+
+    #[test]
+    fn no_decay_on_biases_and_norms_as_the_trainer() {
+        assert!(decays("bert.encoder.layer.0.attention.self.query.weight", HfModule::Linear));
+        assert!(!decays("bert.encoder.layer.0.attention.self.query.bias", HfModule::Linear));
+        assert!(!decays("bert.embeddings.LayerNorm.weight", HfModule::LayerNorm));
+        assert!(!decays("deberta.encoder.layer.0.attention.self.q_bias", HfModule::Parameter));
+        assert!(decays("deberta.encoder.conv.conv.weight", HfModule::Convolution));
+        assert!(!decays("model.layers.0.input_layernorm.weight", HfModule::Linear));
+        assert!(!decays("model.norm.weight", HfModule::Linear));
+        assert!(decays("transformer.h.0.mlp.c_fc.weight", HfModule::Conv1D));
     }
 
     #[test]

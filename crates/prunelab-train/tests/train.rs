@@ -111,6 +111,42 @@ fn held_masks_keep_exactly_their_zeros_and_released_ones_regrow() {
     }
 }
 
+/// DeBERTa fine-tunes with masks held exactly: v1 in the study's `seed` scope (its fused
+/// `in_proj`, relative projections, `embed_proj`, pooler and classifier), v2 in the default scope
+/// plus its encoder convolution, a 3-d weight.
+#[test]
+fn deberta_fine_tunes_with_masks_held() {
+    let (train, dev) = (data(64, 7), data(16, 8));
+    let with_conv = Scope { include: vec!["*.conv.conv.weight".into()], ..Scope::new(ScopeKind::Default) };
+    for (name, scope) in [("deberta-tiny", Scope::new(ScopeKind::Seed)), ("deberta-v2-tiny", with_conv)] {
+        let model = pretrained(name);
+        let tensors = weights(&model, model.naming().as_ref());
+        let masks =
+            compute_masks(&tensors, &scope, &PruneSpec { scheme: Scheme::GlobalL1, amount: 0.5, seed: 0 }).unwrap();
+        assert!(masks.masks.iter().any(|m| m.shape.len() == 3) == (name == "deberta-v2-tiny"), "{name}");
+        let outcome = fine_tune(
+            model,
+            &train,
+            &dev,
+            GlueTask::Sst2,
+            &batcher(),
+            &quick(1e-3, 1),
+            Some((&masks, MaskMode::Hold)),
+            &Default::default(),
+            &mut Silent,
+        )
+        .unwrap();
+        let after = weights(&outcome.best_model, outcome.best_model.naming().as_ref());
+        assert_eq!(sparsity(&after, &scope).scope_total.zeros, masks.pruned(), "{name}: exactly the pruned weights");
+        let moved = |key: &str| {
+            let find =
+                |ts: &[prunelab_stats::NamedTensor]| ts.iter().find(|t| t.key.ends_with(key)).map(|t| t.values.clone());
+            find(&tensors) != find(&after)
+        };
+        assert!(moved("attention.self.q_bias") || moved("attention.self.query_proj.bias"), "{name}: trained");
+    }
+}
+
 #[test]
 fn divergence_is_an_error_not_a_result() {
     let (train, dev) = (data(64, 5), data(16, 6));
