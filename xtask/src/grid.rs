@@ -196,6 +196,13 @@ impl Grid {
             if !["hold", "release"].contains(&arm.mask_mode.as_str()) {
                 bail!("arms[{i}].mask_mode: {:?} is not hold or release", arm.mask_mode);
             }
+            match arm.nm {
+                Some(_) if arm.scheme != "nm" => bail!("arms[{i}].nm: only an arm with scheme = \"nm\" takes N:M"),
+                Some([n, m]) if n == 0 || n >= m => {
+                    bail!("arms[{i}].nm: [{n}, {m}] is not N:M with 0 < N < M (keep N of every M weights)")
+                }
+                _ => {}
+            }
         }
         for amount in &self.amounts {
             if !(0.0..1.0).contains(amount) {
@@ -352,6 +359,28 @@ mod tests {
             args.join(" "),
             "--task sst2 --seed 42 --scheme global-l1 --amount 0.5 --scope default --mask-mode hold --epochs 1"
         );
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `grid_file`): `nm = [0, 4]` passed the check and made a
+    /// cell of amount 1.0 that `prunelab finetune` then refused, mid-grid.
+    #[test]
+    fn nm_arms_are_checked() {
+        let dir = tempfile_dir();
+        let path = dir.join("nm.toml");
+        let head = "name='g'\nmodels=['m']\ntasks=['sst2']\namounts=[0.5]\n[[arms]]\n";
+        for (arm, message) in [
+            ("scheme='nm'\nnm=[0, 4]\n", "arms[0].nm: [0, 4] is not N:M with 0 < N < M"),
+            ("scheme='nm'\nnm=[4, 4]\n", "arms[0].nm: [4, 4] is not N:M with 0 < N < M"),
+            ("scheme='nm'\nnm=[3, 0]\n", "arms[0].nm: [3, 0] is not N:M with 0 < N < M"),
+            ("scheme='global-l1'\nnm=[2, 4]\n", "arms[0].nm: only an arm with scheme = \"nm\" takes N:M"),
+        ] {
+            std::fs::write(&path, format!("{head}{arm}")).unwrap();
+            let err = format!("{:#}", Grid::from_file(&path).unwrap_err());
+            assert!(err.contains("nm.toml") && err.contains(message), "{err}");
+        }
+        std::fs::write(&path, format!("{head}scheme='nm'\nnm=[2, 4]\n")).unwrap();
+        let cells = Grid::from_file(&path).unwrap().cells();
+        assert_eq!(cells.iter().map(|c| c.amount).collect::<Vec<_>>(), [0.0, 0.5]);
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -8,7 +8,8 @@
 //! - `reproduce`: the study's grid (or a preset or grid file of your own), resumable, ending in
 //!   `prunelab report`.
 //! - `tidy`: repository invariants that are cheap to check: every crate root opens with a `//!`
-//!   doc, and `.ci/run` runs exactly the test command README.md gives. Also run by `cargo test`.
+//!   doc, `.ci/run` runs exactly the test command README.md gives, and every test
+//!   docs/BAD_INPUT.md names exists. Also run by `cargo test`.
 
 use std::path::{Path, PathBuf};
 
@@ -34,7 +35,7 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Run a grid of prune → fine-tune → evaluate cells (resumable) and write the report
     Reproduce(reproduce::ReproduceArgs),
-    /// Check repository invariants (crate docs, README/CI test command)
+    /// Check repository invariants (crate docs, README/CI test command, tests named in docs/BAD_INPUT.md)
     Tidy,
 }
 

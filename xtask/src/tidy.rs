@@ -11,6 +11,7 @@ pub fn run(root: &Path) -> Result<()> {
     let mut problems = Vec::new();
     problems.extend(crate_docs(root)?);
     problems.extend(ci_runs_readme_test_command(root)?);
+    problems.extend(bad_input_tests_exist(root)?);
     if problems.is_empty() {
         return Ok(());
     }
@@ -48,6 +49,52 @@ fn ci_runs_readme_test_command(root: &Path) -> Result<Vec<String>> {
     }
 }
 
+/// Every test docs/BAD_INPUT.md names (`` `file.rs::function` `` in a table row) is a function of
+/// a file of that name under `crates/` or `xtask/`.
+fn bad_input_tests_exist(root: &Path) -> Result<Vec<String>> {
+    let doc = read(&root.join("docs/BAD_INPUT.md"))?;
+    let mut sources = Vec::new();
+    let mut dirs = vec![root.join("crates"), root.join("xtask")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() && !path.ends_with("target") && !path.ends_with("fixtures") {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources.push(path);
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    let named = test_references(&doc);
+    if named.is_empty() {
+        problems.push("docs/BAD_INPUT.md names no test (`file.rs::function`)".to_owned());
+    }
+    for (file, function) in named {
+        let mut found = false;
+        for path in sources.iter().filter(|p| p.file_name().is_some_and(|n| n == file.as_str())) {
+            found |= read(path)?.contains(&format!("fn {function}("));
+        }
+        if !found {
+            problems.push(format!("docs/BAD_INPUT.md names {file}::{function}, which is no test of a file {file}"));
+        }
+    }
+    Ok(problems)
+}
+
+/// `(file, function)` for every `` `file.rs::function` `` in the table rows of `doc`.
+fn test_references(doc: &str) -> Vec<(String, String)> {
+    doc.lines()
+        .filter(|l| l.starts_with('|'))
+        .flat_map(|l| l.split('`'))
+        .filter_map(|part| part.split_once(".rs::"))
+        .filter(|(file, function)| {
+            !file.is_empty() && !function.is_empty() && function.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .map(|(file, function)| (format!("{file}.rs"), function.to_owned()))
+        .collect()
+}
+
 fn readme_test_command(readme: &str) -> Option<String> {
     let mut lines = readme.lines().skip_while(|l| !l.contains("Run the tests"));
     lines.next()?;
@@ -63,6 +110,16 @@ mod tests {
     #[test]
     fn repository_is_tidy() {
         run(&crate::project_root()).unwrap();
+    }
+
+    #[test]
+    fn finds_test_references_in_table_rows() {
+        let doc =
+            "see `a.rs::no` here\n| x | `msg` | 1 | `bad_input.rs::empty_split`, `grid.rs::nm_arms_are_checked` |\n";
+        assert_eq!(
+            test_references(doc),
+            [("bad_input.rs".into(), "empty_split".into()), ("grid.rs".into(), "nm_arms_are_checked".into())]
+        );
     }
 
     #[test]

@@ -209,3 +209,28 @@ fn a_failed_cell_is_kept_and_the_grid_goes_on() {
     assert_eq!(s.table("out").matches("\"finished\"").count(), 6);
     let _ = std::fs::remove_dir_all(&s.root);
 }
+
+/// A row of docs/BAD_INPUT.md: a grid file with a key the grid does not have.
+#[test]
+fn a_grid_file_with_an_unknown_key_is_refused() {
+    let s = setup("unknown-key", &GRID.replace("epochs = 1", "epochs = 1\nlearning_rate = 1e-4"));
+    let out = s.run("out");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let msg = text(&out);
+    assert!(msg.contains("grid.toml: not a valid grid") && msg.contains("unknown field `learning_rate`"), "{msg}");
+    assert!(!msg.contains("panicked"), "{msg}");
+    assert_eq!(s.log("out"), "", "nothing ran");
+    let _ = std::fs::remove_dir_all(&s.root);
+}
+
+/// A row of docs/BAD_INPUT.md: an N:M arm that keeps nothing (found by fuzzing the grid parser).
+#[test]
+fn a_grid_arm_with_an_impossible_nm_is_refused() {
+    let s = setup("bad-nm", &GRID.replace("scheme = \"global-l1\"", "scheme = \"nm\"\nnm = [0, 4]"));
+    let out = s.run("out");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let msg = text(&out);
+    assert!(msg.contains("grid.toml") && msg.contains("arms[0].nm: [0, 4] is not N:M with 0 < N < M"), "{msg}");
+    assert_eq!(s.log("out"), "", "nothing ran");
+    let _ = std::fs::remove_dir_all(&s.root);
+}

@@ -13,7 +13,7 @@
 //! The checkpoint remembers which tensors were taken, so a loader can report the unexpected ones.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use burn::tensor::TensorData;
 use half::{bf16, f16};
@@ -127,7 +127,7 @@ impl Checkpoint {
     fn add_safetensors(&mut self, path: &Path, only: Option<&BTreeSet<&str>>) -> Result<()> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
         let (header_len, metadata) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| Error::Safetensors { path: path.into(), message: e.to_string() })?;
+            .map_err(|e| Error::Safetensors { path: path.into(), message: describe(&e, bytes.len()) })?;
         // `read_metadata` validates offsets against the header; check the buffer really holds them.
         let data_start = 8 + header_len;
         let buffer = self.buffers.len();
@@ -170,6 +170,12 @@ impl Checkpoint {
         let dir = index.parent().unwrap_or(Path::new("."));
         let mut by_shard: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (tensor, shard) in &parsed.weight_map {
+            // A shard is a file of the model directory (or below it): never `..`, `/...` or empty.
+            let inside = Path::new(shard).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+                && Path::new(shard).components().any(|c| matches!(c, Component::Normal(_)));
+            if !inside {
+                return Err(Error::ShardPath { index: index.into(), tensor: tensor.clone(), shard: shard.clone() });
+            }
             by_shard.entry(shard.as_str()).or_default().insert(tensor.as_str());
         }
         for (shard, tensors) in &by_shard {
@@ -255,6 +261,18 @@ impl Checkpoint {
     /// Names present in the file but never taken.
     pub fn untaken(&self) -> Vec<String> {
         self.entries.keys().filter(|k| !self.taken.contains(*k)).cloned().collect()
+    }
+}
+
+/// A safetensors error, with a hint where it usually means a file cut short (an interrupted
+/// download or copy).
+fn describe(err: &safetensors::SafeTensorError, file_len: usize) -> String {
+    use safetensors::SafeTensorError as E;
+    match err {
+        E::HeaderTooSmall | E::InvalidHeaderLength | E::MetadataIncompleteBuffer => {
+            format!("{err} (the file has {file_len} bytes; truncated?)")
+        }
+        _ => err.to_string(),
     }
 }
 

@@ -16,6 +16,14 @@ use crate::longformer::LongformerConfig;
 /// The `model_type`s prunelab implements.
 pub const SUPPORTED_MODEL_TYPES: [&str; 6] = ["bert", "gpt2", "deberta", "deberta-v2", "longformer", "led"];
 
+/// The largest size of one dimension (hidden, inner, vocabulary, positions, window) a config may
+/// give: larger values are typos or garbage, and would overflow or exhaust memory later.
+pub const MAX_DIM: usize = 1 << 24;
+/// The most layers one stack may have.
+pub const MAX_LAYERS: usize = 1 << 12;
+/// The most parameters a config may describe (about 68.7 billion, 275 GB in f32).
+pub const MAX_PARAMETERS: u128 = 1 << 36;
+
 /// A parsed `config.json` of a supported architecture.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelConfig {
@@ -164,6 +172,17 @@ impl ModelConfig {
         }
     }
 
+    /// The JSON key of the hidden size.
+    fn hidden_key(&self) -> &'static str {
+        match self {
+            ModelConfig::Bert(_) | ModelConfig::Longformer(_) | ModelConfig::Deberta(_) | ModelConfig::DebertaV2(_) => {
+                "hidden_size"
+            }
+            ModelConfig::Gpt2(_) => "n_embd",
+            ModelConfig::Led(_) => "d_model",
+        }
+    }
+
     /// The JSON key of the feed-forward inner size (`intermediate_size`, `n_inner`).
     pub fn inner_size_key(&self) -> &'static str {
         match self {
@@ -234,6 +253,123 @@ impl ModelConfig {
         }
     }
 
+    /// Sizes as written, before anything is computed from them: `(key, value, is a layer count)`.
+    fn raw_sizes(&self) -> Vec<(&'static str, usize, bool)> {
+        let windows = |w: &crate::longformer::AttentionWindow| match w {
+            crate::longformer::AttentionWindow::Uniform(w) => vec![("attention_window", *w, false)],
+            crate::longformer::AttentionWindow::PerLayer(ws) => {
+                ws.iter().map(|w| ("attention_window", *w, false)).collect()
+            }
+        };
+        match self {
+            ModelConfig::Bert(c) => vec![
+                ("vocab_size", c.vocab_size, false),
+                ("hidden_size", c.hidden_size, false),
+                ("intermediate_size", c.intermediate_size, false),
+                ("max_position_embeddings", c.max_position_embeddings, false),
+                ("type_vocab_size", c.type_vocab_size, false),
+                ("num_hidden_layers", c.num_hidden_layers, true),
+            ],
+            ModelConfig::Gpt2(c) => {
+                let mut sizes = vec![
+                    ("vocab_size", c.vocab_size, false),
+                    ("n_positions", c.n_positions, false),
+                    ("n_embd", c.n_embd, false),
+                    ("n_layer", c.n_layer, true),
+                ];
+                sizes.extend(c.n_inner.map(|n| ("n_inner", n, false)));
+                sizes
+            }
+            ModelConfig::Deberta(c) => {
+                let mut sizes = vec![
+                    ("vocab_size", c.vocab_size, false),
+                    ("hidden_size", c.hidden_size, false),
+                    ("intermediate_size", c.intermediate_size, false),
+                    ("max_position_embeddings", c.max_position_embeddings, false),
+                    ("num_hidden_layers", c.num_hidden_layers, true),
+                ];
+                sizes.extend(c.embedding_size.map(|n| ("embedding_size", n, false)));
+                sizes.extend(c.pooler_hidden_size.map(|n| ("pooler_hidden_size", n, false)));
+                sizes
+            }
+            ModelConfig::DebertaV2(c) => {
+                let mut sizes = vec![
+                    ("vocab_size", c.vocab_size, false),
+                    ("hidden_size", c.hidden_size, false),
+                    ("intermediate_size", c.intermediate_size, false),
+                    ("max_position_embeddings", c.max_position_embeddings, false),
+                    ("num_hidden_layers", c.num_hidden_layers, true),
+                ];
+                sizes.extend(c.embedding_size.map(|n| ("embedding_size", n, false)));
+                sizes.extend(c.pooler_hidden_size.map(|n| ("pooler_hidden_size", n, false)));
+                sizes
+            }
+            ModelConfig::Longformer(c) => [
+                vec![
+                    ("vocab_size", c.vocab_size, false),
+                    ("hidden_size", c.hidden_size, false),
+                    ("intermediate_size", c.intermediate_size, false),
+                    ("max_position_embeddings", c.max_position_embeddings, false),
+                    ("type_vocab_size", c.type_vocab_size, false),
+                    ("num_hidden_layers", c.num_hidden_layers, true),
+                ],
+                windows(&c.attention_window),
+            ]
+            .concat(),
+            ModelConfig::Led(c) => [
+                vec![
+                    ("vocab_size", c.vocab_size, false),
+                    ("d_model", c.d_model, false),
+                    ("encoder_ffn_dim", c.encoder_ffn_dim, false),
+                    ("decoder_ffn_dim", c.decoder_ffn_dim, false),
+                    ("max_encoder_position_embeddings", c.max_encoder_position_embeddings, false),
+                    ("max_decoder_position_embeddings", c.max_decoder_position_embeddings, false),
+                    ("encoder_layers", c.encoder_layers, true),
+                    ("decoder_layers", c.decoder_layers, true),
+                ],
+                windows(&c.attention_window),
+            ]
+            .concat(),
+        }
+    }
+
+    /// About how many parameters the sizes make (embeddings, and per layer four attention
+    /// projections, Longformer's and LED's extra ones counted generously, and the MLP); only
+    /// called once every size is within [`MAX_DIM`] and [`MAX_LAYERS`], so it cannot overflow.
+    fn approx_parameters(&self) -> u128 {
+        let n = |v: usize| v as u128;
+        let stack =
+            |layers: usize, hidden: usize, inner: usize| n(layers) * (8 * n(hidden).pow(2) + 2 * n(hidden) * n(inner));
+        match self {
+            ModelConfig::Bert(c) => {
+                n(c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * n(c.hidden_size)
+                    + stack(c.num_hidden_layers, c.hidden_size, c.intermediate_size)
+            }
+            ModelConfig::Gpt2(c) => {
+                n(c.vocab_size + c.n_positions) * n(c.n_embd) + stack(c.n_layer, c.n_embd, c.inner_dim())
+            }
+            ModelConfig::Longformer(c) => {
+                n(c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * n(c.hidden_size)
+                    + stack(c.num_hidden_layers, c.hidden_size, c.intermediate_size)
+            }
+            ModelConfig::Deberta(c) => {
+                let embedding = n(c.embedding_size.unwrap_or(c.hidden_size));
+                (n(c.vocab_size) + n(c.max_position_embeddings) + n(c.type_vocab_size)) * embedding
+                    + stack(c.num_hidden_layers, c.hidden_size, c.intermediate_size)
+            }
+            ModelConfig::DebertaV2(c) => {
+                let embedding = n(c.embedding_size.unwrap_or(c.hidden_size));
+                (n(c.vocab_size) + n(c.max_position_embeddings) + n(c.type_vocab_size)) * embedding
+                    + stack(c.num_hidden_layers, c.hidden_size, c.intermediate_size)
+            }
+            ModelConfig::Led(c) => {
+                n(c.vocab_size + c.max_encoder_position_embeddings + c.max_decoder_position_embeddings) * n(c.d_model)
+                    + stack(c.encoder_layers, c.d_model, c.encoder_ffn_dim)
+                    + stack(c.decoder_layers, c.d_model, c.decoder_ffn_dim)
+            }
+        }
+    }
+
     fn validate(&self, path: &Path) -> Result<()> {
         match self.problem() {
             Some((key, message)) => Err(Error::Config { path: path.into(), key: key.into(), message }),
@@ -243,6 +379,25 @@ impl ModelConfig {
 
     /// The first unusable value, as `(key, message)`.
     fn problem(&self) -> Option<(&'static str, String)> {
+        // Sizes first: everything below computes with them.
+        for (key, value, layers) in self.raw_sizes() {
+            if layers && value > MAX_LAYERS {
+                return Some((key, format!("{value} layers are more than prunelab accepts ({MAX_LAYERS})")));
+            }
+            if !layers && value == 0 {
+                return Some((key, "must be at least 1".into()));
+            }
+            if !layers && value > MAX_DIM {
+                return Some((key, format!("{value} is more than prunelab accepts for one dimension ({MAX_DIM})")));
+            }
+        }
+        let parameters = self.approx_parameters();
+        if parameters > MAX_PARAMETERS {
+            return Some((
+                self.hidden_key(),
+                format!("the sizes make about {parameters} parameters, more than prunelab accepts ({MAX_PARAMETERS})"),
+            ));
+        }
         let (hidden, heads, act_key, act, layers, kept) = match self {
             ModelConfig::Bert(c) => {
                 if c.position_embedding_type != "absolute" {
@@ -356,6 +511,41 @@ mod tests {
         );
         let err = parse(r#"{"model_type": "bert", "hidden_size": "big"}"#).unwrap_err();
         assert!(err.to_string().starts_with("config.json: invalid type"), "{err}");
+    }
+
+    /// Found while fuzzing (`fuzz/`, target `model_config`, whose structured mode reaches it in a
+    /// few thousand runs): sizes that overflowed (`n_embd` 2^62 in `4 * n_embd`) or asked for
+    /// terabytes (10^14 layers) aborted instead of being refused.
+    #[test]
+    fn absurd_sizes_are_refused_by_key() {
+        for (text, start) in [
+            (
+                r#"{"model_type": "gpt2", "n_embd": 4611686018427387904, "n_head": 1}"#,
+                "key \"n_embd\": 4611686018427387904 is more than",
+            ),
+            (
+                r#"{"model_type": "bert", "num_hidden_layers": 100000000000000}"#,
+                "key \"num_hidden_layers\": 100000000000000 layers are more than",
+            ),
+            (r#"{"model_type": "bert", "hidden_size": 0}"#, "key \"hidden_size\": must be at least 1"),
+            (
+                r#"{"model_type": "led", "attention_window": [2, 4294967296], "encoder_layers": 2}"#,
+                "key \"attention_window\": 4294967296 is more than",
+            ),
+            (
+                r#"{"model_type": "bert", "vocab_size": 16777216, "hidden_size": 16777216, "num_attention_heads": 1}"#,
+                "key \"hidden_size\": the sizes make about",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("config.json: {start}")), "{text}: {err}");
+        }
+        let ModelConfig::Gpt2(c) =
+            parse(r#"{"model_type": "gpt2", "n_layer": 4096, "n_embd": 64, "n_head": 1}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(c.n_layer, MAX_LAYERS, "the limits themselves are accepted");
     }
 
     #[test]

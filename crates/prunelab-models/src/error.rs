@@ -115,6 +115,16 @@ pub enum Error {
         /// How many tensors the index places in it.
         tensors: usize,
     },
+    /// A sharded checkpoint's index that places a tensor outside the model directory.
+    #[error("{}: weight_map[{tensor:?}]: shard {shard:?} is not a file inside the model directory", index.display())]
+    ShardPath {
+        /// The index file.
+        index: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// The shard path as written.
+        shard: String,
+    },
     /// A PyTorch checkpoint that cannot be read.
     #[error("{}: cannot read PyTorch checkpoint: {message}", path.display())]
     Pytorch {
@@ -142,6 +152,23 @@ pub enum Error {
         model: &'static str,
         /// Every disagreement found.
         problems: Vec<KeyProblem>,
+    },
+    /// A stored classification head sized for another number of labels than the task's.
+    #[error(
+        "{}: the model is a {declared}-label classifier (id2label/num_labels) but the task has {expected} labels; \
+         start from a checkpoint without this head, or one fine-tuned on this task",
+        config.display()
+    )]
+    LabelCount {
+        /// The `config.json`.
+        config: PathBuf,
+        /// The number of labels it declares (the stored head's size).
+        declared: usize,
+        /// The task's number of labels.
+        expected: usize,
+        /// The shape mismatch of the head.
+        #[source]
+        source: Box<Error>,
     },
     /// A Hub lookup failed.
     #[error(transparent)]

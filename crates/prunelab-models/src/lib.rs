@@ -229,38 +229,55 @@ fn load_with<B: Backend>(
             "the config declares another number of labels; the task's is used (a stored head of the other size will not load)"
         );
     }
-    let (model, report) = match &config {
+    let loaded = match &config {
         ModelConfig::Bert(c) => {
             let naming = BertNaming { initializer_range: c.initializer_range };
-            let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
-            (Classifier::Bert(m), r)
+            load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)
+                .map(|(m, r)| (Classifier::Bert(m), r))
         }
         ModelConfig::Gpt2(c) => {
             let naming = Gpt2Naming { initializer_range: c.initializer_range };
-            let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
-            (Classifier::Gpt2(m), r)
+            load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)
+                .map(|(m, r)| (Classifier::Gpt2(m), r))
         }
         ModelConfig::Longformer(c) => {
             let naming = LongformerNaming { initializer_range: c.initializer_range };
-            let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
-            (Classifier::Longformer(m), r)
+            load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)
+                .map(|(m, r)| (Classifier::Longformer(m), r))
         }
         ModelConfig::Led(c) => {
             let naming = LedNaming { init_std: c.init_std };
-            let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
-            (Classifier::Led(m), r)
+            load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)
+                .map(|(m, r)| (Classifier::Led(m), r))
         }
         ModelConfig::Deberta(c) => {
             let naming = DebertaNaming { initializer_range: c.initializer_range };
-            let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
-            (Classifier::Deberta(m), r)
+            load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)
+                .map(|(m, r)| (Classifier::Deberta(m), r))
         }
         ModelConfig::DebertaV2(c) => {
             let naming = DebertaV2Naming { initializer_range: c.initializer_range };
-            let (m, r) = load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)?;
-            (Classifier::DebertaV2(m), r)
+            load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)
+                .map(|(m, r)| (Classifier::DebertaV2(m), r))
         }
     };
+    let (model, report) = loaded.map_err(|err| match (err, config.declared_num_labels()) {
+        // A head of the config's size that is not the task's: say so before the shapes.
+        (Error::Mismatch { path, model, problems }, Some(declared))
+            if declared != num_labels
+                && problems
+                    .iter()
+                    .any(|p| matches!(p, KeyProblem::Shape { key, .. } if key.ends_with(config.head_weight_key()))) =>
+        {
+            Error::LabelCount {
+                config: files.config.clone(),
+                declared,
+                expected: num_labels,
+                source: Box::new(Error::Mismatch { path, model, problems }),
+            }
+        }
+        (err, _) => err,
+    })?;
     tracing::info!(model = %files.name, format = %report.format, dtype = %report.dtype, "loaded");
     Ok(LoadedClassifier { model, config, report })
 }

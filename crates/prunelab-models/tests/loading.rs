@@ -212,6 +212,45 @@ fn missing_shard_is_named() {
 }
 
 #[test]
+fn a_head_for_another_number_of_labels_names_both_counts() {
+    let dir = edited_bert(|t| {
+        t.insert("classifier.weight".into(), (Dtype::F32, vec![3, 32], vec![0; 3 * 32 * 4]));
+        t.insert("classifier.bias".into(), (Dtype::F32, vec![3], vec![0; 3 * 4]));
+    });
+    let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    std::fs::write(dir.path().join("config.json"), config.replacen('{', r#"{"num_labels": 3,"#, 1)).unwrap();
+    assert_eq!(load_dir(dir.path(), 3).unwrap().report.newly_initialized.len(), 0, "its own size loads");
+    let err = load_dir(dir.path(), 2).unwrap_err();
+    assert!(
+        err.to_string().ends_with("config.json: the model is a 3-label classifier (id2label/num_labels) but the task has 2 labels; start from a checkpoint without this head, or one fine-tuned on this task"),
+        "{err}"
+    );
+    let Error::LabelCount { source, .. } = err else { panic!() };
+    assert_eq!(
+        problems(*source)[0],
+        KeyProblem::Shape { key: "classifier.weight".into(), found: vec![3, 32], expected: vec![2, 32] }
+    );
+}
+
+#[test]
+fn shards_outside_the_model_directory_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures().join("bert-tiny/config.json"), dir.path().join("config.json")).unwrap();
+    for shard in ["../model.safetensors", "/etc/passwd", "", "a/../../b.safetensors"] {
+        let index = serde_json::json!({"weight_map": {"bert.pooler.dense.bias": shard}});
+        std::fs::write(dir.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
+        let err = load_dir(dir.path(), 2).unwrap_err();
+        assert!(matches!(err, Error::ShardPath { .. }), "{shard}: {err}");
+        assert!(
+            err.to_string().contains(&format!(
+                "weight_map[\"bert.pooler.dense.bias\"]: shard {shard:?} is not a file inside the model directory"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn directory_without_weights_or_config() {
     let dir = tempfile::tempdir().unwrap();
     let err = load_dir(dir.path(), 2).unwrap_err();

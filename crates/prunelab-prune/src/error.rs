@@ -57,6 +57,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Writing a file failed (e.g. the disk is full); the file keeps its previous contents.
+    #[error("cannot write {}: {source} (nothing was changed: any previous file is intact)", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A malformed safetensors file (masks or compressed checkpoint).
     #[error("{}: invalid file: {message}", path.display())]
     Format {

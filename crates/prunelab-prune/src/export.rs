@@ -151,7 +151,13 @@ pub fn read_compressed(path: &Path) -> Result<DenseTensors> {
     };
     let mut out = BTreeMap::new();
     for (key, shape) in shapes {
-        let n: usize = shape.iter().product();
+        let n = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| n <= bytes.len().saturating_mul(8))
+            .ok_or_else(|| {
+                bad(format!("metadata shapes: {key} has shape {shape:?}, more values than the file holds"))
+            })?;
         let values = match st.tensor(&format!("{key}.mask")) {
             Ok(bits) => {
                 let bits = bits.data();

@@ -79,13 +79,23 @@ pub fn load_masks(path: &Path, tensors: &[NamedTensor]) -> Result<MaskSet> {
     Ok(MaskSet { masks })
 }
 
-/// Write `data` to `path` through a temporary file in the same directory and a rename, so a
-/// reader never sees a partial file.
+/// Write `data` to `path` through a temporary file in the same directory, flushed to disk, and a
+/// rename, so a reader never sees a partial file. When writing fails (a full disk, say), the
+/// temporary file is removed and `path` keeps what it had.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let tmp =
         dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
-    std::fs::write(&tmp, data).map_err(Error::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(Error::io(path))
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, data)?;
+        // A full disk or quota may only show when the data reaches the disk.
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    written.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Write { path: path.into(), source }
+    })
 }

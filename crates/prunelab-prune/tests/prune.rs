@@ -162,6 +162,25 @@ fn compressed_export_round_trips_and_is_smaller() {
     }
 }
 
+/// Found while fuzzing (`fuzz/`, target `compressed_checkpoint`, whose structured mode reaches it
+/// in a few thousand runs): a shape in the metadata whose product overflows panicked (debug
+/// builds) or wrapped (release) instead of being refused.
+#[test]
+fn compressed_checkpoint_with_an_impossible_shape_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.pruned.safetensors");
+    for shape in ["[4294967296, 4294967296]", "[1000000, 1000000]"] {
+        let meta = HashMap::from([
+            ("format".to_owned(), prunelab_prune::export::COMPRESSED_FORMAT.to_owned()),
+            ("shapes".to_owned(), format!(r#"{{"w": {shape}}}"#)),
+        ]);
+        let views: Vec<(String, safetensors::tensor::TensorView)> = Vec::new();
+        std::fs::write(&path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+        let err = read_compressed(&path).unwrap_err().to_string();
+        assert!(err.contains("model.pruned.safetensors: invalid file: metadata shapes: w has shape"), "{err}");
+    }
+}
+
 /// A compacted model (heads and neurons physically removed) computes what the dense model
 /// computes with the same heads' and neurons' output rows zeroed — and has fewer parameters.
 #[test]

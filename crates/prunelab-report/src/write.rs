@@ -11,8 +11,14 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, data).map_err(Error::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(|source| {
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, data)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    // On failure (a full disk, say) no temporary file is left behind and `path` is untouched.
+    written.map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
         Error::Io { path: path.to_owned(), source }
     })
