@@ -275,6 +275,23 @@ impl Cell {
         format!("{} {} {arm} {:.0}% seed {}", self.model, self.task, 100.0 * self.amount, self.seed)
     }
 
+    /// The training rows this cell reads (the task's train split, or the grid's limit): the
+    /// scheduler starts the longest cells first.
+    pub fn train_rows(&self, train: &Train) -> usize {
+        let rows = match self.task.as_str() {
+            "sst2" => 67_349,
+            "cola" => 8_551,
+            _ => 0,
+        };
+        train.train_limit.map_or(rows, |limit| limit.min(rows))
+    }
+
+    /// A file-name-safe name of the cell: `model--id.task.arm.0.50.seed-42`.
+    pub fn slug(&self) -> String {
+        let arm = self.arm.as_ref().map_or_else(|| "dense".to_owned(), Arm::name);
+        format!("{}.{}.{arm}.{:.2}.seed-{}", slug(&self.model), self.task, self.amount, self.seed)
+    }
+
     /// The `prunelab finetune` arguments of this cell (without model path and output dir).
     pub fn finetune_args(&self, train: &Train) -> Vec<String> {
         let mut args = vec!["--task".to_owned(), self.task.clone(), "--seed".into(), self.seed.to_string()];

@@ -54,6 +54,14 @@ pub struct ReproduceArgs {
     /// Check and list the cells, run nothing
     #[arg(long)]
     dry_run: bool,
+    /// Run up to N cells at once (each a `prunelab finetune` process with its own kernel cache;
+    /// its output goes to <out>/logs/). One small model's training step leaves a large GPU mostly
+    /// idle, so several cells share it well; on a CPU, 1 is best
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: u32,
+    /// f32, or bf16 mixed precision (matrix products in bf16, f32 master weights; cuda only)
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
+    precision: String,
 }
 
 pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
@@ -170,37 +178,13 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
     }
 
     let started = Instant::now();
-    let mut failed = 0;
-    for (i, (cell, spec)) in todo.iter().enumerate() {
-        let eta = if i == 0 {
-            "ETA unknown".to_owned()
-        } else {
-            let per = started.elapsed().as_secs_f64() / i as f64;
-            format!("ETA {}", minutes(per * (todo.len() - i) as f64))
-        };
-        say(&format!("[{}/{}] {} ({eta})", cells.len() - todo.len() + i + 1, cells.len(), cell.label()));
-        let dir = cell.dir(&args.out);
-        // A run left behind by a killed driver may still be going: wait for it, then use its
-        // result if it finished.
-        wait_for_unlocked(&dir)?;
-        if is_done(&dir, args.retry_failed) {
-            say("  finished meanwhile by a run this driver did not start");
-            continue;
-        }
-        let mut cmd = Command::new(&bin);
-        cmd.arg("--kernel-cache").arg(&kernels).args(["finetune", spec]).args(cell.finetune_args(&grid.train));
-        cmd.args(["--model-id", &cell.model, "--no-export", "--out"]).arg(&dir);
-        match &args.data_dir {
-            Some(d) => cmd.arg("--data-dir").arg(d),
-            None => cmd.arg("--hub"),
-        };
-        let status = cmd.status().with_context(|| format!("running {}", bin.display()))?;
-        if !status.success() {
-            // prunelab wrote a result marked failed (with the reason) unless it was killed.
-            failed += 1;
-            say(&format!("  failed ({status}); see {}", dir.join("result.json").display()));
-        }
-    }
+    let to_run = todo.len();
+    let failed = if args.jobs == 1 {
+        run_one_at_a_time(&args, &bin, &grid, &kernels, cells.len(), &todo)?
+    } else {
+        run_in_parallel(&args, &bin, &grid, &kernels, cells.len(), todo)?
+    };
+    say(&format!("cells done in {}", minutes(started.elapsed().as_secs_f64())));
 
     say("report");
     let status = Command::new(&bin)
@@ -212,7 +196,164 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
         bail!("`prunelab report {}` failed ({status})", args.out.display());
     }
     if failed > 0 {
-        bail!("{failed} of {} cells failed (their results say why; --retry-failed runs them again)", todo.len());
+        bail!("{failed} of {} cells failed (their results say why; --retry-failed runs them again)", to_run);
+    }
+    Ok(())
+}
+
+/// The cells in order, each in the foreground with the terminal (progress bars) of its own.
+fn run_one_at_a_time(
+    args: &ReproduceArgs,
+    bin: &Path,
+    grid: &Grid,
+    kernels: &Path,
+    total: usize,
+    todo: &[&(Cell, String)],
+) -> Result<usize> {
+    let started = Instant::now();
+    let mut failed = 0;
+    for (i, (cell, spec)) in todo.iter().enumerate() {
+        say(&format!("[{}/{total}] {} ({})", total - todo.len() + i + 1, cell.label(), eta(started, i, todo.len())));
+        let dir = cell.dir(&args.out);
+        // A run left behind by a killed driver may still be going: wait for it, then use its
+        // result if it finished.
+        wait_for_unlocked(&dir)?;
+        if is_done(&dir, args.retry_failed) {
+            say("  finished meanwhile by a run this driver did not start");
+            continue;
+        }
+        let status = finetune_command(args, bin, grid, kernels, cell, spec)
+            .status()
+            .with_context(|| format!("running {}", bin.display()))?;
+        if !status.success() {
+            // prunelab wrote a result marked failed (with the reason) unless it was killed.
+            failed += 1;
+            say(&format!("  failed ({status}); see {}", dir.join("result.json").display()));
+        }
+    }
+    Ok(failed)
+}
+
+/// Up to `--jobs` cells at once, the longest first (largest training set), each writing its output
+/// to `<out>/logs/<cell>.log` and compiling into a kernel cache of its own (`kernels`, then
+/// `kernels-1`, ... seeded from `kernels`): CubeCL's cache files are not shared between processes.
+fn run_in_parallel(
+    args: &ReproduceArgs,
+    bin: &Path,
+    grid: &Grid,
+    kernels: &Path,
+    total: usize,
+    mut todo: Vec<&(Cell, String)>,
+) -> Result<usize> {
+    todo.sort_by_key(|(cell, _)| std::cmp::Reverse(cell.train_rows(&grid.train)));
+    let logs = args.out.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let slots = (args.jobs as usize).min(todo.len());
+    let caches: Vec<PathBuf> = (0..slots)
+        .map(|k| if k == 0 { kernels.to_path_buf() } else { kernels.with_file_name(format!("kernels-{k}")) })
+        .collect();
+    for cache in &caches[1..] {
+        if !cache.exists() && kernels.is_dir() {
+            copy_dir(kernels, cache)?;
+        }
+    }
+    say(&format!("running {} cells, {slots} at a time; logs in {}", todo.len(), logs.display()));
+    let started = Instant::now();
+    let (mut next, mut finished, mut failed) = (0, 0, 0);
+    let mut running: Vec<(std::process::Child, usize, &Cell)> = Vec::new();
+    let mut free: Vec<usize> = (0..slots).rev().collect();
+    while next < todo.len() || !running.is_empty() {
+        while next < todo.len() && !free.is_empty() {
+            let (cell, spec) = todo[next];
+            next += 1;
+            let dir = cell.dir(&args.out);
+            wait_for_unlocked(&dir)?;
+            if is_done(&dir, args.retry_failed) {
+                finished += 1;
+                say(&format!("  {}: finished meanwhile by a run this driver did not start", cell.label()));
+                continue;
+            }
+            let slot = free.pop().expect("a free slot");
+            let log_path = logs.join(format!("{}.log", cell.slug()));
+            let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+            let child = finetune_command(args, bin, grid, &caches[slot], cell, spec)
+                .stdout(log.try_clone().with_context(|| format!("opening {}", log_path.display()))?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("running {}", bin.display()))?;
+            say(&format!("  started {} (log {})", cell.label(), log_path.display()));
+            running.push((child, slot, cell));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let mut i = 0;
+        while i < running.len() {
+            let Some(status) = running[i].0.try_wait().context("waiting for a prunelab run")? else {
+                i += 1;
+                continue;
+            };
+            let (_, slot, cell) = running.swap_remove(i);
+            free.push(slot);
+            finished += 1;
+            let outcome = if status.success() {
+                "finished".to_owned()
+            } else {
+                failed += 1;
+                format!("FAILED ({status}); see {}", cell.dir(&args.out).join("result.json").display())
+            };
+            say(&format!(
+                "[{}/{total}] {} {outcome} ({})",
+                total - todo.len() + finished,
+                cell.label(),
+                eta(started, finished, todo.len())
+            ));
+        }
+    }
+    Ok(failed)
+}
+
+/// `prunelab finetune` for one cell.
+fn finetune_command(
+    args: &ReproduceArgs,
+    bin: &Path,
+    grid: &Grid,
+    kernels: &Path,
+    cell: &Cell,
+    spec: &str,
+) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--kernel-cache").arg(kernels);
+    if args.precision != "f32" {
+        cmd.args(["--precision", &args.precision]);
+    }
+    cmd.args(["finetune", spec]).args(cell.finetune_args(&grid.train));
+    cmd.args(["--model-id", &cell.model, "--no-export", "--out"]).arg(cell.dir(&args.out));
+    match &args.data_dir {
+        Some(d) => cmd.arg("--data-dir").arg(d),
+        None => cmd.arg("--hub"),
+    };
+    cmd
+}
+
+/// "ETA 12 min" from the pace of the `done` cells out of `of`.
+fn eta(started: Instant, done: usize, of: usize) -> String {
+    if done == 0 {
+        return "ETA unknown".to_owned();
+    }
+    let per = started.elapsed().as_secs_f64() / done as f64;
+    format!("ETA {}", minutes(per * of.saturating_sub(done) as f64))
+}
+
+/// Copies the directory tree `from` to `to` (files and folders only).
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        }
     }
     Ok(())
 }

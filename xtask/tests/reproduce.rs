@@ -12,7 +12,7 @@ const FAKE: &str = r#"#!/bin/sh
 while :; do
   case "$1" in
     --quiet|-q) shift ;;
-    --kernel-cache) shift 2 ;;
+    --kernel-cache) kc=$2; shift 2 ;;
     *) break ;;
   esac
 done
@@ -37,7 +37,9 @@ case "$cmd" in
     exec 9>"$out/.lock"
     flock -n 9 || { echo "locked" >&2; exit 3; }
     echo "finetune $out" >> "$FAKE_LOG"
+    if [ -n "$FAKE_TRACE" ]; then echo "start $kc" >> "$FAKE_TRACE"; fi
     if [ -n "$FAKE_SLEEP" ]; then sleep "$FAKE_SLEEP"; fi
+    if [ -n "$FAKE_TRACE" ]; then echo "end $kc" >> "$FAKE_TRACE"; fi
     if [ -n "$FAKE_FAIL_AMOUNT" ] && [ "$amount" = "$FAKE_FAIL_AMOUNT" ]; then
       printf '{"status":"failed","reason":"the loss is NaN at epoch 1, step 50"}\n' > "$out/result.json"
       echo "error: run failed" >&2
@@ -232,5 +234,33 @@ fn a_grid_arm_with_an_impossible_nm_is_refused() {
     let msg = text(&out);
     assert!(msg.contains("grid.toml") && msg.contains("arms[0].nm: [0, 4] is not N:M with 0 < N < M"), "{msg}");
     assert_eq!(s.log("out"), "", "nothing ran");
+    let _ = std::fs::remove_dir_all(&s.root);
+}
+
+#[test]
+fn jobs_run_cells_side_by_side_with_a_kernel_cache_each_and_the_same_table() {
+    // CoLA first in the grid: the scheduler still starts SST-2's longer cells first.
+    let s = setup("jobs", &GRID.replace(r#"tasks = ["sst2", "cola"]"#, r#"tasks = ["cola", "sst2"]"#));
+    let serial = s.run("serial");
+    assert!(serial.status.success(), "{}", text(&serial));
+    let trace = s.root.join("trace");
+    let out = s.command("par").args(["--jobs", "3"]).env("FAKE_SLEEP", "1").env("FAKE_TRACE", &trace).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(s.table("par"), s.table("serial"), "the same cells, the same results");
+    assert_eq!(s.log("par").matches("finetune").count(), 6, "every cell once");
+    // Three start before any ends, each with a kernel cache of its own.
+    let events: Vec<String> = std::fs::read_to_string(&trace).unwrap().lines().map(str::to_owned).collect();
+    let first: Vec<&String> = events.iter().take_while(|e| e.starts_with("start")).collect();
+    assert_eq!(first.len(), 3, "{events:?}");
+    let caches: std::collections::BTreeSet<&String> = first.iter().copied().collect();
+    assert_eq!(caches.len(), 3, "a kernel cache per concurrent run: {events:?}");
+    // Each run's output is in its log file; the longest cells (SST-2) went first.
+    let logs = s.root.join("par").join("logs");
+    assert_eq!(std::fs::read_dir(&logs).unwrap().count(), 6);
+    let said = text(&out);
+    let started: Vec<&str> = said.lines().filter(|l| l.contains("started")).collect();
+    assert!(started[..3].iter().all(|l| l.contains(" sst2 ")), "{started:?}");
+    let again = s.command("par").args(["--jobs", "3"]).output().unwrap();
+    assert!(text(&again).contains("6 finished before, 0 to run"), "{}", text(&again));
     let _ = std::fs::remove_dir_all(&s.root);
 }
