@@ -110,6 +110,26 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
                 theirs,
             ));
         }
+        // Mixed precision (cuda only): prunelab's bf16 products against torch's bf16 autocast.
+        let cuda = warm.get("backend").and_then(Value::as_str) == Some("cuda");
+        let mixed = if cuda {
+            let mixed = prunelab(&bin, &[&train[..], &["--precision", "bf16"]].concat(), None, Some(&cache))?;
+            let theirs = torch_train.iter().find(|(p, _)| p == "bf16").map(|(_, r)| num(r, "samples_per_second"));
+            if let Some(theirs) = theirs {
+                rows.push(Row::new(
+                    format!("{name}: fine-tune samples/s (batch 32 × 128), prunelab bf16-mixed vs torch bf16"),
+                    num(&mixed, "samples_per_second"),
+                    theirs,
+                ));
+            }
+            rows.push(Row::note(
+                format!("{name}: prunelab fine-tune speed, bf16-mixed ÷ f32"),
+                format!("{:.2}×", num(&mixed, "samples_per_second") / ours),
+            ));
+            Some(mixed)
+        } else {
+            None
+        };
         rows.push(Row::note(
             format!("{name}: MFU of prunelab's fine-tune step (6·N·tokens/s ÷ {PEAK_TFLOPS} TFLOP/s)"),
             format!("{:.2} %", 100.0 * mfu(ours)),
@@ -134,6 +154,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
             records.push(r);
         }
         records.extend(cold);
+        records.extend(mixed);
         records.extend([warm, infer]);
         records.extend(torch_train.into_iter().map(|(_, r)| r));
     }

@@ -24,6 +24,41 @@ pub const NAME: &str = if cfg!(feature = "cuda") {
     "ndarray"
 };
 
+/// The precision of matrix products (see [`prunelab_models::layers::set_matmul_dtype`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    /// Everything in f32.
+    F32,
+    /// Matrix products in bf16; weights, LayerNorm, softmax, loss and optimizer in f32.
+    Bf16,
+}
+
+/// Sets the process-wide precision; bf16 needs a backend with bf16 kernels (cuda).
+pub fn set_precision(precision: Precision) -> anyhow::Result<()> {
+    match precision {
+        Precision::F32 => prunelab_models::layers::set_matmul_dtype(None),
+        Precision::Bf16 => {
+            if NAME != "cuda" {
+                anyhow::bail!(
+                    "--precision bf16 needs the cuda backend; this prunelab is built with {NAME} (build with --features \
+                     cuda, or use --precision f32)"
+                );
+            }
+            prunelab_models::layers::set_matmul_dtype(Some(burn::tensor::FloatDType::BF16));
+        }
+    }
+    Ok(())
+}
+
+/// The precision set by [`set_precision`], for result files: "f32" or "bf16-mixed".
+pub fn precision_name() -> &'static str {
+    match prunelab_models::layers::matmul_dtype() {
+        Some(burn::tensor::FloatDType::BF16) => "bf16-mixed",
+        Some(_) => "mixed",
+        None => "f32",
+    }
+}
+
 /// The default device of the backend.
 pub fn device() -> burn::tensor::Device<Backend> {
     Default::default()

@@ -112,7 +112,7 @@ impl BenchCommand {
 }
 
 fn base_record(kind: &str) -> serde_json::Value {
-    json!({"tool": "prunelab", "bench": kind, "backend": backend::NAME, "device": format!("{:?}", backend::device()), "precision": "f32"})
+    json!({"tool": "prunelab", "bench": kind, "backend": backend::NAME, "device": format!("{:?}", backend::device()), "precision": backend::precision_name()})
 }
 
 /// The architectures `init` knows, as transformers `config.json` text.

@@ -40,6 +40,10 @@ struct GlobalArgs {
     /// [default: $PRUNELAB_KERNEL_CACHE, else the user cache dir's prunelab/kernels]
     #[arg(long, global = true, value_name = "DIR")]
     kernel_cache: Option<std::path::PathBuf>,
+    /// Matrix products in f32, or in bf16 with f32 master weights, LayerNorm, softmax and loss
+    /// (mixed precision, like torch.autocast; cuda only)
+    #[arg(long, global = true, value_enum, default_value_t = backend::Precision::F32)]
+    precision: backend::Precision,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +86,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    backend::set_precision(cli.global.precision)?;
     match cli.command {
         Command::Data(cmd) => cmd.run(),
         Command::Model(cmd) => cmd.run(),

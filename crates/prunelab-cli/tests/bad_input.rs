@@ -251,3 +251,11 @@ fn a_model_file_given_as_masks() {
         &["model.safetensors: invalid file: not a prunelab mask file (no metadata format = prunelab-masks-v1)"],
     );
 }
+
+/// bf16 mixed precision on a backend without bf16 kernels: refused before any work.
+#[test]
+#[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+fn bf16_on_a_backend_without_it() {
+    let out = prunelab(&["--precision", "bf16", "model", "info", &fixture("bert-tiny")]);
+    assert_error(&out, &["--precision bf16 needs the cuda backend; this prunelab is built with ndarray"]);
+}

@@ -1,8 +1,11 @@
-//! Building blocks shared by the architectures: activations as transformers names them, and
-//! attention masks in transformers' additive form.
+//! Building blocks shared by the architectures: activations as transformers names them,
+//! attention masks in transformers' additive form, and the matrix products of mixed precision.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation;
+use burn::tensor::{FloatDType, activation};
 
 /// The additive mask value transformers uses for masked positions (`torch.finfo(float32).min`).
 pub const MASKED: f32 = f32::MIN;
@@ -95,6 +98,56 @@ pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
     x.swap_dims(1, 2).reshape([batch, seq, heads * head_dim])
 }
 
+/// The dtype the matrix products run in, process-wide (0: the parameters' own, f32).
+static MATMUL_DTYPE: AtomicU8 = AtomicU8::new(0);
+
+/// Mixed precision, like `torch.autocast`: with `Some(dtype)`, every [`linear`] layer and the two
+/// products of [`attention`] cast their operands to `dtype`, multiply, and cast the result back
+/// to f32. Parameters, LayerNorm, softmax, the loss and the optimizer stay in f32 — the f32
+/// weights are the master copy AdamW updates (a cast's gradient is cast back to the input's
+/// dtype). `None` (the default) is plain f32.
+pub fn set_matmul_dtype(dtype: Option<FloatDType>) {
+    let code = match dtype {
+        None | Some(FloatDType::F32) => 0,
+        Some(FloatDType::BF16) => 1,
+        Some(FloatDType::F16) => 2,
+        Some(FloatDType::F64) => 3,
+        Some(other) => panic!("no mixed precision in {other:?}"),
+    };
+    MATMUL_DTYPE.store(code, Ordering::Relaxed);
+}
+
+/// The dtype set by [`set_matmul_dtype`].
+pub fn matmul_dtype() -> Option<FloatDType> {
+    match MATMUL_DTYPE.load(Ordering::Relaxed) {
+        1 => Some(FloatDType::BF16),
+        2 => Some(FloatDType::F16),
+        3 => Some(FloatDType::F64),
+        _ => None,
+    }
+}
+
+/// `layer.forward(x)`, in the mixed-precision dtype when one is set.
+pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    match matmul_dtype() {
+        None => layer.forward(x),
+        Some(dtype) => burn::tensor::module::linear(
+            x.cast(dtype),
+            layer.weight.val().cast(dtype),
+            layer.bias.as_ref().map(|b| b.val().cast(dtype)),
+        )
+        .cast(FloatDType::F32),
+    }
+}
+
+/// `a.matmul(b)`, in the mixed-precision dtype when one is set.
+pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
+    match matmul_dtype() {
+        None => a.matmul(b),
+        Some(dtype) => a.cast(dtype).matmul(b.cast(dtype)).cast(FloatDType::F32),
+    }
+}
+
 /// Scaled dot-product attention with an additive mask (transformers' eager path).
 ///
 /// # Shapes
@@ -109,9 +162,9 @@ pub fn attention<B: Backend>(
     scale: f64,
     dropout: &burn::nn::Dropout,
 ) -> Tensor<B, 4> {
-    let scores = q.matmul(k.swap_dims(2, 3)) * scale + mask;
+    let scores = matmul(q, k.swap_dims(2, 3)) * scale + mask;
     let probs = dropout.forward(activation::softmax(scores, 3));
-    probs.matmul(v)
+    matmul(probs, v)
 }
 
 #[cfg(test)]

@@ -1,13 +1,8 @@
-//! Parity with Hugging Face transformers: tiny random BERT, GPT-2, Longformer and LED models and
-//! the reference outputs `scripts/make_fixtures.py` computed for them with PyTorch (transformers
-//! 5.17, eager attention, f32) must be reproduced to max |Δ| ≤ 1e-4 for every layer's hidden
-//! states, the pooled output and the logits. Another test does the same for the real
-//! all-MiniLM-L6-v2 weights in `../shared` when present.
-//! Parity with Hugging Face transformers: tiny random BERT, GPT-2, DeBERTa and DeBERTa-v2 models
-//! and the reference outputs `scripts/make_fixtures.py` computed for them with PyTorch
-//! (transformers 5.17, eager attention, f32) must be reproduced to max |Δ| ≤ 1e-4 for every
-//! layer's hidden states, the pooled output and the logits. Another test does the same for the
-//! real all-MiniLM-L6-v2 weights in `../shared` when present.
+//! Parity with Hugging Face transformers: tiny random BERT, GPT-2, DeBERTa, DeBERTa-v2,
+//! Longformer and LED models and the reference outputs `scripts/make_fixtures.py` computed for
+//! them with PyTorch (transformers 5.17, eager attention, f32) must be reproduced to
+//! max |Δ| ≤ 1e-4 for every layer's hidden states, the pooled output and the logits. Another test
+//! does the same for the real all-MiniLM-L6-v2 weights in `../shared` when present.
 
 #![allow(clippy::print_stderr)] // skipped tests say why on stderr
 

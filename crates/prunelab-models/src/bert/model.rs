@@ -139,9 +139,9 @@ impl<B: Backend> BertSelfAttention<B> {
     /// - output: `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
         let heads = self.num_heads;
-        let q = layers::split_heads(self.query.forward(x.clone()), heads);
-        let k = layers::split_heads(self.key.forward(x.clone()), heads);
-        let v = layers::split_heads(self.value.forward(x), heads);
+        let q = layers::split_heads(layers::linear(&self.query, x.clone()), heads);
+        let k = layers::split_heads(layers::linear(&self.key, x.clone()), heads);
+        let v = layers::split_heads(layers::linear(&self.value, x), heads);
         let head_dim = q.dims()[3];
         let scale = 1.0 / (head_dim as f64).sqrt();
         layers::merge_heads(layers::attention(q, k, v, mask, scale, &self.dropout))
@@ -206,10 +206,10 @@ impl<B: Backend> BertLayer<B> {
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
         let out = &self.attention.output;
         let attn = self.attention.self_attn.forward(x.clone(), mask);
-        let x = out.layer_norm.forward(out.dropout.forward(out.dense.forward(attn)) + x);
-        let inner = self.intermediate.act.forward(self.intermediate.dense.forward(x.clone()));
+        let x = out.layer_norm.forward(out.dropout.forward(layers::linear(&out.dense, attn)) + x);
+        let inner = self.intermediate.act.forward(layers::linear(&self.intermediate.dense, x.clone()));
         let out = &self.output;
-        out.layer_norm.forward(out.dropout.forward(out.dense.forward(inner)) + x)
+        out.layer_norm.forward(out.dropout.forward(layers::linear(&out.dense, inner)) + x)
     }
 }
 
@@ -233,7 +233,7 @@ impl<B: Backend> BertPooler<B> {
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
         let [batch, _, h] = hidden.dims();
         let first = hidden.narrow(1, 0, 1).reshape([batch, h]);
-        activation::tanh(self.dense.forward(first))
+        activation::tanh(layers::linear(&self.dense, first))
     }
 }
 

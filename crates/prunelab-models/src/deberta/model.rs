@@ -264,7 +264,7 @@ impl<B: Backend> DisentangledSelfAttention<B> {
         rel: Option<&RelativeInputs<B>>,
     ) -> Tensor<B, 3> {
         let heads = self.num_heads;
-        let qkv = layers::split_heads(self.in_proj.forward(x), heads);
+        let qkv = layers::split_heads(layers::linear(&self.in_proj, x), heads);
         let d = qkv.dims()[3] / 3;
         let per_head = |p: &Param<Tensor<B, 1>>| p.val().reshape([1, heads, 1, d]);
         let q = qkv.clone().narrow(3, 0, d) + per_head(&self.q_bias);
@@ -314,7 +314,7 @@ pub struct DebertaSelfOutput<B: Backend> {
 impl<B: Backend> DebertaSelfOutput<B> {
     /// `LayerNorm(dropout(dense(x)) + residual)`.
     pub fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.layer_norm.forward(self.dropout.forward(self.dense.forward(x)) + residual)
+        self.layer_norm.forward(self.dropout.forward(layers::linear(&self.dense, x)) + residual)
     }
 }
 
@@ -340,7 +340,7 @@ pub struct DebertaIntermediate<B: Backend> {
 impl<B: Backend> DebertaIntermediate<B> {
     /// `act(dense(x))`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.act.forward(self.dense.forward(x))
+        self.act.forward(layers::linear(&self.dense, x))
     }
 }
 
@@ -358,7 +358,7 @@ pub struct DebertaOutput<B: Backend> {
 impl<B: Backend> DebertaOutput<B> {
     /// `LayerNorm(dropout(dense(x)) + residual)`.
     pub fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.layer_norm.forward(self.dropout.forward(self.dense.forward(x)) + residual)
+        self.layer_norm.forward(self.dropout.forward(layers::linear(&self.dense, x)) + residual)
     }
 }
 
@@ -459,7 +459,7 @@ impl<B: Backend> ContextPooler<B> {
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
         let [batch, _, h] = hidden.dims();
         let first = self.dropout.forward(hidden.narrow(1, 0, 1).reshape([batch, h]));
-        self.act.forward(self.dense.forward(first))
+        self.act.forward(layers::linear(&self.dense, first))
     }
 }
 

@@ -129,9 +129,9 @@ impl<B: Backend> DebertaV2SelfAttention<B> {
         rel: Option<&RelativeInputs<B>>,
     ) -> Tensor<B, 3> {
         let heads = self.num_heads;
-        let q = layers::split_heads(self.query_proj.forward(x.clone()), heads);
-        let k = layers::split_heads(self.key_proj.forward(x.clone()), heads);
-        let v = layers::split_heads(self.value_proj.forward(x), heads);
+        let q = layers::split_heads(layers::linear(&self.query_proj, x.clone()), heads);
+        let k = layers::split_heads(layers::linear(&self.key_proj, x.clone()), heads);
+        let v = layers::split_heads(layers::linear(&self.value_proj, x), heads);
         let scale = relative::scaled_size_sqrt(q.dims()[3], self.scale_factor);
         let mut scores = q.clone().matmul(k.clone().swap_dims(2, 3).div_scalar(scale));
         if let Some(bias) = rel.and_then(|rel| self.relative_scores(q, k, rel, scale)) {

@@ -92,12 +92,12 @@ impl<B: Backend> Gpt2Attention<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, hidden]`; `mask`: `[batch, 1, seq, seq]` additive
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
-        let mut qkv = self.c_attn.forward(x).chunk(3, 2).into_iter().map(|t| layers::split_heads(t, self.num_heads));
+        let mut qkv = layers::linear(&self.c_attn, x).chunk(3, 2).into_iter().map(|t| layers::split_heads(t, self.num_heads));
         let (Some(q), Some(k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
             unreachable!("chunk(3) yields three tensors")
         };
         let context = layers::merge_heads(layers::attention(q, k, v, mask, self.scale, &self.attn_dropout));
-        self.resid_dropout.forward(self.c_proj.forward(context))
+        self.resid_dropout.forward(layers::linear(&self.c_proj, context))
     }
 }
 
@@ -134,8 +134,8 @@ impl<B: Backend> Gpt2Block<B> {
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x), mask);
         let mlp = &self.mlp;
-        let inner = mlp.act.forward(mlp.c_fc.forward(self.ln_2.forward(x.clone())));
-        x + mlp.dropout.forward(mlp.c_proj.forward(inner))
+        let inner = mlp.act.forward(layers::linear(&mlp.c_fc, self.ln_2.forward(x.clone())));
+        x + mlp.dropout.forward(layers::linear(&mlp.c_proj, inner))
     }
 }
 

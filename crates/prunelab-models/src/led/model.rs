@@ -155,8 +155,8 @@ impl<B: Backend> LedEncoderLayer<B> {
     pub fn forward(&self, x: Tensor<B, 3>, pattern: &AttentionPattern<B>) -> Tensor<B, 3> {
         let attn = self.self_attn.output.forward(self.self_attn.longformer_self_attn.forward(x.clone(), pattern));
         let x = self.self_attn_layer_norm.forward(x + self.dropout.forward(attn));
-        let inner = self.activation_dropout.forward(self.act.forward(self.fc1.forward(x.clone())));
-        self.final_layer_norm.forward(x + self.dropout.forward(self.fc2.forward(inner)))
+        let inner = self.activation_dropout.forward(self.act.forward(layers::linear(&self.fc1, x.clone())));
+        self.final_layer_norm.forward(x + self.dropout.forward(layers::linear(&self.fc2, inner)))
     }
 }
 
@@ -231,11 +231,11 @@ impl<B: Backend> LedDecoderAttention<B> {
     ///   `[batch, heads, tgt, src]`
     pub fn forward(&self, x: Tensor<B, 3>, kv: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
         let heads = self.num_heads;
-        let q = layers::split_heads(self.q_proj.forward(x), heads);
-        let k = layers::split_heads(self.k_proj.forward(kv.clone()), heads);
-        let v = layers::split_heads(self.v_proj.forward(kv), heads);
+        let q = layers::split_heads(layers::linear(&self.q_proj, x), heads);
+        let k = layers::split_heads(layers::linear(&self.k_proj, kv.clone()), heads);
+        let v = layers::split_heads(layers::linear(&self.v_proj, kv), heads);
         let scale = 1.0 / (q.dims()[3] as f64).sqrt();
-        self.out_proj.forward(layers::merge_heads(layers::attention(q, k, v, mask, scale, &self.dropout)))
+        layers::linear(&self.out_proj, layers::merge_heads(layers::attention(q, k, v, mask, scale, &self.dropout)))
     }
 }
 
@@ -280,8 +280,8 @@ impl<B: Backend> LedDecoderLayer<B> {
         let x = self.self_attn_layer_norm.forward(x + self.dropout.forward(attn));
         let attn = self.encoder_attn.forward(x.clone(), encoder, cross);
         let x = self.encoder_attn_layer_norm.forward(x + self.dropout.forward(attn));
-        let inner = self.activation_dropout.forward(self.act.forward(self.fc1.forward(x.clone())));
-        self.final_layer_norm.forward(x + self.dropout.forward(self.fc2.forward(inner)))
+        let inner = self.activation_dropout.forward(self.act.forward(layers::linear(&self.fc1, x.clone())));
+        self.final_layer_norm.forward(x + self.dropout.forward(layers::linear(&self.fc2, inner)))
     }
 }
 
@@ -420,8 +420,8 @@ impl<B: Backend> LedForSequenceClassification<B> {
         let [_, _, d] = last.dims();
         let pooled = last.gather(1, last_eos.reshape([batch, 1, 1]).expand([batch, 1, d])).reshape([batch, d]);
         let head = &self.classification_head;
-        let x = activation::tanh(head.dense.forward(head.dropout.forward(pooled)));
-        let logits = head.out_proj.forward(head.dropout.forward(x));
+        let x = activation::tanh(layers::linear(&head.dense, head.dropout.forward(pooled)));
+        let logits = layers::linear(&head.out_proj, head.dropout.forward(x));
         crate::ClassifierOutput { logits, hidden_states, pooled: None }
     }
 

@@ -124,11 +124,11 @@ impl<B: Backend> LongformerSelfAttention<B> {
         let heads = self.num_heads;
         let w = self.one_sided_window;
         let chunks = seq / w;
-        let q = layers::split_heads(self.query.forward(x.clone()), heads);
+        let q = layers::split_heads(layers::linear(&self.query, x.clone()), heads);
         let head_dim = q.dims()[3];
         let q = q / (head_dim as f64).sqrt();
-        let k = layers::split_heads(self.key.forward(x.clone()), heads);
-        let v = layers::split_heads(self.value.forward(x.clone()), heads);
+        let k = layers::split_heads(layers::linear(&self.key, x.clone()), heads);
+        let v = layers::split_heads(layers::linear(&self.value, x.clone()), heads);
         let device = x.device();
 
         // Local scores: query block c against key blocks c-1, c, c+1.
@@ -188,11 +188,11 @@ impl<B: Backend> LongformerSelfAttention<B> {
         let globals = g.select.dims()[2];
         let heads = self.num_heads;
         let x_global = g.select.clone().swap_dims(1, 2).matmul(x.clone()); // [batch, globals, hidden]
-        let q = layers::split_heads(self.query_global.forward(x_global), heads);
+        let q = layers::split_heads(layers::linear(&self.query_global, x_global), heads);
         let head_dim = q.dims()[3];
         let q = q / (head_dim as f64).sqrt();
-        let k = layers::split_heads(self.key_global.forward(x.clone()), heads);
-        let v = layers::split_heads(self.value_global.forward(x), heads);
+        let k = layers::split_heads(layers::linear(&self.key_global, x.clone()), heads);
+        let v = layers::split_heads(layers::linear(&self.value_global, x), heads);
         let padding =
             pattern.masked.clone().equal_elem(1.0).reshape([batch, 1, 1, seq]).expand([batch, heads, globals, seq]);
         let scores = q.matmul(k.swap_dims(2, 3)).mask_fill(padding, MASKED);

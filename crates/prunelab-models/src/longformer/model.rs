@@ -7,7 +7,7 @@ use burn::tensor::activation;
 
 use super::LongformerConfig;
 use super::attention::{AttentionPattern, LongformerSelfAttention};
-use crate::layers::Activation;
+use crate::layers::{self, Activation};
 
 impl LongformerConfig {
     fn layer_norm<B: Backend>(&self, device: &B::Device) -> LayerNorm<B> {
@@ -181,10 +181,10 @@ impl<B: Backend> LongformerLayer<B> {
     pub fn forward(&self, x: Tensor<B, 3>, pattern: &AttentionPattern<B>) -> Tensor<B, 3> {
         let out = &self.attention.output;
         let attn = self.attention.self_attn.forward(x.clone(), pattern);
-        let x = out.layer_norm.forward(out.dropout.forward(out.dense.forward(attn)) + x);
-        let inner = self.intermediate.act.forward(self.intermediate.dense.forward(x.clone()));
+        let x = out.layer_norm.forward(out.dropout.forward(layers::linear(&out.dense, attn)) + x);
+        let inner = self.intermediate.act.forward(layers::linear(&self.intermediate.dense, x.clone()));
         let out = &self.output;
-        out.layer_norm.forward(out.dropout.forward(out.dense.forward(inner)) + x)
+        out.layer_norm.forward(out.dropout.forward(layers::linear(&out.dense, inner)) + x)
     }
 }
 
@@ -271,7 +271,7 @@ impl<B: Backend> LongformerClassificationHead<B> {
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
         let [batch, _, h] = hidden.dims();
         let first = self.dropout.forward(hidden.narrow(1, 0, 1).reshape([batch, h]));
-        self.out_proj.forward(self.dropout.forward(activation::tanh(self.dense.forward(first))))
+        layers::linear(&self.out_proj, self.dropout.forward(activation::tanh(layers::linear(&self.dense, first))))
     }
 }
 
