@@ -136,23 +136,54 @@ pub struct FinetuneArgs {
     no_test_predictions: bool,
 }
 
-struct Bars {
-    bar: ProgressBar,
+/// Why a panic stopped training, for the result file: "out of memory: …" when the backend ran
+/// out of memory, else "the backend panicked: …".
+fn panic_reason(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned());
+    let lower = message.to_lowercase();
+    if ["out of memory", "outofmemory", "out_of_memory", "oom"].iter().any(|k| lower.contains(k)) {
+        format!("out of memory: {message}")
+    } else {
+        format!("the backend panicked: {message}")
+    }
 }
 
-impl Reporter for Bars {
+/// `PRUNELAB_FAULT=oom@STEP` makes the step STEP (counted from 1 over the run) panic as a backend
+/// that ran out of memory does: a fault-injection hook for the tests of what a failed run leaves.
+fn injected_fault_step() -> Option<usize> {
+    std::env::var("PRUNELAB_FAULT").ok()?.strip_prefix("oom@")?.parse().ok()
+}
+
+struct Bars<'a> {
+    bar: ProgressBar,
+    steps: usize,
+    fault_at: Option<usize>,
+    /// Each epoch's dev scores as they come, for the result of a run that fails later.
+    evals: &'a std::cell::RefCell<Vec<serde_json::Value>>,
+}
+
+impl Reporter for Bars<'_> {
     fn on_epoch_start(&mut self, epoch: usize, steps: usize) {
         self.bar.set_length(steps as u64);
         self.bar.set_position(0);
         self.bar.set_prefix(format!("epoch {epoch}"));
     }
     fn on_step(&mut self, _step: usize, loss: Option<f32>, lr: f64) {
+        self.steps += 1;
+        if self.fault_at == Some(self.steps) {
+            panic!("injected fault (PRUNELAB_FAULT): CUDA_ERROR_OUT_OF_MEMORY: out of memory at step {}", self.steps);
+        }
         self.bar.inc(1);
         if let Some(loss) = loss {
             self.bar.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
         }
     }
     fn on_eval(&mut self, epoch: usize, scores: &prunelab_glue::Scores) {
+        self.evals.borrow_mut().push(json!({"epoch": epoch, "eval": scores}));
         self.bar.println(format!(
             "epoch {epoch}: dev accuracy {:.4}, mcc {:.4}, f1 {:.4}{}",
             scores.accuracy,
@@ -188,12 +219,17 @@ impl FinetuneArgs {
             },
             "backend": backend::NAME,
             "device": format!("{:?}", backend::device()),
-            "precision": "f32",
+            "precision": backend::precision_name(),
             "prunelab_commit": env!("PRUNELAB_GIT_COMMIT"),
             "burn_version": "0.21.0",
             "started_unix": started_at,
         });
-        match self.train(&mut record, quiet) {
+        // A panic inside the backend (CUDA out of memory, a kernel that cannot launch) becomes a
+        // failed result like any other error, so a grid keeps what it knows and goes on.
+        let evals = std::cell::RefCell::new(Vec::new());
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.train(&mut record, &evals, quiet)))
+            .unwrap_or_else(|payload| Err(anyhow::anyhow!(panic_reason(payload.as_ref()))));
+        match outcome {
             Ok(()) => {
                 record["status"] = json!("finished");
                 write_atomic(&result_path, &serde_json::to_vec_pretty(&record)?)?;
@@ -202,13 +238,22 @@ impl FinetuneArgs {
             Err(err) => {
                 record["status"] = json!("failed");
                 record["reason"] = json!(format!("{err:#}"));
+                // What the run learned before it failed is kept.
+                if record.get("epochs").is_none() && !evals.borrow().is_empty() {
+                    record["epochs_evaluated"] = json!(*evals.borrow());
+                }
                 write_atomic(&result_path, &serde_json::to_vec_pretty(&record)?)?;
                 Err(err.context(format!("run failed; see {}", result_path.display())))
             }
         }
     }
 
-    fn train(&self, record: &mut serde_json::Value, quiet: bool) -> Result<()> {
+    fn train(
+        &self,
+        record: &mut serde_json::Value,
+        evals: &std::cell::RefCell<Vec<serde_json::Value>>,
+        quiet: bool,
+    ) -> Result<()> {
         let spec = self.task.spec();
         let files = common::model_files(&self.model, &self.revision)?;
         let tokenizer = common::tokenizer_file(self.tokenizer.as_deref(), &files)?;
@@ -288,7 +333,7 @@ impl FinetuneArgs {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        let mut reporter = Bars { bar };
+        let mut reporter = Bars { bar, steps: 0, fault_at: injected_fault_step(), evals };
         let outcome = fine_tune(
             loaded.model,
             &train_enc,

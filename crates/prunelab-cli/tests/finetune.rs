@@ -101,6 +101,51 @@ fn a_diverging_run_is_recorded_as_failed_and_exits_non_zero() {
     );
 }
 
+/// A backend that runs out of memory mid-run panics; the run still writes a result marked failed,
+/// with the reason and the epochs evaluated before, and exits 1. (`PRUNELAB_FAULT=oom@STEP` is the
+/// fault-injection hook; the fixture run has 2 steps per epoch (3 examples, batches of 2), so step 3 is the first of epoch 2.)
+#[test]
+fn running_out_of_memory_is_recorded_as_failed_keeping_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prunelab"))
+        .args([
+            "finetune",
+            &path("../prunelab-models/tests/fixtures/bert-tiny"),
+            "--task",
+            "sst2",
+            "--data-dir",
+            &path("../prunelab-glue/tests/fixtures/glue"),
+            "--tokenizer",
+            &path("../prunelab-glue/tests/fixtures/wordlevel-tokenizer.json"),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "2",
+            "--max-length",
+            "32",
+            "-q",
+            "--out",
+        ])
+        .arg(dir.path())
+        .env_remove("RUST_LOG")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("PRUNELAB_FAULT", "oom@3")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("run failed; see") && stderr.contains("out of memory"), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
+    assert_eq!(r["status"], "failed");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.starts_with("out of memory: ") && reason.contains("at step 3"), "{reason}");
+    assert_eq!(r["hyperparameters"]["num_train_epochs"], 2, "what was known before the fault is kept: {r}");
+    let evaluated = r["epochs_evaluated"].as_array().expect("the first epoch's evaluation is kept");
+    assert_eq!(evaluated.len(), 1, "{r}");
+    assert_eq!(evaluated[0]["epoch"], 1);
+    assert!(evaluated[0]["eval"]["accuracy"].is_number(), "{r}");
+}
+
 /// A checkpoint without a head gets a new one from the seeded generator: two processes with the
 /// same seed give the same run (the grid driver compares resumed runs with uninterrupted ones).
 #[test]
