@@ -8,6 +8,8 @@
 #   bash bench/device.sh probe      # cold and warm time to first step, step speed, torch speed
 #   bash bench/device.sh accuracy   # issue 5's check: MiniLM SST-2/CoLA dense and 90 %, both tools
 #   bash bench/device.sh bench      # cargo xtask bench with prebuilt binaries (.device/bin/xtask)
+#   bash bench/device.sh minilm     # issue 6: the minilm preset, resumable across calls (see below)
+#   bash bench/device.sh speed      # f32 vs bf16 mixed precision, prunelab and torch, side by side
 #   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
 set -uo pipefail
 OUT=${OUT:?set OUT}
@@ -15,6 +17,11 @@ export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
 mkdir -p "$OUT/logs"
 BIN=/tmp/prunelab
 if [ -e .device/bin/prunelab.xz ]; then xz -dc .device/bin/prunelab.xz > "$BIN" && chmod +x "$BIN"; fi
+# Compressed to fit the 64 MiB carry: the xtask binary and the MiniLM weights.
+if [ -e .device/bin/xtask.xz ]; then xz -dc .device/bin/xtask.xz > .device/bin/xtask && chmod +x .device/bin/xtask; fi
+if [ -e .device/minilm/model.fp16.safetensors.xz ] && [ ! -e .device/minilm/model.fp16.safetensors ]; then
+  xz -dc .device/minilm/model.fp16.safetensors.xz > .device/minilm/model.fp16.safetensors && rm .device/minilm/model.fp16.safetensors.xz
+fi
 KCACHE=/tmp/kernels
 mkdir -p "$KCACHE"
 if [ -f .device/kernels.tgz ]; then tar xzf .device/kernels.tgz -C "$KCACHE"; fi
@@ -55,6 +62,32 @@ save_cache() { tar czf "$OUT/kernels.tgz" -C "$KCACHE" . && du -sh "$OUT/kernels
 pack() {
   (cd "$OUT" && find . -name model -type d -prune -exec rm -rf {} + && find . -name '*.safetensors' -size +5M -delete && tar czf /tmp/results.tgz --exclude=kernels.tgz . \
     && find . -mindepth 1 -maxdepth 1 ! -name kernels.tgz -exec rm -rf {} + && mv /tmp/results.tgz results.tgz)
+}
+
+# Mixed precision's speed, side by side: prunelab f32 and bf16-mixed, torch f32 and bf16
+# autocast, fine-tune (batch 32 × 128) and eval (batch 64 × 128), GPT-2 small and MiniLM, one
+# at a time. Records in $OUT/speed/*.json.
+speed_mixed() {
+  mkdir -p "$OUT/speed"
+  local cache=${RUN:-/tmp}/kernels
+  [ -d "$cache" ] || cache=$KCACHE
+  "$BIN" --quiet bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  for m in gpt2-small:/tmp/gpt2-small minilm:$MODEL; do
+    local name=${m%%:*} dir=${m#*:}
+    for p in f32 bf16; do
+      timeout 60 "$BIN" --quiet --kernel-cache "$cache" --precision "$p" bench train "$dir" --batch-size 32 --seq-len 128 --steps 50 \
+        > "$OUT/speed/prunelab-train-$name-$p.json" 2>> "$OUT/logs/speed.log"
+      timeout 45 "$BIN" --quiet --kernel-cache "$cache" --precision "$p" bench infer "$dir" \
+        > "$OUT/speed/prunelab-infer-$name-$p.json" 2>> "$OUT/logs/speed.log"
+      timeout 60 python3 bench/torch_bench.py train "$dir" --steps 50 --precision "$p" \
+        > "$OUT/speed/torch-train-$name-$p.json" 2>> "$OUT/logs/speed.log"
+      timeout 45 python3 bench/torch_bench.py infer "$dir" --precision "$p" \
+        > "$OUT/speed/torch-infer-$name-$p.json" 2>> "$OUT/logs/speed.log"
+    done
+  done
+  for f in "$OUT"/speed/*.json; do
+    echo "$(basename "$f" .json): $(python3 -c "import json,sys;l=[x for x in open(sys.argv[1]) if x.startswith('{')];r=json.loads(l[-1]);print(round(r.get('samples_per_second',0),1), 'samples/s', r.get('precision',''))" "$f" 2>&1 | tail -n 1)"
+  done
 }
 
 case ${1:-} in
@@ -100,6 +133,56 @@ case ${1:-} in
     echo "bench: exit $?"; tail -n 40 "$OUT/logs/bench.log"
     save_cache
     ;;
+  minilm)
+    # issue 6: `cargo xtask reproduce --preset minilm` with --jobs cells at once, resumable across
+    # calls: .device/minilm-run.tgz (the previous call's results) is unpacked first, and the
+    # driver is killed (its whole process group) RUN_LIMIT seconds in, so that the finished cells
+    # come back; killed cells run again from the start in the next call.
+    info
+    RUN=$OUT/minilm-run
+    mkdir -p "$RUN/kernels"
+    if [ -f .device/minilm-run.tgz ]; then tar xzf .device/minilm-run.tgz -C "$RUN"; fi
+    if [ -f .device/kernels.tgz ] && [ -z "$(ls -A "$RUN/kernels")" ]; then tar xzf .device/kernels.tgz -C "$RUN/kernels"; fi
+    # Alongside (the GPU has room): issue 5's SST-2 check again in bf16 mixed precision.
+    if [ -n "${WITH_BF16:-}" ]; then
+      PER_RUN_CACHE=1 pl sst2-dense-bf16 sst2 "${RECIPE[@]}" --precision bf16 &
+      PER_RUN_CACHE=1 pl sst2-global90-bf16 sst2 "${RECIPE[@]}" --scheme global-l1 --amount 0.9 --precision bf16 &
+    fi
+    grid=(--preset minilm)
+    if [ -n "${GRID:-}" ]; then grid=(--grid "$GRID"); fi
+    setsid .device/bin/xtask reproduce "${grid[@]}" --backend cuda --bin "$BIN" --data-dir "$GLUE" \
+      --model-dir "sentence-transformers/all-MiniLM-L6-v2=$MODEL" --out "$RUN" --jobs "${JOBS:-12}" \
+      > "$OUT/logs/reproduce.log" 2>&1 &
+    driver=$!
+    (sleep "${RUN_LIMIT:-530}"; kill -KILL -- "-$driver" 2>/dev/null) &
+    watcher=$!
+    wait "$driver"; echo "reproduce: exit $? after ${SECONDS} s"
+    kill "$watcher" 2>/dev/null
+    grep -E "cells in|finished|FAILED|done in" "$OUT/logs/reproduce.log" | tail -n 60
+    echo "results: $(find "$RUN/runs" -name result.json | wc -l)"
+    rm -rf "$RUN"/kernels-*
+    wait
+    if [ -n "${WITH_SPEED:-}" ]; then speed_mixed; fi
+    tar czf "$OUT/kernels.tgz" -C "$RUN/kernels" . && rm -rf "$RUN/kernels"
+    ;;
+  speed)
+    info
+    speed_mixed
+    save_cache
+    ;;
+  mixed)
+    # Issue 5/7 in bf16 mixed precision: the SST-2 recipe (dense and 90 % global L1) in bf16,
+    # both runs at once, then the speed table of speed_mixed.
+    info
+    PER_RUN_CACHE=1
+    RUN_LIMIT=${RUN_LIMIT:-370}
+    pl sst2-dense-bf16 sst2 "${RECIPE[@]}" --precision bf16 &
+    pl sst2-global90-bf16 sst2 "${RECIPE[@]}" --scheme global-l1 --amount 0.9 --precision bf16 &
+    wait
+    cp -r "$KCACHE-sst2-dense-bf16/." "$KCACHE/"
+    speed_mixed
+    save_cache
+    ;;
   fixtures)
     # bench/device.sh fixtures SCRIPT GROUP... (SCRIPT: a make_fixtures.py, e.g. a branch's copy)
     shift
@@ -109,7 +192,7 @@ case ${1:-} in
     echo "fixtures: exit $?"; tail -n 30 "$OUT/logs/fixtures.log"
     ;;
   *)
-    echo "usage: bench/device.sh probe|accuracy|bench|fixtures GROUP..." >&2
+    echo "usage: bench/device.sh probe|accuracy|bench|minilm|speed|mixed|fixtures GROUP..." >&2
     exit 2
     ;;
 esac
