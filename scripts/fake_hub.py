@@ -75,6 +75,7 @@ def main():
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            self.log_message("%s: bytes %d-%d of %d", m.group(1), start, end, size)
             self.send_response(206 if rng else 200)
             self.send_header("X-Repo-Commit", COMMIT)
             self.send_header("ETag", f'"{sha}"')

@@ -4,26 +4,28 @@
 # results as the first and that no file it left is partial or corrupt.
 #
 #   scripts/kill_resume.sh --model-dir DIR --data-dir GLUE [--kills 20] [--work DIR] [--seed N]
-#                          [--no-hub]
+#                          [--no-hub] [--reuse-ref] [--check-only]
 #
 # By default the model is not read from DIR directly: scripts/fake_hub.py serves DIR's files as
 # the Hub repository sentence-transformers/all-MiniLM-L6-v2 (throttled to 3 MB/s, so the 45 MB
 # download takes ~15 s), and each run downloads it through prunelab's Hub path (hf-hub, HF_ENDPOINT)
 # into a Hugging Face cache of its own: kills land in the download too, and the cache is checked
 # at the end (no partial file, every blob's sha256 equal to its name). --no-hub passes
-# --model-dir instead.
+# --model-dir instead. --reuse-ref keeps the uninterrupted run of an earlier call in the same
+# work dir; --check-only runs only the final checks on the work dir of an earlier call.
 #
 # DIR is a BERT-family checkpoint directory (e.g. ../shared/models/all-MiniLM-L6-v2), GLUE the
 # GLUE TSV directory. The grid (kill-resume.toml, written into the work dir) is the quick preset
-# made smaller and wider: MiniLM, SST-2 and CoLA, dense plus global and layer-wise L1 at 50 and
-# 90 % (10 cells), 32 training and 32 dev rows, 1 epoch — short cells, so that the kills land in
-# every phase of many cells.
+# made smaller and wider: MiniLM, SST-2 and CoLA, dense plus global L1, layer-wise L1 and random
+# at 50 and 90 % (14 cells), 32 training and 32 dev rows, 1 epoch — short cells, so that the
+# kills land in every phase of many cells.
 #
 # Half of the kills hit the whole process group (driver and the running `prunelab finetune`, as a
 # machine losing power would); the other half hit the driver alone (as `kill -9 PID` or the OOM
 # killer would), leaving its child running: the next driver must wait for that child's lock and
-# use its result. Kill moments are drawn uniformly between 0.2 and 1.6 times the mean cell time of
-# the uninterrupted run, so kills land in every phase (start-up, inspect, load, prune, train,
+# use its result. Kill moments are drawn uniformly between 0.1 and 1.1 times the mean cell time of
+# the uninterrupted run (the first one, with the fake Hub, between 2 and 12 s: mid-download), so
+# kills land in every phase (start-up, download, inspect, load, prune, train,
 # evaluate, writing results, report) and the grid still advances between them. A run that ends
 # before its moment is not a kill: it is restarted; if the whole grid finishes before KILLS kills
 # have landed, the script says so and fails.
@@ -38,6 +40,8 @@ SEED=$RANDOM
 MODEL_DIR=
 DATA_DIR=
 HUB=1
+REUSE_REF=
+CHECK_ONLY=
 while [ $# -gt 0 ]; do
   case $1 in
     --kills) KILLS=$2; shift 2 ;;
@@ -46,6 +50,8 @@ while [ $# -gt 0 ]; do
     --model-dir) MODEL_DIR=$2; shift 2 ;;
     --data-dir) DATA_DIR=$2; shift 2 ;;
     --no-hub) HUB=; shift ;;
+    --reuse-ref) REUSE_REF=1; shift ;;
+    --check-only) CHECK_ONLY=1; shift ;;
     -h|--help) sed -n 2,20p "$0"; exit 0 ;;
     *) echo "kill_resume.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -58,6 +64,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RANDOM=$SEED
 echo "kill_resume: seed $SEED, $KILLS kills, work dir $WORK"
 
+if [ -z "$CHECK_ONLY" ]; then
 cd "$ROOT"
 cargo build --release --locked -p prunelab-cli -q
 cargo build --release --locked -p xtask -q
@@ -65,7 +72,13 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release/prunelab
 XTASK=$TARGET/release/xtask
 
-rm -rf "$WORK"
+# --reuse-ref keeps an uninterrupted run already in the work dir (and its time).
+if [ -n "$REUSE_REF" ] && [ -f "$WORK/ref.seconds" ]; then
+  rm -rf "$WORK/killed" "$WORK/killed-hf" "$WORK/killed.log"
+else
+  rm -rf "$WORK"
+  REUSE_REF=
+fi
 mkdir -p "$WORK"
 cat > "$WORK/kill-resume.toml" <<'EOF'
 name = "kill-resume"
@@ -76,6 +89,8 @@ amounts = [0.5, 0.9]
 scheme = "global-l1"
 [[arms]]
 scheme = "layer-l1"
+[[arms]]
+scheme = "random"
 [train]
 epochs = 1
 lr = 1e-4
@@ -106,10 +121,13 @@ reproduce() { # OUT: one driver run in the background, in a process group of its
 }
 
 # 1. The uninterrupted run.
-start=$(date +%s.%N)
-reproduce ref
-wait "$PID" || { echo "the uninterrupted run failed; see $WORK/ref.log" >&2; exit 1; }
-ref_s=$(echo "$(date +%s.%N) - $start" | bc)
+if [ -z "$REUSE_REF" ]; then
+  start=$(date +%s.%N)
+  reproduce ref
+  wait "$PID" || { echo "the uninterrupted run failed; see $WORK/ref.log" >&2; exit 1; }
+  echo "$(date +%s.%N) - $start" | bc > "$WORK/ref.seconds"
+fi
+ref_s=$(cat "$WORK/ref.seconds")
 cells=$(find "$WORK/ref/runs" -name result.json | wc -l)
 cell_s=$(echo "$ref_s / $cells" | bc -l)
 printf 'uninterrupted: %d cells in %.1f s (%.1f s per cell)\n' "$cells" "$ref_s" "$cell_s"
@@ -126,7 +144,12 @@ errors=0
 while [ "$k" -lt "$KILLS" ]; do
   reproduce killed
   pid=$PID
-  delay=$(echo "$cell_s * (0.1 + 1.2 * $RANDOM / 32767)" | bc -l)
+  if [ "$k" -eq 0 ] && [ -n "$HUB" ]; then
+    # The first kill lands in the download (45 MB at 3 MB/s: ~15 s from the start).
+    delay=$(echo "2 + 10 * $RANDOM / 32767" | bc -l)
+  else
+    delay=$(echo "$cell_s * (0.1 + 1.0 * $RANDOM / 32767)" | bc -l)
+  fi
   sleep "$delay"
   if ! kill -0 "$pid" 2>/dev/null; then
     if wait "$pid"; then
@@ -147,13 +170,15 @@ while [ "$k" -lt "$KILLS" ]; do
     kill -KILL "$pid" 2>/dev/null || true
   fi
   wait "$pid" 2>/dev/null || true
-  done_now=$(grep -l '"finished"' "$WORK"/killed/runs/*/*/*/*/*/result.json 2>/dev/null | wc -l)
+  done_now=$( (grep -l '"finished"' "$WORK"/killed/runs/*/*/*/*/*/result.json 2>/dev/null || true) | wc -l)
   printf 'kill %2d at %5.1f s (%s; %d of %d cells finished): %s\n' "$k" "$delay" "$what" "$done_now" "$cells" "$(phase)"
   echo "--- SIGKILL ($what) ---" >> "$WORK/killed.log"
 done
 reproduce killed
 wait "$PID" || { echo "the final resumed run failed; see $WORK/killed.log" >&2; exit 1; }
 # A child orphaned by the last driver-only kill has been waited for by the final driver.
+
+fi
 
 # 3. The checks.
 python3 - "$WORK/ref" "$WORK/killed" "$WORK/killed-hf" <<'EOF'
@@ -164,6 +189,9 @@ TIMING = re.compile(r"second|latency|throughput|per_s|unix|_ms|commit")
 problems = []
 
 def strip(v):
+    if isinstance(v, str):
+        # Each run has a Hugging Face cache of its own: paths into it differ by design.
+        return v.replace(str(ref) + "-hf", "HF").replace(str(killed) + "-hf", "HF")
     if isinstance(v, dict):
         return {k: strip(x) for k, x in v.items() if not TIMING.search(k)}
     if isinstance(v, list):
@@ -234,15 +262,22 @@ for k in sorted(a.keys() & b.keys()):
         equal += 1
     else:
         problems.append(f"{k}: results differ")
-for name in ("masks.safetensors",):
-    for f in sorted(ref.glob(f"runs/**/{name}")):
-        g = killed / f.relative_to(ref)
-        if not g.is_file() or g.read_bytes() != f.read_bytes():
-            problems.append(f"{g}: not byte-equal to the uninterrupted run's")
+def safetensors_content(path):
+    """Header (metadata included, as parsed: its key order is not fixed) and data bytes."""
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+masks = 0
+for f in sorted(ref.glob("runs/**/masks.safetensors")):
+    g = killed / f.relative_to(ref)
+    masks += 1
+    if not g.is_file() or safetensors_content(g) != safetensors_content(f):
+        problems.append(f"{g}: not equal to the uninterrupted run's (tensors, header and metadata)")
 print(f"files checked: {checked}; cells with equal results (metrics, per-epoch loss and evaluation, sparsity, "
-      f"pruning): {equal} of {len(a)}")
+      f"pruning): {equal} of {len(a)}; mask files equal (tensors bit for bit, header, metadata): {masks}")
 print(f"status: {[v['status'] for v in b.values()]}")
-print("main metrics:", {k.split('/')[3] + "/" + k.split('/')[4] + "/" + k.split('/')[5]: round(v['metrics']['main'], 6) for k, v in b.items()})
+print("main metrics:", {"/".join(k.split("/")[2:6]): round(v["metrics"]["main"], 6) for k, v in b.items()})
 if problems:
     print("PROBLEMS:")
     for p in problems:
