@@ -134,7 +134,7 @@ case ${1:-} in
     save_cache
     ;;
   minilm)
-    # issue 6: `cargo xtask reproduce --preset minilm` with --jobs cells at once, resumable across
+    # issue 6: `cargo xtask reproduce --preset minilm` with --jobs cells at once (over GPUS GPUs), resumable across
     # calls: .device/minilm-run.tgz (the previous call's results) is unpacked first, and the
     # driver is killed (its whole process group) RUN_LIMIT seconds in, so that the finished cells
     # come back; killed cells run again from the start in the next call.
@@ -151,7 +151,7 @@ case ${1:-} in
     grid=(--preset minilm)
     if [ -n "${GRID:-}" ]; then grid=(--grid "$GRID"); fi
     setsid .device/bin/xtask reproduce "${grid[@]}" --backend cuda --bin "$BIN" --data-dir "$GLUE" \
-      --model-dir "sentence-transformers/all-MiniLM-L6-v2=$MODEL" --out "$RUN" --jobs "${JOBS:-12}" \
+      --model-dir "sentence-transformers/all-MiniLM-L6-v2=$MODEL" --out "$RUN" --jobs "${JOBS:-12}" --gpus "${GPUS:-1}" \
       > "$OUT/logs/reproduce.log" 2>&1 &
     driver=$!
     (sleep "${RUN_LIMIT:-530}"; kill -KILL -- "-$driver" 2>/dev/null) &

@@ -59,6 +59,10 @@ pub struct ReproduceArgs {
     /// idle, so several cells share it well; on a CPU, 1 is best
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     jobs: u32,
+    /// Spread the --jobs over N GPUs of this machine: the k-th concurrent slot runs on GPU k mod N
+    /// (through CUDA_VISIBLE_DEVICES, which may already narrow the GPUs; cuda backend only)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    gpus: u32,
     /// f32, or bf16 mixed precision (matrix products in bf16, f32 master weights; cuda only)
     #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
     precision: String,
@@ -94,6 +98,7 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
             }
         }
     }
+    let gpus = gpu_assignment(&args, &backend)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let _lock = lock(&args.out)?;
     check_disk(&args.out, grid.cells().len())?;
@@ -182,7 +187,7 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
     let failed = if args.jobs == 1 {
         run_one_at_a_time(&args, &bin, &grid, &kernels, cells.len(), &todo)?
     } else {
-        run_in_parallel(&args, &bin, &grid, &kernels, cells.len(), todo)?
+        run_in_parallel(&args, &bin, &grid, &kernels, &gpus, cells.len(), todo)?
     };
     say(&format!("cells done in {}", minutes(started.elapsed().as_secs_f64())));
 
@@ -237,11 +242,13 @@ fn run_one_at_a_time(
 /// Up to `--jobs` cells at once, the longest first (largest training set), each writing its output
 /// to `<out>/logs/<cell>.log` and compiling into a kernel cache of its own (`kernels`, then
 /// `kernels-1`, ... seeded from `kernels`): CubeCL's cache files are not shared between processes.
+/// With `--gpus`, slot k runs on `gpus[k % gpus.len()]`.
 fn run_in_parallel(
     args: &ReproduceArgs,
     bin: &Path,
     grid: &Grid,
     kernels: &Path,
+    gpus: &[String],
     total: usize,
     mut todo: Vec<&(Cell, String)>,
 ) -> Result<usize> {
@@ -276,12 +283,19 @@ fn run_in_parallel(
             let slot = free.pop().expect("a free slot");
             let log_path = logs.join(format!("{}.log", cell.slug()));
             let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-            let child = finetune_command(args, bin, grid, &caches[slot], cell, spec)
+            let mut cmd = finetune_command(args, bin, grid, &caches[slot], cell, spec);
+            let mut on = String::new();
+            if !gpus.is_empty() {
+                let gpu = &gpus[slot % gpus.len()];
+                cmd.env("CUDA_VISIBLE_DEVICES", gpu);
+                on = format!(" on GPU {gpu}");
+            }
+            let child = cmd
                 .stdout(log.try_clone().with_context(|| format!("opening {}", log_path.display()))?)
                 .stderr(log)
                 .spawn()
                 .with_context(|| format!("running {}", bin.display()))?;
-            say(&format!("  started {} (log {})", cell.label(), log_path.display()));
+            say(&format!("  started {}{on} (log {})", cell.label(), log_path.display()));
             running.push((child, slot, cell));
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
@@ -311,15 +325,39 @@ fn run_in_parallel(
     Ok(failed)
 }
 
+/// The `CUDA_VISIBLE_DEVICES` value of each GPU that `--gpus N` spreads the jobs over (empty for
+/// the default of one GPU, where the environment is left as it is): the first N of those already
+/// visible (the caller's `CUDA_VISIBLE_DEVICES`, else `nvidia-smi -L`'s indices).
+fn gpu_assignment(args: &ReproduceArgs, backend: &str) -> Result<Vec<String>> {
+    let n = args.gpus as usize;
+    if n == 1 {
+        return Ok(Vec::new());
+    }
+    if backend != "cuda" {
+        bail!("--gpus {n} needs the cuda backend (--backend {} resolved to {backend})", args.backend);
+    }
+    if (args.jobs as usize) < n {
+        bail!("--gpus {n} with --jobs {}: give at least one job per GPU (--jobs {n} or more)", args.jobs);
+    }
+    let visible: Vec<String> = match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(list) if !list.trim().is_empty() => list.split(',').map(|d| d.trim().to_owned()).collect(),
+        _ => {
+            let out = Command::new("nvidia-smi")
+                .arg("-L")
+                .output()
+                .context("--gpus: running `nvidia-smi -L` to count the GPUs")?;
+            let listing = String::from_utf8_lossy(&out.stdout);
+            (0..listing.lines().filter(|l| l.starts_with("GPU ")).count()).map(|i| i.to_string()).collect()
+        }
+    };
+    if visible.len() < n {
+        bail!("--gpus {n}: only {} GPU(s) visible ({})", visible.len(), visible.join(","));
+    }
+    Ok(visible[..n].to_vec())
+}
+
 /// `prunelab finetune` for one cell.
-fn finetune_command(
-    args: &ReproduceArgs,
-    bin: &Path,
-    grid: &Grid,
-    kernels: &Path,
-    cell: &Cell,
-    spec: &str,
-) -> Command {
+fn finetune_command(args: &ReproduceArgs, bin: &Path, grid: &Grid, kernels: &Path, cell: &Cell, spec: &str) -> Command {
     let mut cmd = Command::new(bin);
     cmd.arg("--kernel-cache").arg(kernels);
     if args.precision != "f32" {

@@ -37,7 +37,7 @@ case "$cmd" in
     exec 9>"$out/.lock"
     flock -n 9 || { echo "locked" >&2; exit 3; }
     echo "finetune $out" >> "$FAKE_LOG"
-    if [ -n "$FAKE_TRACE" ]; then echo "start $kc" >> "$FAKE_TRACE"; fi
+    if [ -n "$FAKE_TRACE" ]; then echo "start $kc gpu=$CUDA_VISIBLE_DEVICES" >> "$FAKE_TRACE"; fi
     if [ -n "$FAKE_SLEEP" ]; then sleep "$FAKE_SLEEP"; fi
     if [ -n "$FAKE_TRACE" ]; then echo "end $kc" >> "$FAKE_TRACE"; fi
     if [ -n "$FAKE_FAIL_AMOUNT" ] && [ "$amount" = "$FAKE_FAIL_AMOUNT" ]; then
@@ -93,8 +93,11 @@ epochs = 1
 
 impl Setup {
     fn command(&self, out: &str) -> Command {
+        self.command_on(out, "ndarray")
+    }
+    fn command_on(&self, out: &str, backend: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-        cmd.args(["reproduce", "--backend", "ndarray", "--grid"])
+        cmd.args(["reproduce", "--backend", backend, "--grid"])
             .arg(&self.grid)
             .arg("--bin")
             .arg(&self.bin)
@@ -262,5 +265,72 @@ fn jobs_run_cells_side_by_side_with_a_kernel_cache_each_and_the_same_table() {
     assert!(started[..3].iter().all(|l| l.contains(" sst2 ")), "{started:?}");
     let again = s.command("par").args(["--jobs", "3"]).output().unwrap();
     assert!(text(&again).contains("6 finished before, 0 to run"), "{}", text(&again));
+    let _ = std::fs::remove_dir_all(&s.root);
+}
+
+#[test]
+fn gpus_spread_the_jobs_over_the_visible_gpus_round_robin() {
+    let s = setup("gpus", GRID);
+    // A stand-in `nvidia-smi` that lists three GPUs, first on the PATH.
+    let tools = s.root.join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let smi = tools.join("nvidia-smi");
+    std::fs::write(&smi, "#!/bin/sh\nfor i in 0 1 2; do echo \"GPU $i: NVIDIA H200 (UUID: GPU-$i)\"; done\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", tools.display(), std::env::var("PATH").unwrap());
+    let trace = s.root.join("trace");
+    let out = s
+        .command_on("par", "cuda")
+        .args(["--jobs", "4", "--gpus", "2"])
+        .env("PATH", &path)
+        .env_remove("CUDA_VISIBLE_DEVICES")
+        .env("FAKE_SLEEP", "1")
+        .env("FAKE_TRACE", &trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let events = std::fs::read_to_string(&trace).unwrap();
+    let first: Vec<&str> = events.lines().take_while(|e| e.starts_with("start")).collect();
+    assert_eq!(first.len(), 4, "{events}");
+    for gpu in ["gpu=0", "gpu=1"] {
+        assert_eq!(first.iter().filter(|e| e.ends_with(gpu)).count(), 2, "two slots per GPU: {events}");
+    }
+    assert!(
+        events.lines().filter(|e| e.starts_with("start")).all(|e| e.ends_with("gpu=0") || e.ends_with("gpu=1")),
+        "only the first two GPUs: {events}"
+    );
+    assert!(text(&out).contains("on GPU 1"), "{}", text(&out));
+
+    // The caller's CUDA_VISIBLE_DEVICES narrows the choice: its entries are used, in order.
+    let trace2 = s.root.join("trace2");
+    let out = s
+        .command_on("narrowed", "cuda")
+        .args(["--jobs", "2", "--gpus", "2"])
+        .env("CUDA_VISIBLE_DEVICES", "5,7")
+        .env("FAKE_TRACE", &trace2)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let events = std::fs::read_to_string(&trace2).unwrap();
+    assert!(events.contains("gpu=5") && events.contains("gpu=7"), "{events}");
+
+    // Refused before any work: more GPUs than visible, fewer jobs than GPUs, a backend other than cuda.
+    let cases: [(&str, &[&str], &str); 3] = [
+        ("cuda", &["--jobs", "4", "--gpus", "4"], "--gpus 4: only 3 GPU(s) visible"),
+        ("cuda", &["--jobs", "1", "--gpus", "2"], "give at least one job per GPU"),
+        ("ndarray", &["--jobs", "2", "--gpus", "2"], "--gpus 2 needs the cuda backend"),
+    ];
+    for (backend, flags, message) in cases {
+        let out = s
+            .command_on("refused", backend)
+            .args(flags)
+            .env("PATH", &path)
+            .env_remove("CUDA_VISIBLE_DEVICES")
+            .output()
+            .unwrap();
+        assert!(!out.status.success() && text(&out).contains(message), "{flags:?}: {}", text(&out));
+    }
+    assert!(!s.root.join("refused").exists(), "nothing written for a refused run");
     let _ = std::fs::remove_dir_all(&s.root);
 }
