@@ -82,6 +82,19 @@ pub fn default_out(dir: &Path) -> PathBuf {
     dir.join("report")
 }
 
+/// `to` as a path from `from` (`/`-separated; `.` when they are one directory), from their
+/// canonical forms; `to` itself, as given, when either cannot be resolved.
+fn relative(from: &Path, to: &Path) -> String {
+    let (Ok(from_abs), Ok(to_abs)) = (from.canonicalize(), to.canonicalize()) else {
+        return to.display().to_string();
+    };
+    let (a, b): (Vec<_>, Vec<_>) = (from_abs.components().collect(), to_abs.components().collect());
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".to_owned(); a.len() - common];
+    parts.extend(b[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    if parts.is_empty() { ".".to_owned() } else { parts.join("/") }
+}
+
 /// Read every result under `input` (recursively, leaving `out` out) and write the CSV, the
 /// table, the plots and `REPORT.md` under `out`.
 pub fn generate(input: &Path, out: &Path) -> Result<Report> {
@@ -102,6 +115,7 @@ pub fn generate(input: &Path, out: &Path) -> Result<Report> {
         table: &markdown_table,
         plots: &plots,
         csv: CSV_FILE,
+        input: &relative(out, input),
     };
     let report = out.join(REPORT_FILE);
     write_atomic(&report, markdown::report(&parts).as_bytes())?;

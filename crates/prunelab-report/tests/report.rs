@@ -371,6 +371,13 @@ fn the_output_is_deterministic_and_not_read_back() {
     // The output directory may be the input directory itself.
     let same = generate(dir.path(), dir.path()).unwrap();
     assert_eq!(same.inputs.runs.len(), first.inputs.runs.len());
+    // REPORT.md says where its input directory is, seen from the report's folder.
+    let says = |out: &std::path::Path| std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert!(says(dir.path()).contains("(`.` from this file's folder)"), "{}", says(dir.path()));
+    assert!(says(&other).contains("(`..` from this file's folder)"));
+    let nested = dir.path().join("a").join("b");
+    generate(dir.path(), &nested).unwrap();
+    assert!(says(&nested).contains("(`../..` from this file's folder)"));
 }
 
 #[test]
