@@ -157,7 +157,9 @@ case ${1:-} in
     (sleep "${RUN_LIMIT:-530}"; kill -KILL -- "-$driver" 2>/dev/null) &
     watcher=$!
     wait "$driver"; echo "reproduce: exit $? after ${SECONDS} s"
-    kill "$watcher" 2>/dev/null
+    # The watcher's sleep first: a bash subshell handles SIGTERM only once its child exits, and
+    # the `wait` below would otherwise hold the call (and the GPU) until RUN_LIMIT.
+    pkill -P "$watcher" sleep 2>/dev/null; kill "$watcher" 2>/dev/null
     grep -E "cells in|finished|FAILED|done in" "$OUT/logs/reproduce.log" | tail -n 60
     echo "results: $(find "$RUN/runs" -name result.json | wc -l)"
     rm -rf "$RUN"/kernels-*
