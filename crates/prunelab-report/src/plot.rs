@@ -19,6 +19,8 @@ const HEIGHT: u32 = 480;
 /// The height of a panel's plotting area and of a legend row, in pixels (about).
 const PLOT_HEIGHT: f64 = 360.0;
 const LEGEND_ROW: f64 = 17.0;
+/// A legend taller than this share of the plot goes beside the panel instead of above the data.
+const LEGEND_INSIDE_MAX: f64 = 0.35;
 /// Tableau 10.
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
@@ -81,6 +83,33 @@ pub(crate) struct Panel {
     pub include_zero: bool,
 }
 
+impl Panel {
+    /// Entries in the legend: reference lines, then lines.
+    fn legend_entries(&self) -> usize {
+        self.lines.len() + self.references.len()
+    }
+
+    /// The legend's height as a share of the plotting area's.
+    fn legend_share(&self) -> f64 {
+        (self.legend_entries() as f64 * LEGEND_ROW + 20.0) / PLOT_HEIGHT
+    }
+
+    /// The width of a legend drawn beside the panel (0 when it fits inside): about 7 px per
+    /// character of the longest label, plus the key and margins.
+    fn legend_width(&self) -> u32 {
+        if self.legend_share() <= LEGEND_INSIDE_MAX {
+            return 0;
+        }
+        let labels = self.lines.iter().map(|l| &l.label).chain(self.references.iter().map(|r| &r.label));
+        let longest = labels.map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+        (48 + 7 * longest).clamp(120, 320)
+    }
+
+    fn width(&self) -> u32 {
+        PANEL_WIDTH + self.legend_width()
+    }
+}
+
 /// A titled row of panels.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Figure {
@@ -91,7 +120,7 @@ pub(crate) struct Figure {
 /// Draw `figure` to `<dir>/<stem>.png` and `<dir>/<stem>.svg`; returns both paths.
 pub(crate) fn render(figure: &Figure, dir: &Path, stem: &str) -> Result<[PathBuf; 2]> {
     register_font();
-    let size = (PANEL_WIDTH * figure.panels.len().max(1) as u32, HEIGHT);
+    let size = (figure.panels.iter().map(Panel::width).sum::<u32>().max(PANEL_WIDTH), HEIGHT);
     let png_path = dir.join(format!("{stem}.png"));
     let mut rgb = vec![255u8; (size.0 * size.1 * 3) as usize];
     draw(BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area(), figure)
@@ -136,7 +165,14 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Re
     let width = f64::from(root.dim_in_pixel().0);
     let title_size = (20.0f64).min((width - 24.0) / (0.55 * figure.title.chars().count().max(1) as f64)).max(9.0);
     let body = root.titled(&figure.title, (FONT, title_size)).map_err(text)?;
-    for (area, panel) in body.split_evenly((1, figure.panels.len().max(1))).iter().zip(&figure.panels) {
+    // Panels side by side, each as wide as its chart and legend.
+    let mut breaks: Vec<i32> = Vec::new();
+    let mut right = 0;
+    for panel in figure.panels.iter().take(figure.panels.len().saturating_sub(1)) {
+        right += panel.width() as i32;
+        breaks.push(right);
+    }
+    for (area, panel) in body.split_by_breakpoints(breaks, [] as [i32; 0]).iter().zip(&figure.panels) {
         draw_panel(area, panel).map_err(text)?;
     }
     root.present().map_err(text)
@@ -148,7 +184,9 @@ fn draw_panel<DB: DrawingBackend>(
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let (x0, x1) = x_range(panel);
     let (y0, y1) = y_range(panel);
-    let mut chart = ChartBuilder::on(area)
+    let legend_width = panel.legend_width();
+    let (area, legend_area) = area.split_horizontally(area.dim_in_pixel().0 - legend_width);
+    let mut chart = ChartBuilder::on(&area)
         .caption(&panel.title, (FONT, 15))
         .margin(12)
         .x_label_area_size(44)
@@ -206,7 +244,9 @@ fn draw_panel<DB: DrawingBackend>(
         let marker = if line.dashed { 2 } else { 3 };
         chart.draw_series(points.iter().map(|&p| Circle::new(p, marker, color.filled())))?;
     }
-    if !panel.lines.is_empty() || !panel.references.is_empty() {
+    if legend_width > 0 {
+        draw_legend_beside(&legend_area, panel)?;
+    } else if panel.legend_entries() > 0 {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -214,6 +254,36 @@ fn draw_panel<DB: DrawingBackend>(
             .border_style(BLACK.mix(0.3))
             .label_font((FONT, 12))
             .draw()?;
+    }
+    Ok(())
+}
+
+/// The legend in its own area right of the chart, entries in plotters' order (reference lines,
+/// then lines), each with its key drawn as in the chart.
+fn draw_legend_beside<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let row = LEGEND_ROW as i32;
+    // Level with the top of the plotting area (caption and margin above it).
+    let (x, top) = (4, 44);
+    let height = panel.legend_entries() as i32 * row + 10;
+    let width = area.dim_in_pixel().0 as i32 - 12;
+    area.draw(&Rectangle::new([(x, top), (x + width, top + height)], WHITE.mix(0.85).filled()))?;
+    area.draw(&Rectangle::new([(x, top), (x + width, top + height)], BLACK.mix(0.3)))?;
+    let mut y = top + 5 + row / 2;
+    let font = (FONT, 12).into_font();
+    for reference in &panel.references {
+        area.draw(&PathElement::new(vec![(x + 8, y), (x + 28, y)], BLACK.stroke_width(2)))?;
+        area.draw(&Text::new(reference.label.clone(), (x + 36, y - 6), font.clone()))?;
+        y += row;
+    }
+    for (i, line) in panel.lines.iter().enumerate() {
+        let style = PALETTE[line.color.unwrap_or(i) % PALETTE.len()].stroke_width(2);
+        let end = if line.dashed { x + 17 } else { x + 28 };
+        area.draw(&PathElement::new(vec![(x + 8, y), (end, y)], style))?;
+        area.draw(&Text::new(line.label.clone(), (x + 36, y - 6), font.clone()))?;
+        y += row;
     }
     Ok(())
 }
@@ -259,16 +329,61 @@ fn y_range(panel: &Panel) -> (f64, f64) {
     }
     let pad = ((hi - lo) * 0.08).max(0.01);
     let (lo, hi) = (if panel.include_zero && lo >= 0.0 { 0.0 } else { lo - pad }, hi + pad);
-    // Headroom for the legend (upper right), so it never hides data: its share of the plot's
-    // height, from its number of entries.
-    let entries = panel.lines.len() + panel.references.len();
-    let share = ((entries as f64 * LEGEND_ROW + 20.0) / PLOT_HEIGHT).min(0.6);
+    // Headroom for a legend inside the panel (upper right), so it never hides data: its share of
+    // the plot's height, from its number of entries. A taller legend goes beside the panel.
+    if panel.legend_width() > 0 {
+        return (lo, hi);
+    }
+    let share = panel.legend_share();
     (lo, (hi - share * lo) / (1.0 - share))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn panel(lines: usize) -> Panel {
+        let line = |i: usize| Line {
+            label: format!("amount 0.{i} after fine-tuning"),
+            points: vec![Point { x: 0.0, y: 0.2, std: None }, Point { x: 5.0, y: 1.0, std: None }],
+            dashed: i % 2 == 1,
+            color: None,
+        };
+        Panel {
+            title: "t".into(),
+            x_label: "layer".into(),
+            y_label: "zero share".into(),
+            x: XAxis::Layer,
+            lines: (0..lines).map(line).collect(),
+            references: Vec::new(),
+            include_zero: true,
+        }
+    }
+
+    #[test]
+    fn a_tall_legend_goes_beside_the_panel_and_leaves_the_y_axis_to_the_data() {
+        // Five entries fit above the data: the y axis gets headroom, the panel keeps its width.
+        let few = panel(5);
+        assert_eq!(few.legend_width(), 0);
+        assert!(y_range(&few).1 > 1.3, "{:?}", y_range(&few));
+        // Ten (five amounts before and after) would squash shares of at most 1 under a y axis
+        // reaching ~2.2; they go beside it, and the axis ends just above the data.
+        let many = panel(10);
+        assert!(many.legend_width() >= 7 * 29, "room for the longest label: {}", many.legend_width());
+        let (lo, hi) = y_range(&many);
+        assert_eq!(lo, 0.0);
+        assert!(hi > 1.0 && hi < 1.1, "{hi}");
+        // The figure widens by the legend, and both panels render.
+        let dir = std::env::temp_dir().join(format!("prunelab-plot-legend-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let figure = Figure { title: "legend".into(), panels: vec![many.clone(), few] };
+        let [png, svg] = render(&figure, &dir, "legend").unwrap();
+        let bytes = std::fs::read(&png).unwrap();
+        let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+        assert_eq!(width, 2 * PANEL_WIDTH + many.legend_width());
+        assert!(std::fs::read_to_string(&svg).unwrap().contains("amount 0.9 after fine-tuning"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn layer_ticks() {
