@@ -17,7 +17,8 @@
 # DIR is a BERT-family checkpoint directory (e.g. ../shared/models/all-MiniLM-L6-v2), GLUE the
 # GLUE TSV directory. The grid (kill-resume.toml, written into the work dir) is the quick preset
 # made smaller and wider: MiniLM, SST-2 and CoLA, dense plus global L1, layer-wise L1 and random
-# at 50 and 90 % (14 cells), 32 training and 32 dev rows, 1 epoch — short cells, so that the
+# at 50 and 90 % (14 cells), 32 training and 32 dev rows, 2 epochs (a kill in the second resumes from the
+# first one's checkpoint) — short cells, so that the
 # kills land in every phase of many cells.
 #
 # Half of the kills hit the whole process group (driver and the running `prunelab finetune`, as a
@@ -92,7 +93,7 @@ scheme = "layer-l1"
 [[arms]]
 scheme = "random"
 [train]
-epochs = 1
+epochs = 2
 lr = 1e-4
 batch_size = 16
 max_length = 32
@@ -193,7 +194,8 @@ def strip(v):
         # Each run has a Hugging Face cache of its own: paths into it differ by design.
         return v.replace(str(ref) + "-hf", "HF").replace(str(killed) + "-hf", "HF")
     if isinstance(v, dict):
-        return {k: strip(x) for k, x in v.items() if not TIMING.search(k)}
+        # A cell resumed from its epoch checkpoint says so; what it computed must not differ.
+        return {k: strip(x) for k, x in v.items() if not TIMING.search(k) and k != "resumed_after_epoch"}
     if isinstance(v, list):
         return [strip(x) for x in v]
     return v
@@ -225,8 +227,10 @@ for f in sorted(killed.rglob("*")):
     if not f.is_file() or f.suffix == ".log" or f.name == ".lock":
         continue
     checked += 1
-    if f.name.endswith(".tmp") or ".tmp" in f.name:
+    if any(".tmp" in part for part in f.relative_to(killed).parts):
         problems.append(f"temporary file left: {f}")
+    elif "checkpoint" in f.relative_to(killed).parts:
+        problems.append(f"a finished cell's epoch checkpoint is left: {f}")
     elif f.suffix == ".json":
         try:
             json.loads(f.read_text())
@@ -277,6 +281,8 @@ for f in sorted(ref.glob("runs/**/masks.safetensors")):
 print(f"files checked: {checked}; cells with equal results (metrics, per-epoch loss and evaluation, sparsity, "
       f"pruning): {equal} of {len(a)}; mask files equal (tensors bit for bit, header, metadata): {masks}")
 print(f"status: {[v['status'] for v in b.values()]}")
+resumed = sorted("/".join(k.split("/")[2:6]) for k, v in b.items() if "resumed_after_epoch" in v)
+print(f"cells resumed after their first epoch from a checkpoint: {len(resumed)} {resumed}")
 print("main metrics:", {"/".join(k.split("/")[2:6]): round(v["metrics"]["main"], 6) for k, v in b.items()})
 if problems:
     print("PROBLEMS:")

@@ -5,8 +5,9 @@
 //! Invariants: one run per output directory at a time (an OS file lock on `<out>/.lock`, which
 //! the OS releases if the process dies); a cell is done only when its `result.json` says
 //! `finished` (prunelab writes it atomically, last); an interrupted cell leaves no such file and
-//! is run again from the start, so an interrupted grid ends with the same table as an
-//! uninterrupted one.
+//! is run again, resuming after its last finished epoch from the checkpoint prunelab keeps in the
+//! cell's `checkpoint/` (or from the start with `--no-checkpoint`), so an interrupted grid ends
+//! with the same table as an uninterrupted one.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,11 @@ pub struct ReproduceArgs {
     /// (through CUDA_VISIBLE_DEVICES, which may already narrow the GPUs; cuda backend only)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     gpus: u32,
+    /// Keep no epoch checkpoint in the cells (each one holds about 4× a model's f32 size while it
+    /// runs): less disk, but an interrupted cell starts over instead of resuming after its last
+    /// finished epoch
+    #[arg(long)]
+    no_checkpoint: bool,
     /// f32, or bf16 mixed precision (matrix products in bf16, f32 master weights; cuda only)
     #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
     precision: String,
@@ -101,7 +107,6 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
     let gpus = gpu_assignment(&args, &backend)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let _lock = lock(&args.out)?;
-    check_disk(&args.out, grid.cells().len())?;
 
     let bin = match &args.bin {
         Some(bin) => bin.clone(),
@@ -119,7 +124,10 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
         let check = model_check(&bin, &spec)?;
         let reason = check.get("reason").and_then(|r| r.as_str()).unwrap_or("").to_owned();
         match (check.get("available").and_then(|v| v.as_bool()), check.get("supported").and_then(|v| v.as_bool())) {
-            (Some(true), Some(true)) => runnable.push((model.clone(), spec)),
+            (Some(true), Some(true)) => {
+                let params = check.get("approx_parameters").and_then(|p| p.as_u64()).unwrap_or(0);
+                runnable.push((model.clone(), spec, params))
+            }
             (Some(true), _) => {
                 for task in &grid.tasks {
                     skipped.push(serde_json::json!({"model": model, "task": task, "reason": reason}));
@@ -136,6 +144,16 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
             unavailable.join("\n")
         );
     }
+    // Disk: a few MB of results per cell, and while a cell runs its epoch checkpoints (two at the
+    // moment one replaces the other: model, AdamW moments and best model, 16 bytes a parameter
+    // each) for each of the --jobs cells at once.
+    let checkpoint_bytes = if args.no_checkpoint {
+        0
+    } else {
+        let largest = runnable.iter().map(|(_, _, params)| *params).max().unwrap_or(0);
+        u64::from(args.jobs.min(grid.cells().len() as u32)) * 2 * 16 * largest
+    };
+    check_disk(&args.out, grid.cells().len(), checkpoint_bytes)?;
     write_json(&args.out.join("skipped.json"), &serde_json::Value::Array(skipped))?;
     write_json(
         &args.out.join("grid.json"),
@@ -145,7 +163,7 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
     let cells: Vec<(Cell, String)> = grid
         .cells()
         .into_iter()
-        .filter_map(|c| runnable.iter().find(|(m, _)| *m == c.model).map(|(_, spec)| (c.clone(), spec.clone())))
+        .filter_map(|c| runnable.iter().find(|(m, _, _)| *m == c.model).map(|(_, spec, _)| (c.clone(), spec.clone())))
         .collect();
     let todo: Vec<&(Cell, String)> =
         cells.iter().filter(|(c, _)| !is_done(&c.dir(&args.out), args.retry_failed)).collect();
@@ -166,7 +184,7 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
     }
 
     let kernels = args.out.join("kernels");
-    for (model, spec) in &runnable {
+    for (model, spec, _) in &runnable {
         let dir = args.out.join("inspect").join(slug(model));
         if dir.join("stats.json").is_file() {
             continue;
@@ -365,6 +383,9 @@ fn finetune_command(args: &ReproduceArgs, bin: &Path, grid: &Grid, kernels: &Pat
     }
     cmd.args(["finetune", spec]).args(cell.finetune_args(&grid.train));
     cmd.args(["--model-id", &cell.model, "--no-export", "--out"]).arg(cell.dir(&args.out));
+    if args.no_checkpoint {
+        cmd.arg("--no-checkpoint");
+    }
     match &args.data_dir {
         Some(d) => cmd.arg("--data-dir").arg(d),
         None => cmd.arg("--hub"),
@@ -513,17 +534,27 @@ fn lock(out: &Path) -> Result<std::fs::File> {
 }
 
 /// Free space under `out` (from `df -Pk`) must cover what the grid writes: results, masks and
-/// the kernel cache, a few MB per cell, plus 1 GiB of margin.
-fn check_disk(out: &Path, cells: usize) -> Result<()> {
+/// the kernel cache, a few MB per cell, the running cells' checkpoints (`checkpoint_bytes`), plus
+/// 1 GiB of margin.
+fn check_disk(out: &Path, cells: usize, checkpoint_bytes: u64) -> Result<()> {
     let Ok(df) = Command::new("df").arg("-Pk").arg(out).output() else { return Ok(()) };
     let text = String::from_utf8_lossy(&df.stdout);
     let free_kib = text.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)).and_then(|v| v.parse::<u64>().ok());
     if let Some(free) = free_kib {
-        let need = 1024 * 1024 + 64 * 1024 * cells as u64;
+        let checkpoint_kib = checkpoint_bytes / 1024;
+        let need = 1024 * 1024 + 64 * 1024 * cells as u64 + checkpoint_kib;
         if free < need {
+            let hint = if checkpoint_kib > 0 {
+                format!(
+                    "; {} MiB of it are the running cells' epoch checkpoints (--no-checkpoint or fewer --jobs need less)",
+                    checkpoint_kib / 1024
+                )
+            } else {
+                String::new()
+            };
             bail!(
-                "{} has {} MiB free; the grid needs about {} MiB (results, masks, kernel cache). Free space or pick \
-                 another --out",
+                "{} has {} MiB free; the grid needs about {} MiB (results, masks, kernel cache{hint}). Free space or \
+                 pick another --out",
                 out.display(),
                 free / 1024,
                 need / 1024

@@ -22,6 +22,7 @@ case "$cmd" in
     case "$2" in
       *unsupported*) echo '{"available":true,"supported":false,"reason":"unsupported model_type t5"}' ;;
       *missing*) echo '{"available":false,"supported":null,"reason":"offline and not in the cache"}' ;;
+      *huge*) echo '{"available":true,"supported":true,"model_type":"bert","approx_parameters":1000000000000000}' ;;
       *) echo '{"available":true,"supported":true,"model_type":"bert"}' ;;
     esac ;;
   inspect)
@@ -31,12 +32,12 @@ case "$cmd" in
   finetune)
     out=""; amount=0; seed=0; task=""
     while [ $# -gt 0 ]; do
-      case "$1" in --out) out=$2;; --amount) amount=$2;; --seed) seed=$2;; --task) task=$2;; esac; shift
+      case "$1" in --out) out=$2;; --amount) amount=$2;; --seed) seed=$2;; --task) task=$2;; --no-checkpoint) nock=1;; esac; shift
     done
     mkdir -p "$out"
     exec 9>"$out/.lock"
     flock -n 9 || { echo "locked" >&2; exit 3; }
-    echo "finetune $out" >> "$FAKE_LOG"
+    echo "finetune $out${nock:+ no-checkpoint}" >> "$FAKE_LOG"
     if [ -n "$FAKE_TRACE" ]; then echo "start $kc gpu=$CUDA_VISIBLE_DEVICES" >> "$FAKE_TRACE"; fi
     if [ -n "$FAKE_SLEEP" ]; then sleep "$FAKE_SLEEP"; fi
     if [ -n "$FAKE_TRACE" ]; then echo "end $kc" >> "$FAKE_TRACE"; fi
@@ -332,5 +333,26 @@ fn gpus_spread_the_jobs_over_the_visible_gpus_round_robin() {
         assert!(!out.status.success() && text(&out).contains(message), "{flags:?}: {}", text(&out));
     }
     assert!(!s.root.join("refused").exists(), "nothing written for a refused run");
+    let _ = std::fs::remove_dir_all(&s.root);
+}
+
+#[test]
+fn the_disk_check_counts_the_running_cells_checkpoints() {
+    // A model of 10^15 parameters: its epoch checkpoints cannot fit on any disk here.
+    let s = setup(
+        "disk",
+        &GRID.replace(r#"models = ["org/model", "org/unsupported-model"]"#, r#"models = ["org/huge-model"]"#),
+    );
+    let out = s.run("out");
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("epoch checkpoints") && said.contains("--no-checkpoint"), "{said}");
+    assert_eq!(s.log("out"), "", "nothing ran");
+    // Without checkpoints the grid fits, and every cell is told to keep none.
+    let out = s.command("out").arg("--no-checkpoint").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let log = s.log("out");
+    assert_eq!(log.matches("finetune").count(), 6, "{log}");
+    assert_eq!(log.matches("no-checkpoint").count(), 6, "{log}");
     let _ = std::fs::remove_dir_all(&s.root);
 }

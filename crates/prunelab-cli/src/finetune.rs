@@ -11,7 +11,7 @@ use prunelab_models::load_classifier;
 use prunelab_prune::file::{load_masks, write_atomic};
 use prunelab_prune::{PruneSpec, Scheme, Scope, ScopeKind, compute_masks, sparsity};
 use prunelab_stats::weights;
-use prunelab_train::{MaskMode, Reporter, TrainConfig, fine_tune, predict};
+use prunelab_train::{Checkpointing, MaskMode, Reporter, TrainConfig, fine_tune_resumable, predict};
 use serde_json::json;
 
 use crate::backend::{self, TrainBackend};
@@ -134,6 +134,11 @@ pub struct FinetuneArgs {
     /// Do not predict the test split (test_predictions.tsv); quick CPU runs use this
     #[arg(long)]
     no_test_predictions: bool,
+    /// Do not keep a checkpoint after every epoch (<out>/checkpoint/: the model, the optimizer
+    /// states and the best model, about 4× the model's f32 size, removed when the run finishes);
+    /// without one an interrupted run starts over instead of resuming after its last epoch
+    #[arg(long)]
+    no_checkpoint: bool,
 }
 
 /// Why a panic stopped training, for the result file: "out of memory: …" when the backend ran
@@ -233,6 +238,13 @@ impl FinetuneArgs {
             Ok(()) => {
                 record["status"] = json!("finished");
                 write_atomic(&result_path, &serde_json::to_vec_pretty(&record)?)?;
+                // The result is complete: the epoch checkpoint has served its purpose.
+                let checkpoint = self.checkpoint_dir();
+                if checkpoint.exists()
+                    && let Err(err) = std::fs::remove_dir_all(&checkpoint)
+                {
+                    tracing::warn!(dir = %checkpoint.display(), %err, "could not remove the finished run's checkpoint");
+                }
                 Ok(())
             }
             Err(err) => {
@@ -246,6 +258,10 @@ impl FinetuneArgs {
                 Err(err.context(format!("run failed; see {}", result_path.display())))
             }
         }
+    }
+
+    fn checkpoint_dir(&self) -> PathBuf {
+        self.out.join("checkpoint")
     }
 
     fn train(
@@ -334,7 +350,18 @@ impl FinetuneArgs {
                 .progress_chars("=> "),
         );
         let mut reporter = Bars { bar, steps: 0, fault_at: injected_fault_step(), evals };
-        let outcome = fine_tune(
+        // What a checkpoint must agree on to be resumed by this run.
+        let fingerprint = json!({
+            "model": record["model"], "revision": record["revision"], "task": record["task"],
+            "pruning": record["pruning"], "hyperparameters": record["hyperparameters"],
+            "max_length": record["max_length"], "train": train.len(), "dev": dev.len(),
+            "backend": record["backend"], "precision": record["precision"],
+        })
+        .to_string();
+        let checkpoint_dir = self.checkpoint_dir();
+        let checkpoint =
+            (!self.no_checkpoint).then(|| Checkpointing { dir: &checkpoint_dir, fingerprint: &fingerprint });
+        let outcome = fine_tune_resumable(
             loaded.model,
             &train_enc,
             &dev_enc,
@@ -344,8 +371,12 @@ impl FinetuneArgs {
             masks.as_ref().map(|m| (m, mode)),
             &device,
             &mut reporter,
+            checkpoint,
         )?;
         reporter.bar.finish_and_clear();
+        if let Some(epoch) = outcome.resumed_after_epoch {
+            record["resumed_after_epoch"] = json!(epoch);
+        }
         record["epochs"] = serde_json::to_value(&outcome.epochs)?;
         record["best_epoch"] = json!(outcome.best_epoch);
         record["first_step_seconds"] = json!(outcome.first_step_seconds);

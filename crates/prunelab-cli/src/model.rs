@@ -86,10 +86,11 @@ impl CheckArgs {
         let answer = check(&source, &hub);
         let mut out = serde_json::json!({"model": self.model, "revision": self.revision});
         match answer {
-            Ok(model_type) => {
+            Ok((model_type, parameters)) => {
                 out["available"] = true.into();
                 out["supported"] = true.into();
                 out["model_type"] = model_type.into();
+                out["approx_parameters"] = parameters.into();
             }
             Err(Check::Unsupported(reason)) => {
                 out["available"] = true.into();
@@ -115,14 +116,15 @@ enum Check {
     Unavailable(String),
 }
 
-/// The model type if config and weights can be had and the architecture is supported.
-fn check(source: &prunelab_models::ModelSource, hub: &prunelab_hub::Hub) -> std::result::Result<String, Check> {
+/// The model type and about how many parameters it has, if config and weights can be had and
+/// the architecture is supported.
+fn check(source: &prunelab_models::ModelSource, hub: &prunelab_hub::Hub) -> std::result::Result<(String, u64), Check> {
     use prunelab_models::Error;
     let config = source.config_file(hub).map_err(|e| Check::Unavailable(e.to_string()))?;
     match prunelab_models::ModelConfig::from_file(&config) {
         Ok(parsed) => {
             source.resolve(hub).map_err(|e| Check::Unavailable(e.to_string()))?;
-            Ok(parsed.model_type().to_owned())
+            Ok((parsed.model_type().to_owned(), u64::try_from(parsed.approx_parameters()).unwrap_or(u64::MAX)))
         }
         Err(err @ Error::UnsupportedModelType { .. }) => Err(Check::Unsupported(err.to_string())),
         Err(err) => Err(Check::Unavailable(err.to_string())),

@@ -144,6 +144,56 @@ fn running_out_of_memory_is_recorded_as_failed_keeping_what_came_before() {
     assert_eq!(evaluated.len(), 1, "{r}");
     assert_eq!(evaluated[0]["epoch"], 1);
     assert!(evaluated[0]["eval"]["accuracy"].is_number(), "{r}");
+
+    // The first epoch's checkpoint is kept: run again, the run resumes after it, ends as an
+    // uninterrupted run does, and removes the checkpoint.
+    assert!(dir.path().join("checkpoint/epoch-1/state.json").is_file());
+    let command = |out: &std::path::Path| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_prunelab"));
+        cmd.args([
+            "finetune",
+            &path("../prunelab-models/tests/fixtures/bert-tiny"),
+            "--task",
+            "sst2",
+            "--data-dir",
+            &path("../prunelab-glue/tests/fixtures/glue"),
+            "--tokenizer",
+            &path("../prunelab-glue/tests/fixtures/wordlevel-tokenizer.json"),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "2",
+            "--max-length",
+            "32",
+            "-q",
+            "--no-export",
+            "--out",
+        ])
+        .arg(out)
+        .env_remove("RUST_LOG")
+        .env_remove("PRUNELAB_FAULT")
+        .env("HF_HUB_OFFLINE", "1");
+        cmd
+    };
+    let again = command(dir.path()).output().unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let resumed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
+    assert_eq!(resumed["status"], "finished");
+    assert_eq!(resumed["resumed_after_epoch"], 1, "{resumed}");
+    assert!(!dir.path().join("checkpoint").exists(), "a finished run removes its checkpoint");
+    let whole = tempfile::tempdir().unwrap();
+    let uninterrupted = command(whole.path()).output().unwrap();
+    assert!(uninterrupted.status.success());
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(whole.path().join("result.json")).unwrap()).unwrap();
+    assert!(reference.get("resumed_after_epoch").is_none());
+    let epochs = |r: &serde_json::Value| -> Vec<(serde_json::Value, serde_json::Value)> {
+        r["epochs"].as_array().unwrap().iter().map(|e| (e["train_loss"].clone(), e["eval"].clone())).collect()
+    };
+    assert_eq!(epochs(&resumed), epochs(&reference), "the resumed run's epochs are the uninterrupted run's");
+    assert_eq!(resumed["metrics"], reference["metrics"]);
+    assert_eq!(resumed["sparsity_after"], reference["sparsity_after"]);
 }
 
 /// A checkpoint without a head gets a new one from the seeded generator: two processes with the

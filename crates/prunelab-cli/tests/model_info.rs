@@ -64,7 +64,9 @@ fn unknown_model_type_and_missing_dirs_are_clear_errors() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("model_type \"t5\" is not supported (supported: bert, gpt2, deberta, deberta-v2, longformer, led)"),
+        err.contains(
+            "model_type \"t5\" is not supported (supported: bert, gpt2, deberta, deberta-v2, longformer, led)"
+        ),
         "{err}"
     );
 

@@ -334,9 +334,10 @@ impl ModelConfig {
     }
 
     /// About how many parameters the sizes make (embeddings, and per layer four attention
-    /// projections, Longformer's and LED's extra ones counted generously, and the MLP); only
-    /// called once every size is within [`MAX_DIM`] and [`MAX_LAYERS`], so it cannot overflow.
-    fn approx_parameters(&self) -> u128 {
+    /// projections, Longformer's and LED's extra ones counted generously, and the MLP). Every
+    /// parsed config has its sizes within [`MAX_DIM`] and [`MAX_LAYERS`] (checked before this is
+    /// called), so it cannot overflow.
+    pub fn approx_parameters(&self) -> u128 {
         let n = |v: usize| v as u128;
         let stack =
             |layers: usize, hidden: usize, inner: usize| n(layers) * (8 * n(hidden).pow(2) + 2 * n(hidden) * n(inner));

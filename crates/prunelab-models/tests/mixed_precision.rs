@@ -35,7 +35,11 @@ fn run(dir: &str, ids: &str, mask: &str) -> (Vec<f32>, BTreeMap<String, (DType, 
     let logits = out.logits.clone().into_data().convert::<f32>().to_vec::<f32>().unwrap();
     let grads = out.logits.sum().backward();
 
-    struct Collect<'a>(&'a <AB as burn::tensor::backend::AutodiffBackend>::Gradients, Vec<String>, BTreeMap<String, (DType, Vec<f32>)>);
+    struct Collect<'a>(
+        &'a <AB as burn::tensor::backend::AutodiffBackend>::Gradients,
+        Vec<String>,
+        BTreeMap<String, (DType, Vec<f32>)>,
+    );
     impl burn::module::ModuleVisitor<AB> for Collect<'_> {
         fn enter_module(&mut self, name: &str, _: &str) {
             self.1.push(name.to_owned());
@@ -63,10 +67,9 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn products_in_another_dtype_keep_outputs_and_f32_gradients() {
-    for (dir, ids, mask) in [
-        ("bert-tiny", "input_ids", "attention_mask"),
-        ("gpt2-tiny", "right.input_ids", "right.attention_mask"),
-    ] {
+    for (dir, ids, mask) in
+        [("bert-tiny", "input_ids", "attention_mask"), ("gpt2-tiny", "right.input_ids", "right.attention_mask")]
+    {
         layers::set_matmul_dtype(None);
         let (logits, grads) = run(dir, ids, mask);
         layers::set_matmul_dtype(Some(FloatDType::F64));

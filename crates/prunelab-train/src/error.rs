@@ -24,6 +24,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// An epoch checkpoint that cannot be written, read or used.
+    #[error("checkpoint {}: {message}", path.display())]
+    Checkpoint {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// A split without labels where labels are needed.
     #[error("the {0} data has unlabelled examples; training and evaluation need labels")]
     Unlabelled(&'static str),

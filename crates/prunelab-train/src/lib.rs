@@ -7,18 +7,22 @@
 //! - [`fine_tune`]: the loop; with masks in [`MaskMode::Hold`] the gradients of pruned weights
 //!   are zeroed and the masks re-applied after every optimizer step, so sparsity is unchanged;
 //!   [`MaskMode::Release`] reproduces the study's `prune.remove` (pruned weights may regrow).
+//! - [`fine_tune_resumable`]: the same loop with epoch checkpoints ([`Checkpointing`]): an
+//!   interrupted run resumes after its last finished epoch and ends as an uninterrupted one.
 //! - [`evaluate`]: predictions and [`prunelab_glue::Scores`] on a split.
 //! - [`Reporter`]: progress callbacks (the CLI draws bars; libraries never do).
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod error;
 mod evaluate;
 mod loop_;
 mod optim;
 
+pub use checkpoint::Checkpointing;
 pub use error::{Error, Result};
 pub use evaluate::{Evaluation, evaluate, predict};
-pub use loop_::{EpochRecord, MaskMode, TrainConfig, TrainOutcome, fine_tune};
+pub use loop_::{EpochRecord, MaskMode, TrainConfig, TrainOutcome, fine_tune, fine_tune_resumable};
 
 /// Progress callbacks from the loop.
 pub trait Reporter {

@@ -14,6 +14,7 @@ use prunelab_models::{Classifier, ModelInput};
 use prunelab_prune::{DeviceMasks, MaskSet};
 
 use crate::Reporter;
+use crate::checkpoint::{self, Checkpointing};
 use crate::error::{Error, Result};
 use crate::evaluate::evaluate;
 use crate::optim::{clip_global_norm, linear_schedule, mask_grads, param_entries, split_decay};
@@ -112,7 +113,7 @@ pub enum MaskMode {
 }
 
 /// One epoch's figures.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochRecord {
     /// Epoch (1-based).
     pub epoch: usize,
@@ -143,12 +144,14 @@ pub struct TrainOutcome<B: AutodiffBackend> {
     /// Wall time of the first optimizer step (warm-up: allocation, kernel compilation and
     /// autotuning on GPUs), kept out of the throughput figures.
     pub first_step_seconds: f64,
+    /// The epoch of the checkpoint this run resumed after, if it resumed.
+    pub resumed_after_epoch: Option<usize>,
 }
 
 /// Fine-tune `model` on `train`, evaluating on `dev` after every epoch.
 #[allow(clippy::too_many_arguments)]
 pub fn fine_tune<B: AutodiffBackend>(
-    mut model: Classifier<B>,
+    model: Classifier<B>,
     train: &[Encoded],
     dev: &[Encoded],
     task: GlueTask,
@@ -158,17 +161,49 @@ pub fn fine_tune<B: AutodiffBackend>(
     device: &B::Device,
     reporter: &mut dyn Reporter,
 ) -> Result<TrainOutcome<B>> {
+    fine_tune_resumable(model, train, dev, task, batcher, config, masks, device, reporter, None)
+}
+
+/// [`fine_tune`], saving a checkpoint after every epoch under `checkpoint.dir` and, when one
+/// with the same fingerprint is there, starting after its epoch (the model, the optimizer
+/// states, the schedule's position, the best model and the epoch records come from it; `model`
+/// gives only the structure). Epochs after the first draw their dropout from a seed derived from
+/// the run's seed and the epoch, so a resumed run ends as an uninterrupted one.
+#[allow(clippy::too_many_arguments)]
+pub fn fine_tune_resumable<B: AutodiffBackend>(
+    mut model: Classifier<B>,
+    train: &[Encoded],
+    dev: &[Encoded],
+    task: GlueTask,
+    batcher: &GlueBatcher,
+    config: &TrainConfig,
+    masks: Option<(&MaskSet, MaskMode)>,
+    device: &B::Device,
+    reporter: &mut dyn Reporter,
+    checkpoint: Option<Checkpointing<'_>>,
+) -> Result<TrainOutcome<B>> {
     config.validate()?;
     if train.iter().any(|e| e.label.is_none()) {
         return Err(Error::Unlabelled("training"));
     }
     B::seed(device, config.seed);
+    let resumed = match checkpoint {
+        Some(c) => checkpoint::latest(c.dir, c.fingerprint)?,
+        None => None,
+    };
+    if let Some((dir, state)) = &resumed {
+        // Parameter ids come from the checkpoint: everything keyed by them is built after this.
+        model = checkpoint::load_model(dir, checkpoint::LAST_MODEL, model, device)?;
+        tracing::info!(epoch = state.epoch, dir = %dir.display(), "resuming after the checkpoint's epoch");
+    }
     let naming = model.naming();
     let entries = param_entries(&model, naming.as_ref());
     let held =
         masks.filter(|(_, mode)| *mode == MaskMode::Hold).map(|(m, _)| DeviceMasks::<B::InnerBackend>::new(m, device));
     let held_outer = masks.filter(|(_, mode)| *mode == MaskMode::Hold).map(|(m, _)| DeviceMasks::<B>::new(m, device));
     model = match (&held_outer, masks) {
+        // A resumed model was masked before its checkpoint (and, released, may have regrown).
+        _ if resumed.is_some() => model,
         (Some(held), _) => held.apply(model),
         (None, Some((m, _))) => DeviceMasks::<B>::new(m, device).apply(model),
         (None, None) => model,
@@ -194,8 +229,25 @@ pub fn fine_tune<B: AutodiffBackend>(
     let mut first_step_seconds = None;
     let mut epochs = Vec::new();
     let mut best: Option<(f64, usize, Classifier<B::InnerBackend>)> = None;
+    let mut first_epoch = 1;
+    let resumed_after_epoch = resumed.as_ref().map(|(_, state)| state.epoch);
+    if let Some((dir, state)) = resumed {
+        let [decay, plain] = checkpoint::OPTIMIZERS;
+        optim_decay = checkpoint::load_optimizer(&dir, decay, optim_decay, device)?;
+        optim_plain = checkpoint::load_optimizer(&dir, plain, optim_plain, device)?;
+        let best_model = checkpoint::load_model(&dir, checkpoint::BEST_MODEL, model.valid(), device)?;
+        best = Some((state.best_value, state.best_epoch, best_model));
+        for record in &state.epochs {
+            reporter.on_eval(record.epoch, &record.eval);
+        }
+        (step, first_step_seconds, epochs, first_epoch) =
+            (state.step, state.first_step_seconds, state.epochs, state.epoch + 1);
+    }
 
-    for epoch in 1..=config.num_train_epochs {
+    for epoch in first_epoch..=config.num_train_epochs {
+        if epoch > 1 {
+            B::seed(device, checkpoint::epoch_seed(config.seed, epoch));
+        }
         reporter.on_epoch_start(epoch, steps_per_epoch);
         let order = shuffled_batches(&lengths, micro, config.seed.wrapping_add(epoch as u64), config.group_by_length);
         let started = Instant::now();
@@ -288,7 +340,32 @@ pub fn fine_tune<B: AutodiffBackend>(
             eval: evaluation.scores,
             eval_seconds: evaluation.seconds,
         });
+        if let Some(c) = checkpoint {
+            let (best_value, best_epoch, best_model) = best.as_ref().expect("an epoch was evaluated");
+            let state = checkpoint::State {
+                fingerprint: c.fingerprint.to_owned(),
+                epoch,
+                step,
+                first_step_seconds,
+                epochs: epochs.clone(),
+                best_epoch: *best_epoch,
+                best_value: *best_value,
+            };
+            let tensors = checkpoint::Tensors {
+                model: &model,
+                optim_decay: &optim_decay,
+                optim_plain: &optim_plain,
+                new_best: better.then_some(best_model),
+            };
+            checkpoint::save(c.dir, &state, tensors)?;
+        }
     }
     let (_, best_epoch, best_model) = best.expect("at least one epoch ran");
-    Ok(TrainOutcome { best_model, best_epoch, epochs, first_step_seconds: first_step_seconds.unwrap_or(0.0) })
+    Ok(TrainOutcome {
+        best_model,
+        best_epoch,
+        epochs,
+        first_step_seconds: first_step_seconds.unwrap_or(0.0),
+        resumed_after_epoch,
+    })
 }

@@ -92,7 +92,8 @@ impl<B: Backend> Gpt2Attention<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, hidden]`; `mask`: `[batch, 1, seq, seq]` additive
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
-        let mut qkv = layers::linear(&self.c_attn, x).chunk(3, 2).into_iter().map(|t| layers::split_heads(t, self.num_heads));
+        let mut qkv =
+            layers::linear(&self.c_attn, x).chunk(3, 2).into_iter().map(|t| layers::split_heads(t, self.num_heads));
         let (Some(q), Some(k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
             unreachable!("chunk(3) yields three tensors")
         };

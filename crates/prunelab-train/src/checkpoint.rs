@@ -1,0 +1,196 @@
+//! Epoch checkpoints: after every epoch, [`crate::fine_tune_resumable`] saves what it needs to go
+//! on (the model, both AdamW states with their moments and step counts, the best model so far,
+//! the step counter and the epoch records) under `<dir>/epoch-<N>/`, and a later run with the
+//! same settings starts after the last saved epoch instead of from scratch.
+//!
+//! Invariants: a checkpoint directory is complete or absent (written as `epoch-<N>.tmp/`, then
+//! renamed; older ones removed after); a checkpoint is used only by a run whose fingerprint (the
+//! caller's description of its settings) is the one it was written with; the data order of an
+//! epoch and its dropout draws depend on the seed and the epoch number alone, so a resumed run
+//! trains exactly as an uninterrupted one would (bit for bit on the CPU backend).
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::Optimizer;
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use prunelab_models::Classifier;
+
+use crate::error::{Error, Result};
+use crate::loop_::EpochRecord;
+
+/// Where and for which run settings [`crate::fine_tune_resumable`] keeps epoch checkpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpointing<'a> {
+    /// The checkpoint directory (created when needed).
+    pub dir: &'a Path,
+    /// Everything that must be equal for a checkpoint to be resumed (model, data, task,
+    /// pruning, hyper-parameters, backend, precision), as a string; a checkpoint written with
+    /// another fingerprint is refused with an error naming its directory.
+    pub fingerprint: &'a str,
+}
+
+/// The loop's state after an epoch, besides the tensors.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct State {
+    pub fingerprint: String,
+    /// The last finished epoch (1-based).
+    pub epoch: usize,
+    /// Optimizer steps taken so far (the learning-rate schedule's position).
+    pub step: usize,
+    pub first_step_seconds: Option<f64>,
+    pub epochs: Vec<EpochRecord>,
+    /// The best epoch so far and its main metric.
+    pub best_epoch: usize,
+    pub best_value: f64,
+}
+
+const STATE: &str = "state.json";
+const MODEL: &str = "model";
+const BEST: &str = "best";
+const OPTIM_DECAY: &str = "optim-decay";
+const OPTIM_PLAIN: &str = "optim-plain";
+
+type Files = BinFileRecorder<FullPrecisionSettings>;
+
+fn epoch_dir(dir: &Path, epoch: usize) -> PathBuf {
+    dir.join(format!("epoch-{epoch}"))
+}
+
+fn fail(path: &Path, message: impl std::fmt::Display) -> Error {
+    Error::Checkpoint { path: path.to_owned(), message: message.to_string() }
+}
+
+/// The newest complete checkpoint under `dir`, checked against `fingerprint`; `None` when there is
+/// none. Unfinished `epoch-<N>.tmp` directories (a save that was interrupted) are removed.
+pub(crate) fn latest(dir: &Path, fingerprint: &str) -> Result<Option<(PathBuf, State)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(fail(dir, err)),
+    };
+    let mut newest: Option<(usize, PathBuf)> = None;
+    for entry in entries {
+        let path = entry.map_err(|e| fail(dir, e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.ends_with(".tmp") {
+            std::fs::remove_dir_all(&path).map_err(|e| fail(&path, e))?;
+            continue;
+        }
+        let Some(n) = name.strip_prefix("epoch-").and_then(|n| n.parse::<usize>().ok()) else { continue };
+        if path.join(STATE).is_file() && newest.as_ref().is_none_or(|(m, _)| n > *m) {
+            newest = Some((n, path));
+        }
+    }
+    let Some((_, path)) = newest else { return Ok(None) };
+    let state_file = path.join(STATE);
+    let text = std::fs::read_to_string(&state_file).map_err(|e| fail(&state_file, e))?;
+    let state: State = serde_json::from_str(&text).map_err(|e| fail(&state_file, e))?;
+    if state.fingerprint != fingerprint {
+        return Err(fail(
+            &path,
+            "was written by a run with other settings (model, data, pruning or hyper-parameters); delete the \
+             checkpoint directory to start over, or give this run another output directory",
+        ));
+    }
+    Ok(Some((path, state)))
+}
+
+/// The model of a checkpoint, loaded into `model` (its structure; its values are replaced).
+pub(crate) fn load_model<B: Backend>(
+    dir: &Path,
+    name: &str,
+    model: Classifier<B>,
+    device: &B::Device,
+) -> Result<Classifier<B>> {
+    let path = dir.join(name);
+    let record = Recorder::<B>::load(&Files::new(), path.clone(), device).map_err(|e| fail(&path, e))?;
+    Ok(model.load_record(record))
+}
+
+/// An optimizer's state from a checkpoint.
+pub(crate) fn load_optimizer<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
+    dir: &Path,
+    name: &str,
+    optimizer: O,
+    device: &B::Device,
+) -> Result<O> {
+    let path = dir.join(name);
+    let record = Recorder::<B>::load(&Files::new(), path.clone(), device).map_err(|e| fail(&path, e))?;
+    Ok(optimizer.load_record(record))
+}
+
+/// What an epoch's checkpoint holds besides [`State`].
+pub(crate) struct Tensors<'a, B: AutodiffBackend, O> {
+    pub model: &'a Classifier<B>,
+    pub optim_decay: &'a O,
+    pub optim_plain: &'a O,
+    /// The best model when this epoch is the best so far; `None` keeps the previous checkpoint's.
+    pub new_best: Option<&'a Classifier<B::InnerBackend>>,
+}
+
+/// Saves the state after `state.epoch` as `<dir>/epoch-<N>/` (complete or absent) and removes
+/// older checkpoints.
+pub(crate) fn save<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
+    dir: &Path,
+    state: &State,
+    tensors: Tensors<'_, B, O>,
+) -> Result<()> {
+    let done = epoch_dir(dir, state.epoch);
+    let tmp = dir.join(format!("epoch-{}.tmp", state.epoch));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| fail(&tmp, e))?;
+    let files = Files::new();
+    let record = |path: PathBuf, result: std::result::Result<(), burn::record::RecorderError>| {
+        result.map_err(|e| fail(&path, e))
+    };
+    record(tmp.join(MODEL), Recorder::<B>::record(&files, tensors.model.clone().into_record(), tmp.join(MODEL)))?;
+    record(
+        tmp.join(OPTIM_DECAY),
+        Recorder::<B>::record(&files, tensors.optim_decay.to_record(), tmp.join(OPTIM_DECAY)),
+    )?;
+    record(
+        tmp.join(OPTIM_PLAIN),
+        Recorder::<B>::record(&files, tensors.optim_plain.to_record(), tmp.join(OPTIM_PLAIN)),
+    )?;
+    let best_file = |d: &Path| d.join(format!("{BEST}.bin"));
+    match tensors.new_best {
+        Some(best) => record(
+            tmp.join(BEST),
+            Recorder::<B::InnerBackend>::record(&files, best.clone().into_record(), tmp.join(BEST)),
+        )?,
+        None => {
+            // The best epoch is an earlier one: its model comes along from the previous checkpoint.
+            let previous = best_file(&epoch_dir(dir, state.epoch - 1));
+            let to = best_file(&tmp);
+            if std::fs::hard_link(&previous, &to).is_err() {
+                std::fs::copy(&previous, &to).map_err(|e| fail(&previous, e))?;
+            }
+        }
+    }
+    let state_file = tmp.join(STATE);
+    let text = serde_json::to_vec_pretty(state).map_err(|e| fail(&state_file, e))?;
+    std::fs::write(&state_file, text).map_err(|e| fail(&state_file, e))?;
+    let _ = std::fs::remove_dir_all(&done);
+    std::fs::rename(&tmp, &done).map_err(|e| fail(&done, e))?;
+    for older in 1..state.epoch {
+        let _ = std::fs::remove_dir_all(epoch_dir(dir, older));
+    }
+    tracing::debug!(dir = %done.display(), "checkpoint saved");
+    Ok(())
+}
+
+/// The dropout seed of `epoch`: the run's seed for the first epoch (as before checkpoints
+/// existed), and one derived from the seed and the epoch after, so that an epoch's draws do not
+/// depend on the process having run the epochs before it.
+pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    if epoch <= 1 { seed } else { seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64) }
+}
+
+/// The best model of a checkpoint's directory, for [`load_model`].
+pub(crate) const BEST_MODEL: &str = BEST;
+/// The model after the checkpoint's epoch, for [`load_model`].
+pub(crate) const LAST_MODEL: &str = MODEL;
+/// The optimizer files, for [`load_optimizer`].
+pub(crate) const OPTIMIZERS: [&str; 2] = [OPTIM_DECAY, OPTIM_PLAIN];
