@@ -60,7 +60,10 @@ pt() {
 # The machine returns only a few files: the kernel cache and everything else go back as archives.
 save_cache() { tar czf "$OUT/kernels.tgz" -C "$KCACHE" . && du -sh "$OUT/kernels.tgz"; }
 pack() {
-  (cd "$OUT" && find . -name model -type d -prune -exec rm -rf {} + && find . -name '*.safetensors' -size +5M -delete && tar czf /tmp/results.tgz --exclude=kernels.tgz . \
+  # Epoch checkpoints (4× the model each) cannot travel in the 64 MiB carry: a cell killed at a
+  # call's limit starts over in the next call.
+  (cd "$OUT" && find . \( -name model -o -name checkpoint \) -type d -prune -exec rm -rf {} + \
+    && find . -name '*.safetensors' -size +5M -delete && tar czf /tmp/results.tgz --exclude=kernels.tgz . \
     && find . -mindepth 1 -maxdepth 1 ! -name kernels.tgz -exec rm -rf {} + && mv /tmp/results.tgz results.tgz)
 }
 
