@@ -107,47 +107,6 @@ fn a_diverging_run_is_recorded_as_failed_and_exits_non_zero() {
 #[test]
 fn running_out_of_memory_is_recorded_as_failed_keeping_what_came_before() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prunelab"))
-        .args([
-            "finetune",
-            &path("../prunelab-models/tests/fixtures/bert-tiny"),
-            "--task",
-            "sst2",
-            "--data-dir",
-            &path("../prunelab-glue/tests/fixtures/glue"),
-            "--tokenizer",
-            &path("../prunelab-glue/tests/fixtures/wordlevel-tokenizer.json"),
-            "--epochs",
-            "2",
-            "--batch-size",
-            "2",
-            "--max-length",
-            "32",
-            "-q",
-            "--out",
-        ])
-        .arg(dir.path())
-        .env_remove("RUST_LOG")
-        .env("HF_HUB_OFFLINE", "1")
-        .env("PRUNELAB_FAULT", "oom@3")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("run failed; see") && stderr.contains("out of memory"), "{stderr}");
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
-    assert_eq!(r["status"], "failed");
-    let reason = r["reason"].as_str().unwrap();
-    assert!(reason.starts_with("out of memory: ") && reason.contains("at step 3"), "{reason}");
-    assert_eq!(r["hyperparameters"]["num_train_epochs"], 2, "what was known before the fault is kept: {r}");
-    let evaluated = r["epochs_evaluated"].as_array().expect("the first epoch's evaluation is kept");
-    assert_eq!(evaluated.len(), 1, "{r}");
-    assert_eq!(evaluated[0]["epoch"], 1);
-    assert!(evaluated[0]["eval"]["accuracy"].is_number(), "{r}");
-
-    // The first epoch's checkpoint is kept: run again, the run resumes after it, ends as an
-    // uninterrupted run does, and removes the checkpoint.
-    assert!(dir.path().join("checkpoint/epoch-1/state.json").is_file());
     let command = |out: &std::path::Path| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_prunelab"));
         cmd.args([
@@ -175,6 +134,23 @@ fn running_out_of_memory_is_recorded_as_failed_keeping_what_came_before() {
         .env("HF_HUB_OFFLINE", "1");
         cmd
     };
+    let out = command(dir.path()).env("PRUNELAB_FAULT", "oom@3").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("run failed; see") && stderr.contains("out of memory"), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
+    assert_eq!(r["status"], "failed");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.starts_with("out of memory: ") && reason.contains("at step 3"), "{reason}");
+    assert_eq!(r["hyperparameters"]["num_train_epochs"], 2, "what was known before the fault is kept: {r}");
+    let evaluated = r["epochs_evaluated"].as_array().expect("the first epoch's evaluation is kept");
+    assert_eq!(evaluated.len(), 1, "{r}");
+    assert_eq!(evaluated[0]["epoch"], 1);
+    assert!(evaluated[0]["eval"]["accuracy"].is_number(), "{r}");
+
+    // The first epoch's checkpoint is kept: run again, the run resumes after it, ends as an
+    // uninterrupted run does, and removes the checkpoint.
+    assert!(dir.path().join("checkpoint/epoch-1/state.json").is_file());
     let again = command(dir.path()).output().unwrap();
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     let resumed: serde_json::Value =

@@ -9,7 +9,7 @@ use common::{batcher, data, pretrained, quick};
 use prunelab_glue::GlueTask;
 use prunelab_prune::{MaskSet, PruneSpec, Scheme, Scope, ScopeKind, compute_masks};
 use prunelab_stats::weights;
-use prunelab_train::{Checkpointing, MaskMode, Reporter, Silent, TrainOutcome, fine_tune, fine_tune_resumable};
+use prunelab_train::{Checkpointing, MaskMode, Reporter, Silent, TrainOutcome, fine_tune_resumable};
 
 type B = burn::backend::Autodiff<burn::backend::NdArray>;
 
@@ -62,18 +62,8 @@ fn an_interrupted_run_resumes_after_its_last_epoch_and_ends_as_an_uninterrupted_
                 checkpoint,
             )
         };
-        let plain = fine_tune(
-            pretrained("bert-tiny"),
-            &train,
-            &dev,
-            GlueTask::Sst2,
-            &batcher(),
-            &config,
-            Some((&masks, mode)),
-            &Default::default(),
-            &mut Silent,
-        )
-        .unwrap();
+        // Without a checkpoint directory: the loop of `fine_tune`.
+        let plain = run(None, &mut Silent, "").unwrap();
         let reference_dir = root.path().join(format!("{mode:?}-reference"));
         let reference = run(Some(&reference_dir), &mut Silent, "settings").unwrap();
         assert_eq!(epochs_of(&reference), epochs_of(&plain), "checkpointing changes nothing");
