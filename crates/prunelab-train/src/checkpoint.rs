@@ -47,10 +47,14 @@ pub(crate) struct State {
 }
 
 const STATE: &str = "state.json";
-const MODEL: &str = "model";
-const BEST: &str = "best";
+/// The model after the checkpoint's epoch, for [`load_model`].
+pub(crate) const LAST_MODEL: &str = "model";
+/// The best model so far, for [`load_model`].
+pub(crate) const BEST_MODEL: &str = "best";
 const OPTIM_DECAY: &str = "optim-decay";
 const OPTIM_PLAIN: &str = "optim-plain";
+/// The two optimizer states (decayed and plain parameter groups), for [`load_optimizer`].
+pub(crate) const OPTIMIZERS: [&str; 2] = [OPTIM_DECAY, OPTIM_PLAIN];
 
 type Files = BinFileRecorder<FullPrecisionSettings>;
 
@@ -145,7 +149,10 @@ pub(crate) fn save<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
     let record = |path: PathBuf, result: std::result::Result<(), burn::record::RecorderError>| {
         result.map_err(|e| fail(&path, e))
     };
-    record(tmp.join(MODEL), Recorder::<B>::record(&files, tensors.model.clone().into_record(), tmp.join(MODEL)))?;
+    record(
+        tmp.join(LAST_MODEL),
+        Recorder::<B>::record(&files, tensors.model.clone().into_record(), tmp.join(LAST_MODEL)),
+    )?;
     record(
         tmp.join(OPTIM_DECAY),
         Recorder::<B>::record(&files, tensors.optim_decay.to_record(), tmp.join(OPTIM_DECAY)),
@@ -154,11 +161,11 @@ pub(crate) fn save<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
         tmp.join(OPTIM_PLAIN),
         Recorder::<B>::record(&files, tensors.optim_plain.to_record(), tmp.join(OPTIM_PLAIN)),
     )?;
-    let best_file = |d: &Path| d.join(format!("{BEST}.bin"));
+    let best_file = |d: &Path| d.join(format!("{BEST_MODEL}.bin"));
     match tensors.new_best {
         Some(best) => record(
-            tmp.join(BEST),
-            Recorder::<B::InnerBackend>::record(&files, best.clone().into_record(), tmp.join(BEST)),
+            tmp.join(BEST_MODEL),
+            Recorder::<B::InnerBackend>::record(&files, best.clone().into_record(), tmp.join(BEST_MODEL)),
         )?,
         None => {
             // The best epoch is an earlier one: its model comes along from the previous checkpoint.
@@ -187,10 +194,3 @@ pub(crate) fn save<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
 pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     if epoch <= 1 { seed } else { seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64) }
 }
-
-/// The best model of a checkpoint's directory, for [`load_model`].
-pub(crate) const BEST_MODEL: &str = BEST;
-/// The model after the checkpoint's epoch, for [`load_model`].
-pub(crate) const LAST_MODEL: &str = MODEL;
-/// The optimizer files, for [`load_optimizer`].
-pub(crate) const OPTIMIZERS: [&str; 2] = [OPTIM_DECAY, OPTIM_PLAIN];
