@@ -151,7 +151,8 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
         0
     } else {
         let largest = runnable.iter().map(|(_, _, params)| *params).max().unwrap_or(0);
-        u64::from(args.jobs.min(grid.cells().len() as u32)) * 2 * 16 * largest
+        // Saturating: the parameter count is a number another process printed.
+        u64::from(args.jobs.min(grid.cells().len() as u32)).saturating_mul(32).saturating_mul(largest)
     };
     check_disk(&args.out, grid.cells().len(), checkpoint_bytes)?;
     write_json(&args.out.join("skipped.json"), &serde_json::Value::Array(skipped))?;
