@@ -128,15 +128,41 @@ pub fn matmul_dtype() -> Option<FloatDType> {
 }
 
 /// `layer.forward(x)`, in the mixed-precision dtype when one is set.
+///
+/// Inputs of rank 3 and more are multiplied as one `[tokens, d_in]` matrix, as `torch.nn.Linear`
+/// does: Burn's `linear` multiplies them as a batch of matrices against the broadcast weight, so
+/// its weight gradient is one `[d_in, d_out]` product per batch row, summed afterwards — at
+/// batch 32 it writes and reduces 32 weight-sized tensors per projection instead of running one
+/// product over every token. The bias is added in the input's rank, so that its gradient is
+/// reduced one axis at a time (batch, then sequence): a single reduction over all tokens is
+/// 10–30× slower with CubeCL's untuned reduce (see `bench/NOTES.md`).
 pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    if D < 3 {
+        return product(x, layer.weight.val(), bias);
+    }
+    let dims = x.dims();
+    let [d_in, d_out] = layer.weight.dims();
+    let tokens = dims[..D - 1].iter().product();
+    let mut out_dims = dims;
+    out_dims[D - 1] = d_out;
+    let out = product(x.reshape([tokens, d_in]), layer.weight.val(), None).reshape(out_dims);
+    match bias {
+        Some(bias) => out + bias.unsqueeze::<D>(),
+        None => out,
+    }
+}
+
+/// `x · weight + bias`, in the mixed-precision dtype when one is set (the result in f32).
+fn product<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, D> {
     match matmul_dtype() {
-        None => layer.forward(x),
-        Some(dtype) => burn::tensor::module::linear(
-            x.cast(dtype),
-            layer.weight.val().cast(dtype),
-            layer.bias.as_ref().map(|b| b.val().cast(dtype)),
-        )
-        .cast(FloatDType::F32),
+        None => burn::tensor::module::linear(x, weight, bias),
+        Some(dtype) => burn::tensor::module::linear(x.cast(dtype), weight.cast(dtype), bias.map(|b| b.cast(dtype)))
+            .cast(FloatDType::F32),
     }
 }
 

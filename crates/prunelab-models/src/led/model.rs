@@ -153,7 +153,8 @@ impl<B: Backend> LedEncoderLayer<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, d_model]`, `seq` padded to the window multiple
     pub fn forward(&self, x: Tensor<B, 3>, pattern: &AttentionPattern<B>) -> Tensor<B, 3> {
-        let attn = self.self_attn.output.forward(self.self_attn.longformer_self_attn.forward(x.clone(), pattern));
+        let attn =
+            layers::linear(&self.self_attn.output, self.self_attn.longformer_self_attn.forward(x.clone(), pattern));
         let x = self.self_attn_layer_norm.forward(x + self.dropout.forward(attn));
         let inner = self.activation_dropout.forward(self.act.forward(layers::linear(&self.fc1, x.clone())));
         self.final_layer_norm.forward(x + self.dropout.forward(layers::linear(&self.fc2, inner)))
