@@ -24,6 +24,15 @@ pub const NAME: &str = if cfg!(feature = "cuda") {
     "ndarray"
 };
 
+/// Which of Burn's optional GPU kernel features this build has, for result files: "fusion",
+/// "autotune", both joined by '+', or "plain".
+pub const KERNELS: &str = match (cfg!(feature = "fusion"), cfg!(feature = "autotune")) {
+    (true, true) => "fusion+autotune",
+    (true, false) => "fusion",
+    (false, true) => "autotune",
+    (false, false) => "plain",
+};
+
 /// The precision of matrix products (see [`prunelab_models::layers::set_matmul_dtype`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Precision {

@@ -112,7 +112,7 @@ impl BenchCommand {
 }
 
 fn base_record(kind: &str) -> serde_json::Value {
-    json!({"tool": "prunelab", "bench": kind, "backend": backend::NAME, "device": format!("{:?}", backend::device()), "precision": backend::precision_name()})
+    json!({"tool": "prunelab", "bench": kind, "backend": backend::NAME, "kernels": backend::KERNELS, "device": format!("{:?}", backend::device()), "precision": backend::precision_name()})
 }
 
 /// The architectures `init` knows, as transformers `config.json` text.
@@ -224,6 +224,9 @@ impl TrainArgs {
         rec["steps"] = json!(self.steps);
         rec["amount"] = json!(self.amount);
         rec["first_step_seconds"] = json!(outcome.first_step_seconds);
+        // Same data, seed and weights in every build: builds that compute the same function
+        // agree on it to rounding (a check on kernel fusion and mixed precision).
+        rec["train_loss"] = json!(epoch.train_loss);
         rec["samples_per_second"] = json!(epoch.samples_per_second);
         rec["step_ms"] = json!(1e3 * self.batch_size as f64 / epoch.samples_per_second);
         rec["wall_seconds"] = json!(started.elapsed().as_secs_f64());

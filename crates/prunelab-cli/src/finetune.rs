@@ -223,6 +223,7 @@ impl FinetuneArgs {
                 "mask_mode": common::value_name(&self.mask_mode),
             },
             "backend": backend::NAME,
+            "kernels": backend::KERNELS,
             "device": format!("{:?}", backend::device()),
             "precision": backend::precision_name(),
             "prunelab_commit": env!("PRUNELAB_GIT_COMMIT"),
