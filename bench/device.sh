@@ -10,6 +10,7 @@
 #   bash bench/device.sh bench      # cargo xtask bench with prebuilt binaries (.device/bin/xtask)
 #   bash bench/device.sh minilm     # issue 6: the minilm preset, resumable across calls (see below)
 #   bash bench/device.sh speed      # f32 vs bf16 mixed precision, prunelab and torch, side by side
+#   bash bench/device.sh variants   # .device/bin/prunelab-<variant>.xz builds side by side, with kernel profiles
 #   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
 set -uo pipefail
 OUT=${OUT:?set OUT}
@@ -93,6 +94,78 @@ speed_mixed() {
   done
 }
 
+# Build variants side by side (issue 7's "find and fix the biggest costs"): every
+# `.device/bin/prunelab-<variant>.xz`, in name order, runs the same GPT-2 small (and MiniLM, when carried)
+# fine-tune and eval measures one after the other, and torch runs them in the same call. A
+# variant named in COLD (space-separated) starts from an empty kernel cache, so its first step
+# is the cold start; the others start from .device/kernels-<variant>.tgz (a cache an earlier
+# call returned), else .device/kernels.tgz. Variants named in BF16 also run
+# bf16 mixed precision, those in PROFILE a kernel-level profile of the f32 training step
+# (CubeCL's profiling logger, set by a `cubecl.toml` in a scratch directory). FIRST_LIMIT caps
+# the first (cold) run; TORCH_PRECISIONS picks torch's runs (default "f32 bf16").
+# Records: $OUT/variants/*.json, $OUT/profile-<variant>.log.
+variants() {
+  mkdir -p "$OUT/variants"
+  local models=(gpt2-small:/tmp/gpt2-small)
+  if [ -e "$MODEL/config.json" ] && [ -e "$MODEL/model.fp16.safetensors" ]; then models+=(minilm:$MODEL); fi
+  local bins=() v
+  for f in .device/bin/prunelab-*.xz; do
+    v=${f#.device/bin/prunelab-}; v=${v%.xz}
+    xz -dc "$f" > "/tmp/pl-$v" && chmod +x "/tmp/pl-$v" && bins+=("$v")
+    echo "variant $v: $("/tmp/pl-$v" --version)"
+  done
+  "/tmp/pl-${bins[0]}" --quiet bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  in_list() { [[ " $2 " == *" $1 "* ]]; }
+  torch_runs() {
+    for m in "${models[@]}"; do
+      local name=${m%%:*} dir=${m#*:}
+      for p in ${TORCH_PRECISIONS:-f32 bf16}; do
+        timeout 90 python3 bench/torch_bench.py train "$dir" --steps 50 --precision "$p" \
+          > "$OUT/variants/torch-train-$name-$p.json" 2>> "$OUT/logs/variants-torch.log"
+        timeout 60 python3 bench/torch_bench.py infer "$dir" --precision "$p" \
+          > "$OUT/variants/torch-infer-$name-$p.json" 2>> "$OUT/logs/variants-torch.log"
+      done
+    done
+    echo "torch done at ${SECONDS} s"
+  }
+  for v in "${bins[@]}"; do
+    local cache=/tmp/kernels-$v
+    rm -rf "$cache" && mkdir -p "$cache"
+    if ! in_list "$v" "${COLD:-}"; then
+      if [ -f ".device/kernels-$v.tgz" ]; then tar xzf ".device/kernels-$v.tgz" -C "$cache"; else cp -r "$KCACHE/." "$cache/"; fi
+    fi
+    local precisions=(f32)
+    in_list "$v" "${BF16:-}" && precisions+=(bf16)
+    for m in "${models[@]}"; do
+      local name=${m%%:*} dir=${m#*:}
+      for p in "${precisions[@]}"; do
+        for run in first warm; do
+          [ "$run" = first ] && { [ "$p" = bf16 ] || [ "$name" != gpt2-small ]; } && continue
+          timeout "${FIRST_LIMIT:-300}" "/tmp/pl-$v" --quiet --kernel-cache "$cache" --precision "$p" bench train "$dir" --batch-size 32 \
+            --seq-len 128 --steps 50 > "$OUT/variants/$v-train-$name-$p-$run.json" 2>> "$OUT/logs/variants-$v.log"
+          echo "$v train $name $p $run: exit $? at ${SECONDS} s"
+        done
+        timeout 120 "/tmp/pl-$v" --quiet --kernel-cache "$cache" --precision "$p" bench infer "$dir" \
+          > "$OUT/variants/$v-infer-$name-$p.json" 2>> "$OUT/logs/variants-$v.log"
+      done
+    done
+    if in_list "$v" "${PROFILE:-}"; then
+      mkdir -p "/tmp/profile-$v"
+      printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "$OUT/profile-$v.log" > "/tmp/profile-$v/cubecl.toml"
+      (cd "/tmp/profile-$v" && timeout 120 "/tmp/pl-$v" --quiet --kernel-cache "$cache" bench train /tmp/gpt2-small \
+        --batch-size 32 --seq-len 128 --steps 10 > "$OUT/variants/$v-profiled.json" 2>> "$OUT/logs/variants-$v.log")
+      echo "$v profiled: exit $? at ${SECONDS} s ($(wc -c < "$OUT/profile-$v.log" 2>/dev/null) bytes of profile)"
+    fi
+    # Each variant's kernel cache comes back, for the next call to start warm.
+    tar czf "$OUT/kernels-$v.tgz" -C "$cache" .
+    # torch after the first variant: a call that runs out of time still has both sides.
+    [ "$v" = "${bins[0]}" ] && torch_runs
+  done
+  for f in "$OUT"/variants/*.json; do
+    echo "$(basename "$f" .json): $(python3 -c "import json,sys;l=[x for x in open(sys.argv[1]) if x.startswith('{')];r=json.loads(l[-1]);print(round(r.get('samples_per_second',0),1), 'samples/s; first step', round(r.get('first_step_seconds', r.get('warmup_seconds', 0)),2), 's; loss', r.get('train_loss'))" "$f" 2>&1 | tail -n 1)"
+  done
+}
+
 case ${1:-} in
   probe)
     info
@@ -170,6 +243,10 @@ case ${1:-} in
     if [ -n "${WITH_SPEED:-}" ]; then speed_mixed; fi
     tar czf "$OUT/kernels.tgz" -C "$RUN/kernels" . && rm -rf "$RUN/kernels"
     ;;
+  variants)
+    info
+    variants
+    ;;
   speed)
     info
     speed_mixed
@@ -197,7 +274,7 @@ case ${1:-} in
     echo "fixtures: exit $?"; tail -n 30 "$OUT/logs/fixtures.log"
     ;;
   *)
-    echo "usage: bench/device.sh probe|accuracy|bench|minilm|speed|mixed|fixtures GROUP..." >&2
+    echo "usage: bench/device.sh probe|accuracy|bench|minilm|speed|variants|mixed|fixtures GROUP..." >&2
     exit 2
     ;;
 esac
