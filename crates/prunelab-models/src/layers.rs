@@ -135,7 +135,7 @@ pub fn matmul_dtype() -> Option<FloatDType> {
 /// batch 32 it writes and reduces 32 weight-sized tensors per projection instead of running one
 /// product over every token. The bias is added in the input's rank, so that its gradient is
 /// reduced one axis at a time (batch, then sequence): a single reduction over all tokens is
-/// 10–30× slower with CubeCL's untuned reduce (see `bench/NOTES.md`).
+/// about 10× slower with CubeCL's untuned reduce (see `bench/NOTES.md`).
 pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
     let bias = layer.bias.as_ref().map(|b| b.val());
     if D < 3 {
@@ -209,6 +209,33 @@ mod tests {
         assert_eq!(blocked, [true, true, true,
                              true, false, true,
                              true, false, false]);
+    }
+
+    #[test]
+    fn linear_on_tokens_matches_burns_batched_linear_with_gradients() {
+        use burn::backend::Autodiff;
+        use burn::nn::LinearConfig;
+        type AB = Autodiff<NdArray>;
+        let device = Default::default();
+        let layer = LinearConfig::new(6, 5).init::<AB>(&device);
+        let x = Tensor::<AB, 3>::random([2, 3, 6], burn::tensor::Distribution::Default, &device);
+        let upstream = Tensor::<AB, 3>::random([2, 3, 5], burn::tensor::Distribution::Default, &device);
+        let grads_of = |y: Tensor<AB, 3>| {
+            let values = y.clone().into_data().to_vec::<f32>().unwrap();
+            let grads = (y * upstream.clone()).sum().backward();
+            let w = layer.weight.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+            let b = layer.bias.as_ref().unwrap().grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+            (values, w, b)
+        };
+        let ours = grads_of(linear(&layer, x.clone()));
+        let burns = grads_of(layer.forward(x));
+        for (name, a, b) in
+            [("output", &ours.0, &burns.0), ("weight grad", &ours.1, &burns.1), ("bias grad", &ours.2, &burns.2)]
+        {
+            assert_eq!(a.len(), b.len(), "{name}");
+            let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            assert!(d < 1e-5, "{name} differs by {d}");
+        }
     }
 
     #[test]
