@@ -115,6 +115,14 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
     say(&format!("prunelab binary: {} (backend {backend})", bin.display()));
 
     // Which models can run: available and supported; unsupported ones are skipped with the reason.
+    struct Runnable {
+        /// The grid's model id.
+        model: String,
+        /// What prunelab is given: the id, or the local directory `--model-dir` maps it to.
+        spec: String,
+        /// `model check`'s parameter count (0 when it gives none).
+        params: u64,
+    }
     let mut skipped = Vec::new();
     let mut unavailable = Vec::new();
     let mut runnable = Vec::new();
@@ -126,7 +134,7 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
         match (check.get("available").and_then(|v| v.as_bool()), check.get("supported").and_then(|v| v.as_bool())) {
             (Some(true), Some(true)) => {
                 let params = check.get("approx_parameters").and_then(|p| p.as_u64()).unwrap_or(0);
-                runnable.push((model.clone(), spec, params))
+                runnable.push(Runnable { model: model.clone(), spec, params })
             }
             (Some(true), _) => {
                 for task in &grid.tasks {
@@ -150,7 +158,7 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
     let checkpoint_bytes = if args.no_checkpoint {
         0
     } else {
-        let largest = runnable.iter().map(|(_, _, params)| *params).max().unwrap_or(0);
+        let largest = runnable.iter().map(|r| r.params).max().unwrap_or(0);
         // Saturating: the parameter count is a number another process printed.
         u64::from(args.jobs.min(grid.cells().len() as u32)).saturating_mul(32).saturating_mul(largest)
     };
@@ -164,7 +172,7 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
     let cells: Vec<(Cell, String)> = grid
         .cells()
         .into_iter()
-        .filter_map(|c| runnable.iter().find(|(m, _, _)| *m == c.model).map(|(_, spec, _)| (c.clone(), spec.clone())))
+        .filter_map(|c| runnable.iter().find(|r| r.model == c.model).map(|r| (c.clone(), r.spec.clone())))
         .collect();
     let todo: Vec<&(Cell, String)> =
         cells.iter().filter(|(c, _)| !is_done(&c.dir(&args.out), args.retry_failed)).collect();
@@ -185,7 +193,7 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
     }
 
     let kernels = args.out.join("kernels");
-    for (model, spec, _) in &runnable {
+    for Runnable { model, spec, .. } in &runnable {
         let dir = args.out.join("inspect").join(slug(model));
         if dir.join("stats.json").is_file() {
             continue;
