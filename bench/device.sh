@@ -68,6 +68,13 @@ pack() {
     && find . -mindepth 1 -maxdepth 1 ! -name kernels.tgz -exec rm -rf {} + && mv /tmp/results.tgz results.tgz)
 }
 
+# torch_measures NAME DIR PRECISION RECORDS LOG TRAIN_LIMIT INFER_LIMIT: bench/torch_bench.py's
+# fine-tune (50 steps) and eval measures of one model, into RECORDS/torch-{train,infer}-NAME-PRECISION.json.
+torch_measures() {
+  timeout "$6" python3 bench/torch_bench.py train "$2" --steps 50 --precision "$3" > "$4/torch-train-$1-$3.json" 2>> "$5"
+  timeout "$7" python3 bench/torch_bench.py infer "$2" --precision "$3" > "$4/torch-infer-$1-$3.json" 2>> "$5"
+}
+
 # Mixed precision's speed, side by side: prunelab f32 and bf16-mixed, torch f32 and bf16
 # autocast, fine-tune (batch 32 × 128) and eval (batch 64 × 128), GPT-2 small and MiniLM, one
 # at a time. Records in $OUT/speed/*.json.
@@ -83,10 +90,7 @@ speed_mixed() {
         > "$OUT/speed/prunelab-train-$name-$p.json" 2>> "$OUT/logs/speed.log"
       timeout 45 "$BIN" --quiet --kernel-cache "$cache" --precision "$p" bench infer "$dir" \
         > "$OUT/speed/prunelab-infer-$name-$p.json" 2>> "$OUT/logs/speed.log"
-      timeout 60 python3 bench/torch_bench.py train "$dir" --steps 50 --precision "$p" \
-        > "$OUT/speed/torch-train-$name-$p.json" 2>> "$OUT/logs/speed.log"
-      timeout 45 python3 bench/torch_bench.py infer "$dir" --precision "$p" \
-        > "$OUT/speed/torch-infer-$name-$p.json" 2>> "$OUT/logs/speed.log"
+      torch_measures "$name" "$dir" "$p" "$OUT/speed" "$OUT/logs/speed.log" 60 45
     done
   done
   for f in "$OUT"/speed/*.json; do
@@ -120,10 +124,7 @@ variants() {
     for m in "${models[@]}"; do
       local name=${m%%:*} dir=${m#*:}
       for p in ${TORCH_PRECISIONS:-f32 bf16}; do
-        timeout 90 python3 bench/torch_bench.py train "$dir" --steps 50 --precision "$p" \
-          > "$OUT/variants/torch-train-$name-$p.json" 2>> "$OUT/logs/variants-torch.log"
-        timeout 60 python3 bench/torch_bench.py infer "$dir" --precision "$p" \
-          > "$OUT/variants/torch-infer-$name-$p.json" 2>> "$OUT/logs/variants-torch.log"
+        torch_measures "$name" "$dir" "$p" "$OUT/variants" "$OUT/logs/variants-torch.log" 90 60
       done
     done
     echo "torch done at ${SECONDS} s"
