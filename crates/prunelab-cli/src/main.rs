@@ -36,7 +36,8 @@ struct GlobalArgs {
     /// Print only results and errors: no progress, no info logs (RUST_LOG still wins)
     #[arg(long, short, global = true)]
     quiet: bool,
-    /// GPU backends: where compiled kernels and autotune results are kept between runs
+    /// GPU backends: where compiled kernels (and, with the `autotune` feature, tuning results) are
+    /// kept between runs
     /// [default: $PRUNELAB_KERNEL_CACHE, else the user cache dir's prunelab/kernels]
     #[arg(long, global = true, value_name = "DIR")]
     kernel_cache: Option<std::path::PathBuf>,
