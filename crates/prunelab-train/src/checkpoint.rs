@@ -12,13 +12,13 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::optim::Optimizer;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use prunelab_models::Classifier;
 
 use crate::error::{Error, Result};
 use crate::loop_::EpochRecord;
+use crate::optim::GroupRecord;
 
 /// Where and for which run settings [`crate::fine_tune_resumable`] keeps epoch checkpoints.
 #[derive(Debug, Clone, Copy)]
@@ -113,34 +113,24 @@ pub(crate) fn load_model<B: Backend>(
     Ok(model.load_record(record))
 }
 
-/// An optimizer's state from a checkpoint.
-pub(crate) fn load_optimizer<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
-    dir: &Path,
-    name: &str,
-    optimizer: O,
-    device: &B::Device,
-) -> Result<O> {
+/// One parameter group's optimizer state from a checkpoint (`name` from [`OPTIMIZERS`]).
+pub(crate) fn load_optimizer<B: AutodiffBackend>(dir: &Path, name: &str, device: &B::Device) -> Result<GroupRecord<B>> {
     let path = dir.join(name);
-    let record = Recorder::<B>::load(&Files::new(), path.clone(), device).map_err(|e| fail(&path, e))?;
-    Ok(optimizer.load_record(record))
+    Recorder::<B>::load(&Files::new(), path.clone(), device).map_err(|e| fail(&path, e))
 }
 
 /// What an epoch's checkpoint holds besides [`State`].
-pub(crate) struct Tensors<'a, B: AutodiffBackend, O> {
+pub(crate) struct Tensors<'a, B: AutodiffBackend> {
     pub model: &'a Classifier<B>,
-    pub optim_decay: &'a O,
-    pub optim_plain: &'a O,
+    pub optim_decay: GroupRecord<B>,
+    pub optim_plain: GroupRecord<B>,
     /// The best model when this epoch is the best so far; `None` keeps the previous checkpoint's.
     pub new_best: Option<&'a Classifier<B::InnerBackend>>,
 }
 
 /// Saves the state after `state.epoch` as `<dir>/epoch-<N>/` (complete or absent) and removes
 /// older checkpoints.
-pub(crate) fn save<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
-    dir: &Path,
-    state: &State,
-    tensors: Tensors<'_, B, O>,
-) -> Result<()> {
+pub(crate) fn save<B: AutodiffBackend>(dir: &Path, state: &State, tensors: Tensors<'_, B>) -> Result<()> {
     let done = epoch_dir(dir, state.epoch);
     let tmp = dir.join(format!("epoch-{}.tmp", state.epoch));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -153,14 +143,8 @@ pub(crate) fn save<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
         tmp.join(LAST_MODEL),
         Recorder::<B>::record(&files, tensors.model.clone().into_record(), tmp.join(LAST_MODEL)),
     )?;
-    record(
-        tmp.join(OPTIM_DECAY),
-        Recorder::<B>::record(&files, tensors.optim_decay.to_record(), tmp.join(OPTIM_DECAY)),
-    )?;
-    record(
-        tmp.join(OPTIM_PLAIN),
-        Recorder::<B>::record(&files, tensors.optim_plain.to_record(), tmp.join(OPTIM_PLAIN)),
-    )?;
+    record(tmp.join(OPTIM_DECAY), Recorder::<B>::record(&files, tensors.optim_decay, tmp.join(OPTIM_DECAY)))?;
+    record(tmp.join(OPTIM_PLAIN), Recorder::<B>::record(&files, tensors.optim_plain, tmp.join(OPTIM_PLAIN)))?;
     let best_file = |d: &Path| d.join(format!("{BEST_MODEL}.bin"));
     match tensors.new_best {
         Some(best) => record(

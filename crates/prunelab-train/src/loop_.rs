@@ -5,7 +5,7 @@ use std::time::Instant;
 use burn::data::dataloader::batcher::Batcher;
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use prunelab_glue::batcher::shuffled_batches;
@@ -17,7 +17,7 @@ use crate::Reporter;
 use crate::checkpoint::{self, Checkpointing};
 use crate::error::{Error, Result};
 use crate::evaluate::evaluate;
-use crate::optim::{clip_global_norm, linear_schedule, mask_grads, param_entries, split_decay};
+use crate::optim::{StepScale, TrainerAdamW, clip_coefficient, linear_schedule, param_entries};
 
 /// Hyper-parameters, named as transformers' `TrainingArguments` names them.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -200,23 +200,14 @@ pub fn fine_tune_resumable<B: AutodiffBackend>(
     let entries = param_entries(&model, naming.as_ref());
     let held =
         masks.filter(|(_, mode)| *mode == MaskMode::Hold).map(|(m, _)| DeviceMasks::<B::InnerBackend>::new(m, device));
-    let held_outer = masks.filter(|(_, mode)| *mode == MaskMode::Hold).map(|(m, _)| DeviceMasks::<B>::new(m, device));
-    model = match (&held_outer, masks) {
+    model = match masks {
         // A resumed model was masked before its checkpoint (and, released, may have regrown).
         _ if resumed.is_some() => model,
-        (Some(held), _) => held.apply(model),
-        (None, Some((m, _))) => DeviceMasks::<B>::new(m, device).apply(model),
-        (None, None) => model,
+        Some((m, _)) => DeviceMasks::<B>::new(m, device).apply(model),
+        None => model,
     };
-    let adam = |wd: f64| {
-        AdamWConfig::new()
-            .with_beta_1(config.adam_beta1)
-            .with_beta_2(config.adam_beta2)
-            .with_epsilon(config.adam_epsilon)
-            .with_weight_decay(wd as f32)
-    };
-    let mut optim_decay = adam(config.weight_decay).init::<B, Classifier<B>>();
-    let mut optim_plain = adam(0.0).init::<B, Classifier<B>>();
+    let mut optimizer =
+        TrainerAdamW::<B>::new(config.adam_beta1, config.adam_beta2, config.adam_epsilon, config.weight_decay);
     let loss_fn = CrossEntropyLossConfig::new().init(device);
 
     let lengths: Vec<usize> = train.iter().map(|e| e.input_ids.len()).collect();
@@ -232,9 +223,9 @@ pub fn fine_tune_resumable<B: AutodiffBackend>(
     let mut first_epoch = 1;
     let resumed_after_epoch = resumed.as_ref().map(|(_, state)| state.epoch);
     if let Some((dir, state)) = resumed {
-        let [decay, plain] = checkpoint::OPTIMIZERS;
-        optim_decay = checkpoint::load_optimizer(&dir, decay, optim_decay, device)?;
-        optim_plain = checkpoint::load_optimizer(&dir, plain, optim_plain, device)?;
+        for name in checkpoint::OPTIMIZERS {
+            optimizer.load_group_record(checkpoint::load_optimizer::<B>(&dir, name, device)?);
+        }
         let best_model = checkpoint::load_model(&dir, checkpoint::BEST_MODEL, model.valid(), device)?;
         best = Some((state.best_value, state.best_epoch, best_model));
         for record in &state.epochs {
@@ -280,18 +271,12 @@ pub fn fine_tune_resumable<B: AutodiffBackend>(
                 tokens += batch.num_tokens;
             }
             pending_steps += 1;
-            let mut grads = accumulator.grads();
-            if let Some(m) = &held {
-                mask_grads::<B>(&mut grads, &entries, m);
-            }
-            clip_global_norm::<B>(&mut grads, &entries, config.max_grad_norm, device);
+            let grads = accumulator.grads();
+            // The norm is that of the masked gradients (pruned weights have none), as torch's
+            // pruning hooks give them.
+            let (_, clip) = clip_coefficient::<B>(&grads, &entries, held.as_ref(), config.max_grad_norm, device);
             let lr = linear_schedule(config.learning_rate, step, warmup, total_steps);
-            let (decay, plain) = split_decay::<B>(grads, &entries);
-            model = optim_decay.step(lr, model, decay);
-            model = optim_plain.step(lr, model, plain);
-            if let Some(m) = &held_outer {
-                model = m.apply(model);
-            }
+            model = optimizer.step(lr, model, grads, &entries, &StepScale { clip, masks: held.as_ref() });
             step += 1;
             samples += group_size;
             // Read the loss back (one host round trip) every `logging_steps`, at the end of the
@@ -353,8 +338,8 @@ pub fn fine_tune_resumable<B: AutodiffBackend>(
             };
             let tensors = checkpoint::Tensors {
                 model: &model,
-                optim_decay: &optim_decay,
-                optim_plain: &optim_plain,
+                optim_decay: optimizer.group_record(&entries, true),
+                optim_plain: optimizer.group_record(&entries, false),
                 new_best: better.then_some(best_model),
             };
             checkpoint::save(c.dir, &state, tensors)?;
