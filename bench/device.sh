@@ -11,6 +11,7 @@
 #   bash bench/device.sh minilm     # issue 6: the minilm preset, resumable across calls (see below)
 #   bash bench/device.sh speed      # f32 vs bf16 mixed precision, prunelab and torch, side by side
 #   bash bench/device.sh variants   # .device/bin/prunelab-<variant>.xz builds side by side, with kernel profiles
+#                                   # (env: COLD, BF16, PROFILE, PRUNED: lists of variants; FIRST_LIMIT, TORCH_PRECISIONS, RANDOM_MINILM)
 #   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
 set -uo pipefail
 OUT=${OUT:?set OUT}
@@ -119,6 +120,11 @@ variants() {
     echo "variant $v: $("/tmp/pl-$v" --version)"
   done
   "/tmp/pl-${bins[0]}" --quiet bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  # Without the real MiniLM (the carry cannot hold it next to several binaries): a random
+  # checkpoint of its shape, which runs the same kernels.
+  if [ ${#models[@]} -eq 1 ] && [ -n "${RANDOM_MINILM:-}" ]; then
+    "/tmp/pl-${bins[0]}" --quiet bench init --arch minilm --out /tmp/minilm-random > /dev/null && models+=(minilm:/tmp/minilm-random)
+  fi
   in_list() { [[ " $2 " == *" $1 "* ]]; }
   torch_runs() {
     for m in "${models[@]}"; do
@@ -148,6 +154,12 @@ variants() {
         done
         timeout 120 "/tmp/pl-$v" --quiet --kernel-cache "$cache" --precision "$p" bench infer "$dir" \
           > "$OUT/variants/$v-infer-$name-$p.json" 2>> "$OUT/logs/variants-$v.log"
+        # With 90 % of the default scope pruned and the masks held (the masks' work each step).
+        if in_list "$v" "${PRUNED:-}" && [ "$name" = gpt2-small ]; then
+          timeout 120 "/tmp/pl-$v" --quiet --kernel-cache "$cache" --precision "$p" bench train "$dir" --batch-size 32 \
+            --seq-len 128 --steps 50 --amount 0.9 > "$OUT/variants/$v-train-$name-$p-pruned90.json" 2>> "$OUT/logs/variants-$v.log"
+          echo "$v train $name $p pruned 90 %: exit $? at ${SECONDS} s"
+        fi
       done
     done
     if in_list "$v" "${PROFILE:-}"; then
