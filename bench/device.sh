@@ -12,6 +12,7 @@
 #   bash bench/device.sh speed      # f32 vs bf16 mixed precision, prunelab and torch, side by side
 #   bash bench/device.sh variants   # .device/bin/prunelab-<variant>.xz builds side by side, with kernel profiles
 #                                   # (env: COLD, BF16, PROFILE, PRUNED: lists of variants; FIRST_LIMIT, TORCH_PRECISIONS, RANDOM_MINILM)
+#   bash bench/device.sh alternate  # one build vs torch f32 alternated (VARIANT, REPEATS), MiniLM's shape (MINILM_VARIANTS)
 #   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
 set -uo pipefail
 OUT=${OUT:?set OUT}
@@ -179,6 +180,48 @@ variants() {
   done
 }
 
+# One build's fine-tuning throughput against torch f32, alternated REPEATS times in one call (the
+# fused build's throughput varies between processes), then MiniLM's shape (a random checkpoint:
+# the same kernels as the real one) with each of MINILM_VARIANTS, the first from the cache it
+# has (a cold one takes minutes of autotuning: MINILM_LIMIT bounds each run), and torch on it.
+alternate() {
+  local v=${VARIANT:?set VARIANT} dir=$OUT/alternate log=$OUT/logs/alternate.log
+  mkdir -p "$dir"
+  for b in "$v" ${MINILM_VARIANTS:-}; do
+    [ -e "/tmp/pl-$b" ] && continue
+    xz -dc ".device/bin/prunelab-$b.xz" > "/tmp/pl-$b" && chmod +x "/tmp/pl-$b"
+    mkdir -p "/tmp/kernels-$b"
+    if [ -f ".device/kernels-$b.tgz" ]; then tar xzf ".device/kernels-$b.tgz" -C "/tmp/kernels-$b"; fi
+  done
+  "/tmp/pl-$v" --quiet bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  local train=(bench train --batch-size 32 --seq-len 128 --steps 50)
+  for r in $(seq "${REPEATS:-3}"); do
+    timeout 120 "/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v" "${train[@]}" /tmp/gpt2-small \
+      > "$dir/$v-train-gpt2-small-f32-$r.json" 2>> "$log"
+    timeout 120 python3 bench/torch_bench.py train /tmp/gpt2-small --steps 50 --precision f32 \
+      > "$dir/torch-train-gpt2-small-f32-$r.json" 2>> "$log"
+    echo "round $r done at ${SECONDS} s"
+  done
+  if [ -n "${MINILM_VARIANTS:-}" ]; then
+    "/tmp/pl-$v" --quiet bench init --arch minilm --out /tmp/minilm-random > /dev/null
+    for b in $MINILM_VARIANTS; do
+      for run in first warm; do
+        timeout "${MINILM_LIMIT:-300}" "/tmp/pl-$b" --quiet --kernel-cache "/tmp/kernels-$b" "${train[@]}" /tmp/minilm-random \
+          > "$dir/$b-train-minilm-f32-$run.json" 2>> "$log"
+        echo "$b minilm $run: exit $? at ${SECONDS} s"
+      done
+      timeout 120 "/tmp/pl-$b" --quiet --kernel-cache "/tmp/kernels-$b" bench infer /tmp/minilm-random \
+        > "$dir/$b-infer-minilm-f32.json" 2>> "$log"
+      tar czf "$OUT/kernels-$b.tgz" -C "/tmp/kernels-$b" .
+    done
+    torch_measures minilm /tmp/minilm-random f32 "$dir" "$log" 90 60
+  fi
+  tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" .
+  for f in "$dir"/*.json; do
+    echo "$(basename "$f" .json): $(python3 -c "import json,sys;l=[x for x in open(sys.argv[1]) if x.startswith('{')];r=json.loads(l[-1]);print(round(r.get('samples_per_second',0),1), 'samples/s; first step', round(r.get('first_step_seconds', 0),2), 's')" "$f" 2>&1 | tail -n 1)"
+  done
+}
+
 case ${1:-} in
   probe)
     info
@@ -260,6 +303,10 @@ case ${1:-} in
     info
     variants
     ;;
+  alternate)
+    info
+    alternate
+    ;;
   speed)
     info
     speed_mixed
@@ -287,7 +334,7 @@ case ${1:-} in
     echo "fixtures: exit $?"; tail -n 30 "$OUT/logs/fixtures.log"
     ;;
   *)
-    echo "usage: bench/device.sh probe|accuracy|bench|minilm|speed|variants|mixed|fixtures GROUP..." >&2
+    echo "usage: bench/device.sh probe|accuracy|bench|minilm|speed|variants|alternate|mixed|fixtures GROUP..." >&2
     exit 2
     ;;
 esac
