@@ -20,8 +20,11 @@ fn int2(data: &burn::tensor::TensorData) -> Tensor<AB, 2, Int> {
     Tensor::from_data(data.clone().convert::<i64>(), &Default::default())
 }
 
-/// Logits and every parameter's gradient (of the sum of the logits), by parameter path.
-fn run(dir: &str, ids: &str, mask: &str) -> (Vec<f32>, BTreeMap<String, (DType, Vec<f32>)>) {
+/// Every parameter's gradient with its dtype, by parameter path.
+type Grads = BTreeMap<String, (DType, Vec<f32>)>;
+
+/// Logits and every parameter's gradient (of the sum of the logits).
+fn run(dir: &str, ids: &str, mask: &str) -> (Vec<f32>, Grads) {
     // Autodiff means training mode: the same seed gives both runs the same dropout masks.
     <AB as burn::tensor::backend::Backend>::seed(&Default::default(), 7);
     let files = ModelSource::Dir(fixtures().join(dir)).resolve(&Hub::new("/nonexistent", true)).unwrap();
