@@ -281,7 +281,8 @@ pub fn fine_tune_resumable<B: AutodiffBackend>(
             samples += group_size;
             // Read the loss back (one host round trip) every `logging_steps`, at the end of the
             // epoch, and after the first step (whose time is the warm-up figure).
-            let read_back = first_step_seconds.is_none() || step.is_multiple_of(config.logging_steps) || g + 1 == groups.len();
+            let read_back =
+                first_step_seconds.is_none() || step.is_multiple_of(config.logging_steps) || g + 1 == groups.len();
             let mut mean_loss = None;
             if read_back && let Some(sum) = pending.take() {
                 let total = f64::from(sum.into_scalar().elem::<f32>());

@@ -61,7 +61,7 @@ pub(crate) fn decays(key: &str, module: HfModule) -> bool {
 /// coefficient.
 ///
 /// Each gradient's sum of squares is two `sum_dim` reductions, over its last axis and then over
-/// the rest (Burn's kernel fusion folds element-wise work into `sum_dim` reductions, not into a
+/// the row sums (Burn's kernel fusion folds element-wise work into `sum_dim` reductions, not into a
 /// full `sum`; a single `sum_dim` over a flattened 38.6M-value gradient runs in one thread block,
 /// 8 ms with autotuning and 2 s a step without, see `bench/NOTES.md`), and the partial sums are
 /// added only after all of them are queued, so that the additions of `[1]` tensors sit next to
@@ -83,10 +83,12 @@ pub(crate) fn clip_coefficient<B: AutodiffBackend>(
             Some(m) => g * m,
             None => g,
         };
-        let last = shape[D - 1];
-        let rows = shape.iter().product::<usize>() / last.max(1);
-        let per_row = g.reshape([rows, last]).square().sum_dim(1);
-        if rows == 1 { per_row } else { per_row.sum_dim(0) }.reshape([1])
+        // Over the last axis in the gradient's own shape (a reshape of the gradient could copy
+        // it: Burn's CPU backend copies a non-contiguous array element by element), then over
+        // the row sums.
+        let per_row = g.square().sum_dim(D - 1);
+        let rows = shape[..D - 1].iter().product::<usize>();
+        if D == 1 { per_row.reshape([1]) } else { per_row.reshape([rows]).sum_dim(0) }
     }
     let parts: Vec<Tensor<B::InnerBackend, 1>> = entries
         .iter()
