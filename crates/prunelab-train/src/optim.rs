@@ -61,9 +61,8 @@ pub(crate) fn decays(key: &str, module: HfModule) -> bool {
 /// coefficient.
 ///
 /// Each gradient's sum of squares is two `sum_dim` reductions, over its last axis and then over
-/// the row sums (Burn's kernel fusion folds element-wise work into `sum_dim` reductions, not into a
-/// full `sum`; a single `sum_dim` over a flattened 38.6M-value gradient runs in one thread block,
-/// 8 ms with autotuning and 2 s a step without, see `bench/NOTES.md`), and the partial sums are
+/// the row sums (one `sum_dim` over a flattened 38.6M-value gradient runs in one thread block:
+/// 8 ms with autotuning, 2 s a step without; see `bench/NOTES.md`), and the partial sums are
 /// added only after all of them are queued, so that the additions of `[1]` tensors sit next to
 /// each other and fuse, instead of one addition kernel per parameter between the reductions.
 pub(crate) fn clip_coefficient<B: AutodiffBackend>(
