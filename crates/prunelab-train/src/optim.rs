@@ -239,8 +239,8 @@ mod tests {
 
     type B = Autodiff<NdArray>;
 
-    /// Gradients of the tiny BERT fixture on one batch, with their parameter entries.
-    fn tiny_grads() -> (GradientsParams, Vec<ParamEntry>) {
+    /// The tiny BERT fixture as a two-label classifier.
+    fn tiny_model() -> Classifier<B> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../prunelab-models/tests/fixtures/bert-tiny");
         let files = ModelFiles {
             name: "bert-tiny".into(),
@@ -248,15 +248,29 @@ mod tests {
             weights: dir.join("model.safetensors"),
             tokenizer: None,
         };
+        load_classifier::<B>(&files, 2, &Default::default()).unwrap().model
+    }
+
+    /// The backend's random generator is process-wide: tests that seed it and draw dropout masks
+    /// take turns.
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// Gradients of the sum of the squared logits of `model` on one fixed batch, with the same
+    /// dropout draws every time.
+    fn grads_on_batch(model: &Classifier<B>) -> GradientsParams {
+        let _turn = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let device = Default::default();
-        let model = load_classifier::<B>(&files, 2, &device).unwrap().model;
+        B::seed(&device, 7);
         let ids = Tensor::<B, 2, Int>::from_ints([[2, 7, 11, 12, 3], [2, 8, 13, 3, 0]], &device);
         let mask = Tensor::<B, 2, Int>::from_ints([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]], &device);
         let logits = model.forward(ModelInput { input_ids: ids, attention_mask: mask, token_type_ids: None });
-        let loss = (logits.clone() * logits).sum();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let entries = param_entries(&model, model.naming().as_ref());
-        (grads, entries)
+        GradientsParams::from_grads((logits.clone() * logits).sum().backward(), model)
+    }
+
+    /// Gradients of the tiny BERT fixture on one batch, with their parameter entries.
+    fn tiny_grads() -> (GradientsParams, Vec<ParamEntry>) {
+        let model = tiny_model();
+        (grads_on_batch(&model), param_entries(&model, model.naming().as_ref()))
     }
 
     fn host(grads: &GradientsParams, entries: &[ParamEntry]) -> Vec<Vec<f32>> {
@@ -294,43 +308,26 @@ mod tests {
         use prunelab_prune::{PruneSpec, Scheme, Scope, ScopeKind, compute_masks};
         use prunelab_stats::weights;
 
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../prunelab-models/tests/fixtures/bert-tiny");
-        let files = ModelFiles {
-            name: "bert-tiny".into(),
-            config: dir.join("config.json"),
-            weights: dir.join("model.safetensors"),
-            tokenizer: None,
-        };
         let device = Default::default();
-        let model = load_classifier::<B>(&files, 2, &device).unwrap().model;
+        let model = tiny_model();
         let spec = PruneSpec { scheme: Scheme::GlobalL1, amount: 0.5, seed: 0 };
         let masks =
             compute_masks(&weights(&model, model.naming().as_ref()), &Scope::new(ScopeKind::Default), &spec).unwrap();
         let inner = DeviceMasks::<NdArray>::new(&masks, &device);
         let outer = DeviceMasks::<B>::new(&masks, &device);
         let entries = param_entries(&model, model.naming().as_ref());
-        let grads_of = |model: &prunelab_models::Classifier<B>| {
-            B::seed(&device, 7); // the same dropout draws for both
-            let ids = Tensor::<B, 2, Int>::from_ints([[2, 7, 11, 12, 3], [2, 8, 13, 3, 0]], &device);
-            let mask = Tensor::<B, 2, Int>::from_ints([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]], &device);
-            let logits = model.forward(ModelInput { input_ids: ids, attention_mask: mask, token_type_ids: None });
-            GradientsParams::from_grads((logits.clone() * logits).sum().backward(), model)
-        };
         let config = |wd: f32| AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(wd);
 
         let mut folded = outer.apply(model.clone());
         let mut optim = TrainerAdamW::<B>::new(0.9, 0.999, 1e-8, 0.01);
         let mut separate = outer.apply(model);
-        let (mut decay, mut plain) = (
-            config(0.01).init::<B, prunelab_models::Classifier<B>>(),
-            config(0.0).init::<B, prunelab_models::Classifier<B>>(),
-        );
+        let (mut decay, mut plain) = (config(0.01).init::<B, Classifier<B>>(), config(0.0).init::<B, Classifier<B>>());
         for lr in [1e-3, 5e-4] {
-            let grads = grads_of(&folded);
+            let grads = grads_on_batch(&folded);
             let (_, clip) = clip_coefficient::<B>(&grads, &entries, Some(&inner), 0.5, &device);
             folded = optim.step(lr, folded, grads, &entries, &StepScale { clip, masks: Some(&inner) });
 
-            let mut grads = grads_of(&separate);
+            let mut grads = grads_on_batch(&separate);
             let (_, clip) = clip_coefficient::<B>(&grads, &entries, Some(&inner), 0.5, &device);
             for e in &entries {
                 if e.shape.len() == 2 {
