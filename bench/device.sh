@@ -70,6 +70,22 @@ pack() {
     && find . -mindepth 1 -maxdepth 1 ! -name kernels.tgz -exec rm -rf {} + && mv /tmp/results.tgz results.tgz)
 }
 
+# summarize DIR: one line per JSON record in DIR (its last JSON line): throughput, and the
+# first step's time, the training loss and the precision where the record has them.
+summarize() {
+  for f in "$1"/*.json; do
+    echo "$(basename "$f" .json): $(python3 -c "
+import json, sys
+r = json.loads([x for x in open(sys.argv[1]) if x.startswith('{')][-1])
+parts = [f\"{r.get('samples_per_second', 0):.1f} samples/s\"]
+first = r.get('first_step_seconds', r.get('warmup_seconds'))
+if first is not None: parts.append(f'first step {first:.2f} s')
+if r.get('train_loss') is not None: parts.append(f\"loss {r['train_loss']}\")
+if r.get('precision'): parts.append(r['precision'])
+print('; '.join(parts))" "$f" 2>&1 | tail -n 1)"
+  done
+}
+
 # torch_measures NAME DIR PRECISION RECORDS LOG TRAIN_LIMIT INFER_LIMIT: bench/torch_bench.py's
 # fine-tune (50 steps) and eval measures of one model, into RECORDS/torch-{train,infer}-NAME-PRECISION.json.
 torch_measures() {
@@ -95,9 +111,7 @@ speed_mixed() {
       torch_measures "$name" "$dir" "$p" "$OUT/speed" "$OUT/logs/speed.log" 60 45
     done
   done
-  for f in "$OUT"/speed/*.json; do
-    echo "$(basename "$f" .json): $(python3 -c "import json,sys;l=[x for x in open(sys.argv[1]) if x.startswith('{')];r=json.loads(l[-1]);print(round(r.get('samples_per_second',0),1), 'samples/s', r.get('precision',''))" "$f" 2>&1 | tail -n 1)"
-  done
+  summarize "$OUT/speed"
 }
 
 # Build variants side by side (issue 7's "find and fix the biggest costs"): every
@@ -175,9 +189,7 @@ variants() {
     # torch after the first variant: a call that runs out of time still has both sides.
     [ "$v" = "${bins[0]}" ] && torch_runs
   done
-  for f in "$OUT"/variants/*.json; do
-    echo "$(basename "$f" .json): $(python3 -c "import json,sys;l=[x for x in open(sys.argv[1]) if x.startswith('{')];r=json.loads(l[-1]);print(round(r.get('samples_per_second',0),1), 'samples/s; first step', round(r.get('first_step_seconds', r.get('warmup_seconds', 0)),2), 's; loss', r.get('train_loss'))" "$f" 2>&1 | tail -n 1)"
-  done
+  summarize "$OUT/variants"
 }
 
 # One build's fine-tuning throughput against torch f32, alternated REPEATS times in one call (the
@@ -217,9 +229,7 @@ alternate() {
     torch_measures minilm /tmp/minilm-random f32 "$dir" "$log" 90 60
   fi
   tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" .
-  for f in "$dir"/*.json; do
-    echo "$(basename "$f" .json): $(python3 -c "import json,sys;l=[x for x in open(sys.argv[1]) if x.startswith('{')];r=json.loads(l[-1]);print(round(r.get('samples_per_second',0),1), 'samples/s; first step', round(r.get('first_step_seconds', 0),2), 's')" "$f" 2>&1 | tail -n 1)"
-  done
+  summarize "$dir"
 }
 
 case ${1:-} in
