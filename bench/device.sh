@@ -266,14 +266,40 @@ case ${1:-} in
     save_cache
     ;;
   bench)
+    # cargo xtask bench. With .device/bin/prunelab-<label>.xz builds (several): a column each, against
+    # the same torch runs, each with its kernel cache from .device/kernels-<label>.tgz (all
+    # warm, or all cold: then the cold start is measured); else .device/bin/prunelab.xz with
+    # .device/kernels.tgz when there is one. REPEATS alternates the f32 fine-tune measures;
+    # MINILM_RANDOM=1 uses a random checkpoint of MiniLM's shape (the carry cannot hold the real
+    # one next to several binaries). Caches come back as kernels-<label>.tgz.
     info
-    # Uses the kernel cache of earlier calls when there is one (cold start is measured by `probe`).
-    cache=()
-    if [ -f .device/kernels.tgz ]; then cache=(--kernel-cache "$KCACHE"); fi
-    .device/bin/xtask bench --bin "$BIN" --minilm "$MODEL" --out "$OUT/bench" --compile "${cache[@]}" \
+    builds=() cache=() minilm=(--minilm "$MODEL")
+    [ -n "${MINILM_RANDOM:-}" ] && minilm=()
+    if compgen -G ".device/bin/prunelab-*.xz" > /dev/null; then
+      warm=1
+      for f in .device/bin/prunelab-*.xz; do
+        v=${f#.device/bin/prunelab-}; v=${v%.xz}
+        xz -dc "$f" > "/tmp/pl-$v" && chmod +x "/tmp/pl-$v" && builds+=(--bin "$v=/tmp/pl-$v")
+        echo "build $v: $("/tmp/pl-$v" --version)"
+        mkdir -p "/tmp/bench-kernels/$v"
+        if [ -f ".device/kernels-$v.tgz" ]; then tar xzf ".device/kernels-$v.tgz" -C "/tmp/bench-kernels/$v"; else warm=; fi
+      done
+      # xtask bench reads DIR/<label> with several builds, DIR itself with one.
+      if [ -n "$warm" ]; then
+        if [ ${#builds[@]} -eq 2 ]; then cache=(--kernel-cache "/tmp/bench-kernels/$v"); else cache=(--kernel-cache /tmp/bench-kernels); fi
+      fi
+    else
+      builds=(--bin "cuda=$BIN")
+      if [ -f .device/kernels.tgz ]; then cache=(--kernel-cache "$KCACHE"); fi
+    fi
+    .device/bin/xtask bench "${builds[@]}" "${minilm[@]}" --out "$OUT/bench" --repeats "${REPEATS:-1}" --compile "${cache[@]}" \
       > "$OUT/logs/bench.log" 2>&1
-    echo "bench: exit $?"; tail -n 40 "$OUT/logs/bench.log"
-    save_cache
+    echo "bench: exit $? at ${SECONDS} s"; tail -n 40 "$OUT/logs/bench.log"
+    if [ -d /tmp/bench-kernels ]; then
+      for d in /tmp/bench-kernels/*/; do v=$(basename "$d"); tar czf "$OUT/kernels-$v.tgz" -C "$d" .; done
+    else
+      save_cache
+    fi
     ;;
   minilm)
     # issue 6: `cargo xtask reproduce --preset minilm` with --jobs cells at once (over GPUS GPUs), resumable across
