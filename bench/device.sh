@@ -13,6 +13,7 @@
 #   bash bench/device.sh variants   # .device/bin/prunelab-<variant>.xz builds side by side, with kernel profiles
 #                                   # (env: COLD, BF16, PROFILE, PRUNED: lists of variants; FIRST_LIMIT, TORCH_PRECISIONS, RANDOM_MINILM)
 #   bash bench/device.sh alternate  # one build vs torch f32 alternated (VARIANT, REPEATS), MiniLM's shape (MINILM_VARIANTS)
+#   bash bench/device.sh launches   # VARIANT's kernel launches per process (RUNS fresh processes), and its throughput
 #   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
 set -uo pipefail
 OUT=${OUT:?set OUT}
@@ -232,6 +233,33 @@ alternate() {
   summarize "$dir"
 }
 
+# Does a build launch the same kernels in every process? VARIANT's GPT-2 small step (f32, 10
+# steps after the first) profiled RUNS times, each in a fresh process, and once more unprofiled
+# for its throughput: kernel launches per process, by family, in $OUT/launches/. (The fused
+# build's throughput varies by ±10 % between processes and not within one; a fusion plan that
+# differs between processes would show here as different launch counts.)
+launches() {
+  local v=${VARIANT:?set VARIANT} dir=$OUT/launches
+  mkdir -p "$dir"
+  if [ ! -e "/tmp/pl-$v" ]; then
+    xz -dc ".device/bin/prunelab-$v.xz" > "/tmp/pl-$v" && chmod +x "/tmp/pl-$v"
+    mkdir -p "/tmp/kernels-$v"
+    if [ -f ".device/kernels-$v.tgz" ]; then tar xzf ".device/kernels-$v.tgz" -C "/tmp/kernels-$v"; fi
+  fi
+  [ -d /tmp/gpt2-small ] || "/tmp/pl-$v" --quiet bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  for r in $(seq "${RUNS:-4}"); do
+    mkdir -p "/tmp/prof-$v-$r"
+    printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "/tmp/prof-$v-$r/profile.log" > "/tmp/prof-$v-$r/cubecl.toml"
+    (cd "/tmp/prof-$v-$r" && timeout 120 "/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v" bench train /tmp/gpt2-small \
+      --batch-size 32 --seq-len 128 --steps 10 > "$dir/$v-profiled-$r.json" 2>> "$OUT/logs/launches.log")
+    python3 bench/profile_summary.py "/tmp/prof-$v-$r/profile.log" --steps 11 --top 12 > "$dir/$v-profile-$r.md"
+    echo "$v run $r: $(head -n 1 "$dir/$v-profile-$r.md" | sed 's/.*profile.log: //')"
+    timeout 120 "/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v" bench train /tmp/gpt2-small --batch-size 32 --seq-len 128 \
+      --steps 50 > "$dir/$v-train-$r.json" 2>> "$OUT/logs/launches.log"
+    echo "$v run $r unprofiled: $(python3 -c "import json,sys;print(round(json.load(open(sys.argv[1]))['samples_per_second'],1),'samples/s')" "$dir/$v-train-$r.json" 2>&1)"
+  done
+}
+
 case ${1:-} in
   probe)
     info
@@ -264,6 +292,10 @@ case ${1:-} in
     wait
     cp -r "$KCACHE-sst2-dense/." "$KCACHE/"
     save_cache
+    ;;
+  launches)
+    info
+    launches
     ;;
   bench)
     # cargo xtask bench. With .device/bin/prunelab-<label>.xz builds (several): a column each, against
