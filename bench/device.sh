@@ -324,7 +324,7 @@ case ${1:-} in
       builds=(--bin "cuda=$BIN")
       if [ -f .device/kernels.tgz ]; then cache=(--kernel-cache "$KCACHE"); fi
     fi
-    .device/bin/xtask bench "${builds[@]}" "${minilm[@]}" --out "$OUT/bench" --repeats "${REPEATS:-1}" --compile "${cache[@]}" \
+    timeout "${BENCH_LIMIT:-3600}" .device/bin/xtask bench "${builds[@]}" "${minilm[@]}" --out "$OUT/bench" --repeats "${REPEATS:-1}" --compile "${cache[@]}" \
       > "$OUT/logs/bench.log" 2>&1
     echo "bench: exit $? at ${SECONDS} s"; tail -n 40 "$OUT/logs/bench.log"
     if [ -d /tmp/bench-kernels ]; then
