@@ -303,9 +303,10 @@ case ${1:-} in
     # warm, or all cold: then the cold start is measured); else .device/bin/prunelab.xz with
     # .device/kernels.tgz when there is one. REPEATS alternates the f32 fine-tune measures;
     # MINILM_RANDOM=1 uses a random checkpoint of MiniLM's shape (the carry cannot hold the real
-    # one next to several binaries). Caches come back as kernels-<label>.tgz.
+    # one next to several binaries); NO_COMPILE=1 skips torch.compile. Caches come back as kernels-<label>.tgz.
     info
-    builds=() cache=() minilm=(--minilm "$MODEL")
+    builds=() cache=() minilm=(--minilm "$MODEL") compile=(--compile)
+    [ -n "${NO_COMPILE:-}" ] && compile=()
     [ -n "${MINILM_RANDOM:-}" ] && minilm=()
     if compgen -G ".device/bin/prunelab-*.xz" > /dev/null; then
       warm=1
@@ -324,7 +325,7 @@ case ${1:-} in
       builds=(--bin "cuda=$BIN")
       if [ -f .device/kernels.tgz ]; then cache=(--kernel-cache "$KCACHE"); fi
     fi
-    timeout "${BENCH_LIMIT:-3600}" .device/bin/xtask bench "${builds[@]}" "${minilm[@]}" --out "$OUT/bench" --repeats "${REPEATS:-1}" --compile "${cache[@]}" \
+    timeout "${BENCH_LIMIT:-3600}" .device/bin/xtask bench "${builds[@]}" "${minilm[@]}" --out "$OUT/bench" --repeats "${REPEATS:-1}" "${compile[@]}" "${cache[@]}" \
       > "$OUT/logs/bench.log" 2>&1
     echo "bench: exit $? at ${SECONDS} s"; tail -n 40 "$OUT/logs/bench.log"
     if [ -d /tmp/bench-kernels ]; then
