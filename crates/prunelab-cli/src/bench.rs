@@ -88,10 +88,24 @@ pub struct PruneArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct MatmulArgs {
-    #[arg(long, default_value_t = 8192)]
+    /// Square size N (an N × N by N × N product)
+    #[arg(long, default_value_t = 8192, conflicts_with = "shape")]
     n: usize,
+    /// A rectangular product instead, as M,K,N ([M, K] × [K, N]), e.g. 4096,768,3072 (GPT-2
+    /// small's MLP at batch 32 × 128)
+    #[arg(long, value_name = "M,K,N", value_parser = parse_shape)]
+    shape: Option<[usize; 3]>,
     #[arg(long, default_value_t = 10)]
     iters: usize,
+}
+
+fn parse_shape(text: &str) -> Result<[usize; 3], String> {
+    let dims: Vec<usize> = text
+        .split(',')
+        .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("{text:?}: expected three positive integers M,K,N"))?;
+    dims.try_into().map_err(|_| format!("{text:?}: expected three positive integers M,K,N"))
 }
 
 impl BenchCommand {
@@ -295,8 +309,12 @@ impl PruneArgs {
 impl MatmulArgs {
     fn run(self) -> Result<serde_json::Value> {
         let device = backend::device();
-        let a = Tensor::<Backend, 2>::random([self.n, self.n], burn::tensor::Distribution::Default, &device);
-        let b = Tensor::<Backend, 2>::random([self.n, self.n], burn::tensor::Distribution::Default, &device);
+        let [m, k, n] = self.shape.unwrap_or([self.n; 3]);
+        // Zero-mean inputs: with them the products' rounding shows in the relative error (with
+        // all-positive inputs the sums hide it).
+        let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
+        let a = Tensor::<Backend, 2>::random([m, k], normal, &device);
+        let b = Tensor::<Backend, 2>::random([k, n], normal, &device);
         for _ in 0..3 {
             let _ = a.clone().matmul(b.clone()).slice([0..1, 0..1]).into_data();
         }
@@ -305,13 +323,93 @@ impl MatmulArgs {
         for _ in 0..self.iters {
             last = Some(a.clone().matmul(b.clone()));
         }
-        if let Some(c) = last {
-            let _ = c.slice([0..1, 0..1]).into_data();
-        }
+        let c = last.context("--iters must be at least 1")?;
+        let _ = c.clone().slice([0..1, 0..1]).into_data();
         let seconds = t.elapsed().as_secs_f64() / self.iters as f64;
+        // Which arithmetic ran: the first rows against an f64 product on the host.
+        let rows = m.min(16);
+        let host = |t: Tensor<Backend, 2>| t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"));
+        let error = relative_error(
+            &host(a.slice([0..rows, 0..k]))?,
+            &host(b)?,
+            &host(c.slice([0..rows, 0..n]))?,
+            [rows, k, n],
+        );
         let mut rec = base_record("matmul");
-        rec["n"] = json!(self.n);
-        rec["tflops"] = json!(2.0 * (self.n as f64).powi(3) / seconds / 1e12);
+        rec["n"] = if m == k && k == n { json!(m) } else { serde_json::Value::Null };
+        rec["shape"] = json!([m, k, n]);
+        rec["tflops"] = json!(2.0 * (m * k * n) as f64 / seconds / 1e12);
+        rec["relative_error"] = json!(error);
+        // f32 products summed in f32 land near 1e-7 here; TF32 inputs (10-bit mantissas) near 3e-4.
+        rec["arithmetic"] = json!(if error < 1e-5 { "f32" } else { "reduced (TF32-like)" });
         Ok(rec)
+    }
+}
+
+/// `‖c − a·b‖ / ‖a·b‖` (Frobenius), with `a·b` computed in f64; `a` is `[rows, k]`, `b` `[k, n]`.
+fn relative_error(a: &[f32], b: &[f32], c: &[f32], [rows, k, n]: [usize; 3]) -> f64 {
+    let mut exact = vec![0.0f64; n];
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for i in 0..rows {
+        exact.iter_mut().for_each(|e| *e = 0.0);
+        for (p, &x) in a[i * k..(i + 1) * k].iter().enumerate() {
+            let x = f64::from(x);
+            for (e, &y) in exact.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *e += x * f64::from(y);
+            }
+        }
+        for (e, &got) in exact.iter().zip(&c[i * n..(i + 1) * n]) {
+            diff += (e - f64::from(got)).powi(2);
+            norm += e * e;
+        }
+    }
+    (diff / norm).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic zero-mean values in [-1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn product(a: &[f32], b: &[f32], [rows, k, n]: [usize; 3], round: impl Fn(f32) -> f32) -> Vec<f32> {
+        let mut c = vec![0.0f32; rows * n];
+        for i in 0..rows {
+            for p in 0..k {
+                for j in 0..n {
+                    c[i * n + j] += round(a[i * k + p]) * round(b[p * n + j]);
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn the_error_check_tells_f32_from_tf32_arithmetic() {
+        let shape = [4, 2048, 64];
+        let (a, b) = (values(4 * 2048, 1), values(2048 * 64, 2));
+        let f32_error = relative_error(&a, &b, &product(&a, &b, shape, |x| x), shape);
+        // TF32 keeps 10 of f32's 23 mantissa bits (rounded to nearest here).
+        let tf32 = |x: f32| f32::from_bits((x.to_bits() + (1 << 12)) & !((1 << 13) - 1));
+        let tf32_error = relative_error(&a, &b, &product(&a, &b, shape, tf32), shape);
+        assert!(f32_error < 1e-6, "f32: {f32_error}");
+        assert!(tf32_error > 1e-4, "tf32: {tf32_error}");
+    }
+
+    #[test]
+    fn shapes_are_three_positive_integers() {
+        assert_eq!(parse_shape("4096,768,3072"), Ok([4096, 768, 3072]));
+        assert!(parse_shape("4096,768").is_err());
+        assert!(parse_shape("4096,0,3072").is_err());
+        assert!(parse_shape("a,b,c").unwrap_err().contains("a,b,c"));
     }
 }
