@@ -303,11 +303,17 @@ case ${1:-} in
     # warm, or all cold: then the cold start is measured); else .device/bin/prunelab.xz with
     # .device/kernels.tgz when there is one. REPEATS alternates the f32 fine-tune measures;
     # MINILM_RANDOM=1 uses a random checkpoint of MiniLM's shape (the carry cannot hold the real
-    # one next to several binaries); NO_COMPILE=1 skips torch.compile. Caches come back as kernels-<label>.tgz.
+    # one next to several binaries); NO_COMPILE=1 skips torch.compile; with .device/bench-resume/bench.json
+    # (an earlier call's) only the parts it did not complete run (--resume). Caches come back as kernels-<label>.tgz.
     info
     builds=() cache=() minilm=(--minilm "$MODEL") compile=(--compile)
     [ -n "${NO_COMPILE:-}" ] && compile=()
     [ -n "${MINILM_RANDOM:-}" ] && minilm=()
+    # An earlier call's records (.device/bench-resume/bench.json): measure only the parts it lacks.
+    resume=()
+    if [ -f .device/bench-resume/bench.json ]; then
+      mkdir -p "$OUT/bench" && cp .device/bench-resume/bench.json "$OUT/bench/" && resume=(--resume)
+    fi
     if compgen -G ".device/bin/prunelab-*.xz" > /dev/null; then
       warm=1
       for f in .device/bin/prunelab-*.xz; do
@@ -325,7 +331,7 @@ case ${1:-} in
       builds=(--bin "cuda=$BIN")
       if [ -f .device/kernels.tgz ]; then cache=(--kernel-cache "$KCACHE"); fi
     fi
-    timeout "${BENCH_LIMIT:-3600}" .device/bin/xtask bench "${builds[@]}" "${minilm[@]}" --out "$OUT/bench" --repeats "${REPEATS:-1}" "${compile[@]}" "${cache[@]}" \
+    timeout "${BENCH_LIMIT:-3600}" .device/bin/xtask bench "${builds[@]}" "${minilm[@]}" --out "$OUT/bench" --repeats "${REPEATS:-1}" "${compile[@]}" "${cache[@]}" "${resume[@]}" \
       > "$OUT/logs/bench.log" 2>&1
     echo "bench: exit $? at ${SECONDS} s"; tail -n 40 "$OUT/logs/bench.log"
     # The checkpoints bench init wrote (GPT-2 small is 0.5 GB) stay here.

@@ -53,6 +53,10 @@ pub struct BenchArgs {
     /// Also time torch.compile variants
     #[arg(long)]
     compile: bool,
+    /// Keep the parts that `--out`'s bench.json completed with the same builds, and measure only
+    /// the rest (a run cut short loses at most the part it was in)
+    #[arg(long)]
+    resume: bool,
     /// Use this (already filled) kernel cache and skip the cold-start measurement; with several
     /// builds, each uses DIR/LABEL
     #[arg(long, value_name = "DIR")]
@@ -87,6 +91,10 @@ fn parse_build(text: &str) -> Result<Build, String> {
 /// The H200's measured bf16 dense peak (TFLOP/s), the MFU denominator.
 const PEAK_TFLOPS: f64 = 790.0;
 
+/// The measurements, in the order they run. Each ends with a marker record
+/// (`{"part": …, "complete": true, "builds": […]}`); `--resume` keeps the parts that have one.
+const PARTS: [&str; 5] = ["gpt2-small", "minilm", "matmul", "prune", "structured"];
+
 pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let builds = match args.builds.as_slice() {
@@ -102,218 +110,384 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
         }
     }
     let labels: Vec<&str> = builds.iter().map(|b| b.label.as_str()).collect();
-    let first = &builds[0].bin;
-    let torch_script = root.join("bench").join("torch_bench.py");
-    let mut records = Vec::new();
-    let mut rows: Vec<Row> = Vec::new();
-    let steps = args.steps.to_string();
+    let path = args.out.join("bench.json");
+    let kept = if args.resume && path.is_file() { completed_parts(&path, &labels)? } else { Vec::new() };
+    let mut run = Run { args: &args, builds: &builds, script: root.join("bench").join("torch_bench.py"), records: kept };
+    let done: Vec<String> = run.records.iter().filter_map(marker_part).map(str::to_owned).collect();
 
     let gpt2 = args.out.join("gpt2-small");
-    prunelab(first, &["bench", "init", "--arch", "gpt2-small", "--out"], Some(&gpt2), None)?;
-    let minilm = match &args.minilm {
-        Some(dir) => dir.clone(),
-        None => {
-            let dir = args.out.join("minilm");
-            prunelab(first, &["bench", "init", "--arch", "minilm", "--out"], Some(&dir), None)?;
-            dir
+    let minilm = args.minilm.clone().unwrap_or_else(|| args.out.join("minilm"));
+    // The checkpoints are random (seeded): a resumed run writes them again for the parts it runs.
+    let needs = |part: &str| !done.iter().any(|d| d == part);
+    if needs("gpt2-small") || needs("prune") {
+        prunelab(&builds[0].bin, &["bench", "init", "--arch", "gpt2-small", "--out"], Some(&gpt2), None)?;
+    }
+    if args.minilm.is_none() && (needs("minilm") || needs("structured")) {
+        prunelab(&builds[0].bin, &["bench", "init", "--arch", "minilm", "--out"], Some(&minilm), None)?;
+    }
+    for part in PARTS {
+        if !needs(part) {
+            say(&format!("{part}: measured before (kept from {})", path.display()));
+            continue;
         }
-    };
+        match part {
+            "gpt2-small" => run.model(part, &gpt2)?,
+            "minilm" => run.model(part, &minilm)?,
+            "matmul" => run.matmul()?,
+            "prune" => run.prune(&gpt2)?,
+            _ => run.structured(&minilm)?,
+        }
+        run.records.push(serde_json::json!({ "part": part, "complete": true, "builds": labels }));
+        run.save()?;
+    }
 
-    for (name, dir) in [("GPT-2 small", &gpt2), ("MiniLM-L6", &minilm)] {
+    let rows = table_rows(&run.records, &labels);
+    let table = render(&labels, &rows);
+    say(&format!("\n{table}"));
+    std::fs::write(args.out.join("bench.md"), &table)?;
+    std::fs::write(args.out.join("bench.csv"), csv(&labels, &rows))?;
+    say(&format!("records in {}", path.display()));
+    Ok(())
+}
+
+/// The records of `path`'s completed parts (those measured with the same builds); the records of
+/// a part cut short are dropped, to be measured again.
+fn completed_parts(path: &Path, labels: &[&str]) -> Result<Vec<Value>> {
+    let text = crate::read(path)?;
+    let records: Vec<Value> =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a JSON list of bench records", path.display()))?;
+    let mut complete = Vec::new();
+    for r in &records {
+        if let Some(part) = marker_part(r) {
+            let builds: Vec<&str> =
+                r.get("builds").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            if builds != labels {
+                bail!(
+                    "{}: part {part:?} was measured with the builds {builds:?}, not {labels:?}; pass the same --bin labels or another --out",
+                    path.display()
+                );
+            }
+            complete.push(part.to_owned());
+        }
+    }
+    Ok(records
+        .into_iter()
+        .filter(|r| r.get("part").and_then(Value::as_str).is_some_and(|p| complete.iter().any(|c| c == p)))
+        .collect())
+}
+
+fn marker_part(record: &Value) -> Option<&str> {
+    (record.get("complete") == Some(&Value::Bool(true))).then(|| record.get("part").and_then(Value::as_str)).flatten()
+}
+
+/// One bench run: the builds, torch's script, and every record so far (saved after each).
+struct Run<'a> {
+    args: &'a BenchArgs,
+    builds: &'a [Build],
+    script: PathBuf,
+    records: Vec<Value>,
+}
+
+/// Where a record belongs: its part, what it measures, the build (prunelab's) or the variant
+/// (torch's: `f32`, `tf32`, `bf16`, `bf16 + compile`), and the repeat.
+#[derive(Clone, Copy)]
+struct Tag<'t> {
+    part: &'t str,
+    measure: &'t str,
+    build: Option<&'t str>,
+    variant: Option<&'t str>,
+    repeat: Option<u32>,
+}
+
+impl<'t> Tag<'t> {
+    fn new(part: &'t str, measure: &'t str) -> Self {
+        Self { part, measure, build: None, variant: None, repeat: None }
+    }
+    fn build(self, build: &'t str) -> Self {
+        Self { build: Some(build), ..self }
+    }
+    fn variant(self, variant: &'t str) -> Self {
+        Self { variant: Some(variant), ..self }
+    }
+    fn repeat(self, repeat: u32) -> Self {
+        Self { repeat: Some(repeat), ..self }
+    }
+    fn apply(&self, mut record: Value) -> Value {
+        if let Value::Object(map) = &mut record {
+            map.insert("part".into(), self.part.into());
+            map.insert("measure".into(), self.measure.into());
+            if let Some(b) = self.build {
+                map.insert("build".into(), b.into());
+            }
+            if let Some(v) = self.variant {
+                map.insert("variant".into(), v.into());
+            }
+            if let Some(r) = self.repeat {
+                map.insert("repeat".into(), r.into());
+            }
+        }
+        record
+    }
+    fn matches(&self, record: &Value) -> bool {
+        let field = |key: &str| record.get(key).and_then(Value::as_str);
+        field("part") == Some(self.part)
+            && field("measure") == Some(self.measure)
+            && (self.build.is_none() || field("build") == self.build)
+            && (self.variant.is_none() || field("variant") == self.variant)
+    }
+}
+
+impl Run<'_> {
+    fn save(&self) -> Result<()> {
+        save(&self.args.out, &self.records)
+    }
+
+    /// `prunelab ARGS [last]` with build `i`'s binary, recorded under `tag`.
+    fn ours(&mut self, i: usize, args: &[&str], cache: Option<&Path>, tag: Tag<'_>) -> Result<Value> {
+        let b = &self.builds[i];
+        let record = tag.build(&b.label).apply(prunelab(&b.bin, args, None, cache)?);
+        self.records.push(record.clone());
+        self.save()?;
+        Ok(record)
+    }
+
+    /// `torch_bench.py ARGS`, recorded under `tag`.
+    fn theirs(&mut self, args: &[&str], tag: Tag<'_>) -> Result<()> {
+        let record = tag.apply(python(&self.args.python, &self.script, args)?);
+        self.records.push(record);
+        self.save()
+    }
+
+    /// Fine-tuning (cold, warm alternated with torch f32, bf16-mixed) and eval of one model.
+    fn model(&mut self, part: &str, dir: &Path) -> Result<()> {
         let d = dir.to_string_lossy().to_string();
+        let steps = self.args.steps.to_string();
         let train = ["bench", "train", &d, "--batch-size", "32", "--seq-len", "128", "--steps", &steps];
         // Cold: an empty kernel cache; warm: the same command again with the cache it filled.
         let mut caches = Vec::new();
-        let mut colds = Vec::new();
-        for b in &builds {
-            let (cache, cold) = match &args.kernel_cache {
-                Some(dir) if builds.len() == 1 => (dir.clone(), None),
-                Some(dir) => (dir.join(&b.label), None),
+        for i in 0..self.builds.len() {
+            let label = self.builds[i].label.clone();
+            let cache = match &self.args.kernel_cache {
+                Some(dir) if self.builds.len() == 1 => dir.clone(),
+                Some(dir) => dir.join(&label),
                 None => {
-                    let cache = args.out.join(format!("kernels-{}-{}", b.label, name.replace(' ', "-")));
+                    let cache = self.args.out.join(format!("kernels-{label}-{part}"));
                     let _ = std::fs::remove_dir_all(&cache);
-                    let cold = tagged(prunelab(&b.bin, &train, None, Some(&cache))?, &b.label);
-                    (cache, Some(cold))
+                    self.ours(i, &train, Some(&cache), Tag::new(part, "train-cold"))?;
+                    cache
                 }
             };
             caches.push(cache);
-            colds.push(cold);
         }
-        // f32 fine-tuning, alternated: every build, then torch.
-        let mut warm: Vec<Vec<Value>> = vec![Vec::new(); builds.len()];
-        let mut torch_f32 = Vec::new();
-        for _ in 0..args.repeats {
-            for (i, b) in builds.iter().enumerate() {
-                warm[i].push(tagged(prunelab(&b.bin, &train, None, Some(&caches[i]))?, &b.label));
+        for r in 0..self.args.repeats {
+            for (i, cache) in caches.iter().enumerate() {
+                self.ours(i, &train, Some(cache), Tag::new(part, "train").repeat(r))?;
             }
-            torch_f32.push(python(&args.python, &torch_script, &["train", &d, "--steps", &steps, "--precision", "f32"])?);
+            self.theirs(&["train", &d, "--steps", &steps, "--precision", "f32"], Tag::new(part, "torch-train").variant("f32").repeat(r))?;
         }
-        let params = num(&prunelab(first, &["bench", "infer", &d, "--batches", "1"], None, Some(&caches[0]))?, "parameters");
-        let mut torch_train = Vec::new();
+        self.ours(0, &["bench", "infer", &d, "--batches", "1"], Some(&caches[0]), Tag::new(part, "parameters"))?;
         for precision in ["tf32", "bf16"] {
-            let r = python(&args.python, &torch_script, &["train", &d, "--steps", &steps, "--precision", precision])?;
-            torch_train.push((precision.to_owned(), r));
+            self.theirs(&["train", &d, "--steps", &steps, "--precision", precision], Tag::new(part, "torch-train").variant(precision))?;
         }
-        if args.compile {
-            let r = python(
-                &args.python,
-                &torch_script,
-                &["train", &d, "--steps", &steps, "--precision", "bf16", "--compile"],
-            )?;
-            torch_train.push(("bf16 + compile".into(), r));
-        }
-        let sps = |runs: &[Value]| runs.iter().map(|r| num(r, "samples_per_second")).collect::<Vec<_>>();
-        let ours: Vec<Vec<f64>> = warm.iter().map(|runs| sps(runs)).collect();
-        let medians: Vec<f64> = ours.iter().map(|v| median(v)).collect();
-        let what = |against: &str| format!("{name}: fine-tune samples/s (batch 32 × 128), torch {against}");
-        rows.push(Row::paired(what("f32"), &ours, &sps(&torch_f32)));
-        for (precision, r) in &torch_train {
-            rows.push(Row::new(what(precision), &medians, num(r, "samples_per_second")));
+        if self.args.compile {
+            let args = ["train", &d, "--steps", &steps, "--precision", "bf16", "--compile"];
+            self.theirs(&args, Tag::new(part, "torch-train").variant("bf16 + compile"))?;
         }
         // Mixed precision (cuda only): prunelab's bf16 products against torch's bf16 autocast.
-        let mut mixed = Vec::new();
-        for (i, b) in builds.iter().enumerate() {
-            if warm[i][0].get("backend").and_then(Value::as_str) == Some("cuda") {
+        for (i, cache) in caches.iter().enumerate() {
+            let label = self.builds[i].label.as_str();
+            let cuda = self.records.iter().any(|r| {
+                Tag::new(part, "train").build(label).matches(r) && r.get("backend").and_then(Value::as_str) == Some("cuda")
+            });
+            if cuda {
                 let args = [&train[..], &["--precision", "bf16"]].concat();
-                mixed.push(Some(tagged(prunelab(&b.bin, &args, None, Some(&caches[i]))?, &b.label)));
-            } else {
-                mixed.push(None);
+                self.ours(i, &args, Some(cache), Tag::new(part, "train-mixed"))?;
             }
         }
-        if mixed.iter().any(Option::is_some) {
-            let mixed_sps: Vec<f64> = mixed.iter().map(|m| m.as_ref().map_or(f64::NAN, |m| num(m, "samples_per_second"))).collect();
-            let theirs = torch_train.iter().find(|(p, _)| p == "bf16").map_or(f64::NAN, |(_, r)| num(r, "samples_per_second"));
+        for (i, cache) in caches.iter().enumerate() {
+            self.ours(i, &["bench", "infer", &d], Some(cache), Tag::new(part, "infer"))?;
+        }
+        for precision in ["f32", "tf32", "bf16"] {
+            self.theirs(&["infer", &d, "--precision", precision], Tag::new(part, "torch-infer").variant(precision))?;
+        }
+        Ok(())
+    }
+
+    /// Matmul ceilings, and which arithmetic each build's f32 products use.
+    fn matmul(&mut self) -> Result<()> {
+        for i in 0..self.builds.len() {
+            self.ours(i, &["bench", "matmul"], None, Tag::new("matmul", "matmul"))?;
+            self.ours(i, &["bench", "matmul", "--shape", MLP_SHAPE, "--iters", "50"], None, Tag::new("matmul", "matmul-mlp"))?;
+        }
+        for precision in ["f32", "tf32", "bf16"] {
+            self.theirs(&["matmul", "--precision", precision], Tag::new("matmul", "torch-matmul").variant(precision))?;
+        }
+        Ok(())
+    }
+
+    /// Global pruning of GPT-2 small's attention/MLP weights at 90 %.
+    fn prune(&mut self, gpt2: &Path) -> Result<()> {
+        let g = gpt2.to_string_lossy().to_string();
+        for i in 0..self.builds.len() {
+            self.ours(i, &["bench", "prune", &g, "--amount", "0.9"], None, Tag::new("prune", "prune"))?;
+        }
+        self.theirs(&["prune", &g, "--amount", "0.9"], Tag::new("prune", "torch-prune"))
+    }
+
+    /// Structured pruning's real speed-up: 50 % of heads and MLP neurons removed, compacted.
+    fn structured(&mut self, minilm: &Path) -> Result<()> {
+        let m = minilm.to_string_lossy().to_string();
+        let compact = self.args.out.join("minilm-structured-50");
+        let first = &self.builds[0].bin;
+        run_plain(first, &["--quiet", "prune", &m, "--scheme", "structured", "--amount", "0.5", "--out"], &compact)?;
+        let c = compact.join("model").to_string_lossy().to_string();
+        for i in 0..self.builds.len() {
+            self.ours(i, &["bench", "infer", &m], None, Tag::new("structured", "infer-dense"))?;
+            self.ours(i, &["bench", "infer", &c], None, Tag::new("structured", "infer-compact"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The records `tag` matches, in order.
+fn tagged<'r>(records: &'r [Value], tag: Tag<'_>) -> Vec<&'r Value> {
+    records.iter().filter(|r| tag.matches(r)).collect()
+}
+
+/// GPT-2 small's MLP product at batch 32 × 128: [4096, 768] × [768, 3072].
+const MLP_SHAPE: &str = "4096,768,3072";
+
+/// The table, from the records alone (so that a resumed run's table covers every part).
+fn table_rows(records: &[Value], labels: &[&str]) -> Vec<Row> {
+    let find = |tag: Tag<'_>| tagged(records, tag);
+    let one = |tag: Tag<'_>| tagged(records, tag).into_iter().next();
+    let value = |r: Option<&Value>, key: &str| r.map_or(f64::NAN, |r| num(r, key));
+    let per_build = |tag: Tag<'_>, key: &str| labels.iter().map(|l| value(one(tag.build(l)), key)).collect::<Vec<_>>();
+    let mut rows = Vec::new();
+    for (part, name) in [("gpt2-small", "GPT-2 small"), ("minilm", "MiniLM-L6")] {
+        let t = |measure| Tag::new(part, measure);
+        if one(t("train")).is_none() {
+            continue;
+        }
+        let sps = |tag: Tag<'_>| find(tag).into_iter().map(|r| num(r, "samples_per_second")).collect::<Vec<_>>();
+        let ours: Vec<Vec<f64>> = labels.iter().map(|l| sps(t("train").build(l))).collect();
+        let medians: Vec<f64> = ours.iter().map(|v| median(v)).collect();
+        let what = |against: &str| format!("{name}: fine-tune samples/s (batch 32 × 128), torch {against}");
+        rows.push(Row::paired(what("f32"), &ours, &sps(t("torch-train").variant("f32"))));
+        for variant in ["tf32", "bf16", "bf16 + compile"] {
+            if let Some(r) = one(t("torch-train").variant(variant)) {
+                rows.push(Row::new(what(variant), &medians, num(r, "samples_per_second")));
+            }
+        }
+        if one(t("train-mixed")).is_some() {
+            let mixed = per_build(t("train-mixed"), "samples_per_second");
             rows.push(Row::new(
                 format!("{name}: fine-tune samples/s (batch 32 × 128), prunelab bf16-mixed vs torch bf16"),
-                &mixed_sps,
-                theirs,
+                &mixed,
+                value(one(t("torch-train").variant("bf16")), "samples_per_second"),
             ));
             rows.push(Row::notes(
                 format!("{name}: prunelab fine-tune speed, bf16-mixed ÷ f32"),
-                mixed_sps.iter().zip(&medians).map(|(m, f)| format!("{:.2}×", m / f)).collect(),
+                mixed.iter().zip(&medians).map(|(m, f)| format!("{:.2}×", m / f)).collect(),
             ));
         }
+        let params = value(one(t("parameters")), "parameters");
         let mfu = |sps: f64| 6.0 * params * sps * 128.0 / (PEAK_TFLOPS * 1e12);
         rows.push(Row::notes(
             format!("{name}: MFU of prunelab's fine-tune step (6·N·tokens/s ÷ {PEAK_TFLOPS} TFLOP/s)"),
             medians.iter().map(|&m| format!("{:.2} %", 100.0 * mfu(m))).collect(),
         ));
+        let warm_first = per_build(t("train"), "first_step_seconds");
         rows.push(Row::notes(
             format!("{name}: prunelab time to first step, cold → warm kernel cache"),
-            colds
+            labels
                 .iter()
-                .zip(&warm)
-                .map(|(cold, warm)| {
-                    let cold = cold.as_ref().map_or("not measured".to_owned(), |c| format!("{:.1} s", num(c, "first_step_seconds")));
-                    format!("{cold} → {:.1} s", num(&warm[0], "first_step_seconds"))
+                .zip(&warm_first)
+                .map(|(l, warm)| {
+                    let cold = one(t("train-cold").build(l))
+                        .map_or("not measured".to_owned(), |c| format!("{:.1} s", num(c, "first_step_seconds")));
+                    format!("{cold} → {warm:.1} s")
                 })
                 .collect(),
         ));
-        let first_torch = torch_f32.first().map_or(f64::NAN, |r| num(r, "first_step_seconds"));
         rows.push(Row::new_lower(
             format!("{name}: seconds to the first step, prunelab with a warm kernel cache vs torch f32 (lower is better)"),
-            &warm.iter().map(|runs| num(&runs[0], "first_step_seconds")).collect::<Vec<_>>(),
-            first_torch,
+            &warm_first,
+            value(one(t("torch-train").variant("f32")), "first_step_seconds"),
         ));
-
-        let mut infer = Vec::new();
-        for (i, b) in builds.iter().enumerate() {
-            infer.push(tagged(prunelab(&b.bin, &["bench", "infer", &d], None, Some(&caches[i]))?, &b.label));
-        }
-        let infer_sps = sps(&infer);
-        for precision in ["f32", "tf32", "bf16"] {
-            let r = python(&args.python, &torch_script, &["infer", &d, "--precision", precision])?;
+        let infer = per_build(t("infer"), "samples_per_second");
+        for variant in ["f32", "tf32", "bf16"] {
             rows.push(Row::new(
-                format!("{name}: eval samples/s (batch 64 × 128), torch {precision}"),
-                &infer_sps,
-                num(&r, "samples_per_second"),
+                format!("{name}: eval samples/s (batch 64 × 128), torch {variant}"),
+                &infer,
+                value(one(t("torch-infer").variant(variant)), "samples_per_second"),
             ));
-            records.push(r);
         }
-        records.extend(colds.into_iter().flatten());
-        records.extend(mixed.into_iter().flatten());
-        records.extend(warm.into_iter().flatten());
-        records.extend(infer);
-        records.extend(torch_f32);
-        records.extend(torch_train.into_iter().map(|(_, r)| r));
-        save(&args.out, &records)?;
     }
-
-    // Matmul ceilings.
-    let mut ours = Vec::new();
-    for b in &builds {
-        ours.push(tagged(prunelab(&b.bin, &["bench", "matmul"], None, None)?, &b.label));
-    }
-    let tflops: Vec<f64> = ours.iter().map(|r| num(r, "tflops")).collect();
-    for precision in ["f32", "tf32", "bf16"] {
-        let r = python(&args.python, &torch_script, &["matmul", "--precision", precision])?;
-        rows.push(Row::new(format!("matmul 8192³ TFLOP/s, prunelab f32 vs torch {precision}"), &tflops, num(&r, "tflops")));
-        records.push(r);
-    }
-    records.extend(ours);
-    save(&args.out, &records)?;
-
-    // Global pruning of GPT-2 small's attention/MLP weights at 90 %.
-    let g = gpt2.to_string_lossy().to_string();
-    let mut ours = Vec::new();
-    for b in &builds {
-        ours.push(tagged(prunelab(&b.bin, &["bench", "prune", &g, "--amount", "0.9"], None, None)?, &b.label));
-    }
-    let theirs = python(&args.python, &torch_script, &["prune", &g, "--amount", "0.9"])?;
-    rows.push(Row::new_lower(
-        format!("global L1 prune 90 % of {:.1}M weights, seconds (lower is better)", num(&ours[0], "scope_params") / 1e6),
-        &ours.iter().map(|r| num(r, "total_seconds")).collect::<Vec<_>>(),
-        num(&theirs, "total_seconds"),
-    ));
-    records.extend(ours);
-    records.push(theirs);
-    save(&args.out, &records)?;
-
-    // Structured pruning's real speed-up: 50 % of heads and MLP neurons removed, compacted.
-    let m = minilm.to_string_lossy().to_string();
-    let compact = args.out.join("minilm-structured-50");
-    run_plain(first, &["--quiet", "prune", &m, "--scheme", "structured", "--amount", "0.5", "--out"], &compact)?;
-    let c = compact.join("model").to_string_lossy().to_string();
-    let mut speedups = Vec::new();
-    for b in &builds {
-        let dense = tagged(prunelab(&b.bin, &["bench", "infer", &m], None, None)?, &b.label);
-        let small = tagged(prunelab(&b.bin, &["bench", "infer", &c], None, None)?, &b.label);
-        speedups.push(format!(
-            "{:.2}× ({:.0} → {:.0} samples/s; {:.1}M → {:.1}M parameters)",
-            num(&small, "samples_per_second") / num(&dense, "samples_per_second"),
-            num(&dense, "samples_per_second"),
-            num(&small, "samples_per_second"),
-            num(&dense, "parameters") / 1e6,
-            num(&small, "parameters") / 1e6
+    if one(Tag::new("matmul", "matmul")).is_some() {
+        let ours = per_build(Tag::new("matmul", "matmul"), "tflops");
+        for variant in ["f32", "tf32", "bf16"] {
+            rows.push(Row::new(
+                format!("matmul 8192³ TFLOP/s, prunelab f32 vs torch {variant}"),
+                &ours,
+                value(one(Tag::new("matmul", "torch-matmul").variant(variant)), "tflops"),
+            ));
+        }
+        let arithmetic = |r: Option<&Value>| {
+            r.map_or("not measured".to_owned(), |r| {
+                format!(
+                    "{} ({:.1e})",
+                    r.get("arithmetic").and_then(Value::as_str).unwrap_or("?"),
+                    num(r, "relative_error")
+                )
+            })
+        };
+        rows.push(Row::notes(
+            format!("prunelab's f32 matmul arithmetic (relative error against f64): 8192³; {MLP_SHAPE}"),
+            labels
+                .iter()
+                .map(|l| {
+                    let square = arithmetic(one(Tag::new("matmul", "matmul").build(l)));
+                    let mlp = arithmetic(one(Tag::new("matmul", "matmul-mlp").build(l)));
+                    format!("{square}; {mlp}")
+                })
+                .collect(),
         ));
-        records.extend([dense, small]);
     }
-    rows.push(Row::notes(
-        "MiniLM-L6 structured 50 % (heads + neurons, compacted): prunelab eval speed-up over dense".into(),
-        speedups,
-    ));
-
-    let table = render(&labels, &rows);
-    say(&format!("\n{table}"));
-    save(&args.out, &records)?;
-    std::fs::write(args.out.join("bench.md"), &table)?;
-    std::fs::write(args.out.join("bench.csv"), csv(&labels, &rows))?;
-    say(&format!("records in {}", args.out.join("bench.json").display()));
-    Ok(())
+    if let Some(first) = one(Tag::new("prune", "prune")) {
+        rows.push(Row::new_lower(
+            format!("global L1 prune 90 % of {:.1}M weights, seconds (lower is better)", num(first, "scope_params") / 1e6),
+            &per_build(Tag::new("prune", "prune"), "total_seconds"),
+            value(one(Tag::new("prune", "torch-prune")), "total_seconds"),
+        ));
+    }
+    if one(Tag::new("structured", "infer-compact")).is_some() {
+        rows.push(Row::notes(
+            "MiniLM-L6 structured 50 % (heads + neurons, compacted): prunelab eval speed-up over dense".into(),
+            labels
+                .iter()
+                .map(|l| {
+                    let dense = one(Tag::new("structured", "infer-dense").build(l));
+                    let small = one(Tag::new("structured", "infer-compact").build(l));
+                    format!(
+                        "{:.2}× ({:.0} → {:.0} samples/s; {:.1}M → {:.1}M parameters)",
+                        value(small, "samples_per_second") / value(dense, "samples_per_second"),
+                        value(dense, "samples_per_second"),
+                        value(small, "samples_per_second"),
+                        value(dense, "parameters") / 1e6,
+                        value(small, "parameters") / 1e6
+                    )
+                })
+                .collect(),
+        ));
+    }
+    rows
 }
 
 /// Every record so far, so that a failure later in the run loses nothing measured before it.
 fn save(out: &Path, records: &[Value]) -> Result<()> {
     let path = out.join("bench.json");
     std::fs::write(&path, serde_json::to_vec_pretty(records)?).with_context(|| format!("writing {}", path.display()))
-}
-
-/// `record` with `"build": label` added (prunelab's records, so that each names its column).
-fn tagged(mut record: Value, label: &str) -> Value {
-    if let Value::Object(map) = &mut record {
-        map.insert("build".into(), Value::String(label.to_owned()));
-    }
-    record
 }
 
 /// The median (the mean of the middle two for an even count; NaN for none).
@@ -562,5 +736,55 @@ mod tests {
             csv,
             "measure,prunelab cuda,torch,ratio cuda,ratio min cuda,ratio max cuda\n\"prune s\",2,8,4.0000,,\n\"first step\",\"0.2 s\",,,,\n"
         );
+    }
+
+    fn write_records(records: &[Value]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-{}-{}", std::process::id(), records.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        save(&dir, records).unwrap();
+        dir.join("bench.json")
+    }
+
+    #[test]
+    fn resuming_keeps_completed_parts_only_and_refuses_other_builds() {
+        let t = |part, measure| Tag::new(part, measure).build("cuda");
+        let records = vec![
+            t("prune", "prune").apply(serde_json::json!({ "total_seconds": 3.5, "scope_params": 84.9e6 })),
+            Tag::new("prune", "torch-prune").apply(serde_json::json!({ "total_seconds": 14.0 })),
+            serde_json::json!({ "part": "prune", "complete": true, "builds": ["cuda"] }),
+            // Cut short: no marker.
+            t("structured", "infer-dense").apply(serde_json::json!({ "samples_per_second": 6000.0 })),
+        ];
+        let path = write_records(&records);
+        let kept = completed_parts(&path, &["cuda"]).unwrap();
+        assert_eq!(kept.len(), 3);
+        assert!(kept.iter().all(|r| r["part"] == "prune"));
+        let rows = table_rows(&kept, &["cuda"]);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].what, "global L1 prune 90 % of 84.9M weights, seconds (lower is better)");
+        assert_eq!(rows[0].ratio(0), Some((4.0, None)));
+        let err = completed_parts(&path, &["cuda", "fused"]).unwrap_err().to_string();
+        assert!(err.contains("bench.json") && err.contains("\"prune\"") && err.contains("fused"), "{err}");
+    }
+
+    #[test]
+    fn model_rows_pair_each_build_with_the_torch_run_of_its_repeat() {
+        let mut records = Vec::new();
+        for (r, (cuda, fused, torch)) in [(280.0, 470.0, 475.0), (275.0, 506.0, 477.0), (281.0, 465.0, 475.0)].into_iter().enumerate() {
+            let r = r as u32;
+            for (label, sps) in [("cuda", cuda), ("fused", fused)] {
+                let record = serde_json::json!({ "samples_per_second": sps, "first_step_seconds": 0.5, "backend": "cuda" });
+                records.push(Tag::new("gpt2-small", "train").build(label).repeat(r).apply(record));
+            }
+            let record = serde_json::json!({ "samples_per_second": torch, "first_step_seconds": 0.6 });
+            records.push(Tag::new("gpt2-small", "torch-train").variant("f32").repeat(r).apply(record));
+        }
+        let rows = table_rows(&records, &["cuda", "fused"]);
+        assert_eq!(rows[0].what, "GPT-2 small: fine-tune samples/s (batch 32 × 128), torch f32");
+        let (ratio, range) = rows[0].ratio(1).unwrap();
+        assert!((ratio - 470.0 / 475.0).abs() < 1e-12);
+        let (lo, hi) = range.unwrap();
+        assert!((lo - 465.0 / 475.0).abs() < 1e-12 && (hi - 506.0 / 477.0).abs() < 1e-12);
+        assert!((rows[0].ratio(0).unwrap().0 - 280.0 / 475.0).abs() < 1e-12);
     }
 }
