@@ -258,6 +258,12 @@ impl Run<'_> {
         self.save()
     }
 
+    /// Build `i`'s cache under --kernel-cache: the directory itself for one build, DIR/LABEL for several.
+    fn given_cache(&self, i: usize) -> Option<PathBuf> {
+        let dir = self.args.kernel_cache.as_ref()?;
+        Some(if self.builds.len() == 1 { dir.clone() } else { dir.join(&self.builds[i].label) })
+    }
+
     /// Fine-tuning (cold, warm alternated with torch f32, bf16-mixed) and eval of one model.
     fn model(&mut self, part: &str, dir: &Path) -> Result<()> {
         let d = dir.to_string_lossy().to_string();
@@ -267,9 +273,8 @@ impl Run<'_> {
         let mut caches = Vec::new();
         for i in 0..self.builds.len() {
             let label = self.builds[i].label.clone();
-            let cache = match &self.args.kernel_cache {
-                Some(dir) if self.builds.len() == 1 => dir.clone(),
-                Some(dir) => dir.join(&label),
+            let cache = match self.given_cache(i) {
+                Some(dir) => dir,
                 None => {
                     let cache = self.args.out.join(format!("kernels-{label}-{part}"));
                     let _ = std::fs::remove_dir_all(&cache);
@@ -315,9 +320,12 @@ impl Run<'_> {
 
     /// Matmul ceilings, and which arithmetic each build's f32 products use.
     fn matmul(&mut self) -> Result<()> {
+        // With the builds' kernel caches, the MLP product runs the kernel its training step's autotuning chose.
         for i in 0..self.builds.len() {
-            self.ours(i, &["bench", "matmul"], None, Tag::new("matmul", "matmul"))?;
-            self.ours(i, &["bench", "matmul", "--shape", MLP_SHAPE, "--iters", "50"], None, Tag::new("matmul", "matmul-mlp"))?;
+            let cache = self.given_cache(i);
+            self.ours(i, &["bench", "matmul"], cache.as_deref(), Tag::new("matmul", "matmul"))?;
+            let mlp = ["bench", "matmul", "--shape", MLP_SHAPE, "--iters", "50"];
+            self.ours(i, &mlp, cache.as_deref(), Tag::new("matmul", "matmul-mlp"))?;
         }
         for precision in ["f32", "tf32", "bf16"] {
             self.theirs(&["matmul", "--precision", precision], Tag::new("matmul", "torch-matmul").variant(precision))?;
