@@ -350,8 +350,9 @@ impl Run<'_> {
         run_plain(first, &["--quiet", "prune", &m, "--scheme", "structured", "--amount", "0.5", "--out"], &compact)?;
         let c = compact.join("model").to_string_lossy().to_string();
         for i in 0..self.builds.len() {
-            self.ours(i, &["bench", "infer", &m], None, Tag::new("structured", "infer-dense"))?;
-            self.ours(i, &["bench", "infer", &c], None, Tag::new("structured", "infer-compact"))?;
+            let cache = self.given_cache(i);
+            self.ours(i, &["bench", "infer", &m], cache.as_deref(), Tag::new("structured", "infer-dense"))?;
+            self.ours(i, &["bench", "infer", &c], cache.as_deref(), Tag::new("structured", "infer-compact"))?;
         }
         Ok(())
     }
