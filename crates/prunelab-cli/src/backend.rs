@@ -68,6 +68,67 @@ pub fn precision_name() -> &'static str {
     }
 }
 
+/// The shape [`matmul_arithmetic`] probes: [512, 768] × [768, 768], a GPT-2/BERT-base-sized product.
+pub const PROBE_SHAPE: [usize; 3] = [512, 768, 768];
+
+/// Which arithmetic the backend's products of f32 operands run in, measured (for result files):
+/// `{"shape", "relative_error", "arithmetic"}` of a product of zero-mean operands of
+/// [`PROBE_SHAPE`]. Burn 0.21's `cuda` matmuls stage f32 operands in TF32 on GPUs that have it.
+pub fn matmul_arithmetic() -> serde_json::Value {
+    let [m, k, n] = PROBE_SHAPE;
+    let device = device();
+    let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
+    let a = burn::tensor::Tensor::<Backend, 2>::random([m, k], normal, &device);
+    let b = burn::tensor::Tensor::<Backend, 2>::random([k, n], normal, &device);
+    let c = a.clone().matmul(b.clone());
+    match product_error(a, b, c) {
+        Ok(error) => serde_json::json!({ "shape": PROBE_SHAPE, "relative_error": error, "arithmetic": arithmetic_name(error) }),
+        Err(err) => serde_json::json!({ "shape": PROBE_SHAPE, "error": err.to_string() }),
+    }
+}
+
+/// `c = a·b` as the backend computed it: the relative error of its first 16 rows against an f64
+/// product on the host.
+pub fn product_error(
+    a: burn::tensor::Tensor<Backend, 2>,
+    b: burn::tensor::Tensor<Backend, 2>,
+    c: burn::tensor::Tensor<Backend, 2>,
+) -> anyhow::Result<f64> {
+    let [m, k] = a.dims();
+    let n = b.dims()[1];
+    let rows = m.min(16);
+    let host = |t: burn::tensor::Tensor<Backend, 2>| {
+        t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading a tensor back: {e:?}"))
+    };
+    Ok(relative_error(&host(a.slice([0..rows, 0..k]))?, &host(b)?, &host(c.slice([0..rows, 0..n]))?, [rows, k, n]))
+}
+
+/// f32 products summed in f32 land near 1e-7 against an f64 product; TF32 operands (10-bit
+/// mantissas) near 3e-4.
+pub fn arithmetic_name(relative_error: f64) -> &'static str {
+    if relative_error < 1e-5 { "f32" } else { "reduced (TF32-like)" }
+}
+
+/// `‖c − a·b‖ / ‖a·b‖` (Frobenius), with `a·b` computed in f64; `a` is `[rows, k]`, `b` `[k, n]`.
+pub fn relative_error(a: &[f32], b: &[f32], c: &[f32], [rows, k, n]: [usize; 3]) -> f64 {
+    let mut exact = vec![0.0f64; n];
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for i in 0..rows {
+        exact.iter_mut().for_each(|e| *e = 0.0);
+        for (p, &x) in a[i * k..(i + 1) * k].iter().enumerate() {
+            let x = f64::from(x);
+            for (e, &y) in exact.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *e += x * f64::from(y);
+            }
+        }
+        for (e, &got) in exact.iter().zip(&c[i * n..(i + 1) * n]) {
+            diff += (e - f64::from(got)).powi(2);
+            norm += e * e;
+        }
+    }
+    (diff / norm).sqrt()
+}
+
 /// The default device of the backend.
 pub fn device() -> burn::tensor::Device<Backend> {
     Default::default()

@@ -327,43 +327,15 @@ impl MatmulArgs {
         let _ = c.clone().slice([0..1, 0..1]).into_data();
         let seconds = t.elapsed().as_secs_f64() / self.iters as f64;
         // Which arithmetic ran: the first rows against an f64 product on the host.
-        let rows = m.min(16);
-        let host = |t: Tensor<Backend, 2>| t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"));
-        let error = relative_error(
-            &host(a.slice([0..rows, 0..k]))?,
-            &host(b)?,
-            &host(c.slice([0..rows, 0..n]))?,
-            [rows, k, n],
-        );
+        let error = backend::product_error(a, b, c)?;
         let mut rec = base_record("matmul");
         rec["n"] = if m == k && k == n { json!(m) } else { serde_json::Value::Null };
         rec["shape"] = json!([m, k, n]);
         rec["tflops"] = json!(2.0 * (m * k * n) as f64 / seconds / 1e12);
         rec["relative_error"] = json!(error);
-        // f32 products summed in f32 land near 1e-7 here; TF32 inputs (10-bit mantissas) near 3e-4.
-        rec["arithmetic"] = json!(if error < 1e-5 { "f32" } else { "reduced (TF32-like)" });
+        rec["arithmetic"] = json!(backend::arithmetic_name(error));
         Ok(rec)
     }
-}
-
-/// `‖c − a·b‖ / ‖a·b‖` (Frobenius), with `a·b` computed in f64; `a` is `[rows, k]`, `b` `[k, n]`.
-fn relative_error(a: &[f32], b: &[f32], c: &[f32], [rows, k, n]: [usize; 3]) -> f64 {
-    let mut exact = vec![0.0f64; n];
-    let (mut diff, mut norm) = (0.0f64, 0.0f64);
-    for i in 0..rows {
-        exact.iter_mut().for_each(|e| *e = 0.0);
-        for (p, &x) in a[i * k..(i + 1) * k].iter().enumerate() {
-            let x = f64::from(x);
-            for (e, &y) in exact.iter_mut().zip(&b[p * n..(p + 1) * n]) {
-                *e += x * f64::from(y);
-            }
-        }
-        for (e, &got) in exact.iter().zip(&c[i * n..(i + 1) * n]) {
-            diff += (e - f64::from(got)).powi(2);
-            norm += e * e;
-        }
-    }
-    (diff / norm).sqrt()
 }
 
 #[cfg(test)]
@@ -397,12 +369,13 @@ mod tests {
     fn the_error_check_tells_f32_from_tf32_arithmetic() {
         let shape = [4, 2048, 64];
         let (a, b) = (values(4 * 2048, 1), values(2048 * 64, 2));
-        let f32_error = relative_error(&a, &b, &product(&a, &b, shape, |x| x), shape);
+        let f32_error = backend::relative_error(&a, &b, &product(&a, &b, shape, |x| x), shape);
         // TF32 keeps 10 of f32's 23 mantissa bits (rounded to nearest here).
         let tf32 = |x: f32| f32::from_bits((x.to_bits() + (1 << 12)) & !((1 << 13) - 1));
-        let tf32_error = relative_error(&a, &b, &product(&a, &b, shape, tf32), shape);
+        let tf32_error = backend::relative_error(&a, &b, &product(&a, &b, shape, tf32), shape);
         assert!(f32_error < 1e-6, "f32: {f32_error}");
         assert!(tf32_error > 1e-4, "tf32: {tf32_error}");
+        assert_eq!((backend::arithmetic_name(f32_error), backend::arithmetic_name(tf32_error)), ("f32", "reduced (TF32-like)"));
     }
 
     #[test]
