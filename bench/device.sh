@@ -193,6 +193,15 @@ variants() {
   summarize "$OUT/variants"
 }
 
+# unpack_build V: .device/bin/prunelab-V.xz to /tmp/pl-V, and its kernel cache
+# (.device/kernels-V.tgz, when carried) to /tmp/kernels-V; once per call.
+unpack_build() {
+  [ -e "/tmp/pl-$1" ] && return
+  xz -dc ".device/bin/prunelab-$1.xz" > "/tmp/pl-$1" && chmod +x "/tmp/pl-$1"
+  mkdir -p "/tmp/kernels-$1"
+  if [ -f ".device/kernels-$1.tgz" ]; then tar xzf ".device/kernels-$1.tgz" -C "/tmp/kernels-$1"; fi
+}
+
 # One build's fine-tuning throughput against torch f32, alternated REPEATS times in one call (the
 # fused build's throughput varies between processes), then MiniLM's shape (a random checkpoint:
 # the same kernels as the real one) with each of MINILM_VARIANTS, the first from the cache it
@@ -200,12 +209,7 @@ variants() {
 alternate() {
   local v=${VARIANT:?set VARIANT} dir=$OUT/alternate log=$OUT/logs/alternate.log
   mkdir -p "$dir"
-  for b in "$v" ${MINILM_VARIANTS:-}; do
-    [ -e "/tmp/pl-$b" ] && continue
-    xz -dc ".device/bin/prunelab-$b.xz" > "/tmp/pl-$b" && chmod +x "/tmp/pl-$b"
-    mkdir -p "/tmp/kernels-$b"
-    if [ -f ".device/kernels-$b.tgz" ]; then tar xzf ".device/kernels-$b.tgz" -C "/tmp/kernels-$b"; fi
-  done
+  for b in "$v" ${MINILM_VARIANTS:-}; do unpack_build "$b"; done
   "/tmp/pl-$v" --quiet bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
   local train=(bench train --batch-size 32 --seq-len 128 --steps 50)
   for r in $(seq "${REPEATS:-3}"); do
@@ -241,11 +245,7 @@ alternate() {
 launches() {
   local v=${VARIANT:?set VARIANT} dir=$OUT/launches
   mkdir -p "$dir"
-  if [ ! -e "/tmp/pl-$v" ]; then
-    xz -dc ".device/bin/prunelab-$v.xz" > "/tmp/pl-$v" && chmod +x "/tmp/pl-$v"
-    mkdir -p "/tmp/kernels-$v"
-    if [ -f ".device/kernels-$v.tgz" ]; then tar xzf ".device/kernels-$v.tgz" -C "/tmp/kernels-$v"; fi
-  fi
+  unpack_build "$v"
   [ -d /tmp/gpt2-small ] || "/tmp/pl-$v" --quiet bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
   for r in $(seq "${RUNS:-4}"); do
     mkdir -p "/tmp/prof-$v-$r"
