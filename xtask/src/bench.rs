@@ -284,9 +284,11 @@ impl Run<'_> {
             };
             caches.push(cache);
         }
+        let mut cuda = vec![false; self.builds.len()];
         for r in 0..self.args.repeats {
             for (i, cache) in caches.iter().enumerate() {
-                self.ours(i, &train, Some(cache), Tag::new(part, "train").repeat(r))?;
+                let record = self.ours(i, &train, Some(cache), Tag::new(part, "train").repeat(r))?;
+                cuda[i] = record.get("backend").and_then(Value::as_str) == Some("cuda");
             }
             self.theirs(&["train", &d, "--steps", &steps, "--precision", "f32"], Tag::new(part, "torch-train").variant("f32").repeat(r))?;
         }
@@ -300,11 +302,7 @@ impl Run<'_> {
         }
         // Mixed precision (cuda only): prunelab's bf16 products against torch's bf16 autocast.
         for (i, cache) in caches.iter().enumerate() {
-            let label = self.builds[i].label.as_str();
-            let cuda = self.records.iter().any(|r| {
-                Tag::new(part, "train").build(label).matches(r) && r.get("backend").and_then(Value::as_str) == Some("cuda")
-            });
-            if cuda {
+            if cuda[i] {
                 let args = [&train[..], &["--precision", "bf16"]].concat();
                 self.ours(i, &args, Some(cache), Tag::new(part, "train-mixed"))?;
             }
@@ -573,35 +571,28 @@ fn render(labels: &[&str], rows: &[Row]) -> String {
         let _ = write!(out, " {l} ÷ torch (speed) |");
     }
     out.push_str(&format!("\n|---|{}---|{}\n", "---|".repeat(labels.len()), "---|".repeat(labels.len())));
+    // An empty cell is " |".
+    let put = |out: &mut String, text: String| {
+        let _ = if text.is_empty() { write!(out, " |") } else { write!(out, " {text} |") };
+    };
     for r in rows {
         let _ = write!(out, "| {} |", r.what);
         for i in 0..labels.len() {
-            match r.cells.get(i) {
-                Some(Cell::Value { value, .. }) => {
-                    let _ = write!(out, " {value:.3} |");
-                }
-                Some(Cell::Note(note)) => {
-                    let _ = write!(out, " {note} |");
-                }
-                None => out.push_str(" |"),
-            }
+            let cell = match r.cells.get(i) {
+                Some(Cell::Value { value, .. }) => format!("{value:.3}"),
+                Some(Cell::Note(note)) => note.clone(),
+                None => String::new(),
+            };
+            put(&mut out, cell);
         }
-        match r.theirs {
-            Some(t) => {
-                let _ = write!(out, " {t:.3} |");
-            }
-            None => out.push_str(" |"),
-        }
+        put(&mut out, r.theirs.map_or(String::new(), |t| format!("{t:.3}")));
         for i in 0..labels.len() {
-            match r.ratio(i) {
-                Some((ratio, Some((lo, hi)))) => {
-                    let _ = write!(out, " {ratio:.2}× ({lo:.2}–{hi:.2}) |");
-                }
-                Some((ratio, None)) => {
-                    let _ = write!(out, " {ratio:.2}× |");
-                }
-                None => out.push_str(" |"),
-            }
+            let ratio = match r.ratio(i) {
+                Some((ratio, Some((lo, hi)))) => format!("{ratio:.2}× ({lo:.2}–{hi:.2})"),
+                Some((ratio, None)) => format!("{ratio:.2}×"),
+                None => String::new(),
+            };
+            put(&mut out, ratio);
         }
         out.push('\n');
     }
