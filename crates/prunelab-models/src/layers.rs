@@ -1,11 +1,13 @@
 //! Building blocks shared by the architectures: activations as transformers names them,
 //! attention masks in transformers' additive form, and the matrix products of mixed precision.
 
+use std::any::Any;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::{FloatDType, activation};
+use burn::tensor::{FloatDType, TensorPrimitive, activation};
 
 /// The additive mask value transformers uses for masked positions (`torch.finfo(float32).min`).
 pub const MASKED: f32 = f32::MIN;
@@ -153,6 +155,12 @@ pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) ->
     }
 }
 
+/// `x · weight` as every projection multiplies: in the mixed-precision dtype when one is set,
+/// else through the installed [`ProductKernel`] when there is one, else Burn's matmul.
+pub fn projection<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
+    product(x, weight, None)
+}
+
 /// `x · weight + bias`, in the mixed-precision dtype when one is set (the result in f32).
 fn product<B: Backend, const D: usize>(
     x: Tensor<B, D>,
@@ -160,9 +168,67 @@ fn product<B: Backend, const D: usize>(
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, D> {
     match matmul_dtype() {
-        None => burn::tensor::module::linear(x, weight, bias),
+        None => match kernel_product(x, weight) {
+            Ok(out) => match bias {
+                Some(bias) => out + bias.unsqueeze::<D>(),
+                None => out,
+            },
+            Err((x, weight)) => burn::tensor::module::linear(x, weight, bias),
+        },
         Some(dtype) => burn::tensor::module::linear(x.cast(dtype), weight.cast(dtype), bias.map(|b| b.cast(dtype)))
             .cast(FloatDType::F32),
+    }
+}
+
+/// The 2-D product of a projection, handed to a [`ProductKernel`] as the backend's own float
+/// primitives. The kernel takes `operands` when it handles their type and shape, and leaves the
+/// product in `product`; otherwise it leaves both untouched and Burn's `matmul` runs.
+#[derive(Debug)]
+pub struct ProductCall<P> {
+    /// `(lhs, rhs)`: `[rows, inner]` and `[inner, cols]`.
+    pub operands: Option<(P, P)>,
+    /// `lhs · rhs`, `[rows, cols]`.
+    pub product: Option<P>,
+}
+
+/// A replacement for Burn's matmul in every projection (`linear` layers in f32), installed by the
+/// binary for one concrete backend (`prunelab-cublas` for cuBLAS on CUDA). It receives a
+/// [`ProductCall`] of that backend's float primitive behind `dyn Any`, and must compute exactly
+/// `lhs · rhs`, gradients included when the primitive is an autodiff one.
+pub type ProductKernel = fn(&mut dyn Any);
+
+/// The installed [`ProductKernel`], if any.
+static PRODUCT_KERNEL: RwLock<Option<ProductKernel>> = RwLock::new(None);
+
+/// Install (or with `None` remove) the kernel every f32 projection's product goes through.
+pub fn set_product_kernel(kernel: Option<ProductKernel>) {
+    *PRODUCT_KERNEL.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = kernel;
+}
+
+/// `x · weight` through the installed [`ProductKernel`], or the operands back when there is none
+/// or it does not handle them.
+fn kernel_product<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 2>,
+) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, 2>)> {
+    let kernel = *PRODUCT_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(kernel) = kernel else { return Err((x, weight)) };
+    if D != 2 {
+        return Err((x, weight));
+    }
+    let (lhs, rhs) = match (x.into_primitive(), weight.into_primitive()) {
+        (TensorPrimitive::Float(lhs), TensorPrimitive::Float(rhs)) => (lhs, rhs),
+        (lhs, rhs) => return Err((Tensor::from_primitive(lhs), Tensor::from_primitive(rhs))),
+    };
+    let mut call = ProductCall { operands: Some((lhs, rhs)), product: None };
+    kernel(&mut call);
+    match (call.product, call.operands) {
+        (Some(out), _) => Ok(Tensor::from_primitive(TensorPrimitive::Float(out))),
+        (None, Some((lhs, rhs))) => Err((
+            Tensor::from_primitive(TensorPrimitive::Float(lhs)),
+            Tensor::from_primitive(TensorPrimitive::Float(rhs)),
+        )),
+        (None, None) => unreachable!("a product kernel took the operands and returned no product"),
     }
 }
 
@@ -236,6 +302,42 @@ mod tests {
             let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
             assert!(d < 1e-5, "{name} differs by {d}");
         }
+    }
+
+    /// A product kernel for `[_, 7] · [7, 3]` on NdArray that marks its products (+1000), so the
+    /// test sees which path ran; other tests running meanwhile never use that shape.
+    fn marking_kernel(call: &mut dyn Any) {
+        type P = burn::tensor::ops::FloatTensor<NdArray>;
+        let Some(call) = call.downcast_mut::<ProductCall<P>>() else { return };
+        let Some((lhs, rhs)) = call.operands.take() else { return };
+        if burn::tensor::TensorMetadata::shape(&rhs).dims::<2>() != [7, 3] {
+            call.operands = Some((lhs, rhs));
+            return;
+        }
+        let lhs = Tensor::<NdArray, 2>::from_primitive(TensorPrimitive::Float(lhs));
+        let rhs = Tensor::<NdArray, 2>::from_primitive(TensorPrimitive::Float(rhs));
+        call.product = Some((lhs.matmul(rhs) + 1000.0).into_primitive().tensor());
+    }
+
+    #[test]
+    fn projections_go_through_the_installed_product_kernel_and_others_fall_back() {
+        use burn::nn::LinearConfig;
+        let device = Default::default();
+        let taken = LinearConfig::new(7, 3).init::<NdArray>(&device);
+        let left = LinearConfig::new(7, 4).init::<NdArray>(&device);
+        let x = Tensor::<NdArray, 3>::random([2, 5, 7], burn::tensor::Distribution::Default, &device);
+        let max_diff = |a: Tensor<NdArray, 3>, b: Tensor<NdArray, 3>| (a - b).abs().max().into_scalar();
+        set_product_kernel(Some(marking_kernel));
+        let (marked, fallback) = (linear(&taken, x.clone()), linear(&left, x.clone()));
+        let rank_two = linear(&taken, x.clone().reshape([10, 7]));
+        set_product_kernel(None);
+        let unmarked = linear(&taken, x.clone());
+        // The kernel's product is used, with the bias added after it (in rank 3 and in rank 2).
+        assert!(max_diff(marked.clone() - 1000.0, taken.forward(x.clone())) < 1e-4);
+        assert!(max_diff(rank_two.reshape([2, 5, 3]), marked) < 1e-4);
+        // A product the kernel leaves, and every product once it is removed, is Burn's.
+        assert!(max_diff(fallback, left.forward(x.clone())) < 1e-5);
+        assert!(max_diff(unmarked, taken.forward(x)) < 1e-5);
     }
 
     #[test]
