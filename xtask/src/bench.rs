@@ -112,7 +112,8 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
     let labels: Vec<&str> = builds.iter().map(|b| b.label.as_str()).collect();
     let path = args.out.join("bench.json");
     let kept = if args.resume && path.is_file() { completed_parts(&path, &labels)? } else { Vec::new() };
-    let mut run = Run { args: &args, builds: &builds, script: root.join("bench").join("torch_bench.py"), records: kept };
+    let mut run =
+        Run { args: &args, builds: &builds, script: root.join("bench").join("torch_bench.py"), records: kept };
     let done: Vec<String> = run.records.iter().filter_map(marker_part).map(str::to_owned).collect();
 
     let gpt2 = args.out.join("gpt2-small");
@@ -159,8 +160,11 @@ fn completed_parts(path: &Path, labels: &[&str]) -> Result<Vec<Value>> {
     let mut complete = Vec::new();
     for r in &records {
         if let Some(part) = marker_part(r) {
-            let builds: Vec<&str> =
-                r.get("builds").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let builds: Vec<&str> = r
+                .get("builds")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             if builds != labels {
                 bail!(
                     "{}: part {part:?} was measured with the builds {builds:?}, not {labels:?}; pass the same --bin labels or another --out",
@@ -290,11 +294,17 @@ impl Run<'_> {
                 let record = self.ours(i, &train, Some(cache), Tag::new(part, "train").repeat(r))?;
                 cuda[i] = record.get("backend").and_then(Value::as_str) == Some("cuda");
             }
-            self.theirs(&["train", &d, "--steps", &steps, "--precision", "f32"], Tag::new(part, "torch-train").variant("f32").repeat(r))?;
+            self.theirs(
+                &["train", &d, "--steps", &steps, "--precision", "f32"],
+                Tag::new(part, "torch-train").variant("f32").repeat(r),
+            )?;
         }
         self.ours(0, &["bench", "infer", &d, "--batches", "1"], Some(&caches[0]), Tag::new(part, "parameters"))?;
         for precision in ["tf32", "bf16"] {
-            self.theirs(&["train", &d, "--steps", &steps, "--precision", precision], Tag::new(part, "torch-train").variant(precision))?;
+            self.theirs(
+                &["train", &d, "--steps", &steps, "--precision", precision],
+                Tag::new(part, "torch-train").variant(precision),
+            )?;
         }
         if self.args.compile {
             let args = ["train", &d, "--steps", &steps, "--precision", "bf16", "--compile"];
@@ -418,7 +428,9 @@ fn table_rows(records: &[Value], labels: &[&str]) -> Vec<Row> {
                 .collect(),
         ));
         rows.push(Row::new_lower(
-            format!("{name}: seconds to the first step, prunelab with a warm kernel cache vs torch f32 (lower is better)"),
+            format!(
+                "{name}: seconds to the first step, prunelab with a warm kernel cache vs torch f32 (lower is better)"
+            ),
             &warm_first,
             value(one(t("torch-train").variant("f32")), "first_step_seconds"),
         ));
@@ -463,7 +475,10 @@ fn table_rows(records: &[Value], labels: &[&str]) -> Vec<Row> {
     }
     if let Some(first) = one(Tag::new("prune", "prune")) {
         rows.push(Row::new_lower(
-            format!("global L1 prune 90 % of {:.1}M weights, seconds (lower is better)", num(first, "scope_params") / 1e6),
+            format!(
+                "global L1 prune 90 % of {:.1}M weights, seconds (lower is better)",
+                num(first, "scope_params") / 1e6
+            ),
             &per_build(Tag::new("prune", "prune"), "total_seconds"),
             value(one(Tag::new("prune", "torch-prune")), "total_seconds"),
         ));
@@ -519,7 +534,10 @@ struct Row {
 
 enum Cell {
     /// A measured figure, and the range of the paired ratios when it was measured repeatedly.
-    Value { value: f64, range: Option<(f64, f64)> },
+    Value {
+        value: f64,
+        range: Option<(f64, f64)>,
+    },
     Note(String),
 }
 
@@ -541,8 +559,9 @@ impl Row {
             .iter()
             .map(|runs| {
                 let ratios: Vec<f64> = runs.iter().zip(theirs).map(|(o, t)| o / t).collect();
-                let range = (ratios.len() > 1)
-                    .then(|| ratios.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| (lo.min(r), hi.max(r))));
+                let range = (ratios.len() > 1).then(|| {
+                    ratios.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| (lo.min(r), hi.max(r)))
+                });
                 Cell::Value { value: median(runs), range }
             })
             .collect();
@@ -625,7 +644,8 @@ fn csv(labels: &[&str], rows: &[Row]) -> String {
         for i in 0..labels.len() {
             match r.ratio(i) {
                 Some((ratio, range)) => {
-                    let (lo, hi) = range.map_or((String::new(), String::new()), |(lo, hi)| (format!("{lo:.4}"), format!("{hi:.4}")));
+                    let (lo, hi) = range
+                        .map_or((String::new(), String::new()), |(lo, hi)| (format!("{lo:.4}"), format!("{hi:.4}")));
                     let _ = write!(out, ",{ratio:.4},{lo},{hi}");
                 }
                 None => out.push_str(",,,"),
@@ -716,7 +736,8 @@ mod tests {
     #[test]
     fn paired_rows_give_medians_and_the_range_of_per_repeat_ratios() {
         // Build a: 400, 500, 450 against torch 500, 500, 450 → ratios 0.8, 1.0, 1.0.
-        let row = Row::paired("x".into(), &[vec![400.0, 500.0, 450.0], vec![250.0, 250.0, 225.0]], &[500.0, 500.0, 450.0]);
+        let row =
+            Row::paired("x".into(), &[vec![400.0, 500.0, 450.0], vec![250.0, 250.0, 225.0]], &[500.0, 500.0, 450.0]);
         let (ratio, range) = row.ratio(0).unwrap();
         assert!((ratio - 0.9).abs() < 1e-12, "{ratio}"); // 450 / 500
         assert_eq!(range, Some((0.8, 1.0)));
@@ -728,7 +749,8 @@ mod tests {
 
     #[test]
     fn times_invert_the_ratio_and_notes_have_none() {
-        let rows = [Row::new_lower("prune s".into(), &[2.0], 8.0), Row::notes("first step".into(), vec!["0.2 s".into()])];
+        let rows =
+            [Row::new_lower("prune s".into(), &[2.0], 8.0), Row::notes("first step".into(), vec!["0.2 s".into()])];
         assert_eq!(rows[0].ratio(0), Some((4.0, None)));
         assert_eq!(rows[1].ratio(0), None);
         let csv = csv(&["cuda"], &rows);
@@ -770,10 +792,13 @@ mod tests {
     #[test]
     fn model_rows_pair_each_build_with_the_torch_run_of_its_repeat() {
         let mut records = Vec::new();
-        for (r, (cuda, fused, torch)) in [(280.0, 470.0, 475.0), (275.0, 506.0, 477.0), (281.0, 465.0, 475.0)].into_iter().enumerate() {
+        for (r, (cuda, fused, torch)) in
+            [(280.0, 470.0, 475.0), (275.0, 506.0, 477.0), (281.0, 465.0, 475.0)].into_iter().enumerate()
+        {
             let r = r as u32;
             for (label, sps) in [("cuda", cuda), ("fused", fused)] {
-                let record = serde_json::json!({ "samples_per_second": sps, "first_step_seconds": 0.5, "backend": "cuda" });
+                let record =
+                    serde_json::json!({ "samples_per_second": sps, "first_step_seconds": 0.5, "backend": "cuda" });
                 records.push(Tag::new("gpt2-small", "train").build(label).repeat(r).apply(record));
             }
             let record = serde_json::json!({ "samples_per_second": torch, "first_step_seconds": 0.6 });
