@@ -68,10 +68,62 @@ pub fn precision_name() -> &'static str {
     }
 }
 
+/// What multiplies the projections' f32 matrices (`--gemm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Gemm {
+    /// Burn's own matmul kernels (on cuda: CubeCL's, in TF32 arithmetic)
+    Burn,
+    /// cuBLAS in TF32 arithmetic, like Burn's cuda matmul and torch's allow_tf32 (needs a build
+    /// with --features cublas)
+    Cublas,
+    /// cuBLAS in strict f32 arithmetic, torch's default (needs --features cublas)
+    CublasF32,
+}
+
+/// The `--gemm` in effect (set once, by [`set_gemm`]).
+static GEMM: std::sync::OnceLock<Gemm> = std::sync::OnceLock::new();
+
+/// Route the projections' products as `gemm` says, once per process; fails with the reason when
+/// cuBLAS is asked for and this build has no `cublas` feature, or libcublas cannot be loaded or
+/// disagrees with Burn's matmul on a check product.
+pub fn set_gemm(gemm: Gemm) -> anyhow::Result<()> {
+    match gemm {
+        Gemm::Burn => {}
+        #[cfg(feature = "cublas")]
+        Gemm::Cublas => prunelab_cublas::install(&device(), prunelab_cublas::Arithmetic::Tf32)?,
+        #[cfg(feature = "cublas")]
+        Gemm::CublasF32 => prunelab_cublas::install(&device(), prunelab_cublas::Arithmetic::F32)?,
+        #[cfg(not(feature = "cublas"))]
+        Gemm::Cublas | Gemm::CublasF32 => anyhow::bail!(
+            "--gemm {} needs a build with --features cublas (cuda); this prunelab is built with {NAME} \
+             (use --gemm burn)",
+            gemm_label(gemm)
+        ),
+    }
+    if GEMM.set(gemm).is_err() {
+        anyhow::bail!("--gemm is set once per process");
+    }
+    Ok(())
+}
+
+/// The `--gemm` in effect, for result files: "burn", "cublas" (TF32) or "cublas-f32".
+pub fn gemm_name() -> &'static str {
+    gemm_label(GEMM.get().copied().unwrap_or(Gemm::Burn))
+}
+
+fn gemm_label(gemm: Gemm) -> &'static str {
+    match gemm {
+        Gemm::Burn => "burn",
+        Gemm::Cublas => "cublas",
+        Gemm::CublasF32 => "cublas-f32",
+    }
+}
+
 /// The shape [`matmul_arithmetic`] probes: [512, 768] × [768, 768], a GPT-2/BERT-base-sized product.
 pub const PROBE_SHAPE: [usize; 3] = [512, 768, 768];
 
-/// Which arithmetic the backend's products of f32 operands run in, measured (for result files):
+/// Which arithmetic the projections' products of f32 operands run in (Burn's matmul, or cuBLAS
+/// under `--gemm cublas*`), measured (for result files):
 /// `{"shape", "relative_error", "arithmetic"}` of a product of zero-mean operands of
 /// [`PROBE_SHAPE`]. Burn 0.21's `cuda` matmuls stage f32 operands in TF32 on GPUs that have it.
 pub fn matmul_arithmetic() -> serde_json::Value {
@@ -80,9 +132,11 @@ pub fn matmul_arithmetic() -> serde_json::Value {
     let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
     let a = burn::tensor::Tensor::<Backend, 2>::random([m, k], normal, &device);
     let b = burn::tensor::Tensor::<Backend, 2>::random([k, n], normal, &device);
-    let c = a.clone().matmul(b.clone());
+    let c = prunelab_models::layers::projection(a.clone(), b.clone());
     match product_error(a, b, c) {
-        Ok(error) => serde_json::json!({ "shape": PROBE_SHAPE, "relative_error": error, "arithmetic": arithmetic_name(error) }),
+        Ok(error) => {
+            serde_json::json!({ "shape": PROBE_SHAPE, "relative_error": error, "arithmetic": arithmetic_name(error) })
+        }
         Err(err) => serde_json::json!({ "shape": PROBE_SHAPE, "error": err.to_string() }),
     }
 }
@@ -104,9 +158,15 @@ pub fn product_error(
 }
 
 /// f32 products summed in f32 land near 1e-7 against an f64 product; TF32 operands (10-bit
-/// mantissas) near 3e-4.
+/// mantissas) near 3e-4; bf16 operands (7 bits, under `--precision bf16`) near 2e-3.
 pub fn arithmetic_name(relative_error: f64) -> &'static str {
-    if relative_error < 1e-5 { "f32" } else { "reduced (TF32-like)" }
+    if relative_error < 1e-5 {
+        "f32"
+    } else if relative_error < 1e-3 {
+        "reduced (TF32-like)"
+    } else {
+        "reduced (bf16-like)"
+    }
 }
 
 /// `‖c − a·b‖ / ‖a·b‖` (Frobenius), with `a·b` computed in f64; `a` is `[rows, k]`, `b` `[k, n]`.

@@ -126,7 +126,7 @@ impl BenchCommand {
 }
 
 fn base_record(kind: &str) -> serde_json::Value {
-    json!({"tool": "prunelab", "bench": kind, "backend": backend::NAME, "kernels": backend::KERNELS, "device": format!("{:?}", backend::device()), "precision": backend::precision_name()})
+    json!({"tool": "prunelab", "bench": kind, "backend": backend::NAME, "kernels": backend::KERNELS, "device": format!("{:?}", backend::device()), "precision": backend::precision_name(), "gemm": backend::gemm_name()})
 }
 
 /// The architectures `init` knows, as transformers `config.json` text.
@@ -316,12 +316,12 @@ impl MatmulArgs {
         let a = Tensor::<Backend, 2>::random([m, k], normal, &device);
         let b = Tensor::<Backend, 2>::random([k, n], normal, &device);
         for _ in 0..3 {
-            let _ = a.clone().matmul(b.clone()).slice([0..1, 0..1]).into_data();
+            let _ = prunelab_models::layers::projection(a.clone(), b.clone()).slice([0..1, 0..1]).into_data();
         }
         let t = Instant::now();
         let mut last = None;
         for _ in 0..self.iters {
-            last = Some(a.clone().matmul(b.clone()));
+            last = Some(prunelab_models::layers::projection(a.clone(), b.clone()));
         }
         let c = last.context("--iters must be at least 1")?;
         let _ = c.clone().slice([0..1, 0..1]).into_data();
@@ -366,16 +366,21 @@ mod tests {
     }
 
     #[test]
-    fn the_error_check_tells_f32_from_tf32_arithmetic() {
+    fn the_error_check_tells_f32_tf32_and_bf16_arithmetic_apart() {
         let shape = [4, 2048, 64];
         let (a, b) = (values(4 * 2048, 1), values(2048 * 64, 2));
         let f32_error = backend::relative_error(&a, &b, &product(&a, &b, shape, |x| x), shape);
         // TF32 keeps 10 of f32's 23 mantissa bits (rounded to nearest here).
         let tf32 = |x: f32| f32::from_bits((x.to_bits() + (1 << 12)) & !((1 << 13) - 1));
         let tf32_error = backend::relative_error(&a, &b, &product(&a, &b, shape, tf32), shape);
+        // bf16 keeps 7.
+        let bf16 = |x: f32| f32::from_bits((x.to_bits() + (1 << 15)) & !((1 << 16) - 1));
+        let bf16_error = backend::relative_error(&a, &b, &product(&a, &b, shape, bf16), shape);
         assert!(f32_error < 1e-6, "f32: {f32_error}");
         assert!(tf32_error > 1e-4, "tf32: {tf32_error}");
-        assert_eq!((backend::arithmetic_name(f32_error), backend::arithmetic_name(tf32_error)), ("f32", "reduced (TF32-like)"));
+        assert!(bf16_error > 1e-3, "bf16: {bf16_error}");
+        let names = [f32_error, tf32_error, bf16_error].map(backend::arithmetic_name);
+        assert_eq!(names, ["f32", "reduced (TF32-like)", "reduced (bf16-like)"]);
     }
 
     #[test]

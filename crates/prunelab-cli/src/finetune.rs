@@ -226,6 +226,7 @@ impl FinetuneArgs {
             "kernels": backend::KERNELS,
             "device": format!("{:?}", backend::device()),
             "precision": backend::precision_name(),
+            "gemm": backend::gemm_name(),
             "matmul_arithmetic": backend::matmul_arithmetic(),
             "prunelab_commit": env!("PRUNELAB_GIT_COMMIT"),
             "burn_version": "0.21.0",

@@ -45,6 +45,10 @@ struct GlobalArgs {
     /// (mixed precision, like torch.autocast; cuda only)
     #[arg(long, global = true, value_enum, default_value_t = backend::Precision::F32)]
     precision: backend::Precision,
+    /// What multiplies the projections' f32 matrices: Burn's kernels, or cuBLAS in TF32 or strict
+    /// f32 arithmetic (cuBLAS needs a build with --features cublas)
+    #[arg(long, global = true, value_enum, default_value_t = backend::Gemm::Burn)]
+    gemm: backend::Gemm,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +92,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     backend::set_precision(cli.global.precision)?;
+    backend::set_gemm(cli.global.gemm)?;
     match cli.command {
         Command::Data(cmd) => cmd.run(),
         Command::Model(cmd) => cmd.run(),

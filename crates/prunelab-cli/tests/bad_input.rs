@@ -259,3 +259,17 @@ fn bf16_on_a_backend_without_it() {
     let out = prunelab(&["--precision", "bf16", "model", "info", &fixture("bert-tiny")]);
     assert_error(&out, &["--precision bf16 needs the cuda backend; this prunelab is built with ndarray"]);
 }
+
+/// cuBLAS products in a build without the `cublas` feature: refused before any work, naming the
+/// feature and the alternative.
+#[test]
+#[cfg(not(feature = "cublas"))]
+fn cublas_products_without_the_feature() {
+    for gemm in ["cublas", "cublas-f32"] {
+        let out = prunelab(&["--gemm", gemm, "model", "info", &fixture("bert-tiny")]);
+        assert_error(
+            &out,
+            &[&format!("--gemm {gemm} needs a build with --features cublas (cuda)"), "(use --gemm burn)"],
+        );
+    }
+}

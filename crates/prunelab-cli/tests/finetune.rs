@@ -65,6 +65,7 @@ fn a_pruned_run_writes_its_result_with_sparsity_held() {
     assert_eq!(r["backend"], "ndarray");
     // The CPU backend multiplies f32 operands in f32 (the GPU backends may not: the probe says).
     assert_eq!(r["matmul_arithmetic"]["arithmetic"], "f32", "{}", r["matmul_arithmetic"]);
+    assert_eq!(r["gemm"], "burn");
     let tsv = std::fs::read_to_string(dir.path().join("test_predictions.tsv")).unwrap();
     assert_eq!(tsv.lines().next(), Some("index\tprediction"));
     assert_eq!(tsv.lines().count(), 3, "header + 2 test rows");

@@ -1,0 +1,95 @@
+//! [`Gemm`] on the CUDA backend, and [`install`]: the product kernel prunelab's models call.
+
+use std::any::Any;
+
+use burn::backend::Autodiff;
+use burn::prelude::*;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, Device, Distribution, TensorMetadata, TensorPrimitive};
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_cubecl::cubecl::cuda::CudaRuntime;
+use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
+use prunelab_models::layers::{ProductCall, set_product_kernel};
+
+use crate::cublas::{self, Arithmetic, CublasError};
+
+/// The backend prunelab's cuda builds run on: plain, or fused with the `fusion` feature.
+type Cuda = burn::backend::Cuda<f32, i32>;
+
+/// `op(a) · op(b)` of two 2-D f32 tensors, `op` transposing when its flag is set.
+pub trait Gemm: Backend {
+    /// The product, a new `[rows of op(a), cols of op(b)]` tensor.
+    fn gemm(a: FloatTensor<Self>, transpose_a: bool, b: FloatTensor<Self>, transpose_b: bool) -> FloatTensor<Self>;
+}
+
+impl<F: FloatElement, I: IntElement, BT: BoolElement> Gemm for CubeBackend<CudaRuntime, F, I, BT> {
+    fn gemm(a: FloatTensor<Self>, transpose_a: bool, b: FloatTensor<Self>, transpose_b: bool) -> FloatTensor<Self> {
+        cublas::gemm(a, transpose_a, b, transpose_b)
+    }
+}
+
+/// Route every f32 projection product of prunelab's models on `burn::backend::Cuda` (and its
+/// `Autodiff`) through cuBLAS in `arithmetic`.
+///
+/// Loads libcublas and checks `a·b`, `a·bᵀ` and `aᵀ·b` against Burn's matmul on `device` first;
+/// on any failure nothing is installed and the error says why.
+pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<(), CublasError> {
+    cublas::open(arithmetic, device.index)?;
+    check(device)?;
+    set_product_kernel(Some(kernel));
+    tracing::info!(?arithmetic, "projection products through cuBLAS");
+    Ok(())
+}
+
+/// Go back to Burn's matmul for every product.
+pub fn uninstall() {
+    set_product_kernel(None);
+}
+
+/// The kernel handed to `set_product_kernel`: takes the operands when they are 2-D f32 tensors of
+/// `Cuda` or `Autodiff<Cuda>`, and leaves anything else to Burn.
+fn kernel(call: &mut dyn Any) {
+    if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Autodiff<Cuda>>>>() {
+        take_if_f32_matrices(call, crate::autodiff::product::<Cuda, NoCheckpointing>);
+    } else if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Cuda>>>() {
+        take_if_f32_matrices(call, |a, b| <Cuda as Gemm>::gemm(a, false, b, false));
+    }
+}
+
+fn take_if_f32_matrices<P: TensorMetadata>(call: &mut ProductCall<P>, product: impl FnOnce(P, P) -> P) {
+    let Some((a, b)) = call.operands.take() else { return };
+    let fits = |t: &P| t.dtype() == DType::F32 && t.shape().num_dims() == 2 && t.shape().num_elements() > 0;
+    if fits(&a) && fits(&b) {
+        call.product = Some(product(a, b));
+    } else {
+        call.operands = Some((a, b));
+    }
+}
+
+/// Compare cuBLAS with Burn's matmul on random operands, in the three layouts a projection uses.
+fn check(device: &Device<Cuda>) -> Result<(), CublasError> {
+    // Burn's own CUDA matmul is TF32 too (relative error ~3e-4), so the bound is loose enough for
+    // both arithmetics and tight enough to catch a wrong layout (errors of order 1).
+    const TOLERANCE: f64 = 1e-2;
+    let normal = Distribution::Normal(0.0, 1.0);
+    let a = Tensor::<Cuda, 2>::random([67, 96], normal, device);
+    let b = Tensor::<Cuda, 2>::random([96, 45], normal, device);
+    let g = Tensor::<Cuda, 2>::random([67, 45], normal, device);
+    let ours = |x: Tensor<Cuda, 2>, tx: bool, y: Tensor<Cuda, 2>, ty: bool| {
+        let (x, y) = (x.into_primitive().tensor(), y.into_primitive().tensor());
+        Tensor::<Cuda, 2>::from_primitive(TensorPrimitive::Float(Cuda::gemm(x, tx, y, ty)))
+    };
+    let cases = [
+        (ours(a.clone(), false, b.clone(), false), a.clone().matmul(b.clone())),
+        (ours(g.clone(), false, b.clone(), true), g.clone().matmul(b.clone().transpose())),
+        (ours(a.clone(), true, g.clone(), false), a.transpose().matmul(g)),
+    ];
+    for (got, want) in cases {
+        let scale = want.clone().abs().max().into_scalar().elem::<f64>().max(f64::MIN_POSITIVE);
+        let error = (got - want).abs().max().into_scalar().elem::<f64>() / scale;
+        if error.is_nan() || error > TOLERANCE {
+            return Err(CublasError::Mismatch { error, tolerance: TOLERANCE });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! cuBLAS for the projections of prunelab's models on Burn's CUDA backend.
+//!
+//! Burn 0.21 multiplies f32 matrices on CUDA with CubeCL's own kernels, in TF32 arithmetic, at
+//! 49–94 TFLOP/s on an H200 where cuBLAS reaches 410 (`bench/NOTES.md`). This crate hands every
+//! f32 projection product (`prunelab_models::layers::linear`: forward, and both products of its
+//! backward) to cuBLAS's `cublasGemmEx`, in TF32 like Burn's or in strict f32 ([`Arithmetic`]).
+//!
+//! How it fits in Burn:
+//! - [`Gemm`] is `op(a) · op(b)` on a backend: cuBLAS on `CubeBackend<CudaRuntime>`, and, with the
+//!   `fusion` feature, a custom operation of Burn's fusion stream on `Fusion<CubeBackend<..>>`
+//!   (fusion runs it in order with the operations around it, unfused).
+//! - On `Autodiff<B>` a product is its own tracked operation whose backward is two more [`Gemm`]s
+//!   (`dx = g · wᵀ`, `dw = xᵀ · g`), as `torch.nn.Linear` computes them.
+//! - [`install`] registers the kernel with `prunelab_models::layers::set_product_kernel` for one
+//!   backend type, after loading libcublas and checking three products (`a·b`, `a·bᵀ`, `aᵀ·b`)
+//!   against Burn's.
+//!
+//! cuBLAS runs on its own CUDA stream, not on CubeCL's (which CubeCL does not expose): each
+//! product waits on the host for CubeCL's queued work (`client.sync()`) and for its own stream
+//! before it returns. Those two waits per product are the price: on an H200 a large product is
+//! 3.7–3.9× faster than Burn's, but GPT-2 small's fine-tuning step, with about 150 products, is slower
+//! than with Burn's kernels (`bench/NOTES.md`). What it gives for sure is `Arithmetic::F32`: strict
+//! f32 projections on the GPU, which Burn's TF32-staged matmul cannot do.
+//!
+//! Without the `cuda` feature the crate holds only [`layout`], the mapping of a row-major product
+//! onto cuBLAS's column-major call, which is tested on the CPU.
+
+#[cfg(feature = "cuda")]
+mod autodiff;
+#[cfg(feature = "cuda")]
+mod cublas;
+#[cfg(feature = "fusion")]
+mod fusion;
+#[cfg(feature = "cuda")]
+mod install;
+pub mod layout;
+
+#[cfg(feature = "cuda")]
+pub use cublas::{Arithmetic, CublasError};
+#[cfg(feature = "cuda")]
+pub use install::{Gemm, install, uninstall};
