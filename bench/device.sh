@@ -14,6 +14,7 @@
 #                                   # (env: COLD, BF16, PROFILE, PRUNED: lists of variants; FIRST_LIMIT, TORCH_PRECISIONS, RANDOM_MINILM)
 #   bash bench/device.sh alternate  # one build vs torch f32 alternated (VARIANT, REPEATS), MiniLM's shape (MINILM_VARIANTS)
 #   bash bench/device.sh launches   # VARIANT's kernel launches per process (RUNS fresh processes), and its throughput
+#   bash bench/device.sh gemm       # a --features cublas build: --gemm burn / cublas / cublas-f32 vs torch (GEMMS, REPEATS)
 #   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
 set -uo pipefail
 OUT=${OUT:?set OUT}
@@ -83,6 +84,8 @@ first = r.get('first_step_seconds', r.get('warmup_seconds'))
 if first is not None: parts.append(f'first step {first:.2f} s')
 if r.get('train_loss') is not None: parts.append(f\"loss {r['train_loss']}\")
 if r.get('precision'): parts.append(r['precision'])
+if r.get('tflops') is not None: parts.append(f\"{r['tflops']:.1f} TFLOP/s, relative error {r['relative_error']:.1e}\")
+if r.get('gemm'): parts.append('gemm ' + r['gemm'])
 print('; '.join(parts))" "$f" 2>&1 | tail -n 1)"
   done
 }
@@ -237,6 +240,50 @@ alternate() {
   summarize "$dir"
 }
 
+# cuBLAS for the projections: VARIANT (default `cublas`, a build with --features cublas) runs
+# GPT-2 small's fine-tune step (batch 32 × 128, 50 steps) with each --gemm of GEMMS (default
+# "burn cublas cublas-f32"), alternated REPEATS times (default 2) with torch f32 and TF32; then
+# eval and `bench matmul` (8192³ and GPT-2's MLP shape) with each. Records in $OUT/gemm/.
+gemm() {
+  local v=${VARIANT:-cublas} dir=$OUT/gemm log=$OUT/logs/gemm.log gemms=${GEMMS:-burn cublas cublas-f32}
+  mkdir -p "$dir"
+  unpack_build "$v"
+  export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  ls /usr/local/cuda/lib64/ | grep -i cublas >> "$log" 2>&1
+  local pl=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v")
+  # A product that hangs or fails would cost every run below its time limit: try one first.
+  if ! timeout 60 "${pl[@]}" --gemm cublas bench matmul --shape 1024,768,3072 --iters 20 > "$dir/smoke.json" 2>> "$log"; then
+    echo "cuBLAS smoke test failed (see logs/gemm.log)"
+    return 1
+  fi
+  "${pl[@]}" bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  local train=(bench train --batch-size 32 --seq-len 128 --steps 50)
+  # The first GPU process after the machine starts runs its kernels slowly (bench/NOTES.md): discard one.
+  timeout 300 "${pl[@]}" bench train --batch-size 32 --seq-len 128 --steps 5 /tmp/gpt2-small > /dev/null 2>> "$log"
+  for r in $(seq "${REPEATS:-2}"); do
+    for g in $gemms; do
+      timeout 180 "${pl[@]}" --gemm "$g" "${train[@]}" /tmp/gpt2-small > "$dir/$g-train-gpt2-small-$r.json" 2>> "$log"
+      echo "$g train round $r: exit $? at ${SECONDS} s"
+    done
+    for p in f32 tf32; do
+      timeout 120 python3 bench/torch_bench.py train /tmp/gpt2-small --steps 50 --precision "$p" \
+        > "$dir/torch-train-gpt2-small-$p-$r.json" 2>> "$log"
+    done
+  done
+  for g in $gemms; do
+    timeout 120 "${pl[@]}" --gemm "$g" bench infer /tmp/gpt2-small > "$dir/$g-infer-gpt2-small.json" 2>> "$log"
+    for shape in 8192,8192,8192 4096,768,3072; do
+      timeout 120 "${pl[@]}" --gemm "$g" bench matmul --shape "$shape" > "$dir/$g-matmul-$shape.json" 2>> "$log"
+    done
+    echo "$g infer and matmul done at ${SECONDS} s"
+  done
+  for p in f32 tf32; do
+    timeout 120 python3 bench/torch_bench.py infer /tmp/gpt2-small --precision "$p" > "$dir/torch-infer-gpt2-small-$p.json" 2>> "$log"
+  done
+  tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" .
+  summarize "$dir"
+}
+
 # Does a build launch the same kernels in every process? VARIANT's GPT-2 small step (f32, 10
 # steps after the first) profiled RUNS times, each in a fresh process, and once more unprofiled
 # for its throughput: kernel launches per process, by family, in $OUT/launches/. (The fused
@@ -296,6 +343,10 @@ case ${1:-} in
   launches)
     info
     launches
+    ;;
+  gemm)
+    info
+    gemm
     ;;
   bench)
     # cargo xtask bench. With .device/bin/prunelab-<label>.xz builds (several): a column each, against
