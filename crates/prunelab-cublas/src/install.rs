@@ -41,11 +41,6 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<(), Cubl
     Ok(())
 }
 
-/// Go back to Burn's matmul for every product.
-pub fn uninstall() {
-    set_product_kernel(None);
-}
-
 /// The kernel handed to `set_product_kernel`: takes the operands when they are 2-D f32 tensors of
 /// `Cuda` or `Autodiff<Cuda>`, and leaves anything else to Burn.
 fn kernel(call: &mut dyn Any) {

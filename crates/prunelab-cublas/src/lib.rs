@@ -38,4 +38,4 @@ pub mod layout;
 #[cfg(feature = "cuda")]
 pub use cublas::{Arithmetic, CublasError};
 #[cfg(feature = "cuda")]
-pub use install::{Gemm, install, uninstall};
+pub use install::{Gemm, install};

@@ -148,7 +148,11 @@ pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) ->
     let tokens = dims[..D - 1].iter().product();
     let mut out_dims = dims;
     out_dims[D - 1] = d_out;
-    let out = product(x.reshape([tokens, d_in]), layer.weight.val(), None).reshape(out_dims);
+    plus_bias(product(x.reshape([tokens, d_in]), layer.weight.val(), None).reshape(out_dims), bias)
+}
+
+/// `out + bias`, the bias broadcast over the leading axes.
+fn plus_bias<B: Backend, const D: usize>(out: Tensor<B, D>, bias: Option<Tensor<B, 1>>) -> Tensor<B, D> {
     match bias {
         Some(bias) => out + bias.unsqueeze::<D>(),
         None => out,
@@ -169,10 +173,7 @@ fn product<B: Backend, const D: usize>(
 ) -> Tensor<B, D> {
     match matmul_dtype() {
         None => match kernel_product(x, weight) {
-            Ok(out) => match bias {
-                Some(bias) => out + bias.unsqueeze::<D>(),
-                None => out,
-            },
+            Ok(out) => plus_bias(out, bias),
             Err((x, weight)) => burn::tensor::module::linear(x, weight, bias),
         },
         Some(dtype) => burn::tensor::module::linear(x.cast(dtype), weight.cast(dtype), bias.map(|b| b.cast(dtype)))
