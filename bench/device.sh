@@ -14,7 +14,7 @@
 #                                   # (env: COLD, BF16, PROFILE, PRUNED: lists of variants; FIRST_LIMIT, TORCH_PRECISIONS, RANDOM_MINILM)
 #   bash bench/device.sh alternate  # one build vs torch f32 alternated (VARIANT, REPEATS), MiniLM's shape (MINILM_VARIANTS)
 #   bash bench/device.sh launches   # VARIANT's kernel launches per process (RUNS fresh processes), and its throughput
-#   bash bench/device.sh gemm       # a --features cublas build: --gemm burn / cublas / cublas-f32 vs torch (GEMMS, REPEATS)
+#   bash bench/device.sh gemm       # a --features cublas build: --gemm burn / cublas (on CubeCL's stream, or host-ordered) / cublas-f32 vs torch (GEMMS, REPEATS, TUNE, INFER, LIMIT)
 #   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
 set -uo pipefail
 OUT=${OUT:?set OUT}
@@ -241,28 +241,55 @@ alternate() {
 }
 
 # cuBLAS for the projections: VARIANT (default `cublas`, a build with --features cublas) runs
-# GPT-2 small's fine-tune step (batch 32 × 128, 50 steps) with each --gemm of GEMMS (default
-# "burn cublas cublas-f32"), alternated REPEATS times (default 2) with torch f32 and TF32; then
-# eval and `bench matmul` (8192³ and GPT-2's MLP shape) with each. Records in $OUT/gemm/.
+# GPT-2 small's fine-tune step (batch 32 × 128, 50 steps) with each of GEMMS (default
+# "burn cublas cublas-host cublas-f32": a --gemm value, `-host` meaning PRUNELAB_CUBLAS_ORDER=host,
+# i.e. cuBLAS on its own stream, ordered by the host), alternated REPEATS times (default 2) with
+# torch f32 and TF32; then, unless INFER=0, eval and `bench matmul` (8192³ and GPT-2's MLP shape)
+# with each. Before that, one short discarded run per --gemm of TUNE (default: those of GEMMS)
+# compiles and tunes its kernels (TUNE_LIMIT seconds each, default 300: the fused build tunes
+# minutes from a cold cache). Steps that would start after LIMIT seconds (default 500) are
+# skipped, so the kernel cache always comes back. Records in $OUT/gemm/.
 gemm() {
-  local v=${VARIANT:-cublas} dir=$OUT/gemm log=$OUT/logs/gemm.log gemms=${GEMMS:-burn cublas cublas-f32}
+  local v=${VARIANT:-cublas} dir=$OUT/gemm log=$OUT/logs/gemm.log gemms=${GEMMS:-burn cublas cublas-host cublas-f32}
   mkdir -p "$dir"
   unpack_build "$v"
-  export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  ls /usr/local/cuda/lib64/ | grep -i cublas >> "$log" 2>&1
+  # libcublas is in the toolkit's lib64; libcupti (which tells prunelab CubeCL's CUDA stream) in
+  # extras/CUPTI/lib64 or in the pip wheels torch brings.
+  local cupti
+  cupti=$(find /usr/local/cuda/ $(python3 -c 'import site; print(" ".join(site.getsitepackages()))') \
+    -name 'libcupti.so*' 2>/dev/null | head -n 1)
+  echo "libcupti: ${cupti:-none found}"
+  [ -n "$cupti" ] && cupti=$(dirname "$cupti")
+  export LD_LIBRARY_PATH=/usr/local/cuda/lib64${cupti:+:$cupti}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   local pl=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v")
+  # gemm_cmd GEMM: sets `cmd` to prunelab with GEMM (`-host`: ordered by the host).
+  local cmd
+  gemm_cmd() {
+    case $1 in
+      *-host) cmd=(env PRUNELAB_CUBLAS_ORDER=host "${pl[@]}" --gemm "${1%-host}") ;;
+      *) cmd=("${pl[@]}" --gemm "$1") ;;
+    esac
+  }
   # A product that hangs or fails would cost every run below its time limit: try one first.
-  if ! timeout 60 "${pl[@]}" --gemm cublas bench matmul --shape 1024,768,3072 --iters 20 > "$dir/smoke.json" 2>> "$log"; then
+  if ! RUST_LOG=prunelab_cublas=debug timeout 60 "${pl[@]}" --gemm cublas bench matmul --shape 1024,768,3072 --iters 20 > "$dir/smoke.json" 2>> "$log"; then
     echo "cuBLAS smoke test failed (see logs/gemm.log)"
+    tail -n 20 "$log"
     return 1
   fi
+  grep -h "cuBLAS\|CUPTI\|gemm" "$log" | tail -n 5
   "${pl[@]}" bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
-  local train=(bench train --batch-size 32 --seq-len 128 --steps 50)
-  # The first GPU process after the machine starts runs its kernels slowly (bench/NOTES.md): discard one.
-  timeout 300 "${pl[@]}" bench train --batch-size 32 --seq-len 128 --steps 5 /tmp/gpt2-small > /dev/null 2>> "$log"
+  local train=(bench train --batch-size 32 --seq-len 128 --steps 50) limit=${LIMIT:-500}
+  # Compile and tune each --gemm's kernels; the first GPU process after the machine starts also
+  # runs its kernels slowly (bench/NOTES.md), so these runs are discarded.
+  for g in ${TUNE:-$(echo "$gemms" | tr ' ' '\n' | sed 's/-host$//' | sort -u)}; do
+    timeout "${TUNE_LIMIT:-300}" "${pl[@]}" --gemm "$g" bench train --batch-size 32 --seq-len 128 --steps 5 /tmp/gpt2-small > /dev/null 2>> "$log"
+    echo "$g tuning run: exit $? at ${SECONDS} s"
+  done
   for r in $(seq "${REPEATS:-2}"); do
     for g in $gemms; do
-      timeout 180 "${pl[@]}" --gemm "$g" "${train[@]}" /tmp/gpt2-small > "$dir/$g-train-gpt2-small-$r.json" 2>> "$log"
+      [ "$SECONDS" -lt "$limit" ] || break 2
+      gemm_cmd "$g"
+      timeout 180 "${cmd[@]}" "${train[@]}" /tmp/gpt2-small > "$dir/$g-train-gpt2-small-$r.json" 2>> "$log"
       echo "$g train round $r: exit $? at ${SECONDS} s"
     done
     for p in f32 tf32; do
@@ -270,16 +297,20 @@ gemm() {
         > "$dir/torch-train-gpt2-small-$p-$r.json" 2>> "$log"
     done
   done
-  for g in $gemms; do
-    timeout 120 "${pl[@]}" --gemm "$g" bench infer /tmp/gpt2-small > "$dir/$g-infer-gpt2-small.json" 2>> "$log"
-    for shape in 8192,8192,8192 4096,768,3072; do
-      timeout 120 "${pl[@]}" --gemm "$g" bench matmul --shape "$shape" > "$dir/$g-matmul-$shape.json" 2>> "$log"
+  if [ "${INFER:-1}" = 1 ]; then
+    for g in $gemms; do
+      [ "$SECONDS" -lt "$limit" ] || break
+      gemm_cmd "$g"
+      timeout 120 "${cmd[@]}" bench infer /tmp/gpt2-small > "$dir/$g-infer-gpt2-small.json" 2>> "$log"
+      for shape in 8192,8192,8192 4096,768,3072; do
+        timeout 120 "${cmd[@]}" bench matmul --shape "$shape" > "$dir/$g-matmul-$shape.json" 2>> "$log"
+      done
+      echo "$g infer and matmul done at ${SECONDS} s"
     done
-    echo "$g infer and matmul done at ${SECONDS} s"
-  done
-  for p in f32 tf32; do
-    timeout 120 python3 bench/torch_bench.py infer /tmp/gpt2-small --precision "$p" > "$dir/torch-infer-gpt2-small-$p.json" 2>> "$log"
-  done
+    for p in f32 tf32; do
+      timeout 120 python3 bench/torch_bench.py infer /tmp/gpt2-small --precision "$p" > "$dir/torch-infer-gpt2-small-$p.json" 2>> "$log"
+    done
+  fi
   tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" .
   summarize "$dir"
 }

@@ -80,42 +80,51 @@ pub enum Gemm {
     CublasF32,
 }
 
-/// The `--gemm` in effect (set once, by [`set_gemm`]).
-static GEMM: std::sync::OnceLock<Gemm> = std::sync::OnceLock::new();
+/// The `--gemm` in effect (set once, by [`set_gemm`]), and whether cuBLAS's products wait on the
+/// host (when prunelab-cublas could not put them on CubeCL's stream).
+static GEMM: std::sync::OnceLock<(Gemm, bool)> = std::sync::OnceLock::new();
 
-/// Route the projections' products as `gemm` says, once per process; fails with the reason when
-/// cuBLAS is asked for and this build has no `cublas` feature, or libcublas cannot be loaded or
-/// disagrees with Burn's matmul on a check product.
+/// Route the projections' products as `gemm` says, once per process and from the thread that runs
+/// the model; fails with the reason when cuBLAS is asked for and this build has no `cublas`
+/// feature, or libcublas cannot be loaded or disagrees with Burn's matmul on a check product.
 pub fn set_gemm(gemm: Gemm) -> anyhow::Result<()> {
-    match gemm {
-        Gemm::Burn => {}
+    let host_ordered = match gemm {
+        Gemm::Burn => false,
         #[cfg(feature = "cublas")]
-        Gemm::Cublas => prunelab_cublas::install(&device(), prunelab_cublas::Arithmetic::Tf32)?,
-        #[cfg(feature = "cublas")]
-        Gemm::CublasF32 => prunelab_cublas::install(&device(), prunelab_cublas::Arithmetic::F32)?,
+        Gemm::Cublas | Gemm::CublasF32 => {
+            let arithmetic = match gemm {
+                Gemm::CublasF32 => prunelab_cublas::Arithmetic::F32,
+                _ => prunelab_cublas::Arithmetic::Tf32,
+            };
+            prunelab_cublas::install(&device(), arithmetic)? == prunelab_cublas::Order::Host
+        }
         #[cfg(not(feature = "cublas"))]
         Gemm::Cublas | Gemm::CublasF32 => anyhow::bail!(
             "--gemm {} needs a build with --features cublas (cuda); this prunelab is built with {NAME} \
              (use --gemm burn)",
-            gemm_label(gemm)
+            gemm_label(gemm, false)
         ),
-    }
-    if GEMM.set(gemm).is_err() {
+    };
+    if GEMM.set((gemm, host_ordered)).is_err() {
         anyhow::bail!("--gemm is set once per process");
     }
     Ok(())
 }
 
-/// The `--gemm` in effect, for result files: "burn", "cublas" (TF32) or "cublas-f32".
+/// The `--gemm` in effect, for result files: "burn", "cublas" (TF32) or "cublas-f32", the latter
+/// two followed by ", host-ordered" when cuBLAS's products wait on the host.
 pub fn gemm_name() -> &'static str {
-    gemm_label(GEMM.get().copied().unwrap_or(Gemm::Burn))
+    let (gemm, host_ordered) = GEMM.get().copied().unwrap_or((Gemm::Burn, false));
+    gemm_label(gemm, host_ordered)
 }
 
-fn gemm_label(gemm: Gemm) -> &'static str {
-    match gemm {
-        Gemm::Burn => "burn",
-        Gemm::Cublas => "cublas",
-        Gemm::CublasF32 => "cublas-f32",
+fn gemm_label(gemm: Gemm, host_ordered: bool) -> &'static str {
+    match (gemm, host_ordered) {
+        (Gemm::Burn, _) => "burn",
+        (Gemm::Cublas, false) => "cublas",
+        (Gemm::Cublas, true) => "cublas, host-ordered",
+        (Gemm::CublasF32, false) => "cublas-f32",
+        (Gemm::CublasF32, true) => "cublas-f32, host-ordered",
     }
 }
 

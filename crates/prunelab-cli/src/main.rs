@@ -46,7 +46,9 @@ struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = backend::Precision::F32)]
     precision: backend::Precision,
     /// What multiplies the projections' f32 matrices: Burn's kernels, or cuBLAS in TF32 or strict
-    /// f32 arithmetic (cuBLAS needs a build with --features cublas)
+    /// f32 arithmetic (cuBLAS needs a build with --features cublas, libcublas, and libcupti to run
+    /// on Burn's CUDA stream; without libcupti, or with PRUNELAB_CUBLAS_ORDER=host, each product
+    /// waits on the host, which is slow)
     #[arg(long, global = true, value_enum, default_value_t = backend::Gemm::Burn)]
     gemm: backend::Gemm,
 }

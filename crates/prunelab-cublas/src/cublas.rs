@@ -4,7 +4,7 @@ use std::ffi::c_void;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::tensor::DType;
+use burn::tensor::{DType, StreamId};
 use burn_cubecl::cubecl::cuda::CudaRuntime;
 use burn_cubecl::cubecl::future::block_on;
 use burn_cubecl::kernel::into_contiguous;
@@ -44,14 +44,27 @@ pub enum CublasError {
     },
 }
 
+/// How cuBLAS's products are put in order with CubeCL's kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// On CubeCL's own CUDA stream (learnt through CUPTI, see `stream`): no waits on the host.
+    Stream,
+    /// On a stream of cuBLAS's own, with the host waiting for CubeCL's queue before each product and
+    /// for the product after it.
+    Host,
+}
+
 /// A cuBLAS handle, made in `device`'s primary `context` (the one CubeCL uses); cuBLAS handles may
 /// be used from any thread, one call at a time (the mutex), with their context current.
 struct Handle {
     blas: blas_sys::cublasHandle_t,
     context: driver_sys::CUcontext,
     device: usize,
-    /// cuBLAS's stream (the handle's).
+    /// cuBLAS's own stream, for host-ordered products.
     stream: driver_sys::CUstream,
+    /// CubeCL's CUDA stream for one Burn stream, once learnt: products issued from that Burn stream
+    /// go there.
+    shared: Option<(driver_sys::CUstream, StreamId)>,
 }
 
 // SAFETY: neither a cuBLAS handle, a CUDA context nor a stream is tied to the thread that created
@@ -95,8 +108,25 @@ pub(crate) fn open(arithmetic: Arithmetic, device: usize) -> Result<(), CublasEr
     #[allow(unsafe_code)]
     unsafe { blas::set_stream(blas, stream.cast()) }
         .map_err(|error| CublasError::Unavailable(format!("cublasSetStream: {error:?}")))?;
-    *handle = Some(Handle { blas, context, device, stream });
+    *handle = Some(Handle { blas, context, device, stream, shared: None });
     Ok(())
+}
+
+/// Queue later products issued from the current Burn stream on `stream`, CubeCL's CUDA stream for
+/// it (see `stream::learn`).
+pub(crate) fn share_stream(stream: driver_sys::CUstream) {
+    let mut handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let handle = handle.as_mut().expect("prunelab-cublas: share_stream before open");
+    handle.shared = Some((stream, StreamId::current()));
+}
+
+/// How the products issued from the current Burn stream are ordered.
+pub(crate) fn order() -> Order {
+    let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    match handle.as_ref().and_then(|handle| handle.shared) {
+        Some((_, id)) if id == StreamId::current() => Order::Stream,
+        _ => Order::Host,
+    }
 }
 
 /// Retain `device`'s primary context (the one CubeCL uses) and make it current on this thread.
@@ -134,10 +164,11 @@ fn readable(tensor: CubeTensor<CudaRuntime>, transposed: bool) -> (CubeTensor<Cu
 /// `op(a) · op(b)` of two 2-D f32 tensors on one CUDA device, where `op` transposes when its flag
 /// is set; the result is a new contiguous `[rows of op(a), cols of op(b)]` tensor.
 ///
-/// cuBLAS runs on its own stream (CubeCL does not expose its own), so the product is ordered by
-/// the host: it waits for CubeCL's queue to empty (every kernel writing `a` or `b` among it), then
-/// for the product. Those two waits are the cost of this path (`bench/NOTES.md`); an ordering on
-/// the GPU alone, through flags and spinning kernels, deadlocked (the notes say how).
+/// When CubeCL's CUDA stream for the current Burn stream is known ([`share_stream`]), the product
+/// is queued there, after the kernels that wrote `a` and `b` and before whatever CubeCL queues
+/// next. Otherwise cuBLAS runs on its own stream and the product is ordered by the host: it waits
+/// for CubeCL's queue to empty (every kernel writing `a` or `b` among it), then for the product.
+/// Those two waits cost more than cuBLAS saves on a fine-tuning step (`bench/NOTES.md`).
 ///
 /// # Panics
 /// When the inner dimensions differ, or cuBLAS or CUDA report an error (after [`open`] succeeded,
@@ -160,8 +191,14 @@ pub(crate) fn gemm(
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let handle = handle.as_ref().expect("prunelab-cublas used before install()");
     assert_eq!(handle.device, device.index, "cuBLAS is set up for another device");
-    // Every kernel queued so far (those writing a and b, and the allocation of `out`) finishes.
-    block_on(client.sync()).expect("CubeCL's queue before a cuBLAS product");
+    let shared = handle.shared.filter(|&(_, id)| id == StreamId::current()).map(|(stream, _)| stream);
+    if shared.is_none() {
+        // Every kernel queued so far (those writing a and b, and the allocation of `out`) finishes.
+        block_on(client.sync()).expect("CubeCL's queue before a cuBLAS product");
+    }
+    // With a shared stream, CubeCL has launched every kernel writing a and b when it hands out
+    // their memory (it launches as it is asked, in order), and it makes this Burn stream's CUDA
+    // stream wait for any other stream that wrote them.
     let address = |tensor: &CubeTensor<CudaRuntime>| {
         client.get_resource(tensor.handle.clone()).expect("the device memory of a product operand").resource().ptr
     };
@@ -177,12 +214,15 @@ pub(crate) fn gemm(
     };
     let (alpha, beta) = (1.0f32, 0.0f32);
     // SAFETY: the three pointers are live CubeCL allocations in `handle.context` of at least the
-    // sizes these dimensions and leading dimensions address; nothing is queued on them (the sync
-    // above), and the stream synchronisation below ends the product before CubeCL queues
-    // anything else, so no kernel reads `out` early or reuses the operands' memory meanwhile.
+    // sizes these dimensions and leading dimensions address. On the shared stream the product is
+    // ordered with CubeCL's kernels by the stream itself (CubeCL reuses memory only within the
+    // stream it freed it on); otherwise nothing is queued on them (the sync above), and the stream
+    // synchronisation below ends the product before CubeCL queues anything else, so no kernel
+    // reads `out` early or reuses the operands' memory meanwhile.
     #[allow(unsafe_code)]
     unsafe {
         driver::ctx::set_current(handle.context).expect("making CubeCL's CUDA context current");
+        blas::set_stream(handle.blas, shared.unwrap_or(handle.stream).cast()).expect("cublasSetStream");
         // `args` puts b first: see `GemmArgs`.
         blas::gemm_ex(
             handle.blas,
@@ -206,7 +246,9 @@ pub(crate) fn gemm(
             blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
         )
         .expect("cublasGemmEx");
-        driver::stream::synchronize(handle.stream).expect("cuBLAS's stream");
+        if shared.is_none() {
+            driver::stream::synchronize(handle.stream).expect("cuBLAS's stream");
+        }
     }
     out
 }

@@ -11,7 +11,7 @@ use burn_cubecl::cubecl::cuda::CudaRuntime;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
 use prunelab_models::layers::{ProductCall, set_product_kernel};
 
-use crate::cublas::{self, Arithmetic, CublasError};
+use crate::cublas::{self, Arithmetic, CublasError, Order};
 
 /// The backend prunelab's cuda builds run on: plain, or fused with the `fusion` feature.
 type Cuda = burn::backend::Cuda<f32, i32>;
@@ -28,17 +28,44 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> Gemm for CubeBackend<CudaR
     }
 }
 
+/// The variable that, set to `host`, keeps cuBLAS on its own stream, ordered by the host (to
+/// compare the two orderings with one build).
+pub const ORDER_VARIABLE: &str = "PRUNELAB_CUBLAS_ORDER";
+
 /// Route every f32 projection product of prunelab's models on `burn::backend::Cuda` (and its
-/// `Autodiff`) through cuBLAS in `arithmetic`.
+/// `Autodiff`) through cuBLAS in `arithmetic`; call it from the thread that will run the model.
 ///
-/// Loads libcublas and checks `a·b`, `a·bᵀ` and `aᵀ·b` against Burn's matmul on `device` first;
-/// on any failure nothing is installed and the error says why.
-pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<(), CublasError> {
+/// Loads libcublas, learns CubeCL's CUDA stream for the current Burn stream through CUPTI (falling
+/// back to host ordering, with a warning, where CUPTI is missing or held by a profiler, or when
+/// [`ORDER_VARIABLE`] is `host`), and checks `a·b`, `a·bᵀ` and `aᵀ·b` against Burn's matmul on
+/// `device`; on any failure nothing is installed and the error says why. Returns how products
+/// issued from this Burn stream are ordered.
+pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, CublasError> {
     cublas::open(arithmetic, device.index)?;
+    match std::env::var(ORDER_VARIABLE).as_deref() {
+        Ok("host") => tracing::info!("{ORDER_VARIABLE}=host: cuBLAS's products are ordered by the host"),
+        Ok(other) if !other.is_empty() => {
+            return Err(CublasError::Unavailable(format!(
+                "{ORDER_VARIABLE}={other}: the only value it takes is `host`"
+            )));
+        }
+        _ => match crate::stream::learn(|| launch_one_kernel(device)) {
+            Ok(stream) => cublas::share_stream(stream),
+            Err(why) => tracing::warn!(
+                "cuBLAS's products are ordered by the host, which is slow (CubeCL's stream is unknown: {why})"
+            ),
+        },
+    }
     check(device)?;
     set_product_kernel(Some(kernel));
-    tracing::info!(?arithmetic, "projection products through cuBLAS");
-    Ok(())
+    let order = cublas::order();
+    tracing::info!(?arithmetic, ?order, "projection products through cuBLAS");
+    Ok(order)
+}
+
+/// One element-wise kernel of the current Burn stream, waited for.
+fn launch_one_kernel(device: &Device<Cuda>) {
+    let _ = Tensor::<Cuda, 1>::ones([4], device).add_scalar(1.0).into_data();
 }
 
 /// The kernel handed to `set_product_kernel`: takes the operands when they are 2-D f32 tensors of

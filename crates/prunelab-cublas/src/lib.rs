@@ -15,12 +15,15 @@
 //!   backend type, after loading libcublas and checking three products (`a·b`, `a·bᵀ`, `aᵀ·b`)
 //!   against Burn's.
 //!
-//! cuBLAS runs on its own CUDA stream, not on CubeCL's (which CubeCL does not expose): each
-//! product waits on the host for CubeCL's queued work (`client.sync()`) and for its own stream
-//! before it returns. Those two waits per product are the price: on an H200 a large product is
-//! 3.7–3.9× faster than Burn's, but GPT-2 small's fine-tuning step, with about 150 products, is slower
-//! than with Burn's kernels (`bench/NOTES.md`). What it gives for sure is `Arithmetic::F32`: strict
-//! f32 projections on the GPU, which Burn's TF32-staged matmul cannot do.
+//! The products must run in order with CubeCL's kernels. CubeCL does not expose its CUDA streams,
+//! so [`install`] learns the current Burn stream's one through CUPTI (the `stream` module: the
+//! stream argument of one kernel launch) and queues every product there, with no host wait
+//! ([`Order::Stream`]). Where that fails (no libcupti, a profiler holding CUPTI, another Burn
+//! stream, or [`ORDER_VARIABLE`]`=host`), cuBLAS runs on its own stream and each product waits on
+//! the host for CubeCL's queued work and for itself ([`Order::Host`]): on an H200 that made GPT-2
+//! small's fine-tuning step, with about 150 products, slower than with Burn's kernels
+//! (`bench/NOTES.md`). Either way `Arithmetic::F32` gives strict f32 projections on the GPU, which
+//! Burn's TF32-staged matmul cannot do.
 //!
 //! Without the `cuda` feature the crate holds only [`layout`], the mapping of a row-major product
 //! onto cuBLAS's column-major call, which is tested on the CPU.
@@ -34,8 +37,10 @@ mod fusion;
 #[cfg(feature = "cuda")]
 mod install;
 pub mod layout;
+#[cfg(feature = "cuda")]
+mod stream;
 
 #[cfg(feature = "cuda")]
-pub use cublas::{Arithmetic, CublasError};
+pub use cublas::{Arithmetic, CublasError, Order};
 #[cfg(feature = "cuda")]
-pub use install::{Gemm, install};
+pub use install::{Gemm, ORDER_VARIABLE, install};
