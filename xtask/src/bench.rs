@@ -31,6 +31,11 @@ pub struct BenchArgs {
     /// with --backend's feature
     #[arg(long = "bin", value_name = "[LABEL=]FILE", value_parser = parse_build)]
     builds: Vec<Build>,
+    /// An argument for build LABEL's prunelab, given before each of its commands, as
+    /// `LABEL=ARG`; repeat for several (e.g. `--bin burn=/tmp/pl --bin cublas=/tmp/pl --bin-arg
+    /// cublas=--gemm=cublas` compares two `--gemm`s of one binary)
+    #[arg(long = "bin-arg", value_name = "LABEL=ARG", value_parser = parse_bin_arg)]
+    bin_args: Vec<(String, String)>,
     /// Backend feature to build with when --bin is not given
     #[arg(long, default_value = "cuda", value_parser = ["cuda", "wgpu", "ndarray"])]
     backend: String,
@@ -63,11 +68,12 @@ pub struct BenchArgs {
     kernel_cache: Option<PathBuf>,
 }
 
-/// One prunelab binary under test and its column label.
+/// One prunelab binary under test, its column label, and the arguments it gets before each command.
 #[derive(Debug, Clone)]
 struct Build {
     label: String,
     bin: PathBuf,
+    args: Vec<String>,
 }
 
 /// `LABEL=FILE`, or a bare `FILE` labelled by its file name (an `=` after a `/` is part of the path).
@@ -85,7 +91,27 @@ fn parse_build(text: &str) -> Result<Build, String> {
     if label.contains(['|', ',', '"']) {
         return Err(format!("label {label:?} may not contain '|', ',' or '\"' (it heads a table column)"));
     }
-    Ok(Build { label, bin: PathBuf::from(file) })
+    Ok(Build { label, bin: PathBuf::from(file), args: Vec::new() })
+}
+
+/// `LABEL=ARG` (the first `=` ends the label, so `cublas=--gemm=cublas` gives `--gemm=cublas`).
+fn parse_bin_arg(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((label, arg)) if !label.is_empty() && !arg.is_empty() => Ok((label.to_owned(), arg.to_owned())),
+        _ => Err(format!("{text:?}: expected LABEL=ARG")),
+    }
+}
+
+/// Gives each `--bin-arg` to the build it names, in order.
+fn attach_args(mut builds: Vec<Build>, bin_args: &[(String, String)]) -> Result<Vec<Build>> {
+    for (label, arg) in bin_args {
+        let Some(build) = builds.iter_mut().find(|b| &b.label == label) else {
+            let labels: Vec<&str> = builds.iter().map(|b| b.label.as_str()).collect();
+            bail!("--bin-arg {label}={arg}: no build is labelled {label:?} (the labels are {labels:?})");
+        };
+        build.args.push(arg.clone());
+    }
+    Ok(builds)
 }
 
 /// The H200's measured bf16 dense peak (TFLOP/s), the MFU denominator.
@@ -98,9 +124,14 @@ const PARTS: [&str; 5] = ["gpt2-small", "minilm", "matmul", "prune", "structured
 pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let builds = match args.builds.as_slice() {
-        [] => vec![Build { label: args.backend.clone(), bin: crate::reproduce::build(root, &args.backend)? }],
+        [] => vec![Build {
+            label: args.backend.clone(),
+            bin: crate::reproduce::build(root, &args.backend)?,
+            args: Vec::new(),
+        }],
         given => given.to_vec(),
     };
+    let builds = attach_args(builds, &args.bin_args)?;
     for (i, b) in builds.iter().enumerate() {
         if builds[..i].iter().any(|o| o.label == b.label) {
             bail!("--bin: the label {:?} is given twice; label the builds (--bin LABEL=FILE)", b.label);
@@ -120,11 +151,13 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
     let minilm = args.minilm.clone().unwrap_or_else(|| args.out.join("minilm"));
     // The checkpoints are random (seeded): a resumed run writes them again for the parts it runs.
     let needs = |part: &str| !done.iter().any(|d| d == part);
+    // The checkpoints come from the first binary, without its --bin-args.
+    let plain = Build { args: Vec::new(), ..builds[0].clone() };
     if needs("gpt2-small") || needs("prune") {
-        prunelab(&builds[0].bin, &["bench", "init", "--arch", "gpt2-small", "--out"], Some(&gpt2), None)?;
+        prunelab(&plain, &["bench", "init", "--arch", "gpt2-small", "--out"], Some(&gpt2), None)?;
     }
     if args.minilm.is_none() && (needs("minilm") || needs("structured")) {
-        prunelab(&builds[0].bin, &["bench", "init", "--arch", "minilm", "--out"], Some(&minilm), None)?;
+        prunelab(&plain, &["bench", "init", "--arch", "minilm", "--out"], Some(&minilm), None)?;
     }
     for part in PARTS {
         if !needs(part) {
@@ -249,7 +282,7 @@ impl Run<'_> {
     /// `prunelab ARGS [last]` with build `i`'s binary, recorded under `tag`.
     fn ours(&mut self, i: usize, args: &[&str], cache: Option<&Path>, tag: Tag<'_>) -> Result<Value> {
         let b = &self.builds[i];
-        let record = tag.build(&b.label).apply(prunelab(&b.bin, args, None, cache)?);
+        let record = tag.build(&b.label).apply(prunelab(b, args, None, cache)?);
         self.records.push(record.clone());
         self.save()?;
         Ok(record)
@@ -656,10 +689,11 @@ fn csv(labels: &[&str], rows: &[Row]) -> String {
     out
 }
 
-/// Runs `bin args [last]` (with a kernel cache if given) and parses its JSON stdout.
-fn prunelab(bin: &Path, args: &[&str], last: Option<&Path>, cache: Option<&Path>) -> Result<Value> {
-    let mut cmd = Command::new(bin);
-    cmd.arg("--quiet");
+/// Runs `build`'s binary with its arguments, then `args [last]` (with a kernel cache if given), and
+/// parses its JSON stdout.
+fn prunelab(build: &Build, args: &[&str], last: Option<&Path>, cache: Option<&Path>) -> Result<Value> {
+    let mut cmd = Command::new(&build.bin);
+    cmd.arg("--quiet").args(&build.args);
     if let Some(c) = cache {
         cmd.arg("--kernel-cache").arg(c);
     }
@@ -667,7 +701,8 @@ fn prunelab(bin: &Path, args: &[&str], last: Option<&Path>, cache: Option<&Path>
     if let Some(l) = last {
         cmd.arg(l);
     }
-    say(&format!("prunelab {}{}", args.join(" "), last.map(|l| format!(" {}", l.display())).unwrap_or_default()));
+    let all: Vec<&str> = build.args.iter().map(String::as_str).chain(args.iter().copied()).collect();
+    say(&format!("prunelab {}{}", all.join(" "), last.map(|l| format!(" {}", l.display())).unwrap_or_default()));
     json_of(cmd, "prunelab")
 }
 
@@ -724,6 +759,21 @@ mod tests {
         assert!(parse_build("=/tmp/x").is_err());
         assert!(parse_build("fused=").is_err());
         assert!(parse_build("a|b=/tmp/x").unwrap_err().contains("a|b"));
+    }
+
+    #[test]
+    fn bin_args_go_to_the_build_they_name_in_order() {
+        assert_eq!(parse_bin_arg("cublas=--gemm=cublas").unwrap(), ("cublas".to_owned(), "--gemm=cublas".to_owned()));
+        assert!(parse_bin_arg("--gemm").is_err());
+        assert!(parse_bin_arg("=--gemm").is_err());
+        assert!(parse_bin_arg("cublas=").is_err());
+        let builds = vec![parse_build("burn=/tmp/pl").unwrap(), parse_build("cublas=/tmp/pl").unwrap()];
+        let given = [("cublas", "--gemm"), ("cublas", "cublas-f32")].map(|(l, a)| (l.to_owned(), a.to_owned()));
+        let builds = attach_args(builds, &given).unwrap();
+        assert!(builds[0].args.is_empty());
+        assert_eq!(builds[1].args, ["--gemm", "cublas-f32"]);
+        let error = attach_args(builds, &[("fused".to_owned(), "--gemm=cublas".to_owned())]).unwrap_err().to_string();
+        assert!(error.contains("--bin-arg fused=--gemm=cublas") && error.contains(r#"["burn", "cublas"]"#), "{error}");
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub enum CublasError {
     /// libcublas or the driver was not found or did not initialise.
     #[error("cuBLAS is not available: {0}")]
     Unavailable(String),
+    /// A setting (an environment variable) has a value it does not take.
+    #[error("{0}")]
+    Setting(String),
     /// The check product disagreed with Burn's.
     #[error(
         "cuBLAS's check product differs from Burn's by {error:.2e} (relative), more than \

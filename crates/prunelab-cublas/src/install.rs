@@ -45,9 +45,7 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
     match std::env::var(ORDER_VARIABLE).as_deref() {
         Ok("host") => tracing::info!("{ORDER_VARIABLE}=host: cuBLAS's products are ordered by the host"),
         Ok(other) if !other.is_empty() => {
-            return Err(CublasError::Unavailable(format!(
-                "{ORDER_VARIABLE}={other}: the only value it takes is `host`"
-            )));
+            return Err(CublasError::Setting(format!("{ORDER_VARIABLE}={other}: the only value it takes is `host`")));
         }
         _ => match crate::stream::learn(|| launch_one_kernel(device)) {
             Ok(stream) => cublas::share_stream(stream),
