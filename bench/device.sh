@@ -253,8 +253,8 @@ gemm() {
   local v=${VARIANT:-cublas} dir=$OUT/gemm log=$OUT/logs/gemm.log gemms=${GEMMS:-burn cublas cublas-host cublas-f32}
   mkdir -p "$dir"
   unpack_build "$v"
-  # libcublas is in the toolkit's lib64; libcupti (which tells prunelab CubeCL's CUDA stream) in
-  # extras/CUPTI/lib64 or in the pip wheels torch brings.
+  # libcublas is in the toolkit's lib64; libcupti (which tells prunelab CubeCL's CUDA stream) too
+  # on CUDA 13 (else in extras/CUPTI/lib64, or in the pip wheels torch brings).
   local cupti
   cupti=$(find /usr/local/cuda/ $(python3 -c 'import site; print(" ".join(site.getsitepackages()))') \
     -name 'libcupti.so*' 2>/dev/null | head -n 1)

@@ -66,8 +66,8 @@ pub(crate) fn learn(launch: impl FnOnce()) -> Result<driver_sys::CUstream, Strin
     // SAFETY: only asks the dynamic loader for the library under its usual names.
     #[allow(unsafe_code)]
     if !unsafe { cupti_sys::is_culib_present() } {
-        return Err("the dynamic loader finds no libcupti.so (it ships with the CUDA toolkit, under \
-                    extras/CUPTI/lib64: put that on LD_LIBRARY_PATH)"
+        return Err("the dynamic loader finds no libcupti.so (it ships with the CUDA toolkit, in lib64 \
+                    or extras/CUPTI/lib64: put that on LD_LIBRARY_PATH)"
             .to_string());
     }
     let failed = |what: &str, error: cupti::CuptiError| format!("{what}: {:?}", error.0);
