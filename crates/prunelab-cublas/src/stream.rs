@@ -44,7 +44,9 @@ unsafe extern "C" fn on_driver_call(
     }
     // SAFETY: for the driver domain CUPTI passes a `CUpti_CallbackData`, whose `functionParams`
     // point to the called function's parameter struct: `cuLaunchKernel_params` for both
-    // `LAUNCH_CALLS` (the `_ptsz` variant's struct has the same layout). Both live for the duration of the callback.
+    // `LAUNCH_CALLS` (the `_ptsz` variant's struct has the same layout). Both live for the
+    // duration of the callback. (Two launches at once could leave the first stream unset when the
+    // second compares with it: that counts as another stream, and `learn` refuses.)
     unsafe {
         let data = &*data.cast::<cupti_sys::CUpti_CallbackData>();
         if data.callbackSite != cupti_sys::CUpti_ApiCallbackSite::CUPTI_API_ENTER || data.functionParams.is_null() {
