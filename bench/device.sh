@@ -282,7 +282,8 @@ gemm() {
   # Compile and tune each --gemm's kernels; the first GPU process after the machine starts also
   # runs its kernels slowly (bench/NOTES.md), so these runs are discarded.
   for g in ${TUNE:-$(echo "$gemms" | tr ' ' '\n' | sed 's/-host$//' | sort -u)}; do
-    timeout "${TUNE_LIMIT:-300}" "${pl[@]}" --gemm "$g" bench train --batch-size 32 --seq-len 128 --steps 5 /tmp/gpt2-small > /dev/null 2>> "$log"
+    gemm_cmd "$g"
+    timeout "${TUNE_LIMIT:-300}" "${cmd[@]}" bench train --batch-size 32 --seq-len 128 --steps 5 /tmp/gpt2-small > /dev/null 2>> "$log"
     echo "$g tuning run: exit $? at ${SECONDS} s"
   done
   for r in $(seq "${REPEATS:-2}"); do

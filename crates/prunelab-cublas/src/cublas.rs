@@ -126,9 +126,16 @@ pub(crate) fn share_stream(stream: driver_sys::CUstream) {
 /// How the products issued from the current Burn stream are ordered.
 pub(crate) fn order() -> Order {
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    match handle.as_ref().and_then(|handle| handle.shared) {
-        Some((_, id)) if id == StreamId::current() => Order::Stream,
-        _ => Order::Host,
+    match handle.as_ref().and_then(Handle::shared_stream) {
+        Some(_) => Order::Stream,
+        None => Order::Host,
+    }
+}
+
+impl Handle {
+    /// CubeCL's CUDA stream for the current Burn stream, when it was learnt ([`share_stream`]).
+    fn shared_stream(&self) -> Option<driver_sys::CUstream> {
+        self.shared.filter(|&(_, id)| id == StreamId::current()).map(|(stream, _)| stream)
     }
 }
 
@@ -194,7 +201,7 @@ pub(crate) fn gemm(
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let handle = handle.as_ref().expect("prunelab-cublas used before install()");
     assert_eq!(handle.device, device.index, "cuBLAS is set up for another device");
-    let shared = handle.shared.filter(|&(_, id)| id == StreamId::current()).map(|(stream, _)| stream);
+    let shared = handle.shared_stream();
     if shared.is_none() {
         // Every kernel queued so far (those writing a and b, and the allocation of `out`) finishes.
         block_on(client.sync()).expect("CubeCL's queue before a cuBLAS product");
