@@ -5,8 +5,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::{DType, StreamId};
-use burn_cubecl::cubecl::cuda::CudaRuntime;
+use burn_cubecl::cubecl::Runtime;
+use burn_cubecl::cubecl::cuda::{CudaDevice, CudaRuntime};
+use burn_cubecl::cubecl::device::Device as _;
+use burn_cubecl::cubecl::device_handle::DeviceHandle;
 use burn_cubecl::cubecl::future::block_on;
+use burn_cubecl::cubecl::server::{Binding, ComputeServer as _};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
@@ -58,7 +62,8 @@ pub enum Order {
 }
 
 /// A cuBLAS handle, made in `device`'s primary `context` (the one CubeCL uses); cuBLAS handles may
-/// be used from any thread, one call at a time (the mutex), with their context current.
+/// be used from any thread, one call at a time (the mutex), with their context current. The mutex
+/// is never held while waiting for CubeCL's runtime thread, which takes it to queue products.
 struct Handle {
     blas: blas_sys::cublasHandle_t,
     context: driver_sys::CUcontext,
@@ -67,15 +72,45 @@ struct Handle {
     stream: driver_sys::CUstream,
     /// CubeCL's CUDA stream for one Burn stream, once learnt: products issued from that Burn stream
     /// go there.
-    shared: Option<(driver_sys::CUstream, StreamId)>,
+    shared: Option<Shared>,
+}
+
+/// CubeCL's runtime thread for one device: it owns the device's memory and launches every kernel,
+/// in the order they were submitted to it.
+type Runner = DeviceHandle<<CudaRuntime as Runtime>::Server>;
+
+/// Where products issued from `burn_stream` are queued: on `stream`, by CubeCL's runtime thread.
+#[derive(Clone)]
+struct Shared {
+    stream: CudaStream,
+    burn_stream: StreamId,
+    runner: Runner,
+}
+
+/// A CUDA stream handed to CubeCL's runtime thread.
+#[derive(Clone, Copy)]
+struct CudaStream(driver_sys::CUstream);
+
+impl CudaStream {
+    /// (A method, so that a closure captures the `Send` wrapper, not its field.)
+    fn raw(self) -> driver_sys::CUstream {
+        self.0
+    }
 }
 
 // SAFETY: neither a cuBLAS handle, a CUDA context nor a stream is tied to the thread that created
 // it; every use goes through `HANDLE`'s mutex, so no two threads call cuBLAS on the handle at once.
+// (A stream may likewise be used from any thread: CubeCL's runtime thread queues products on it.)
 #[allow(unsafe_code)]
 unsafe impl Send for Handle {}
+#[allow(unsafe_code)]
+unsafe impl Send for CudaStream {}
 
 static HANDLE: Mutex<Option<Handle>> = Mutex::new(None);
+
+/// The first error of a product queued on CubeCL's runtime thread, which cannot return it: the next
+/// product issued panics with it.
+static FAILED: Mutex<Option<String>> = Mutex::new(None);
 
 static STRICT_F32: AtomicBool = AtomicBool::new(false);
 
@@ -116,27 +151,28 @@ pub(crate) fn open(arithmetic: Arithmetic, device: usize) -> Result<(), CublasEr
 }
 
 /// Queue later products issued from the current Burn stream on `stream`, CubeCL's CUDA stream for
-/// it (see `stream::learn`).
-pub(crate) fn share_stream(stream: driver_sys::CUstream) {
+/// it on `device` (see `stream::learn`).
+pub(crate) fn share_stream(stream: driver_sys::CUstream, device: &CudaDevice) {
+    // The runtime thread CubeCL's own client for `device` sends its work to (it exists: a kernel ran).
+    let runner = Runner::new(device.to_id());
     let mut handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let handle = handle.as_mut().expect("prunelab-cublas: share_stream before open");
-    handle.shared = Some((stream, StreamId::current()));
+    handle.shared = Some(Shared { stream: CudaStream(stream), burn_stream: StreamId::current(), runner });
 }
 
 /// How the products issued from the current Burn stream are ordered.
 pub(crate) fn order() -> Order {
-    let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    match handle.as_ref().and_then(Handle::shared_stream) {
+    match shared_here() {
         Some(_) => Order::Stream,
         None => Order::Host,
     }
 }
 
-impl Handle {
-    /// CubeCL's CUDA stream for the current Burn stream, when it was learnt ([`share_stream`]).
-    fn shared_stream(&self) -> Option<driver_sys::CUstream> {
-        self.shared.filter(|&(_, id)| id == StreamId::current()).map(|(stream, _)| stream)
-    }
+/// Where products issued from the current Burn stream go, when its CUDA stream was learnt
+/// ([`share_stream`]).
+fn shared_here() -> Option<Shared> {
+    let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    handle.as_ref()?.shared.clone().filter(|shared| shared.burn_stream == StreamId::current())
 }
 
 /// Retain `device`'s primary context (the one CubeCL uses) and make it current on this thread.
@@ -175,20 +211,28 @@ fn readable(tensor: CubeTensor<CudaRuntime>, transposed: bool) -> (CubeTensor<Cu
 /// is set; the result is a new contiguous `[rows of op(a), cols of op(b)]` tensor.
 ///
 /// When CubeCL's CUDA stream for the current Burn stream is known ([`share_stream`]), the product
-/// is queued there, after the kernels that wrote `a` and `b` and before whatever CubeCL queues
-/// next. Otherwise cuBLAS runs on its own stream and the product is ordered by the host: it waits
-/// for CubeCL's queue to empty (every kernel writing `a` or `b` among it), then for the product.
-/// Those two waits cost more than cuBLAS saves on a fine-tuning step (`bench/NOTES.md`).
+/// is handed to CubeCL's runtime thread like a kernel launch, without waiting: in its turn there
+/// it looks up the three buffers and queues the product on that stream, after the kernels that
+/// wrote `a` and `b` and before any kernel submitted later. (Looking the buffers up from this
+/// thread instead waits for the runtime thread to catch up, three times per product: that made the
+/// fused build's fine-tuning step 1.6× slower, `bench/NOTES.md`.) Otherwise cuBLAS runs on its own
+/// stream and the product is ordered by the host: it waits for CubeCL's queue to empty (every
+/// kernel writing `a` or `b` among it), then for the product. Those waits cost more than cuBLAS
+/// saves on a fine-tuning step.
 ///
 /// # Panics
 /// When the inner dimensions differ, or cuBLAS or CUDA report an error (after [`open`] succeeded,
-/// that is a device fault; Burn's own kernels panic likewise).
+/// that is a device fault; Burn's own kernels panic likewise). A product queued on the runtime
+/// thread reports its error there (logged), and the next product issued panics with it.
 pub(crate) fn gemm(
     a: CubeTensor<CudaRuntime>,
     transpose_a: bool,
     b: CubeTensor<CudaRuntime>,
     transpose_b: bool,
 ) -> CubeTensor<CudaRuntime> {
+    if let Some(why) = FAILED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
+        panic!("a cuBLAS product failed: {why}");
+    }
     let (a, layout_a) = readable(a, transpose_a);
     let (b, layout_b) = readable(b, transpose_b);
     let args = GemmArgs::new(layout_a, layout_b).expect("gemm: the inner dimensions differ");
@@ -198,67 +242,109 @@ pub(crate) fn gemm(
     if args.m == 0 || args.n == 0 {
         return out;
     }
-    let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let handle = handle.as_ref().expect("prunelab-cublas used before install()");
-    assert_eq!(handle.device, device.index, "cuBLAS is set up for another device");
-    let shared = handle.shared_stream();
-    if shared.is_none() {
-        // Every kernel queued so far (those writing a and b, and the allocation of `out`) finishes.
-        block_on(client.sync()).expect("CubeCL's queue before a cuBLAS product");
+    let strict = STRICT_F32.load(Ordering::Relaxed);
+    match shared_here() {
+        Some(Shared { stream, burn_stream, runner }) => {
+            let buffers: [Binding; 3] = [&a, &b, &out].map(|tensor| tensor.handle.clone().binding());
+            let device = device.index;
+            // The buffers stay allocated until the runtime thread has queued the product (`buffers`
+            // holds them); after that CubeCL reuses their memory only for kernels queued later on
+            // the same stream.
+            runner.submit(move |server| {
+                let queued = buffers
+                    .into_iter()
+                    .map(|binding| server.get_resource(binding, burn_stream))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|error| format!("CubeCL's memory of a product operand: {error:?}"))
+                    .and_then(|resources| {
+                        let pointers = [0, 1, 2].map(|i| resources[i].resource().ptr);
+                        let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                        let handle = handle.as_ref().ok_or("the cuBLAS handle is gone")?;
+                        if handle.device != device {
+                            return Err(format!("cuBLAS is set up for device {}, not {device}", handle.device));
+                        }
+                        call(handle, stream.raw(), &args, pointers, strict)
+                    });
+                if let Err(why) = queued {
+                    tracing::error!("a cuBLAS product failed: {why}");
+                    FAILED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(why);
+                }
+            });
+        }
+        None => {
+            // Every kernel queued so far (those writing a and b, and the allocation of `out`) finishes.
+            block_on(client.sync()).expect("CubeCL's queue before a cuBLAS product");
+            let pointers = [&a, &b, &out].map(|tensor| {
+                client
+                    .get_resource(tensor.handle.clone())
+                    .expect("the device memory of a product operand")
+                    .resource()
+                    .ptr
+            });
+            let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let handle = handle.as_ref().expect("prunelab-cublas used before install()");
+            assert_eq!(handle.device, device.index, "cuBLAS is set up for another device");
+            call(handle, handle.stream, &args, pointers, strict).expect("a cuBLAS product");
+            // SAFETY: `handle.stream` is cuBLAS's own stream, alive for the process.
+            #[allow(unsafe_code)]
+            unsafe { driver::stream::synchronize(handle.stream) }.expect("cuBLAS's stream");
+        }
     }
-    // With a shared stream, CubeCL has launched every kernel writing a and b when it hands out
-    // their memory (it launches as it is asked, in order), and it makes this Burn stream's CUDA
-    // stream wait for any other stream that wrote them.
-    let address = |tensor: &CubeTensor<CudaRuntime>| {
-        client.get_resource(tensor.handle.clone()).expect("the device memory of a product operand").resource().ptr
-    };
-    let (ptr_a, ptr_b, ptr_c) = (address(&a), address(&b), address(&out));
-    let to_int = |v: usize| i32::try_from(v).expect("a product dimension above 2^31");
+    out
+}
+
+/// Queue `args`'s product of the buffers at `pointers` (a, b, out) on `stream`.
+fn call(
+    handle: &Handle,
+    stream: driver_sys::CUstream,
+    args: &GemmArgs,
+    pointers: [u64; 3],
+    strict: bool,
+) -> Result<(), String> {
+    let [ptr_a, ptr_b, ptr_c] = pointers;
+    let to_int = |v: usize| i32::try_from(v).map_err(|_| format!("a product dimension above 2^31: {v}"));
     let op = |transposed: bool| {
         if transposed { blas_sys::cublasOperation_t::CUBLAS_OP_T } else { blas_sys::cublasOperation_t::CUBLAS_OP_N }
     };
-    let compute = if STRICT_F32.load(Ordering::Relaxed) {
-        blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F
-    } else {
-        blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
+    let compute = match strict {
+        true => blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        false => blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
     };
     let (alpha, beta) = (1.0f32, 0.0f32);
+    let (m, n, k) = (to_int(args.m_cm)?, to_int(args.n_cm)?, to_int(args.k)?);
+    let (ld_first, ld_second, ldc) = (to_int(args.ld_first)?, to_int(args.ld_second)?, to_int(args.ldc)?);
     // SAFETY: the three pointers are live CubeCL allocations in `handle.context` of at least the
-    // sizes these dimensions and leading dimensions address. On the shared stream the product is
-    // ordered with CubeCL's kernels by the stream itself (CubeCL reuses memory only within the
-    // stream it freed it on); otherwise nothing is queued on them (the sync above), and the stream
-    // synchronisation below ends the product before CubeCL queues anything else, so no kernel
-    // reads `out` early or reuses the operands' memory meanwhile.
+    // sizes these dimensions and leading dimensions address, and `stream` orders the product with
+    // whatever else uses them: CubeCL's own stream (CubeCL reuses memory only within the stream it
+    // freed it on, and queues the kernels reading `out` after this call), or cuBLAS's, with the host
+    // waiting before (the caller) and after.
     #[allow(unsafe_code)]
     unsafe {
-        driver::ctx::set_current(handle.context).expect("making CubeCL's CUDA context current");
-        blas::set_stream(handle.blas, shared.unwrap_or(handle.stream).cast()).expect("cublasSetStream");
+        driver::ctx::set_current(handle.context)
+            .map_err(|error| format!("making CubeCL's CUDA context current: {error:?}"))?;
+        blas::set_stream(handle.blas, stream.cast()).map_err(|error| format!("cublasSetStream: {error:?}"))?;
         // `args` puts b first: see `GemmArgs`.
         blas::gemm_ex(
             handle.blas,
             op(args.transpose_first),
             op(args.transpose_second),
-            to_int(args.m_cm),
-            to_int(args.n_cm),
-            to_int(args.k),
+            m,
+            n,
+            k,
             (&alpha as *const f32).cast::<c_void>(),
             ptr_b as *const c_void,
             blas_sys::cudaDataType::CUDA_R_32F,
-            to_int(args.ld_first),
+            ld_first,
             ptr_a as *const c_void,
             blas_sys::cudaDataType::CUDA_R_32F,
-            to_int(args.ld_second),
+            ld_second,
             (&beta as *const f32).cast::<c_void>(),
             ptr_c as *mut c_void,
             blas_sys::cudaDataType::CUDA_R_32F,
-            to_int(args.ldc),
+            ldc,
             compute,
             blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
         )
-        .expect("cublasGemmEx");
-        if shared.is_none() {
-            driver::stream::synchronize(handle.stream).expect("cuBLAS's stream");
-        }
+        .map_err(|error| format!("cublasGemmEx: {error:?}"))
     }
-    out
 }

@@ -48,7 +48,7 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
             return Err(CublasError::Setting(format!("{ORDER_VARIABLE}={other}: the only value it takes is `host`")));
         }
         _ => match crate::stream::learn(|| launch_one_kernel(device)) {
-            Ok(stream) => cublas::share_stream(stream),
+            Ok(stream) => cublas::share_stream(stream, device),
             Err(why) => tracing::warn!(
                 "cuBLAS's products are ordered by the host, which is slow (CubeCL's stream is unknown: {why})"
             ),
