@@ -13,7 +13,7 @@
 #   bash bench/device.sh variants   # .device/bin/prunelab-<variant>.xz builds side by side, with kernel profiles
 #                                   # (env: COLD, BF16, PROFILE, PRUNED: lists of variants; FIRST_LIMIT, TORCH_PRECISIONS, RANDOM_MINILM)
 #   bash bench/device.sh alternate  # one build vs torch f32 alternated (VARIANT, REPEATS), MiniLM's shape (MINILM_VARIANTS)
-#   bash bench/device.sh launches   # VARIANT's kernel launches per process (RUNS fresh processes), and its throughput
+#   bash bench/device.sh launches   # VARIANT's kernel launches per process (RUNS fresh processes, each GEMM), and its throughput
 #   bash bench/device.sh gemm       # a --features cublas build: --gemm burn / cublas (on CubeCL's stream, or host-ordered) / cublas-f32 vs torch (GEMMS, REPEATS, TUNE, INFER, LIMIT)
 #   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
 set -uo pipefail
@@ -240,6 +240,18 @@ alternate() {
   summarize "$dir"
 }
 
+# libcublas is in the toolkit's lib64; libcupti (which tells prunelab CubeCL's CUDA stream) too
+# on CUDA 13 (else in extras/CUPTI/lib64, or in the pip wheels torch brings): both go on
+# LD_LIBRARY_PATH, for builds with --features cublas.
+cuda_libs() {
+  local cupti
+  cupti=$(find /usr/local/cuda/ $(python3 -c 'import site; print(" ".join(site.getsitepackages()))') \
+    -name 'libcupti.so*' 2>/dev/null | head -n 1)
+  echo "libcupti: ${cupti:-none found}"
+  [ -n "$cupti" ] && cupti=$(dirname "$cupti")
+  export LD_LIBRARY_PATH=/usr/local/cuda/lib64${cupti:+:$cupti}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+}
+
 # cuBLAS for the projections: VARIANT (default `cublas`, a build with --features cublas) runs
 # GPT-2 small's fine-tune step (batch 32 × 128, 50 steps) with each of GEMMS (default
 # "burn cublas cublas-host cublas-f32": a --gemm value, `-host` meaning PRUNELAB_CUBLAS_ORDER=host,
@@ -248,19 +260,16 @@ alternate() {
 # with each. Before that, one short discarded run per --gemm of TUNE (default: those of GEMMS)
 # compiles and tunes its kernels (TUNE_LIMIT seconds each, default 300: the fused build tunes
 # minutes from a cold cache). Steps that would start after LIMIT seconds (default 500) are
-# skipped, so the kernel cache always comes back. Records in $OUT/gemm/.
+# skipped, so the kernel cache always comes back. ARCH (default gpt2-small; e.g. minilm) picks the
+# model (`prunelab bench init --arch`, random weights); MATMUL=0 skips the matmul measures. Records
+# in $OUT/gemm/.
 gemm() {
   local v=${VARIANT:-cublas} dir=$OUT/gemm log=$OUT/logs/gemm.log gemms=${GEMMS:-burn cublas cublas-host cublas-f32}
+  local arch=${ARCH:-gpt2-small}
+  local model=/tmp/$arch
   mkdir -p "$dir"
   unpack_build "$v"
-  # libcublas is in the toolkit's lib64; libcupti (which tells prunelab CubeCL's CUDA stream) too
-  # on CUDA 13 (else in extras/CUPTI/lib64, or in the pip wheels torch brings).
-  local cupti
-  cupti=$(find /usr/local/cuda/ $(python3 -c 'import site; print(" ".join(site.getsitepackages()))') \
-    -name 'libcupti.so*' 2>/dev/null | head -n 1)
-  echo "libcupti: ${cupti:-none found}"
-  [ -n "$cupti" ] && cupti=$(dirname "$cupti")
-  export LD_LIBRARY_PATH=/usr/local/cuda/lib64${cupti:+:$cupti}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  cuda_libs
   local pl=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v")
   # gemm_cmd GEMM: sets `cmd` to prunelab with GEMM (`-host`: ordered by the host).
   local cmd
@@ -277,39 +286,39 @@ gemm() {
     return 1
   fi
   grep -h "cuBLAS\|CUPTI\|gemm" "$log" | tail -n 5
-  "${pl[@]}" bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  "${pl[@]}" bench init --arch "$arch" --out "$model" > /dev/null
   local train=(bench train --batch-size 32 --seq-len 128 --steps 50) limit=${LIMIT:-500}
   # Compile and tune each --gemm's kernels; the first GPU process after the machine starts also
   # runs its kernels slowly (bench/NOTES.md), so these runs are discarded.
   for g in ${TUNE:-$(echo "$gemms" | tr ' ' '\n' | sed 's/-host$//' | sort -u)}; do
     gemm_cmd "$g"
-    timeout "${TUNE_LIMIT:-300}" "${cmd[@]}" bench train --batch-size 32 --seq-len 128 --steps 5 /tmp/gpt2-small > /dev/null 2>> "$log"
+    timeout "${TUNE_LIMIT:-300}" "${cmd[@]}" bench train --batch-size 32 --seq-len 128 --steps 5 "$model" > /dev/null 2>> "$log"
     echo "$g tuning run: exit $? at ${SECONDS} s"
   done
   for r in $(seq "${REPEATS:-2}"); do
     for g in $gemms; do
       [ "$SECONDS" -lt "$limit" ] || break 2
       gemm_cmd "$g"
-      timeout 180 "${cmd[@]}" "${train[@]}" /tmp/gpt2-small > "$dir/$g-train-gpt2-small-$r.json" 2>> "$log"
+      timeout 180 "${cmd[@]}" "${train[@]}" "$model" > "$dir/$g-train-$arch-$r.json" 2>> "$log"
       echo "$g train round $r: exit $? at ${SECONDS} s"
     done
     for p in f32 tf32; do
-      timeout 120 python3 bench/torch_bench.py train /tmp/gpt2-small --steps 50 --precision "$p" \
-        > "$dir/torch-train-gpt2-small-$p-$r.json" 2>> "$log"
+      timeout 120 python3 bench/torch_bench.py train "$model" --steps 50 --precision "$p" \
+        > "$dir/torch-train-$arch-$p-$r.json" 2>> "$log"
     done
   done
   if [ "${INFER:-1}" = 1 ]; then
     for g in $gemms; do
       [ "$SECONDS" -lt "$limit" ] || break
       gemm_cmd "$g"
-      timeout 120 "${cmd[@]}" bench infer /tmp/gpt2-small > "$dir/$g-infer-gpt2-small.json" 2>> "$log"
-      for shape in 8192,8192,8192 4096,768,3072; do
+      timeout 120 "${cmd[@]}" bench infer "$model" > "$dir/$g-infer-$arch.json" 2>> "$log"
+      [ "${MATMUL:-1}" = 1 ] && for shape in 8192,8192,8192 4096,768,3072; do
         timeout 120 "${cmd[@]}" bench matmul --shape "$shape" > "$dir/$g-matmul-$shape.json" 2>> "$log"
       done
       echo "$g infer and matmul done at ${SECONDS} s"
     done
     for p in f32 tf32; do
-      timeout 120 python3 bench/torch_bench.py infer /tmp/gpt2-small --precision "$p" > "$dir/torch-infer-gpt2-small-$p.json" 2>> "$log"
+      timeout 120 python3 bench/torch_bench.py infer "$model" --precision "$p" > "$dir/torch-infer-$arch-$p.json" 2>> "$log"
     done
   fi
   tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" .
@@ -320,22 +329,29 @@ gemm() {
 # steps after the first) profiled RUNS times, each in a fresh process, and once more unprofiled
 # for its throughput: kernel launches per process, by family, in $OUT/launches/. (The fused
 # build's throughput varies by ±10 % between processes and not within one; a fusion plan that
-# differs between processes would show here as different launch counts.)
+# differs between processes would show here as different launch counts.) With GEMM, each of its
+# --gemm values in turn (a build with --features cublas; cuBLAS's own kernels are not in CubeCL's
+# profile).
 launches() {
   local v=${VARIANT:?set VARIANT} dir=$OUT/launches
   mkdir -p "$dir"
   unpack_build "$v"
+  [ -n "${GEMM:-}" ] && cuda_libs
   [ -d /tmp/gpt2-small ] || "/tmp/pl-$v" --quiet bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
   for r in $(seq "${RUNS:-4}"); do
-    mkdir -p "/tmp/prof-$v-$r"
-    printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "/tmp/prof-$v-$r/profile.log" > "/tmp/prof-$v-$r/cubecl.toml"
-    (cd "/tmp/prof-$v-$r" && timeout 120 "/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v" bench train /tmp/gpt2-small \
-      --batch-size 32 --seq-len 128 --steps 10 > "$dir/$v-profiled-$r.json" 2>> "$OUT/logs/launches.log")
-    python3 bench/profile_summary.py "/tmp/prof-$v-$r/profile.log" --steps 11 --top 12 > "$dir/$v-profile-$r.md"
-    echo "$v run $r: $(head -n 1 "$dir/$v-profile-$r.md" | sed 's/.*profile.log: //')"
-    timeout 120 "/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v" bench train /tmp/gpt2-small --batch-size 32 --seq-len 128 \
-      --steps 50 > "$dir/$v-train-$r.json" 2>> "$OUT/logs/launches.log"
-    echo "$v run $r unprofiled: $(python3 -c "import json,sys;print(round(json.load(open(sys.argv[1]))['samples_per_second'],1),'samples/s')" "$dir/$v-train-$r.json" 2>&1)"
+    for g in ${GEMM:--}; do
+      local pl=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v") name=$v-$r
+      [ "$g" != - ] && pl+=(--gemm "$g") && name=$v-$g-$r
+      mkdir -p "/tmp/prof-$name"
+      printf '[profiling.logger]\nlevel = "basic"\nfile = "%s"\n' "/tmp/prof-$name/profile.log" > "/tmp/prof-$name/cubecl.toml"
+      (cd "/tmp/prof-$name" && timeout 120 "${pl[@]}" bench train /tmp/gpt2-small \
+        --batch-size 32 --seq-len 128 --steps 10 > "$dir/$name-profiled.json" 2>> "$OUT/logs/launches.log")
+      python3 bench/profile_summary.py "/tmp/prof-$name/profile.log" --steps 11 --top 12 > "$dir/$name-profile.md"
+      echo "$name: $(head -n 1 "$dir/$name-profile.md" | sed 's/.*profile.log: //')"
+      timeout 120 "${pl[@]}" bench train /tmp/gpt2-small --batch-size 32 --seq-len 128 \
+        --steps 50 > "$dir/$name-train.json" 2>> "$OUT/logs/launches.log"
+      echo "$name unprofiled: $(python3 -c "import json,sys;print(round(json.load(open(sys.argv[1]))['samples_per_second'],1),'samples/s')" "$dir/$name-train.json" 2>&1)"
+    done
   done
 }
 
