@@ -71,6 +71,9 @@ pub fn precision_name() -> &'static str {
 /// What multiplies the projections' f32 matrices (`--gemm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Gemm {
+    /// cuBLAS in TF32 on Burn's CUDA stream where it can run there (a build with --features
+    /// cublas, libcublas and libcupti found), else Burn's kernels; never cuBLAS ordered by the host
+    Auto,
     /// Burn's own matmul kernels (on cuda: CubeCL's, in TF32 arithmetic)
     Burn,
     /// cuBLAS in TF32 arithmetic, like Burn's cuda matmul and torch's allow_tf32 (needs a build
@@ -88,8 +91,12 @@ static GEMM: std::sync::OnceLock<(Gemm, bool)> = std::sync::OnceLock::new();
 /// the model; fails with the reason when cuBLAS is asked for and this build has no `cublas`
 /// feature, or libcublas cannot be loaded or disagrees with Burn's matmul on a check product.
 pub fn set_gemm(gemm: Gemm) -> anyhow::Result<()> {
+    let gemm = match gemm {
+        Gemm::Auto => auto_gemm()?,
+        other => other,
+    };
     let host_ordered = match gemm {
-        Gemm::Burn => false,
+        Gemm::Auto | Gemm::Burn => false,
         #[cfg(feature = "cublas")]
         Gemm::Cublas | Gemm::CublasF32 => {
             let arithmetic = match gemm {
@@ -111,6 +118,33 @@ pub fn set_gemm(gemm: Gemm) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `--gemm auto` picks: cuBLAS in TF32 when it runs on Burn's CUDA stream (its products then
+/// make GPT-2 small's evaluation 1.6× faster on an H200 and fine-tuning as fast, `bench/NOTES.md`),
+/// else Burn's kernels, saying why at `info` level. A setting cuBLAS does not take
+/// (`PRUNELAB_CUBLAS_ORDER`) is an error all the same.
+#[cfg(feature = "cublas")]
+fn auto_gemm() -> anyhow::Result<Gemm> {
+    Ok(match prunelab_cublas::install(&device(), prunelab_cublas::Arithmetic::Tf32) {
+        Ok(prunelab_cublas::Order::Stream) => Gemm::Cublas,
+        Ok(prunelab_cublas::Order::Host) => {
+            // Host-ordered products are slower than Burn's kernels in fine-tuning: take them out.
+            prunelab_models::layers::set_product_kernel(None);
+            tracing::info!("--gemm auto: Burn's kernels (cuBLAS's products would wait on the host)");
+            Gemm::Burn
+        }
+        Err(error @ prunelab_cublas::CublasError::Setting(_)) => return Err(error.into()),
+        Err(error) => {
+            tracing::info!("--gemm auto: Burn's kernels ({error})");
+            Gemm::Burn
+        }
+    })
+}
+
+#[cfg(not(feature = "cublas"))]
+fn auto_gemm() -> anyhow::Result<Gemm> {
+    Ok(Gemm::Burn)
+}
+
 /// The `--gemm` in effect, for result files: "burn", "cublas" (TF32) or "cublas-f32", the latter
 /// two followed by ", host-ordered" when cuBLAS's products wait on the host.
 pub fn gemm_name() -> &'static str {
@@ -120,6 +154,7 @@ pub fn gemm_name() -> &'static str {
 
 fn gemm_label(gemm: Gemm, host_ordered: bool) -> &'static str {
     match (gemm, host_ordered) {
+        (Gemm::Auto, _) => "auto",
         (Gemm::Burn, _) => "burn",
         (Gemm::Cublas, false) => "cublas",
         (Gemm::Cublas, true) => "cublas, host-ordered",

@@ -48,8 +48,8 @@ struct GlobalArgs {
     /// What multiplies the projections' f32 matrices: Burn's kernels, or cuBLAS in TF32 or strict
     /// f32 arithmetic (cuBLAS needs a build with --features cublas, libcublas, and libcupti to run
     /// on Burn's CUDA stream; without libcupti, or with PRUNELAB_CUBLAS_ORDER=host, each product
-    /// waits on the host, which is slow)
-    #[arg(long, global = true, value_enum, default_value_t = backend::Gemm::Burn)]
+    /// waits on the host, which is slow). Result files name the one used
+    #[arg(long, global = true, value_enum, default_value_t = backend::Gemm::Auto)]
     gemm: backend::Gemm,
 }
 
