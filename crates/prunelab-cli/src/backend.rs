@@ -91,24 +91,22 @@ static GEMM: std::sync::OnceLock<(Gemm, bool)> = std::sync::OnceLock::new();
 /// the model; fails with the reason when cuBLAS is asked for and this build has no `cublas`
 /// feature, or libcublas cannot be loaded or disagrees with Burn's matmul on a check product.
 pub fn set_gemm(gemm: Gemm) -> anyhow::Result<()> {
-    let gemm = match gemm {
-        Gemm::Auto => auto_gemm()?,
-        other => other,
-    };
-    let host_ordered = match gemm {
-        Gemm::Auto | Gemm::Burn => false,
+    // `auto` installs what it picks itself (never host-ordered).
+    let (gemm, host_ordered) = match gemm {
+        Gemm::Auto => (auto_gemm()?, false),
+        Gemm::Burn => (Gemm::Burn, false),
         #[cfg(feature = "cublas")]
         Gemm::Cublas | Gemm::CublasF32 => {
             let arithmetic = match gemm {
                 Gemm::CublasF32 => prunelab_cublas::Arithmetic::F32,
                 _ => prunelab_cublas::Arithmetic::Tf32,
             };
-            prunelab_cublas::install(&device(), arithmetic)? == prunelab_cublas::Order::Host
+            (gemm, prunelab_cublas::install(&device(), arithmetic)? == prunelab_cublas::Order::Host)
         }
         #[cfg(not(feature = "cublas"))]
         Gemm::Cublas | Gemm::CublasF32 => anyhow::bail!(
             "--gemm {} needs a build with --features cublas (cuda); this prunelab is built with {NAME} \
-             (use --gemm burn)",
+             (use --gemm auto or burn)",
             gemm_label(gemm, false)
         ),
     };
@@ -118,7 +116,7 @@ pub fn set_gemm(gemm: Gemm) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `--gemm auto` picks: cuBLAS in TF32 when it runs on Burn's CUDA stream (its products then
+/// What `--gemm auto` picks, installed: cuBLAS in TF32 when it runs on Burn's CUDA stream (its products then
 /// make GPT-2 small's evaluation 1.6× faster on an H200 and fine-tuning as fast, `bench/NOTES.md`),
 /// else Burn's kernels, saying why at `info` level. A setting cuBLAS does not take
 /// (`PRUNELAB_CUBLAS_ORDER`) is an error all the same.

@@ -269,7 +269,7 @@ fn cublas_products_without_the_feature() {
         let out = prunelab(&["--gemm", gemm, "model", "info", &fixture("bert-tiny")]);
         assert_error(
             &out,
-            &[&format!("--gemm {gemm} needs a build with --features cublas (cuda)"), "(use --gemm burn)"],
+            &[&format!("--gemm {gemm} needs a build with --features cublas (cuda)"), "(use --gemm auto or burn)"],
         );
     }
 }
