@@ -15,6 +15,7 @@
 #   bash bench/device.sh alternate  # one build vs torch f32 alternated (VARIANT, REPEATS), MiniLM's shape (MINILM_VARIANTS)
 #   bash bench/device.sh launches   # VARIANT's kernel launches per process (RUNS fresh processes, each GEMM), and its throughput
 #   bash bench/device.sh gemm       # a --features cublas build: --gemm burn / cublas (on CubeCL's stream, or host-ordered) / cublas-f32 vs torch (GEMMS, REPEATS, TUNE, INFER, LIMIT)
+#   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
 #   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
 set -uo pipefail
 OUT=${OUT:?set OUT}
@@ -325,6 +326,26 @@ gemm() {
   summarize "$dir"
 }
 
+# What the default `--gemm auto` picks in VARIANT (a build with --features cublas): GPT-2 small's
+# step (20 steps) with CubeCL's stream learnt (cuBLAS), with PRUNELAB_CUBLAS_ORDER=host (Burn's
+# kernels: auto never takes host-ordered products) and with a value it does not take (an error).
+# Records and logs in $OUT/auto/.
+gemm_auto() {
+  local v=${VARIANT:-cublas} dir=$OUT/auto n=0
+  mkdir -p "$dir"
+  unpack_build "$v"
+  cuda_libs
+  "/tmp/pl-$v" --quiet bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  for setting in "" PRUNELAB_CUBLAS_ORDER=host PRUNELAB_CUBLAS_ORDER=bogus; do
+    n=$((n + 1))
+    timeout 90 env $setting RUST_LOG=info "/tmp/pl-$v" --kernel-cache "/tmp/kernels-$v" bench train --batch-size 32 \
+      --seq-len 128 --steps 20 /tmp/gpt2-small > "$dir/auto-$n.json" 2> "$dir/auto-$n.log"
+    echo "[${setting:-no setting}] exit $?: $(grep -o '"gemm":"[^"]*"' "$dir/auto-$n.json")," \
+      "$(grep -c 'projection products through cuBLAS' "$dir/auto-$n.log") install(s)"
+    grep -h "gemm auto\|error" "$dir/auto-$n.log" | cut -c1-200
+  done
+}
+
 # Does a build launch the same kernels in every process? VARIANT's GPT-2 small step (f32, 10
 # steps after the first) profiled RUNS times, each in a fresh process, and once more unprofiled
 # for its throughput: kernel launches per process, by family, in $OUT/launches/. (The fused
@@ -395,6 +416,10 @@ case ${1:-} in
   gemm)
     info
     gemm
+    ;;
+  auto)
+    info
+    gemm_auto
     ;;
   bench)
     # cargo xtask bench. With .device/bin/prunelab-<label>.xz builds (several): a column each, against
@@ -510,7 +535,7 @@ case ${1:-} in
     echo "fixtures: exit $?"; tail -n 30 "$OUT/logs/fixtures.log"
     ;;
   *)
-    echo "usage: bench/device.sh probe|accuracy|bench|minilm|speed|variants|alternate|mixed|fixtures GROUP..." >&2
+    echo "usage: bench/device.sh probe|accuracy|bench|minilm|speed|variants|alternate|mixed|launches|gemm|auto|fixtures GROUP..." >&2
     exit 2
     ;;
 esac
