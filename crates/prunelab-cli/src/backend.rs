@@ -116,10 +116,10 @@ pub fn set_gemm(gemm: Gemm) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `--gemm auto` picks, installed: cuBLAS in TF32 when it runs on Burn's CUDA stream (its products then
-/// make GPT-2 small's evaluation 1.6× faster on an H200 and fine-tuning as fast, `bench/NOTES.md`),
-/// else Burn's kernels, saying why at `info` level. A setting cuBLAS does not take
-/// (`PRUNELAB_CUBLAS_ORDER`) is an error all the same.
+/// What `--gemm auto` picks, installed: cuBLAS in TF32 when it runs on Burn's CUDA stream (its
+/// products then make GPT-2 small's evaluation 1.6× faster on an H200 and fine-tuning as fast,
+/// `bench/NOTES.md`), else Burn's kernels, saying why at `info` level. A setting cuBLAS does not
+/// take (`PRUNELAB_CUBLAS_ORDER`) is an error all the same.
 #[cfg(feature = "cublas")]
 fn auto_gemm() -> anyhow::Result<Gemm> {
     Ok(match prunelab_cublas::install(&device(), prunelab_cublas::Arithmetic::Tf32) {
