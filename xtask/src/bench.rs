@@ -32,8 +32,8 @@ pub struct BenchArgs {
     #[arg(long = "bin", value_name = "[LABEL=]FILE", value_parser = parse_build)]
     builds: Vec<Build>,
     /// An argument for build LABEL's prunelab, given before each of its commands, as
-    /// `LABEL=ARG`; repeat for several (e.g. `--bin burn=/tmp/pl --bin cublas=/tmp/pl --bin-arg
-    /// cublas=--gemm=cublas` compares two `--gemm`s of one binary)
+    /// `LABEL=ARG`; repeat for several (e.g. `--bin burn=/tmp/pl --bin-arg burn=--gemm=burn --bin
+    /// cublas=/tmp/pl --bin-arg cublas=--gemm=cublas` compares two `--gemm`s of one binary)
     #[arg(long = "bin-arg", value_name = "LABEL=ARG", value_parser = parse_bin_arg)]
     bin_args: Vec<(String, String)>,
     /// Backend feature to build with when --bin is not given

@@ -19,11 +19,11 @@
 //! so [`install`] learns the current Burn stream's one through CUPTI (the `stream` module: the
 //! stream argument of one kernel launch) and queues every product there, with no host wait
 //! ([`Order::Stream`]): each product is handed to CubeCL's runtime thread like a kernel launch,
-//! and that thread looks up the buffers and calls cuBLAS in its turn. Where that fails (no libcupti, a profiler holding CUPTI, another Burn
-//! stream, or [`ORDER_VARIABLE`]`=host`), cuBLAS runs on its own stream and each product waits on
-//! the host for CubeCL's queued work and for itself ([`Order::Host`]): on an H200 that made GPT-2
-//! small's fine-tuning step, with about 150 products, slower than with Burn's kernels
-//! (`bench/NOTES.md`). Either way `Arithmetic::F32` gives strict f32 projections on the GPU, which
+//! and that thread looks up the buffers and calls cuBLAS in its turn. Where that fails (no
+//! libcupti, a profiler holding CUPTI, another Burn stream, or [`ORDER_VARIABLE`]`=host`), cuBLAS
+//! runs on its own stream and each product waits on the host for CubeCL's queued work and for
+//! itself ([`Order::Host`]): on an H200 that made GPT-2 small's fine-tuning step, with about 150
+//! products, slower than with Burn's kernels (`bench/NOTES.md`). Either way `Arithmetic::F32` gives strict f32 projections on the GPU, which
 //! Burn's TF32-staged matmul cannot do.
 //!
 //! Without the `cuda` feature the crate holds only [`layout`], the mapping of a row-major product
