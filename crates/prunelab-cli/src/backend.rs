@@ -166,21 +166,20 @@ pub const PROBE_SHAPE: [usize; 3] = [512, 768, 768];
 
 /// Which arithmetic the projections' products of f32 operands run in (Burn's matmul, or cuBLAS
 /// under `--gemm cublas*`), measured (for result files):
-/// `{"shape", "relative_error", "arithmetic"}` of a product of zero-mean operands of
+/// the relative error of a product of zero-mean operands of
 /// [`PROBE_SHAPE`]. Burn 0.21's `cuda` matmuls stage f32 operands in TF32 on GPUs that have it.
-pub fn matmul_arithmetic() -> serde_json::Value {
+pub fn matmul_arithmetic() -> prunelab_record::MatmulArithmetic {
     let [m, k, n] = PROBE_SHAPE;
     let device = device();
     let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
     let a = burn::tensor::Tensor::<Backend, 2>::random([m, k], normal, &device);
     let b = burn::tensor::Tensor::<Backend, 2>::random([k, n], normal, &device);
     let c = prunelab_models::layers::projection(a.clone(), b.clone());
-    match product_error(a, b, c) {
-        Ok(error) => {
-            serde_json::json!({ "shape": PROBE_SHAPE, "relative_error": error, "arithmetic": arithmetic_name(error) })
-        }
-        Err(err) => serde_json::json!({ "shape": PROBE_SHAPE, "error": err.to_string() }),
-    }
+    let (relative_error, arithmetic, error) = match product_error(a, b, c) {
+        Ok(e) => (Some(e), Some(arithmetic_name(e).to_owned()), None),
+        Err(err) => (None, None, Some(err.to_string())),
+    };
+    prunelab_record::MatmulArithmetic { shape: PROBE_SHAPE, relative_error, arithmetic, error }
 }
 
 /// `c = a·b` as the backend computed it: the relative error of its first 16 rows against an f64

@@ -20,7 +20,7 @@ use prunelab_glue::{Encoded, GlueBatcher, GlueTask, PaddingSide};
 use prunelab_models::{ModelConfig, init_classifier, load_classifier};
 use prunelab_prune::{PruneSpec, Scheme, Scope, ScopeKind, compute_masks};
 use prunelab_stats::weights;
-use prunelab_train::{Silent, TrainConfig, fine_tune, predict};
+use prunelab_train::{OptimizerKind, Silent, TrainConfig, TrainData, TrainOptions, fine_tune, predict};
 use serde_json::json;
 
 use crate::backend::{self, Backend, TrainBackend};
@@ -63,6 +63,19 @@ pub struct TrainArgs {
     /// Global L1 sparsity of the default scope, masks held (0: dense)
     #[arg(long, default_value_t = 0.0)]
     amount: f64,
+    /// The optimizer step's implementation (the same arithmetic): flat buffers, or one update
+    /// per parameter tensor (the earlier step, for comparison)
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Flat)]
+    optimizer: OptimizerArg,
+}
+
+/// `bench train --optimizer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerArg {
+    /// Parameters, gradients, moments and masks in flat buffers
+    Flat,
+    /// One fused update per parameter tensor
+    PerTensor,
 }
 
 #[derive(Debug, clap::Args)]
@@ -219,17 +232,18 @@ impl TrainArgs {
             ..TrainConfig::default()
         };
         let started = Instant::now();
-        let outcome = fine_tune(
-            loaded.model,
-            &train,
-            &dev,
-            GlueTask::Sst2,
-            &batcher,
-            &config,
-            masks.as_ref().map(|m| (m, prunelab_train::MaskMode::Hold)),
-            &device,
-            &mut Silent,
-        )?;
+        let data = TrainData { train: &train, dev: &dev, task: GlueTask::Sst2, batcher: &batcher };
+        let options = TrainOptions {
+            config,
+            masks: masks.as_ref().map(|m| (m, prunelab_train::MaskMode::Hold)),
+            checkpoint: None,
+            optimizer: match self.optimizer {
+                OptimizerArg::Flat => OptimizerKind::Flat,
+                OptimizerArg::PerTensor => OptimizerKind::PerTensor,
+            },
+            ..TrainOptions::default()
+        };
+        let outcome = fine_tune(loaded.model, &data, &options, &device, &mut Silent)?;
         let epoch = &outcome.epochs[0];
         let mut rec = base_record("train");
         rec["model"] = json!(files.name);
@@ -237,6 +251,7 @@ impl TrainArgs {
         rec["seq_len"] = json!(self.seq_len);
         rec["steps"] = json!(self.steps);
         rec["amount"] = json!(self.amount);
+        rec["optimizer"] = json!(crate::common::value_name(&self.optimizer));
         rec["first_step_seconds"] = json!(outcome.first_step_seconds);
         // Same data, seed and weights in every build: builds that compute the same function
         // agree on it to rounding (a check on kernel fusion and mixed precision).

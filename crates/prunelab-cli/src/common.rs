@@ -80,3 +80,15 @@ pub fn lock_dir(dir: &Path) -> Result<std::fs::File> {
         Err(std::fs::TryLockError::Error(err)) => Err(err).with_context(|| format!("locking {}", path.display())),
     }
 }
+
+/// What a load read, for result files.
+pub fn load_record(report: &prunelab_models::LoadReport) -> prunelab_record::LoadRecord {
+    let format = serde_json::to_value(report.format).ok().and_then(|v| v.as_str().map(str::to_owned));
+    prunelab_record::LoadRecord {
+        files: report.files.clone(),
+        format: format.unwrap_or_else(|| format!("{:?}", report.format)),
+        dtype: report.dtype.clone(),
+        newly_initialized: report.newly_initialized.clone(),
+        ignored: report.ignored.clone(),
+    }
+}

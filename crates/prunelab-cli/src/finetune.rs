@@ -1,18 +1,23 @@
 //! `prunelab finetune`: prune (optionally), fine-tune with masks held, evaluate, time, and write
 //! one result file per run.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use prunelab_glue::{GlueBatcher, GlueTask, PaddingSide, Split, TextEncoder};
 use prunelab_models::load_classifier;
 use prunelab_prune::file::{load_masks, write_atomic};
-use prunelab_prune::{PruneSpec, Scheme, Scope, ScopeKind, compute_masks, sparsity};
+use prunelab_prune::{MaskSet, PruneSpec, Scheme, Scope, ScopeKind, compute_masks, sparsity};
+use prunelab_record::{
+    DataRecord, Distillation, EvaluatedEpoch, GradualSchedule, Metrics, PruningRecord, RunRecord, Schedule, Status,
+};
 use prunelab_stats::weights;
-use prunelab_train::{Checkpointing, MaskMode, Reporter, TrainConfig, fine_tune_resumable, predict};
-use serde_json::json;
+use prunelab_train::{
+    Checkpointing, GradualPruning, MaskMode, Reporter, TrainConfig, TrainData, TrainOptions, fine_tune, predict,
+    time_inference,
+};
 
 use crate::backend::{self, TrainBackend};
 use crate::common;
@@ -37,6 +42,15 @@ enum ScopeArg {
     Default,
     /// Every nn.Linear weight, as the study did (GPT-2: the score head only)
     Seed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ScheduleArg {
+    /// Prune once, before fine-tuning (the study's method)
+    Oneshot,
+    /// Raise the sparsity from --initial-amount to --amount during fine-tuning along Zhu &
+    /// Gupta's cubic schedule, recomputing masks every --prune-every steps (masks held)
+    Gradual,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -83,6 +97,32 @@ pub struct FinetuneArgs {
     /// Hold masks through training, or release them as the study did
     #[arg(long, value_enum, default_value_t = MaskModeArg::Hold)]
     mask_mode: MaskModeArg,
+    /// When masks are computed
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Oneshot)]
+    schedule: ScheduleArg,
+    /// Gradual: the sparsity of the first mask update
+    #[arg(long, default_value_t = 0.0, value_name = "A")]
+    initial_amount: f64,
+    /// Gradual: the first mask update, as a fraction of the optimizer steps
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    prune_start: f64,
+    /// Gradual: the update that reaches --amount, as a fraction of the optimizer steps
+    #[arg(long, default_value_t = 0.7, value_name = "FRACTION")]
+    prune_end: f64,
+    /// Gradual: optimizer steps between mask updates
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    prune_every: usize,
+    /// Distil from this fine-tuned model (a directory or Hub id with a trained classification
+    /// head and the same tokenizer, e.g. the dense run's model/): the loss becomes
+    /// (1 - kd_alpha)·CE + kd_alpha·T²·KL(teacher ‖ student) at temperature T
+    #[arg(long, value_name = "MODEL")]
+    teacher: Option<String>,
+    /// Weight of the distillation term
+    #[arg(long, default_value_t = 0.5, requires = "teacher", value_name = "A")]
+    kd_alpha: f64,
+    /// Softmax temperature of distillation
+    #[arg(long, default_value_t = 2.0, requires = "teacher", value_name = "T")]
+    kd_temperature: f64,
     /// Epochs
     #[arg(long, default_value_t = 3)]
     epochs: usize,
@@ -168,7 +208,7 @@ struct Bars<'a> {
     steps: usize,
     fault_at: Option<usize>,
     /// Each epoch's dev scores as they come, for the result of a run that fails later.
-    evals: &'a std::cell::RefCell<Vec<serde_json::Value>>,
+    evals: &'a RefCell<Vec<EvaluatedEpoch>>,
 }
 
 impl Reporter for Bars<'_> {
@@ -188,7 +228,7 @@ impl Reporter for Bars<'_> {
         }
     }
     fn on_eval(&mut self, epoch: usize, scores: &prunelab_glue::Scores) {
-        self.evals.borrow_mut().push(json!({"epoch": epoch, "eval": scores}));
+        self.evals.borrow_mut().push(EvaluatedEpoch { epoch, eval: *scores });
         self.bar.println(format!(
             "epoch {epoch}: dev accuracy {:.4}, mcc {:.4}, f1 {:.4}{}",
             scores.accuracy,
@@ -201,46 +241,22 @@ impl Reporter for Bars<'_> {
 
 impl FinetuneArgs {
     pub fn run(self, quiet: bool) -> Result<()> {
-        let started_at =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("cannot create the output directory {}", self.out.display()))?;
         // One run per output directory: held until this process ends (the OS releases it if the
         // process is killed), so a grid driver can tell a live run from an abandoned one.
         let _lock = common::lock_dir(&self.out)?;
         let result_path = self.out.join("result.json");
-        let mut record = json!({
-            "status": "running",
-            "model": self.model_id.as_deref().unwrap_or(&self.model),
-            "model_path": self.model,
-            "revision": self.revision,
-            "task": self.task,
-            "pruning": {
-                "scheme": common::value_name(&self.scheme),
-                "amount": self.amount,
-                "scope": common::value_name(&self.scope),
-                "masks_from": self.masks,
-                "mask_mode": common::value_name(&self.mask_mode),
-            },
-            "backend": backend::NAME,
-            "kernels": backend::KERNELS,
-            "device": format!("{:?}", backend::device()),
-            "precision": backend::precision_name(),
-            "gemm": backend::gemm_name(),
-            "matmul_arithmetic": backend::matmul_arithmetic(),
-            "prunelab_commit": env!("PRUNELAB_GIT_COMMIT"),
-            "burn_version": "0.21.0",
-            "started_unix": started_at,
-        });
+        let mut record = self.initial_record();
         // A panic inside the backend (CUDA out of memory, a kernel that cannot launch) becomes a
         // failed result like any other error, so a grid keeps what it knows and goes on.
-        let evals = std::cell::RefCell::new(Vec::new());
+        let evals = RefCell::new(Vec::new());
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.train(&mut record, &evals, quiet)))
             .unwrap_or_else(|payload| Err(anyhow::anyhow!(panic_reason(payload.as_ref()))));
         match outcome {
             Ok(()) => {
-                record["status"] = json!("finished");
-                write_atomic(&result_path, &serde_json::to_vec_pretty(&record)?)?;
+                record.status = Status::Finished;
+                write_atomic(&result_path, &record.to_json_pretty())?;
                 // The result is complete: the epoch checkpoint has served its purpose.
                 let checkpoint = self.checkpoint_dir();
                 if checkpoint.exists()
@@ -251,15 +267,86 @@ impl FinetuneArgs {
                 Ok(())
             }
             Err(err) => {
-                record["status"] = json!("failed");
-                record["reason"] = json!(format!("{err:#}"));
+                record.status = Status::Failed;
+                record.reason = Some(format!("{err:#}"));
                 // What the run learned before it failed is kept.
-                if record.get("epochs").is_none() && !evals.borrow().is_empty() {
-                    record["epochs_evaluated"] = json!(*evals.borrow());
+                if record.epochs.is_empty() {
+                    record.epochs_evaluated = evals.take();
                 }
-                write_atomic(&result_path, &serde_json::to_vec_pretty(&record)?)?;
+                write_atomic(&result_path, &record.to_json_pretty())?;
                 Err(err.context(format!("run failed; see {}", result_path.display())))
             }
+        }
+    }
+
+    /// The record of the run as it starts: its settings, and the build and machine.
+    fn initial_record(&self) -> RunRecord {
+        let started_unix =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        RunRecord {
+            schema: prunelab_record::SCHEMA,
+            status: Status::Running,
+            reason: None,
+            model: self.model_id.clone().unwrap_or_else(|| self.model.clone()),
+            model_path: Some(self.model.clone()),
+            revision: Some(self.revision.clone()),
+            task: self.task.to_string(),
+            pruning: PruningRecord {
+                scheme: common::value_name(&self.scheme),
+                amount: self.amount,
+                scope: common::value_name(&self.scope),
+                masks_from: self.masks.clone(),
+                mask_mode: self.mask_mode(),
+                nm: (self.scheme == SchemeArg::Nm).then(|| [self.nm[0], self.nm[1]]),
+                calibration: None,
+                schedule: match self.schedule {
+                    ScheduleArg::Oneshot => Schedule::OneShot,
+                    ScheduleArg::Gradual => Schedule::Gradual(GradualSchedule {
+                        initial_amount: self.initial_amount,
+                        start: self.prune_start,
+                        end: self.prune_end,
+                        every: self.prune_every,
+                        events: Vec::new(),
+                    }),
+                },
+            },
+            distillation: self.teacher.as_ref().map(|teacher| Distillation {
+                teacher: teacher.clone(),
+                alpha: self.kd_alpha,
+                temperature: self.kd_temperature,
+                teacher_seconds: None,
+                teacher_params: None,
+            }),
+            backend: Some(backend::NAME.to_owned()),
+            kernels: Some(backend::KERNELS.to_owned()),
+            device: Some(format!("{:?}", backend::device())),
+            hardware: None,
+            precision: Some(backend::precision_name().to_owned()),
+            gemm: Some(backend::gemm_name().to_owned()),
+            matmul_arithmetic: Some(backend::matmul_arithmetic()),
+            prunelab_commit: Some(env!("PRUNELAB_GIT_COMMIT").to_owned()),
+            burn_version: Some("0.21.0".to_owned()),
+            started_unix: Some(started_unix),
+            hyperparameters: None,
+            max_length: None,
+            data: None,
+            load: None,
+            sparsity_before: None,
+            resumed_after_epoch: None,
+            epochs: Vec::new(),
+            epochs_evaluated: Vec::new(),
+            best_epoch: None,
+            first_step_seconds: None,
+            metrics: None,
+            sparsity_after: None,
+            inference: None,
+        }
+    }
+
+    fn mask_mode(&self) -> MaskMode {
+        match self.mask_mode {
+            MaskModeArg::Hold => MaskMode::Hold,
+            MaskModeArg::Release => MaskMode::Release,
         }
     }
 
@@ -267,12 +354,104 @@ impl FinetuneArgs {
         self.out.join("checkpoint")
     }
 
-    fn train(
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            learning_rate: self.lr,
+            weight_decay: self.weight_decay,
+            warmup_ratio: self.warmup_ratio,
+            num_train_epochs: self.epochs,
+            per_device_train_batch_size: self.batch_size,
+            per_device_eval_batch_size: self.eval_batch_size,
+            gradient_accumulation_steps: self.grad_accum,
+            max_grad_norm: self.max_grad_norm,
+            seed: self.seed,
+            group_by_length: self.group_by_length,
+            logging_steps: self.logging_steps,
+            ..TrainConfig::default()
+        }
+    }
+
+    /// The scheme of `--scheme`, `None` for `none`.
+    fn scheme(&self) -> Option<Scheme> {
+        match self.scheme {
+            SchemeArg::None => None,
+            SchemeArg::GlobalL1 => Some(Scheme::GlobalL1),
+            SchemeArg::LayerL1 => Some(Scheme::LayerL1),
+            SchemeArg::Nm => Some(Scheme::NM { n: self.nm[0], m: self.nm[1] }),
+            SchemeArg::Random => Some(Scheme::Random),
+        }
+    }
+
+    /// The one-shot masks of the run: read from `--masks`, computed by `--scheme`, or none
+    /// (also for a gradual schedule, which computes its own during training).
+    fn masks(&self, before: &[prunelab_stats::NamedTensor], scope: &Scope) -> Result<Option<MaskSet>> {
+        if let Some(path) = &self.masks {
+            return Ok(Some(load_masks(path, before)?));
+        }
+        match (self.schedule, self.scheme()) {
+            (ScheduleArg::Oneshot, Some(scheme)) => {
+                Ok(Some(compute_masks(before, scope, &PruneSpec { scheme, amount: self.amount, seed: self.seed })?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The gradual schedule of `--schedule gradual`, checked against the other options.
+    fn gradual<'a>(&self, scope: &'a Scope) -> Result<Option<GradualPruning<'a>>> {
+        if self.schedule == ScheduleArg::Oneshot {
+            return Ok(None);
+        }
+        let scheme = match self.scheme() {
+            Some(scheme @ (Scheme::GlobalL1 | Scheme::LayerL1 | Scheme::Random)) if self.masks.is_none() => scheme,
+            _ => bail!(
+                "--schedule gradual computes masks during training: it needs --scheme global-l1, layer-l1 or random (not nm, none or --masks)"
+            ),
+        };
+        if self.mask_mode == MaskModeArg::Release {
+            bail!("--schedule gradual holds its masks; --mask-mode release applies to one-shot pruning only");
+        }
+        Ok(Some(GradualPruning {
+            scope,
+            scheme,
+            seed: self.seed,
+            amount: self.amount,
+            initial_amount: self.initial_amount,
+            start: self.prune_start,
+            end: self.prune_end,
+            every: self.prune_every,
+        }))
+    }
+
+    /// The teacher of `--teacher`: a classifier with a trained head for the task, and the
+    /// student's tokenizer.
+    fn teacher(
         &self,
-        record: &mut serde_json::Value,
-        evals: &std::cell::RefCell<Vec<serde_json::Value>>,
-        quiet: bool,
-    ) -> Result<()> {
+        tokenizer: &std::path::Path,
+        device: &burn::tensor::Device<backend::Backend>,
+    ) -> Result<Option<prunelab_models::Classifier<backend::Backend>>> {
+        let Some(teacher) = &self.teacher else { return Ok(None) };
+        let files = common::model_files(teacher, "main").context("loading the teacher")?;
+        let loaded = load_classifier::<backend::Backend>(&files, self.task.spec().num_labels(), device)
+            .with_context(|| format!("loading the teacher {teacher}"))?;
+        if !loaded.report.newly_initialized.is_empty() {
+            bail!(
+                "the teacher {teacher} has no trained classification head ({} missing): give a fine-tuned model, such as the model/ directory of a dense run",
+                loaded.report.newly_initialized.join(", ")
+            );
+        }
+        if let Some(own) = &files.tokenizer
+            && std::fs::read(own).ok() != std::fs::read(tokenizer).ok()
+        {
+            bail!(
+                "the teacher {teacher} has another tokenizer ({}) than the student ({}): distillation needs the same token ids",
+                own.display(),
+                tokenizer.display()
+            );
+        }
+        Ok(Some(loaded.model))
+    }
+
+    fn train(&self, record: &mut RunRecord, evals: &RefCell<Vec<EvaluatedEpoch>>, quiet: bool) -> Result<()> {
         let spec = self.task.spec();
         let files = common::model_files(&self.model, &self.revision)?;
         let tokenizer = common::tokenizer_file(self.tokenizer.as_deref(), &files)?;
@@ -294,9 +473,11 @@ impl FinetuneArgs {
         if self.max_length > loaded.model.max_positions() {
             bail!("--max-length {} exceeds the model's {} positions", self.max_length, loaded.model.max_positions());
         }
-        let padding_side = PaddingSide::Right;
-        let batcher =
-            GlueBatcher { pad_id: encoder.pad_id(), padding_side, token_types: loaded.model.uses_token_types() };
+        let batcher = GlueBatcher {
+            pad_id: encoder.pad_id(),
+            padding_side: PaddingSide::Right,
+            token_types: loaded.model.uses_token_types(),
+        };
         let (train_enc, dev_enc) = (encoder.encode(&train.examples)?, encoder.encode(&dev.examples)?);
 
         let naming = loaded.model.naming();
@@ -304,46 +485,22 @@ impl FinetuneArgs {
             ScopeArg::Default => ScopeKind::Default,
             ScopeArg::Seed => ScopeKind::Seed,
         });
-        let before = weights(&loaded.model, naming.as_ref());
-        let masks = match (&self.masks, self.scheme) {
-            (Some(path), _) => Some(load_masks(path, &before)?),
-            (None, SchemeArg::None) => None,
-            (None, scheme) => {
-                let scheme = match scheme {
-                    SchemeArg::GlobalL1 => Scheme::GlobalL1,
-                    SchemeArg::LayerL1 => Scheme::LayerL1,
-                    SchemeArg::Nm => Scheme::NM { n: self.nm[0], m: self.nm[1] },
-                    SchemeArg::Random | SchemeArg::None => Scheme::Random,
-                };
-                Some(compute_masks(&before, &scope, &PruneSpec { scheme, amount: self.amount, seed: self.seed })?)
-            }
-        };
-        let mode = match self.mask_mode {
-            MaskModeArg::Hold => MaskMode::Hold,
-            MaskModeArg::Release => MaskMode::Release,
-        };
-        let config = TrainConfig {
-            learning_rate: self.lr,
-            weight_decay: self.weight_decay,
-            warmup_ratio: self.warmup_ratio,
-            num_train_epochs: self.epochs,
-            per_device_train_batch_size: self.batch_size,
-            per_device_eval_batch_size: self.eval_batch_size,
-            gradient_accumulation_steps: self.grad_accum,
-            max_grad_norm: self.max_grad_norm,
-            seed: self.seed,
-            group_by_length: self.group_by_length,
-            logging_steps: self.logging_steps,
-            ..TrainConfig::default()
-        };
-        record["hyperparameters"] = serde_json::to_value(&config)?;
-        record["max_length"] = json!(self.max_length);
-        record["data"] =
-            json!({"train": train.len(), "dev": dev.len(), "train_source": train.source, "dev_source": dev.source});
-        record["load"] = serde_json::to_value(&loaded.report)?;
+        let masks = self.masks(&weights(&loaded.model, naming.as_ref()), &scope)?;
+        let gradual = self.gradual(&scope)?;
+        let teacher = self.teacher(&tokenizer, &device)?;
+        let config = self.config();
+        record.hyperparameters = Some(config.clone());
+        record.max_length = Some(self.max_length);
+        record.data = Some(DataRecord {
+            train: train.len(),
+            dev: dev.len(),
+            train_source: train.source.display().to_string(),
+            dev_source: dev.source.display().to_string(),
+        });
+        record.load = Some(common::load_record(&loaded.report));
         if let Some(m) = &masks {
             let pruned = prunelab_prune::DeviceMasks::<TrainBackend>::new(m, &device).apply(loaded.model.clone());
-            record["sparsity_before"] = serde_json::to_value(sparsity(&weights(&pruned, naming.as_ref()), &scope))?;
+            record.sparsity_before = Some(sparsity(&weights(&pruned, naming.as_ref()), &scope));
         }
 
         let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
@@ -353,40 +510,40 @@ impl FinetuneArgs {
                 .progress_chars("=> "),
         );
         let mut reporter = Bars { bar, steps: 0, fault_at: injected_fault_step(), evals };
-        // What a checkpoint must agree on to be resumed by this run.
-        let fingerprint = json!({
-            "model": record["model"], "revision": record["revision"], "task": record["task"],
-            "pruning": record["pruning"], "hyperparameters": record["hyperparameters"],
-            "max_length": record["max_length"], "train": train.len(), "dev": dev.len(),
-            "backend": record["backend"], "precision": record["precision"],
-        })
-        .to_string();
+        let fingerprint = Checkpointing::fingerprint(record);
         let checkpoint_dir = self.checkpoint_dir();
-        let checkpoint =
-            (!self.no_checkpoint).then(|| Checkpointing { dir: &checkpoint_dir, fingerprint: &fingerprint });
-        let outcome = fine_tune_resumable(
-            loaded.model,
-            &train_enc,
-            &dev_enc,
-            self.task,
-            &batcher,
-            &config,
-            masks.as_ref().map(|m| (m, mode)),
-            &device,
-            &mut reporter,
-            checkpoint,
-        )?;
+        let options = TrainOptions {
+            config,
+            masks: masks.as_ref().map(|m| (m, self.mask_mode())),
+            gradual,
+            distillation: teacher.as_ref().map(|teacher| prunelab_train::Distillation {
+                teacher,
+                alpha: self.kd_alpha,
+                temperature: self.kd_temperature,
+            }),
+            checkpoint: (!self.no_checkpoint)
+                .then(|| Checkpointing { dir: &checkpoint_dir, fingerprint: &fingerprint }),
+            ..TrainOptions::default()
+        };
+        let data = TrainData { train: &train_enc, dev: &dev_enc, task: self.task, batcher: &batcher };
+        let outcome = fine_tune(loaded.model, &data, &options, &device, &mut reporter)?;
         reporter.bar.finish_and_clear();
-        if let Some(epoch) = outcome.resumed_after_epoch {
-            record["resumed_after_epoch"] = json!(epoch);
+        if let Schedule::Gradual(schedule) = &mut record.pruning.schedule {
+            schedule.events = outcome.prune_events.clone();
         }
-        record["epochs"] = serde_json::to_value(&outcome.epochs)?;
-        record["best_epoch"] = json!(outcome.best_epoch);
-        record["first_step_seconds"] = json!(outcome.first_step_seconds);
-        let best = &outcome.epochs[outcome.best_epoch - 1].eval;
-        record["metrics"] = json!({"main_metric": spec.main_metric.name(), "main": best.main_value, "accuracy": best.accuracy, "mcc": best.mcc, "f1": best.f1, "collapsed": best.collapsed});
+        if let (Some(d), Some(teacher)) = (&mut record.distillation, &teacher) {
+            d.teacher_seconds = outcome.teacher_seconds;
+            d.teacher_params = Some(teacher.param_infos().iter().map(|p| p.numel()).sum());
+        }
+        record.resumed_after_epoch = outcome.resumed_after_epoch;
+        record.epochs = outcome.epochs.clone();
+        record.best_epoch = Some(outcome.best_epoch);
+        record.first_step_seconds = Some(outcome.first_step_seconds);
+        let best = outcome.epochs[outcome.best_epoch - 1].eval;
+        record.metrics = Some(Metrics::of(&best));
         let after = weights(&outcome.best_model, naming.as_ref());
         let held = sparsity(&after, &scope);
+        let masks = masks.or(outcome.final_masks);
         if masks.is_some() {
             #[allow(clippy::print_stdout)]
             {
@@ -399,7 +556,7 @@ impl FinetuneArgs {
                 );
             }
         }
-        record["sparsity_after"] = serde_json::to_value(&held)?;
+        record.sparsity_after = Some(held);
         // The best model, as a Hugging Face checkpoint with its tokenizer (and masks, if any).
         if !self.no_export {
             let model_dir = self.out.join("model");
@@ -414,27 +571,8 @@ impl FinetuneArgs {
             prunelab_prune::file::save_masks(m, &self.out.join("masks.safetensors"), &meta)?;
         }
 
-        // Inference timing on the dev split: latency at batch 1 (first 200 examples) and
-        // throughput at batch 64 (after one warm-up pass).
         let model = &outcome.best_model;
-        let sample: Vec<_> = dev_enc.iter().take(200).cloned().collect();
-        let _ = predict(model, &sample[..sample.len().min(8)], &batcher, 1, &device);
-        let mut latencies: Vec<f64> = sample
-            .iter()
-            .map(|e| {
-                let t = Instant::now();
-                let _ = predict(model, std::slice::from_ref(e), &batcher, 1, &device);
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        latencies.sort_by(f64::total_cmp);
-        let pct = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-        let _ = predict(model, &dev_enc[..dev_enc.len().min(64)], &batcher, 64, &device);
-        let t = Instant::now();
-        let _ = predict(model, &dev_enc, &batcher, 64, &device);
-        let throughput = dev_enc.len() as f64 / t.elapsed().as_secs_f64();
-        record["inference"] = json!({"latency_ms_batch1_p50": pct(0.5), "latency_ms_batch1_p95": pct(0.95), "throughput_batch64_per_s": throughput});
-
+        record.inference = Some(time_inference(model, &dev_enc, &batcher, &device)?);
         // Test-split predictions in GLUE's submission format.
         if self.no_test_predictions {
             tracing::info!("test predictions skipped (--no-test-predictions)");

@@ -66,7 +66,7 @@ enum Command {
     /// Prune a model: compute masks, apply them, report sparsity, export
     Prune(prune::PruneArgs),
     /// Fine-tune (optionally pruned, masks held) on a GLUE task, evaluate, time, write result.json
-    Finetune(finetune::FinetuneArgs),
+    Finetune(Box<finetune::FinetuneArgs>),
     /// Evaluate a (fine-tuned) model on a GLUE split: metrics on dev, predictions on test
     Evaluate(evaluate::EvaluateArgs),
     /// Measurements `cargo xtask bench` compares with PyTorch (JSON on stdout)

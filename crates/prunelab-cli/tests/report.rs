@@ -18,8 +18,10 @@ fn run_file(scheme: &str, amount: f64, seed: u64, accuracy: f64) -> Value {
         "pruning": {"scheme": scheme, "amount": amount, "scope": "default", "masks_from": null, "mask_mode": "hold"},
         "backend": "ndarray", "device": "Cpu", "precision": "f32", "prunelab_commit": "0123456789ab", "burn_version": "0.21.0",
         "hyperparameters": {"seed": seed, "learning_rate": 2e-5},
-        "epochs": [{"epoch": 1, "train_seconds": 2.0, "samples_per_second": 50.0, "tokens_per_second": 900.0,
-                    "eval": {"main": "accuracy", "main_value": accuracy}}],
+        "epochs": [{"epoch": 1, "train_loss": 0.5, "steps": 10, "train_seconds": 2.0, "samples_per_second": 50.0,
+                    "tokens_per_second": 900.0, "eval_seconds": 0.5,
+                    "eval": {"main": "accuracy", "main_value": accuracy, "accuracy": accuracy, "mcc": 0.5, "f1": 0.8,
+                             "collapsed": false, "examples": 100}}],
         "best_epoch": 1,
         "metrics": {"main_metric": "accuracy", "main": accuracy, "accuracy": accuracy, "mcc": 0.5, "f1": 0.8, "collapsed": false},
         "sparsity_before": sparsity(zeros),
@@ -93,5 +95,7 @@ fn a_malformed_result_file_fails_naming_it() {
     let out = prunelab(&["report", dir.path().to_str().unwrap()]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains(&format!("{}: /model: expected a string, found an array", bad.display())), "{stderr}");
+    let expected = format!("{}: invalid type: sequence, expected a string at line 1 column 32", bad.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
 }

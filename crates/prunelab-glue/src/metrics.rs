@@ -105,24 +105,7 @@ impl Confusion {
     }
 }
 
-/// The metrics of one evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Scores {
-    /// Accuracy.
-    pub accuracy: f64,
-    /// Matthews correlation coefficient.
-    pub mcc: f64,
-    /// F1 of class 1.
-    pub f1: f64,
-    /// Which metric the task is ranked by.
-    pub main: MainMetric,
-    /// The value of that metric.
-    pub main_value: f64,
-    /// Whether the model predicted one class only.
-    pub collapsed: bool,
-    /// Examples evaluated.
-    pub examples: u64,
-}
+pub use prunelab_record::Scores;
 
 #[cfg(test)]
 mod tests {

@@ -47,28 +47,7 @@ impl fmt::Display for Split {
     }
 }
 
-/// The metric a task is ranked by, as the GLUE leaderboard defines it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MainMetric {
-    /// Fraction of correct predictions.
-    Accuracy,
-    /// Matthews correlation coefficient.
-    Matthews,
-    /// F1 of the positive class.
-    F1,
-}
-
-impl MainMetric {
-    /// The metric's short name as it appears in result files.
-    pub fn name(self) -> &'static str {
-        match self {
-            MainMetric::Accuracy => "accuracy",
-            MainMetric::Matthews => "mcc",
-            MainMetric::F1 => "f1",
-        }
-    }
-}
+pub use prunelab_record::MainMetric;
 
 /// How one TSV file of a task is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

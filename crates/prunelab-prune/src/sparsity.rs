@@ -7,50 +7,7 @@ use prunelab_stats::NamedTensor;
 
 use crate::scope::Scope;
 
-/// Zeros among some parameters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Count {
-    /// Parameters.
-    pub params: usize,
-    /// Of which exactly zero.
-    pub zeros: usize,
-}
-
-impl Count {
-    /// `zeros / params` (0 when empty).
-    pub fn fraction(&self) -> f64 {
-        if self.params == 0 { 0.0 } else { self.zeros as f64 / self.params as f64 }
-    }
-
-    fn add(&mut self, params: usize, zeros: usize) {
-        self.params += params;
-        self.zeros += zeros;
-    }
-}
-
-/// One row of the report: a layer, or the parameters outside layers.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LayerSparsity {
-    /// Layer index (`None`: embeddings, final norm, head).
-    pub layer: Option<usize>,
-    /// Zeros among the layer's parameters in the scope.
-    pub scope: Count,
-    /// Zeros among all the layer's parameters.
-    pub all: Count,
-}
-
-/// Sparsity of a model relative to a scope.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SparsityReport {
-    /// The scope, as text.
-    pub scope: String,
-    /// Per layer.
-    pub layers: Vec<LayerSparsity>,
-    /// Zeros in the scope.
-    pub scope_total: Count,
-    /// Zeros among all parameters.
-    pub all_total: Count,
-}
+pub use prunelab_record::{Count, LayerSparsity, SparsityReport};
 
 /// Count exact zeros of `tensors`, in and out of `scope`.
 pub fn sparsity(tensors: &[NamedTensor], scope: &Scope) -> SparsityReport {

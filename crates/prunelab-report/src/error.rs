@@ -56,6 +56,10 @@ pub enum Error {
         /// plotters' message.
         message: String,
     },
+    /// A `result.json` that cannot be read as a run record (the message names the file, and
+    /// the line and column of what is wrong).
+    #[error(transparent)]
+    Record(#[from] prunelab_record::Error),
     /// The input is not a directory.
     #[error("{} is not a directory", path.display())]
     NotADirectory {

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use prunelab_record::RunRecord;
+
 use crate::json::{self, Node};
 use crate::results::Run;
 use crate::weights::WeightStats;
@@ -64,11 +66,16 @@ pub fn read_inputs(dir: &Path, exclude: Option<&Path>) -> Result<Inputs> {
     for file in files {
         let relative = relative(dir, &file);
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name == RESULT_FILE {
+            let record = RunRecord::read(&file)?;
+            tracing::debug!(file = %file.display(), "read a run");
+            inputs.runs.push(Run::from_record(relative, record));
+            continue;
+        }
         let bytes = std::fs::read(&file).map_err(Error::io(&file))?;
         let value = json::parse(&file, &bytes)?;
         let root = Node::root(&file, &value);
         match name {
-            RESULT_FILE => inputs.runs.push(Run::read(&file, relative, root)?),
             STATS_FILE => inputs.stats.push(WeightStats::read(relative, root)?),
             SKIPPED_FILE => inputs.skipped.extend(read_skipped(root)?.into_iter().map(|s| (s, relative.clone()))),
             GRID_FILE if file.parent() == Some(dir) => inputs.grid = Some(read_grid(root)?),

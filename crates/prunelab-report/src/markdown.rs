@@ -261,7 +261,7 @@ fn problems(md: &mut String, inputs: &Inputs) {
                 fmt::cell(&r.arm.label()),
                 fmt::amount(r.amount),
                 r.seed.map_or_else(|| "–".into(), |s| s.to_string()),
-                r.status.as_str(),
+                r.status.name(),
                 fmt::cell(&r.path),
             );
         }

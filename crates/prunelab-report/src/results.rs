@@ -1,44 +1,9 @@
-//! One run's `result.json` (written by `prunelab finetune`), read leniently: a failed run may
-//! lack anything but `status`, `model` and `task`.
+//! One run's `result.json` (a [`prunelab_record::RunRecord`], written by `prunelab finetune`) as
+//! the report uses it: normalised into an [`Arm`], with everything a failed run may lack optional.
 
-use std::path::Path;
+use prunelab_record::{RunRecord, Schedule, SparsityReport};
 
-use crate::error::Result;
-use crate::json::Node;
-
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
-    /// Fine-tuned, evaluated and timed.
-    Finished,
-    /// Failed; `reason` says why.
-    Failed,
-    /// Started and not (yet) finished: still running, or killed.
-    Running,
-    /// A status this version does not know.
-    Other(String),
-}
-
-impl Status {
-    fn parse(text: &str) -> Self {
-        match text {
-            "finished" => Status::Finished,
-            "failed" => Status::Failed,
-            "running" => Status::Running,
-            other => Status::Other(other.to_owned()),
-        }
-    }
-
-    /// As written in result files.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Status::Finished => "finished",
-            Status::Failed => "failed",
-            Status::Running => "running",
-            Status::Other(s) => s,
-        }
-    }
-}
+pub use prunelab_record::Status;
 
 /// What was pruned and how the masks were treated: the unit results are compared across.
 ///
@@ -51,12 +16,16 @@ pub struct Arm {
     pub scope: String,
     /// `hold` or `release` (empty for the dense arm).
     pub mask_mode: String,
+    /// How the masks came about besides the scheme: empty for one-shot pruning before
+    /// fine-tuning (the study's method), `gradual` for a gradual schedule, with `+kd` when a
+    /// teacher distilled into the model (`kd` alone for one-shot pruning with a teacher).
+    pub method: String,
 }
 
 impl Arm {
     /// The dense baseline.
     pub fn dense() -> Self {
-        Arm { scheme: "none".into(), scope: String::new(), mask_mode: String::new() }
+        Arm { scheme: "none".into(), scope: String::new(), mask_mode: String::new(), method: String::new() }
     }
 
     /// Whether this is the dense baseline.
@@ -64,9 +33,14 @@ impl Arm {
         self.scheme == "none"
     }
 
-    /// `dense`, or `scheme/scope/mask_mode` (`global-l1/default/hold`).
+    /// `dense`, or `scheme/scope/mask_mode` (`global-l1/default/hold`), with `/method` after it
+    /// unless the method is one-shot (`global-l1/default/hold/gradual+kd`).
     pub fn label(&self) -> String {
-        if self.is_dense() { "dense".into() } else { format!("{}/{}/{}", self.scheme, self.scope, self.mask_mode) }
+        match (self.is_dense(), self.method.is_empty()) {
+            (true, _) => "dense".into(),
+            (false, true) => format!("{}/{}/{}", self.scheme, self.scope, self.mask_mode),
+            (false, false) => format!("{}/{}/{}/{}", self.scheme, self.scope, self.mask_mode, self.method),
+        }
     }
 
     /// The label made safe for file names (`global-l1-default-hold`).
@@ -90,8 +64,8 @@ impl Count {
         (self.params > 0).then(|| self.zeros as f64 / self.params as f64)
     }
 
-    fn read(node: Node<'_>) -> Result<Count> {
-        Ok(Count { zeros: node.u64("zeros")?.unwrap_or(0), params: node.u64("params")?.unwrap_or(0) })
+    fn of(count: prunelab_record::Count) -> Count {
+        Count { zeros: count.zeros as u64, params: count.params as u64 }
     }
 }
 
@@ -120,20 +94,21 @@ pub struct Sparsity {
 }
 
 impl Sparsity {
-    fn read(node: Node<'_>) -> Result<Sparsity> {
-        let layer = |n: Node<'_>| -> Result<LayerSparsity> {
-            Ok(LayerSparsity {
-                layer: n.u64("layer")?,
-                scope: n.object("scope", Count::read)?.unwrap_or_default(),
-                all: n.object("all", Count::read)?.unwrap_or_default(),
-            })
-        };
-        Ok(Sparsity {
-            scope: node.str("scope")?.map(str::to_owned),
-            scope_total: node.object("scope_total", Count::read)?,
-            all_total: node.object("all_total", Count::read)?,
-            layers: node.array("layers", layer)?.unwrap_or_default(),
-        })
+    fn of(report: SparsityReport) -> Sparsity {
+        Sparsity {
+            scope: Some(report.scope),
+            scope_total: Some(Count::of(report.scope_total)),
+            all_total: Some(Count::of(report.all_total)),
+            layers: report
+                .layers
+                .into_iter()
+                .map(|l| LayerSparsity {
+                    layer: l.layer.map(|i| i as u64),
+                    scope: Count::of(l.scope),
+                    all: Count::of(l.all),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -213,6 +188,8 @@ pub struct Run {
     pub backend: Option<String>,
     /// Device.
     pub device: Option<String>,
+    /// The machine, where the record names it.
+    pub hardware: Option<prunelab_record::Hardware>,
     /// Floating-point precision.
     pub precision: Option<String>,
     /// prunelab's commit.
@@ -244,96 +221,92 @@ pub struct Run {
 }
 
 impl Run {
-    /// Read a `result.json` document; `path` is the file (for errors), `relative` its name in
-    /// the report.
-    pub(crate) fn read(path: &Path, relative: String, root: Node<'_>) -> Result<Run> {
-        let status = Status::parse(root.required_str("status")?);
-        let model = root.required_str("model")?.to_owned();
-        let task = root.required_str("task")?.to_owned();
-        let pruning = root.object("pruning", |p| {
-            Ok((
-                p.str("scheme")?.map(normalise_scheme),
-                p.f64("amount")?,
-                p.str("scope")?.map(str::to_owned),
-                p.str("mask_mode")?.map(str::to_owned),
-                p.str("masks_from")?.map(str::to_owned),
-            ))
-        })?;
-        let (scheme, amount, scope, mask_mode, masks_from) = pruning.unwrap_or_default();
-        let scheme = match (scheme, &masks_from) {
+    /// The run a record describes; `relative` is its file's name in the report.
+    pub(crate) fn from_record(relative: String, record: RunRecord) -> Run {
+        let pruning = record.pruning;
+        let scheme = match normalise_scheme(&pruning.scheme) {
             // `--masks FILE` leaves `--scheme` at its default, `none`: the run is pruned all the same.
-            (Some(s), Some(_)) if s == "none" => "masks".to_owned(),
-            (Some(s), _) => s,
-            (None, _) => "unknown".to_owned(),
+            s if s == "none" && pruning.masks_from.is_some() => "masks".to_owned(),
+            s => s,
+        };
+        let kd = record.distillation.is_some();
+        let method = match (&pruning.schedule, kd) {
+            (Schedule::OneShot, false) => "",
+            (Schedule::OneShot, true) => "kd",
+            (Schedule::Gradual(_), false) => "gradual",
+            (Schedule::Gradual(_), true) => "gradual+kd",
         };
         let arm = if scheme == "none" {
             Arm::dense()
         } else {
-            let or_unknown = |s: &Option<String>| s.clone().unwrap_or_else(|| "unknown".into());
-            Arm { scheme, scope: or_unknown(&scope), mask_mode: or_unknown(&mask_mode) }
+            Arm {
+                scheme,
+                scope: pruning.scope.clone(),
+                mask_mode: pruning.mask_mode.name().to_owned(),
+                method: method.into(),
+            }
         };
-        let hyper = root.object("hyperparameters", |h| Ok((h.scalars(), h.u64("seed")?)))?;
-        let (hyperparameters, seed) = hyper.unwrap_or_default();
-        let data = root.object("data", |d| Ok((d.u64("train")?, d.u64("dev")?)))?;
-        let epoch = |e: Node<'_>| -> Result<Epoch> {
-            Ok(Epoch {
-                epoch: e.u64("epoch")?,
-                train_loss: e.f64("train_loss")?,
-                train_seconds: e.f64("train_seconds")?,
-                samples_per_second: e.f64("samples_per_second")?,
-                tokens_per_second: e.f64("tokens_per_second")?,
-                main_value: e.object("eval", |v| v.f64("main_value"))?.flatten(),
-            })
+        let (hyperparameters, seed) = match &record.hyperparameters {
+            Some(config) => (scalars(config), Some(config.seed)),
+            None => (Vec::new(), None),
         };
-        let metrics = root.object("metrics", |m| {
-            Ok(Metrics {
-                main_metric: m.str("main_metric")?.map(str::to_owned),
-                main: m.f64("main")?,
-                accuracy: m.f64("accuracy")?,
-                mcc: m.f64("mcc")?,
-                f1: m.f64("f1")?,
-                collapsed: m.bool("collapsed")?,
+        let epochs = record
+            .epochs
+            .iter()
+            .map(|e| Epoch {
+                epoch: Some(e.epoch as u64),
+                train_loss: Some(e.train_loss),
+                train_seconds: Some(e.train_seconds),
+                samples_per_second: Some(e.samples_per_second),
+                tokens_per_second: Some(e.tokens_per_second),
+                main_value: Some(e.eval.main_value),
             })
-        })?;
-        let inference = root.object("inference", |i| {
-            Ok(Inference {
-                latency_ms_p50: i.f64("latency_ms_batch1_p50")?,
-                latency_ms_p95: i.f64("latency_ms_batch1_p95")?,
-                throughput_batch64: i.f64("throughput_batch64_per_s")?,
-            })
-        })?;
-        let arm_is_dense = arm.is_dense();
-        Ok(Run {
+            .collect();
+        let metrics = record.metrics.map(|m| Metrics {
+            main_metric: Some(m.main_metric),
+            main: Some(m.main),
+            accuracy: Some(m.accuracy),
+            mcc: Some(m.mcc),
+            f1: Some(m.f1),
+            collapsed: Some(m.collapsed),
+        });
+        let inference = record.inference.map(|i| Inference {
+            latency_ms_p50: Some(i.latency_ms_batch1_p50),
+            latency_ms_p95: Some(i.latency_ms_batch1_p95),
+            throughput_batch64: Some(i.throughput_batch64_per_s),
+        });
+        let amount = if arm.is_dense() { 0.0 } else { pruning.amount };
+        Run {
             seed: seed.or_else(|| seed_from_path(&relative)),
             path: relative,
-            status,
-            reason: root.str("reason")?.map(str::to_owned),
-            model,
-            revision: root.str("revision")?.map(str::to_owned),
-            task,
+            status: record.status,
+            reason: record.reason,
+            model: record.model,
+            revision: record.revision,
+            task: record.task,
             arm,
-            scope,
-            mask_mode,
-            amount: if arm_is_dense { 0.0 } else { amount.unwrap_or(0.0) },
-            masks_from,
-            backend: root.str("backend")?.map(str::to_owned),
-            device: root.str("device")?.map(str::to_owned),
-            precision: root.str("precision")?.map(str::to_owned),
-            prunelab_commit: root.str("prunelab_commit")?.map(str::to_owned),
-            burn_version: root.str("burn_version")?.map(str::to_owned),
+            scope: Some(pruning.scope),
+            mask_mode: Some(pruning.mask_mode.name().to_owned()),
+            amount,
+            masks_from: pruning.masks_from.map(|p| p.display().to_string()),
+            backend: record.backend,
+            device: record.device,
+            hardware: record.hardware,
+            precision: record.precision,
+            prunelab_commit: record.prunelab_commit,
+            burn_version: record.burn_version,
             hyperparameters,
-            max_length: root.u64("max_length")?,
-            train_examples: data.and_then(|d| d.0),
-            dev_examples: data.and_then(|d| d.1),
-            epochs: root.array("epochs", epoch)?.unwrap_or_default(),
-            best_epoch: root.u64("best_epoch")?,
-            first_step_seconds: root.f64("first_step_seconds")?,
+            max_length: record.max_length.map(|m| m as u64),
+            train_examples: record.data.as_ref().map(|d| d.train as u64),
+            dev_examples: record.data.as_ref().map(|d| d.dev as u64),
+            epochs,
+            best_epoch: record.best_epoch.map(|e| e as u64),
+            first_step_seconds: record.first_step_seconds,
             metrics: metrics.unwrap_or_default(),
-            sparsity_before: root.object("sparsity_before", Sparsity::read)?,
-            sparsity_after: root.object("sparsity_after", Sparsity::read)?,
+            sparsity_before: record.sparsity_before.map(Sparsity::of),
+            sparsity_after: record.sparsity_after.map(Sparsity::of),
             inference: inference.unwrap_or_default(),
-        })
-        .inspect(|_| tracing::debug!(file = %path.display(), "read a run"))
+        }
     }
 
     /// Whether the run finished.
@@ -365,6 +338,17 @@ impl Run {
     pub fn tokens_per_second(&self) -> Option<f64> {
         mean(self.epochs.iter().filter_map(|e| e.tokens_per_second))
     }
+}
+
+/// The hyper-parameters as `(name, value)` text pairs, sorted by name.
+fn scalars(config: &prunelab_record::TrainConfig) -> Vec<(String, String)> {
+    let value = serde_json::to_value(config).unwrap_or_default();
+    let mut pairs: Vec<(String, String)> = value
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.to_string().trim_matches('"').to_owned())).collect())
+        .unwrap_or_default();
+    pairs.sort();
+    pairs
 }
 
 /// `globall1` (older files) → `global-l1`, `layerl1` → `layer-l1`.
@@ -439,18 +423,20 @@ mod tests {
             "pruning": {"amount": 0.5, "mask_mode": "hold", "masks_from": null, "scheme": "globall1", "scope": "default"},
             "hyperparameters": {"seed": 42, "learning_rate": 0.0001},
             "epochs": [{"epoch": 1, "samples_per_second": 4.0, "tokens_per_second": 40.0, "train_seconds": 10.0,
-                        "eval": {"main_value": 0.0}}],
+                        "train_loss": 0.6, "steps": 3, "eval_seconds": 1.0,
+                        "eval": {"main": "matthews", "main_value": 0.0, "accuracy": 0.75, "mcc": 0.0, "f1": 0.857,
+                                 "collapsed": true, "examples": 4}}],
             "metrics": {"main_metric": "mcc", "main": 0.0, "accuracy": 0.75, "mcc": 0.0, "f1": 0.857, "collapsed": true},
             "sparsity_after": {"scope": "default", "all_total": {"params": 100, "zeros": 40},
                                "scope_total": {"params": 80, "zeros": 40},
                                "layers": [{"layer": null, "all": {"params": 20, "zeros": 0}, "scope": {"params": 0, "zeros": 0}}]}}"#;
-        let value: serde_json::Value = serde_json::from_str(text).unwrap();
-        let path = Path::new("result.json");
-        let run = Run::read(path, "result.json".into(), Node::root(path, &value)).unwrap();
+        let path = std::path::Path::new("result.json");
+        let run = Run::from_record("result.json".into(), RunRecord::from_json(path, text).unwrap());
         assert_eq!(run.arm.label(), "global-l1/default/hold");
         assert_eq!(run.seed, Some(42));
         assert_eq!(run.model_name(), "all-MiniLM-L6-v2");
-        assert_eq!(run.hyperparameters[0], ("learning_rate".to_owned(), "0.0001".to_owned()));
+        let lr = run.hyperparameters.iter().find(|(k, _)| k == "learning_rate");
+        assert_eq!(lr, Some(&("learning_rate".to_owned(), "0.0001".to_owned())));
         assert_eq!(run.sparsity_after.as_ref().unwrap().all_total.unwrap().fraction(), Some(0.4));
         assert_eq!(run.sparsity_after.as_ref().unwrap().layers[0].layer, None);
         assert_eq!(run.samples_per_second(), Some(4.0));

@@ -78,7 +78,7 @@ fn row(run: &Run) -> Vec<String> {
         text(&run.mask_mode),
         text(&run.masks_from),
         int(run.seed),
-        run.status.as_str().to_owned(),
+        run.status.name().to_owned(),
         run.main_metric(),
         num(m.main),
         num(m.accuracy),

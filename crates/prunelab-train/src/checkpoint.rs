@@ -1,4 +1,4 @@
-//! Epoch checkpoints: after every epoch, [`crate::fine_tune_resumable`] saves what it needs to go
+//! Epoch checkpoints: after every epoch, [`crate::fine_tune`] saves what it needs to go
 //! on (the model, both AdamW states with their moments and step counts, the best model so far,
 //! the step counter and the epoch records) under `<dir>/epoch-<N>/`, and a later run with the
 //! same settings starts after the last saved epoch instead of from scratch.
@@ -15,12 +15,12 @@ use burn::module::Module;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use prunelab_models::Classifier;
+use prunelab_record::{EpochRecord, RunRecord};
 
 use crate::error::{Error, Result};
-use crate::loop_::EpochRecord;
 use crate::optim::GroupRecord;
 
-/// Where and for which run settings [`crate::fine_tune_resumable`] keeps epoch checkpoints.
+/// Where and for which run settings [`crate::fine_tune`] keeps epoch checkpoints.
 #[derive(Debug, Clone, Copy)]
 pub struct Checkpointing<'a> {
     /// The checkpoint directory (created when needed).
@@ -29,6 +29,27 @@ pub struct Checkpointing<'a> {
     /// pruning, hyper-parameters, backend, precision), as a string; a checkpoint written with
     /// another fingerprint is refused with an error naming its directory.
     pub fingerprint: &'a str,
+}
+
+impl Checkpointing<'_> {
+    /// The fingerprint of a run: what must be equal for its checkpoint to be resumed (model,
+    /// revision, task, pruning, distillation, hyper-parameters, truncation, data sizes, backend,
+    /// precision), taken from the run's record as it stands before training. A run without
+    /// distillation gets the fingerprint earlier versions gave it, so their checkpoints resume.
+    pub fn fingerprint(record: &RunRecord) -> String {
+        let mut fingerprint = serde_json::json!({
+            "model": record.model, "revision": record.revision, "task": record.task,
+            "pruning": record.pruning, "hyperparameters": record.hyperparameters,
+            "max_length": record.max_length,
+            "train": record.data.as_ref().map(|d| d.train), "dev": record.data.as_ref().map(|d| d.dev),
+            "backend": record.backend, "precision": record.precision,
+        });
+        if let Some(d) = &record.distillation {
+            fingerprint["distillation"] =
+                serde_json::json!({"teacher": d.teacher, "alpha": d.alpha, "temperature": d.temperature});
+        }
+        fingerprint.to_string()
+    }
 }
 
 /// The loop's state after an epoch, besides the tensors.
@@ -41,9 +62,15 @@ pub(crate) struct State {
     pub step: usize,
     pub first_step_seconds: Option<f64>,
     pub epochs: Vec<EpochRecord>,
-    /// The best epoch so far and its main metric.
+    /// The best epoch so far and its main metric (0 and `f64::MIN` while there is none).
     pub best_epoch: usize,
     pub best_value: f64,
+    /// A gradual schedule's mask updates so far (its current masks are in [`MASKS`]).
+    #[serde(default)]
+    pub prune_events: Vec<prunelab_record::PruneEvent>,
+    /// Host seconds of the teacher's forward passes so far.
+    #[serde(default)]
+    pub teacher_seconds: f64,
 }
 
 const STATE: &str = "state.json";
@@ -51,6 +78,8 @@ const STATE: &str = "state.json";
 pub(crate) const LAST_MODEL: &str = "model";
 /// The best model so far, for [`load_model`].
 pub(crate) const BEST_MODEL: &str = "best";
+/// A gradual schedule's current masks (absent for other runs), in the mask file format.
+const MASKS: &str = "masks.safetensors";
 const OPTIM_DECAY: &str = "optim-decay";
 const OPTIM_PLAIN: &str = "optim-plain";
 /// The two optimizer states (decayed and plain parameter groups), for [`load_optimizer`].
@@ -113,6 +142,17 @@ pub(crate) fn load_model<B: Backend>(
     Ok(model.load_record(record))
 }
 
+/// A gradual schedule's masks saved in a checkpoint, checked against `model`; `None` when the
+/// checkpoint has none.
+pub(crate) fn load_masks<B: Backend>(dir: &Path, model: &Classifier<B>) -> Result<Option<prunelab_prune::MaskSet>> {
+    let path = dir.join(MASKS);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let tensors = prunelab_stats::weights(model, model.naming().as_ref());
+    Ok(Some(prunelab_prune::file::load_masks(&path, &tensors)?))
+}
+
 /// One parameter group's optimizer state from a checkpoint (`name` from [`OPTIMIZERS`]).
 pub(crate) fn load_optimizer<B: AutodiffBackend>(dir: &Path, name: &str, device: &B::Device) -> Result<GroupRecord<B>> {
     let path = dir.join(name);
@@ -126,6 +166,10 @@ pub(crate) struct Tensors<'a, B: AutodiffBackend> {
     pub optim_plain: GroupRecord<B>,
     /// The best model when this epoch is the best so far; `None` keeps the previous checkpoint's.
     pub new_best: Option<&'a Classifier<B::InnerBackend>>,
+    /// A gradual schedule's current masks.
+    pub masks: Option<&'a prunelab_prune::MaskSet>,
+    /// Whether there is a best model at all (a gradual schedule's first epochs may have none).
+    pub has_best: bool,
 }
 
 /// Saves the state after `state.epoch` as `<dir>/epoch-<N>/` (complete or absent) and removes
@@ -151,6 +195,7 @@ pub(crate) fn save<B: AutodiffBackend>(dir: &Path, state: &State, tensors: Tenso
             tmp.join(BEST_MODEL),
             Recorder::<B::InnerBackend>::record(&files, best.clone().into_record(), tmp.join(BEST_MODEL)),
         )?,
+        None if !tensors.has_best => {}
         None => {
             // The best epoch is an earlier one: its model comes along from the previous checkpoint.
             let previous = best_file(&epoch_dir(dir, state.epoch - 1));
@@ -159,6 +204,9 @@ pub(crate) fn save<B: AutodiffBackend>(dir: &Path, state: &State, tensors: Tenso
                 std::fs::copy(&previous, &to).map_err(|e| fail(&previous, e))?;
             }
         }
+    }
+    if let Some(masks) = tensors.masks {
+        prunelab_prune::file::save_masks(masks, &tmp.join(MASKS), &Default::default())?;
     }
     let state_file = tmp.join(STATE);
     let text = serde_json::to_vec_pretty(state).map_err(|e| fail(&state_file, e))?;

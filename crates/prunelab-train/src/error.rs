@@ -32,9 +32,18 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// Masks that cannot be computed (a gradual schedule's update) or read (a checkpoint's).
+    #[error(transparent)]
+    Prune(#[from] prunelab_prune::Error),
     /// A split without labels where labels are needed.
     #[error("the {0} data has unlabelled examples; training and evaluation need labels")]
     Unlabelled(&'static str),
+}
+
+impl From<prunelab_record::ConfigError> for Error {
+    fn from(err: prunelab_record::ConfigError) -> Self {
+        Error::Config { key: err.key, message: err.message.into() }
+    }
 }
 
 /// Result alias of this crate.

@@ -1,28 +1,40 @@
 //! Fine-tuning and evaluation for prunelab: a Hugging Face Trainer-class loop for any
 //! [`prunelab_models::Classifier`] on a GLUE task, with pruning masks held through training.
 //!
-//! - [`TrainConfig`]: transformers' defaults (AdamW lr 2e-5, weight decay 0.01 except biases and
+//! - [`TrainConfig`] (owned by `prunelab-record`, as are [`MaskMode`] and [`EpochRecord`]):
+//!   transformers' defaults (AdamW lr 2e-5, weight decay 0.01 except biases and
 //!   LayerNorm weights, betas 0.9/0.999, eps 1e-8, linear warm-up then linear decay, gradient
 //!   clipping at global norm 1.0), gradient accumulation, epochs, batch size, seed.
-//! - [`fine_tune`]: the loop; with masks in [`MaskMode::Hold`] the gradients of pruned weights
-//!   are zeroed and the masks re-applied after every optimizer step, so sparsity is unchanged;
-//!   [`MaskMode::Release`] reproduces the study's `prune.remove` (pruned weights may regrow).
-//! - [`fine_tune_resumable`]: the same loop with epoch checkpoints ([`Checkpointing`]): an
+//! - [`fine_tune`]: the loop, on [`TrainData`] with [`TrainOptions`]; with masks in
+//!   [`MaskMode::Hold`] the gradients of pruned weights are zeroed and the masks re-applied after
+//!   every optimizer step, so sparsity is unchanged; [`MaskMode::Release`] reproduces the study's
+//!   `prune.remove` (pruned weights may regrow). With epoch checkpoints ([`Checkpointing`]) an
 //!   interrupted run resumes after its last finished epoch and ends as an uninterrupted one.
-//! - [`evaluate`]: predictions and [`prunelab_glue::Scores`] on a split.
+//! - [`GradualPruning`]: Zhu & Gupta's cubic schedule, masks recomputed during training and
+//!   held; [`Distillation`]: a teacher's softened logits mixed into the loss.
+//! - [`evaluate`]: predictions and [`prunelab_glue::Scores`] on a split; [`time_inference`]:
+//!   latency and throughput of a model.
 //! - [`Reporter`]: progress callbacks (the CLI draws bars; libraries never do).
 #![warn(missing_docs)]
 
 mod checkpoint;
+mod distill;
 mod error;
 mod evaluate;
-mod loop_;
+mod gradual;
 mod optim;
+mod timing;
+mod trainer;
 
 pub use checkpoint::Checkpointing;
+pub use distill::{Distillation, distillation_loss};
 pub use error::{Error, Result};
 pub use evaluate::{Evaluation, evaluate, predict};
-pub use loop_::{EpochRecord, MaskMode, TrainConfig, TrainOutcome, fine_tune, fine_tune_resumable};
+pub use gradual::GradualPruning;
+pub use optim::OptimizerKind;
+pub use prunelab_record::{EpochRecord, MaskMode, TrainConfig};
+pub use timing::time_inference;
+pub use trainer::{TrainData, TrainOptions, TrainOutcome, fine_tune};
 
 /// Progress callbacks from the loop.
 pub trait Reporter {

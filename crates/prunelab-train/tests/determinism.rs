@@ -6,7 +6,7 @@ mod common;
 
 use common::{batcher, data, pretrained, quick};
 use prunelab_glue::GlueTask;
-use prunelab_train::{Silent, fine_tune};
+use prunelab_train::{Silent, TrainData, TrainOptions, fine_tune};
 
 #[test]
 fn the_cpu_backend_is_deterministic_for_a_seed() {
@@ -14,12 +14,8 @@ fn the_cpu_backend_is_deterministic_for_a_seed() {
     let run = || {
         let o = fine_tune(
             pretrained("bert-tiny"),
-            &train,
-            &dev,
-            GlueTask::Sst2,
-            &batcher(),
-            &quick(1e-3, 2),
-            None,
+            &TrainData { train: &train, dev: &dev, task: GlueTask::Sst2, batcher: &batcher() },
+            &TrainOptions { config: quick(1e-3, 2), masks: None, ..Default::default() },
             &Default::default(),
             &mut Silent,
         )

@@ -6,19 +6,15 @@ use common::{batcher, data, fresh_bert, pretrained, quick, roberta_data};
 use prunelab_glue::{GlueBatcher, GlueTask};
 use prunelab_prune::{PruneSpec, Scheme, Scope, ScopeKind, compute_masks, sparsity};
 use prunelab_stats::weights;
-use prunelab_train::{Error, MaskMode, Silent, TrainConfig, fine_tune};
+use prunelab_train::{Error, GradualPruning, MaskMode, Silent, TrainConfig, TrainData, TrainOptions, fine_tune};
 
 #[test]
 fn a_tiny_model_learns_a_separable_task() {
     let (train, dev) = (data(800, 1), data(200, 2));
     let outcome = fine_tune(
         fresh_bert(),
-        &train,
-        &dev,
-        GlueTask::Sst2,
-        &batcher(),
-        &quick(1e-3, 4),
-        None,
+        &TrainData { train: &train, dev: &dev, task: GlueTask::Sst2, batcher: &batcher() },
+        &TrainOptions { config: quick(1e-3, 4), masks: None, ..Default::default() },
         &Default::default(),
         &mut Silent,
     )
@@ -41,12 +37,8 @@ fn longformer_and_led_learn_a_separable_task() {
         let batcher = GlueBatcher { pad_id: 1, token_types: model.uses_token_types(), ..batcher() };
         let outcome = fine_tune(
             model,
-            &train,
-            &dev,
-            GlueTask::Sst2,
-            &batcher,
-            &quick(1e-3, 3),
-            None,
+            &TrainData { train: &train, dev: &dev, task: GlueTask::Sst2, batcher: &batcher },
+            &TrainOptions { config: quick(1e-3, 3), masks: None, ..Default::default() },
             &Default::default(),
             &mut Silent,
         )
@@ -79,12 +71,8 @@ fn held_masks_keep_exactly_their_zeros_and_released_ones_regrow() {
         let batcher = GlueBatcher { pad_id, token_types: model.uses_token_types(), ..batcher() };
         let outcome = fine_tune(
             model,
-            &train,
-            &dev,
-            GlueTask::Sst2,
-            &batcher,
-            &quick(1e-3, 1),
-            Some((&masks, mode)),
+            &TrainData { train: &train, dev: &dev, task: GlueTask::Sst2, batcher: &batcher },
+            &TrainOptions { config: quick(1e-3, 1), masks: Some((&masks, mode)), ..Default::default() },
             &Default::default(),
             &mut Silent,
         )
@@ -126,12 +114,8 @@ fn deberta_fine_tunes_with_masks_held() {
         assert!(masks.masks.iter().any(|m| m.shape.len() == 3) == (name == "deberta-v2-tiny"), "{name}");
         let outcome = fine_tune(
             model,
-            &train,
-            &dev,
-            GlueTask::Sst2,
-            &batcher(),
-            &quick(1e-3, 1),
-            Some((&masks, MaskMode::Hold)),
+            &TrainData { train: &train, dev: &dev, task: GlueTask::Sst2, batcher: &batcher() },
+            &TrainOptions { config: quick(1e-3, 1), masks: Some((&masks, MaskMode::Hold)), ..Default::default() },
             &Default::default(),
             &mut Silent,
         )
@@ -152,12 +136,8 @@ fn divergence_is_an_error_not_a_result() {
     let (train, dev) = (data(64, 5), data(16, 6));
     let err = fine_tune(
         fresh_bert(),
-        &train,
-        &dev,
-        GlueTask::Sst2,
-        &batcher(),
-        &quick(1e30, 1),
-        None,
+        &TrainData { train: &train, dev: &dev, task: GlueTask::Sst2, batcher: &batcher() },
+        &TrainOptions { config: quick(1e30, 1), masks: None, ..Default::default() },
         &Default::default(),
         &mut Silent,
     )
@@ -177,12 +157,8 @@ fn bad_settings_are_rejected() {
     ] {
         let err = fine_tune(
             fresh_bert(),
-            &train,
-            &dev,
-            GlueTask::Sst2,
-            &batcher(),
-            &config,
-            None,
+            &TrainData { train: &train, dev: &dev, task: GlueTask::Sst2, batcher: &batcher() },
+            &TrainOptions { config, masks: None, ..Default::default() },
             &Default::default(),
             &mut Silent,
         )
@@ -190,4 +166,44 @@ fn bad_settings_are_rejected() {
         .unwrap();
         assert!(err.to_string().starts_with("invalid training setting"), "{err}");
     }
+}
+
+/// A gradual schedule (global L1 up to 80 % by the middle of training, an update every 2 steps)
+/// ends with exactly round(0.8 · n) zeros in the scope, measured on the weights of the model it
+/// returns, and records every update with its rising target.
+#[test]
+fn gradual_pruning_ends_at_exactly_its_amount() {
+    let (train, dev) = (data(96, 13), data(32, 14));
+    let scope = Scope::new(ScopeKind::Default);
+    let model = pretrained("bert-tiny");
+    let gradual = GradualPruning {
+        scope: &scope,
+        scheme: Scheme::GlobalL1,
+        seed: 0,
+        amount: 0.8,
+        initial_amount: 0.0,
+        start: 0.0,
+        end: 0.5,
+        every: 2,
+    };
+    let outcome = fine_tune(
+        model,
+        &TrainData { train: &train, dev: &dev, task: GlueTask::Sst2, batcher: &batcher() },
+        &TrainOptions { config: quick(1e-3, 2), gradual: Some(gradual), ..Default::default() },
+        &Default::default(),
+        &mut Silent,
+    )
+    .unwrap();
+    // 96 examples in batches of 16, 2 epochs: 12 steps; updates at 0, 2, 4 and t1 = 6.
+    let steps: Vec<usize> = outcome.prune_events.iter().map(|e| e.step).collect();
+    assert_eq!(steps, [0, 2, 4, 6]);
+    let targets: Vec<f64> = outcome.prune_events.iter().map(|e| e.target).collect();
+    assert!(targets.windows(2).all(|w| w[0] < w[1]) && targets[3] == 0.8, "{targets:?}");
+    let after = weights(&outcome.best_model, outcome.best_model.naming().as_ref());
+    let report = sparsity(&after, &scope);
+    let expected = prunelab_prune::nparams_to_prune(0.8, report.scope_total.params);
+    assert_eq!(report.scope_total.zeros, expected, "exactly round(0.8 n) zeros");
+    assert_eq!(outcome.prune_events[3].zeros, expected);
+    let masks = outcome.final_masks.expect("the final masks");
+    assert_eq!(masks.pruned(), expected);
 }

@@ -1,8 +1,6 @@
-//! What transformers' Trainer does around AdamW that Burn's optimizer does not: two parameter
-//! groups (no weight decay on biases and norms, by the Trainer's name rules), gradient clipping
-//! by the global norm over all parameters (Burn clips each tensor separately), gradients of
-//! pruned weights zeroed, and the linear warm-up/decay schedule. [`TrainerAdamW`] runs Burn's
-//! AdamW arithmetic with the clipping and the masks folded into each parameter's update.
+//! The per-tensor step: Burn's AdamW arithmetic one parameter at a time, with the global
+//! gradient norm summed tensor by tensor and the clipping coefficient and held masks folded into
+//! each parameter's update (one fused kernel per parameter on GPU backends with fusion).
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,48 +10,10 @@ use burn::optim::record::AdaptorRecord;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer, SimpleOptimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use prunelab_models::info::{ParamFn, for_each_param};
-use prunelab_models::{Classifier, HfModule, HfNaming};
+use prunelab_models::Classifier;
 use prunelab_prune::DeviceMasks;
 
-/// A float parameter's id, Burn path and shape.
-pub(crate) struct ParamEntry {
-    pub id: ParamId,
-    pub path: String,
-    pub shape: Vec<usize>,
-    pub decay: bool,
-}
-
-/// Every float parameter of `model`, with whether weight decay applies (see [`decays`]).
-pub(crate) fn param_entries<B: Backend, M: burn::module::Module<B>>(
-    model: &M,
-    naming: &dyn HfNaming,
-) -> Vec<ParamEntry> {
-    struct Collect<'a>(&'a dyn HfNaming, Vec<ParamEntry>);
-    impl<B: Backend> ParamFn<B> for Collect<'_> {
-        fn param<const D: usize>(&mut self, path: &str, param: &Param<Tensor<B, D>>) {
-            let hf = self.0.hf_param(path);
-            let decay = decays(&hf.key, hf.module);
-            self.1.push(ParamEntry { id: param.id, path: path.to_owned(), shape: param.lazy_shape().to_vec(), decay });
-        }
-    }
-    let mut c = Collect(naming, Vec::new());
-    for_each_param(model, &mut c);
-    c.1
-}
-
-/// transformers' Trainer (`get_decay_parameter_names`): weight decay applies to every parameter
-/// except those of LayerNorm modules and those whose lower-cased name contains `bias` (DeBERTa's
-/// `q_bias`/`v_bias` too), `layernorm` or `rmsnorm`, or has a segment `norm` or `*_norm`.
-pub(crate) fn decays(key: &str, module: HfModule) -> bool {
-    let key = key.to_lowercase();
-    let norm_segment = key.split('.').any(|s| s == "norm" || s.ends_with("_norm"));
-    module != HfModule::LayerNorm
-        && !key.contains("bias")
-        && !key.contains("layernorm")
-        && !key.contains("rmsnorm")
-        && !norm_segment
-}
+use super::ParamEntry;
 
 /// The global L2 norm of all gradients (each masked by `masks` first, when given) and torch's
 /// `clip_grad_norm_` coefficient for it, `max_norm / (norm + 1e-6)` clamped to at most 1, both
@@ -221,57 +181,12 @@ impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, '_, B> {
     }
 }
 
-/// transformers' `get_linear_schedule_with_warmup`: 0 → `lr` over `warmup` steps, then linearly
-/// to 0 at `total` steps. `step` counts from 0 (the lr of the first update).
-pub fn linear_schedule(lr: f64, step: usize, warmup: usize, total: usize) -> f64 {
-    if step < warmup {
-        lr * step as f64 / warmup.max(1) as f64
-    } else {
-        lr * (total.saturating_sub(step)) as f64 / total.saturating_sub(warmup).max(1) as f64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::{Autodiff, NdArray};
-    use prunelab_models::{ModelFiles, ModelInput, load_classifier};
-
-    type B = Autodiff<NdArray>;
-
-    /// The tiny BERT fixture as a two-label classifier.
-    fn tiny_model() -> Classifier<B> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../prunelab-models/tests/fixtures/bert-tiny");
-        let files = ModelFiles {
-            name: "bert-tiny".into(),
-            config: dir.join("config.json"),
-            weights: dir.join("model.safetensors"),
-            tokenizer: None,
-        };
-        load_classifier::<B>(&files, 2, &Default::default()).unwrap().model
-    }
-
-    /// The backend's random generator is process-wide: tests that seed it and draw dropout masks
-    /// take turns.
-    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-    /// Gradients of the sum of the squared logits of `model` on one fixed batch, with the same
-    /// dropout draws every time.
-    fn grads_on_batch(model: &Classifier<B>) -> GradientsParams {
-        let _turn = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let device = Default::default();
-        B::seed(&device, 7);
-        let ids = Tensor::<B, 2, Int>::from_ints([[2, 7, 11, 12, 3], [2, 8, 13, 3, 0]], &device);
-        let mask = Tensor::<B, 2, Int>::from_ints([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]], &device);
-        let logits = model.forward(ModelInput { input_ids: ids, attention_mask: mask, token_type_ids: None });
-        GradientsParams::from_grads((logits.clone() * logits).sum().backward(), model)
-    }
-
-    /// Gradients of the tiny BERT fixture on one batch, with their parameter entries.
-    fn tiny_grads() -> (GradientsParams, Vec<ParamEntry>) {
-        let model = tiny_model();
-        (grads_on_batch(&model), param_entries(&model, model.naming().as_ref()))
-    }
+    use crate::optim::param_entries;
+    use crate::optim::testing::{B, grads_on_batch, tiny_grads, tiny_model};
+    use burn::backend::NdArray;
 
     fn host(grads: &GradientsParams, entries: &[ParamEntry]) -> Vec<Vec<f32>> {
         entries
@@ -361,25 +276,5 @@ mod tests {
             assert!(x.values == y.values, "{} differs by up to {d}", x.path);
         }
         assert_eq!(optim.group_record(&entries, true).len() + optim.group_record(&entries, false).len(), entries.len());
-    }
-
-    #[test]
-    fn no_decay_on_biases_and_norms_as_the_trainer() {
-        assert!(decays("bert.encoder.layer.0.attention.self.query.weight", HfModule::Linear));
-        assert!(!decays("bert.encoder.layer.0.attention.self.query.bias", HfModule::Linear));
-        assert!(!decays("bert.embeddings.LayerNorm.weight", HfModule::LayerNorm));
-        assert!(!decays("deberta.encoder.layer.0.attention.self.q_bias", HfModule::Parameter));
-        assert!(decays("deberta.encoder.conv.conv.weight", HfModule::Convolution));
-        assert!(!decays("model.layers.0.input_layernorm.weight", HfModule::Linear));
-        assert!(!decays("model.norm.weight", HfModule::Linear));
-        assert!(decays("transformer.h.0.mlp.c_fc.weight", HfModule::Conv1D));
-    }
-
-    #[test]
-    fn schedule_matches_transformers() {
-        // get_linear_schedule_with_warmup(num_warmup_steps=2, num_training_steps=10), base lr 1.
-        let lrs: Vec<f64> = (0..10).map(|s| linear_schedule(1.0, s, 2, 10)).collect();
-        assert_eq!(lrs, [0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125]);
-        assert_eq!(linear_schedule(1.0, 0, 0, 4), 1.0, "no warm-up starts at the full rate");
     }
 }
