@@ -15,6 +15,7 @@
 #   bash bench/device.sh alternate  # one build vs torch f32 alternated (VARIANT, REPEATS), MiniLM's shape (MINILM_VARIANTS)
 #   bash bench/device.sh launches   # VARIANT's kernel launches per process (RUNS fresh processes, each GEMM), and its throughput
 #   bash bench/device.sh gemm       # a --features cublas build: --gemm burn / cublas (on CubeCL's stream, or host-ordered) / cublas-f32 vs torch (GEMMS, REPEATS, TUNE, INFER, LIMIT)
+#   bash bench/device.sh flat       # the flat optimizer step vs the per-tensor one (VARIANT), torch beside, GPU busy time from CUPTI (REPEATS, TUNE_LIMIT)
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
 #   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
 set -uo pipefail
@@ -376,6 +377,61 @@ launches() {
   done
 }
 
+# The flat optimizer step against the per-tensor one (one VARIANT build, `bench train
+# --optimizer`), GPT-2 small and MiniLM's shape (random weights), alternated REPEATS times, with
+# torch f32 and TF32 beside them; then each one's GPU busy time and kernels per step from CUPTI's
+# activity records (bench/cupti_busy.c injected; two runs of STEPS_A and STEPS_B steps, whose
+# difference is per step). A cold kernel cache costs minutes of tuning: TUNE_LIMIT bounds it.
+flat() {
+  local v=${VARIANT:?set VARIANT} dir=$OUT/flat log=$OUT/logs/flat.log
+  mkdir -p "$dir"
+  unpack_build "$v"
+  cuda_libs
+  local pl=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v")
+  local include=/usr/local/cuda/include cupti_lib
+  cupti_lib=$(echo "$LD_LIBRARY_PATH" | tr ':' '\n' | while read -r d; do ls "$d"/libcupti.so* >/dev/null 2>&1 && echo "$d" && break; done)
+  [ -d /usr/local/cuda/extras/CUPTI/include ] && include="$include -I/usr/local/cuda/extras/CUPTI/include"
+  [ -n "$cupti_lib" ] && include="$include -I$cupti_lib/../include"
+  # shellcheck disable=SC2086
+  gcc -shared -fPIC -O2 bench/cupti_busy.c -I$include -L"$cupti_lib" -lcupti -o /tmp/libbusy.so >> "$log" 2>&1 \
+    && echo "cupti_busy built against $cupti_lib" || echo "cupti_busy did not build: see logs/flat.log"
+  "${pl[@]}" bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  "${pl[@]}" bench init --arch minilm --out /tmp/minilm-random > /dev/null
+  for arch in gpt2-small minilm-random; do
+    for opt in flat per-tensor; do
+      timeout "${TUNE_LIMIT:-240}" "${pl[@]}" bench train "/tmp/$arch" --steps 3 --optimizer "$opt" \
+        > "$dir/tune-$arch-$opt.json" 2>> "$log"
+      echo "tuned $arch $opt: exit $? at ${SECONDS} s"
+    done
+  done
+  for r in $(seq "${REPEATS:-2}"); do
+    for arch in gpt2-small minilm-random; do
+      for opt in flat per-tensor; do
+        timeout 120 "${pl[@]}" bench train "/tmp/$arch" --steps 50 --optimizer "$opt" > "$dir/$arch-$opt-$r.json" 2>> "$log"
+      done
+      for p in f32 tf32; do
+        timeout 120 python3 bench/torch_bench.py train "/tmp/$arch" --steps 50 --precision "$p" > "$dir/$arch-torch-$p-$r.json" 2>> "$log"
+      done
+    done
+    echo "round $r done at ${SECONDS} s"
+  done
+  if [ -e /tmp/libbusy.so ]; then
+    for arch in gpt2-small minilm-random; do
+      for steps in "${STEPS_A:-10}" "${STEPS_B:-30}"; do
+        for opt in flat per-tensor; do
+          CUDA_INJECTION64_PATH=/tmp/libbusy.so CUPTI_BUSY_OUT="$dir/busy-$arch-$opt-$steps.json" timeout 120 \
+            "${pl[@]}" bench train "/tmp/$arch" --steps "$steps" --optimizer "$opt" > /dev/null 2>> "$log"
+        done
+        CUDA_INJECTION64_PATH=/tmp/libbusy.so CUPTI_BUSY_OUT="$dir/busy-$arch-torch-tf32-$steps.json" timeout 120 \
+          python3 bench/torch_bench.py train "/tmp/$arch" --steps "$steps" --precision tf32 > /dev/null 2>> "$log"
+      done
+    done
+  fi
+  summarize "$dir"
+  for f in "$dir"/busy-*.json; do [ -e "$f" ] && echo "$(basename "$f" .json): $(cat "$f")"; done
+  tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" . && du -sh "$OUT/kernels-$v.tgz"
+}
+
 case ${1:-} in
   probe)
     info
@@ -412,6 +468,10 @@ case ${1:-} in
   launches)
     info
     launches
+    ;;
+  flat)
+    info
+    flat
     ;;
   gemm)
     info
@@ -535,7 +595,7 @@ case ${1:-} in
     echo "fixtures: exit $?"; tail -n 30 "$OUT/logs/fixtures.log"
     ;;
   *)
-    echo "usage: bench/device.sh probe|accuracy|bench|minilm|speed|variants|alternate|mixed|launches|gemm|auto|fixtures GROUP..." >&2
+    echo "usage: bench/device.sh probe|accuracy|bench|minilm|speed|variants|alternate|mixed|launches|flat|gemm|auto|fixtures GROUP..." >&2
     exit 2
     ;;
 esac

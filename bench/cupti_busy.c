@@ -1,0 +1,120 @@
+/*
+ * GPU busy time and kernel launches of a whole process, from CUPTI's activity records (kernel
+ * start and end times as the GPU recorded them; nothing is synchronised or serialised, unlike
+ * CubeCL's profiling logger). Loaded into any CUDA program through CUDA's injection hook:
+ *
+ *   gcc -shared -fPIC -O2 bench/cupti_busy.c -I$CUDA/include -I$CUDA/extras/CUPTI/include \
+ *       -L<dir of libcupti> -lcupti -o /tmp/libbusy.so
+ *   CUDA_INJECTION64_PATH=/tmp/libbusy.so CUPTI_BUSY_OUT=/tmp/busy.json prunelab bench train ...
+ *
+ * At exit it writes one JSON object to $CUPTI_BUSY_OUT (default stderr): kernels, memcpy and
+ * memset operations, the summed kernel time, the busy time (the union of kernel, memcpy and
+ * memset intervals: time the GPU had work), and the span from the first start to the last end.
+ * Per-step figures come from two runs of different lengths (their difference cancels start-up,
+ * warm-up and evaluation): bench/device.sh does that.
+ */
+#include <cupti.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { uint64_t start, end; } span;
+
+static span *spans;
+static size_t n_spans, cap_spans;
+static uint64_t kernels, memcpys, memsets, kernel_ns;
+
+static void add(uint64_t start, uint64_t end) {
+  if (end <= start) return;
+  if (n_spans == cap_spans) {
+    cap_spans = cap_spans ? 2 * cap_spans : 1 << 20;
+    spans = realloc(spans, cap_spans * sizeof(span));
+    if (!spans) { fprintf(stderr, "cupti_busy: out of memory\n"); exit(1); }
+  }
+  spans[n_spans++] = (span){start, end};
+}
+
+/* Every kernel, memcpy and memset record (every version of their structs since CUDA 9) starts
+ * with the kind and 12 more bytes, then `uint64_t start, end`: read them at those offsets, so
+ * this builds against any CUPTI whatever version of the structs its header names. */
+static void times(const CUpti_Activity *record, uint64_t *start, uint64_t *end) {
+  memcpy(start, (const uint8_t *)record + 16, 8);
+  memcpy(end, (const uint8_t *)record + 24, 8);
+}
+
+static void CUPTIAPI requested(uint8_t **buffer, size_t *size, size_t *max_records) {
+  *size = 8 << 20;
+  *buffer = aligned_alloc(8, *size);
+  *max_records = 0;
+}
+
+static void CUPTIAPI completed(CUcontext ctx, uint32_t stream, uint8_t *buffer, size_t size, size_t valid) {
+  (void)ctx; (void)stream; (void)size;
+  CUpti_Activity *record = NULL;
+  while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
+    uint64_t start, end;
+    switch (record->kind) {
+      case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL:
+      case CUPTI_ACTIVITY_KIND_KERNEL:
+        times(record, &start, &end);
+        kernels++;
+        kernel_ns += end - start;
+        add(start, end);
+        break;
+      case CUPTI_ACTIVITY_KIND_MEMCPY:
+        times(record, &start, &end);
+        memcpys++;
+        add(start, end);
+        break;
+      case CUPTI_ACTIVITY_KIND_MEMSET:
+        times(record, &start, &end);
+        memsets++;
+        add(start, end);
+        break;
+      default:
+        break;
+    }
+  }
+  free(buffer);
+}
+
+static int by_start(const void *a, const void *b) {
+  const span *x = a, *y = b;
+  return (x->start > y->start) - (x->start < y->start);
+}
+
+static void report(void) {
+  cuptiActivityFlushAll(1);
+  qsort(spans, n_spans, sizeof(span), by_start);
+  uint64_t busy = 0, first = n_spans ? spans[0].start : 0, last = 0, open_start = 0, open_end = 0;
+  for (size_t i = 0; i < n_spans; i++) {
+    if (spans[i].end > last) last = spans[i].end;
+    if (i == 0 || spans[i].start > open_end) {
+      busy += open_end - open_start;
+      open_start = spans[i].start;
+      open_end = spans[i].end;
+    } else if (spans[i].end > open_end) {
+      open_end = spans[i].end;
+    }
+  }
+  busy += open_end - open_start;
+  const char *path = getenv("CUPTI_BUSY_OUT");
+  FILE *out = path ? fopen(path, "w") : stderr;
+  if (!out) out = stderr;
+  fprintf(out,
+          "{\"kernels\": %llu, \"memcpys\": %llu, \"memsets\": %llu, \"kernel_ms\": %.3f, \"busy_ms\": %.3f, "
+          "\"span_ms\": %.3f}\n",
+          (unsigned long long)kernels, (unsigned long long)memcpys, (unsigned long long)memsets, kernel_ns / 1e6,
+          busy / 1e6, n_spans ? (last - first) / 1e6 : 0.0);
+  if (out != stderr) fclose(out);
+}
+
+int InitializeInjection(void) {
+  if (cuptiActivityRegisterCallbacks(requested, completed) != CUPTI_SUCCESS) return 0;
+  cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+  cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY);
+  cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMSET);
+  atexit(report);
+  return 1;
+}
