@@ -409,7 +409,7 @@ flat() {
       for opt in flat per-tensor; do
         timeout 120 "${pl[@]}" bench train "/tmp/$arch" --steps 50 --optimizer "$opt" > "$dir/$arch-$opt-$r.json" 2>> "$log"
       done
-      for p in f32 tf32; do
+      for p in ${TORCH_PRECISIONS:-f32 tf32}; do
         timeout 120 python3 bench/torch_bench.py train "/tmp/$arch" --steps 50 --precision "$p" > "$dir/$arch-torch-$p-$r.json" 2>> "$log"
       done
     done

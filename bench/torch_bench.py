@@ -69,9 +69,22 @@ def synthetic(n, seq, vocab, gen):
     return ids, labels
 
 
+def hardware():
+    """The machine, as prunelab's records name it: GPU name and count, CPU model, threads."""
+    cpu = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), None)
+    except OSError:
+        pass
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return {"gpu": torch.cuda.get_device_name() if gpus else None, "gpu_count": gpus, "cpu": cpu,
+            "threads": torch.get_num_threads()}
+
+
 def record(kind, args, **kw):
     out = {"tool": "torch", "bench": kind, "torch": torch.__version__, "transformers": transformers.__version__,
-           "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+           "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "hardware": hardware()}
     out.update({k: v for k, v in vars(args).items() if k not in ("cmd",)})
     out.update(kw)
     return out

@@ -17,9 +17,12 @@ use serde::{Deserialize, Serialize};
 /// needs_gpu = false
 ///
 /// [[arms]]
-/// scheme = "global-l1"          # global-l1 | layer-l1 | nm | random
+/// scheme = "global-l1"          # global-l1 | layer-l1 | nm | random | wanda
 /// scope = "default"             # default | seed
 /// mask_mode = "hold"            # hold | release
+/// schedule = "gradual"          # oneshot (default) | gradual (Zhu & Gupta, during fine-tuning)
+/// teacher = "dense"             # distil from the dense cell's fine-tuned model (or a model id)
+/// amounts = [0.5, 0.9]          # this arm's own amounts (default: the grid's)
 ///
 /// [train]                       # any of: epochs lr batch_size max_length warmup_ratio
 /// epochs = 1                    #   weight_decay train_limit dev_limit no_test_predictions
@@ -52,6 +55,16 @@ pub struct Arm {
     /// For `nm`: N and M (the amount is then N/M's complement and `amounts` is ignored).
     #[serde(default)]
     pub nm: Option<[usize; 2]>,
+    /// `oneshot` (before fine-tuning, the default) or `gradual` (during it).
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// Distil from a teacher: `dense` is the same model, task and seed's dense cell (run first,
+    /// with its model exported); anything else is a model directory or Hub id.
+    #[serde(default)]
+    pub teacher: Option<String>,
+    /// This arm's amounts, instead of the grid's.
+    #[serde(default)]
+    pub amounts: Option<Vec<f64>>,
 }
 
 /// Fine-tuning settings shared by every cell (unset: `prunelab finetune`'s defaults).
@@ -81,23 +94,46 @@ fn default_mask_mode() -> String {
     "hold".into()
 }
 
-const SCHEMES: [&str; 4] = ["global-l1", "layer-l1", "nm", "random"];
+const SCHEMES: [&str; 5] = ["global-l1", "layer-l1", "nm", "random", "wanda"];
+/// The dense cell's model as the teacher (see [`Arm::teacher`]).
+pub const DENSE_TEACHER: &str = "dense";
 const TASKS: [&str; 2] = ["sst2", "cola"];
 pub const STUDY_AMOUNTS: [f64; 5] = [0.1, 0.5, 0.9, 0.95, 0.99];
 const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 impl Arm {
     fn new(scheme: &str, scope: &str, mask_mode: &str) -> Self {
-        Self { scheme: scheme.into(), scope: scope.into(), mask_mode: mask_mode.into(), nm: None }
+        Self {
+            scheme: scheme.into(),
+            scope: scope.into(),
+            mask_mode: mask_mode.into(),
+            nm: None,
+            schedule: None,
+            teacher: None,
+            amounts: None,
+        }
     }
 
-    /// A directory-safe name: `global-l1.default.hold`, `nm2-4.default.hold`.
+    /// A directory-safe name: `global-l1.default.hold`, `nm2-4.default.hold`, with `.gradual`
+    /// and `.kd` after it for a gradual schedule and a teacher.
     pub fn name(&self) -> String {
         let scheme = match self.nm {
             Some([n, m]) if self.scheme == "nm" => format!("nm{n}-{m}"),
             _ => self.scheme.clone(),
         };
-        format!("{scheme}.{}.{}", self.scope, self.mask_mode)
+        let mut name = format!("{scheme}.{}.{}", self.scope, self.mask_mode);
+        if self.schedule.as_deref() == Some("gradual") {
+            name.push_str(".gradual");
+        }
+        if self.teacher.is_some() {
+            name.push_str(".kd");
+        }
+        name
+    }
+
+    /// Whether this arm distils from the dense cell's model.
+    pub fn needs_dense_teacher(&self) -> bool {
+        self.teacher.as_deref() == Some(DENSE_TEACHER)
     }
 }
 
@@ -138,6 +174,20 @@ impl Grid {
                         Arm::new("layer-l1", "default", "hold"),
                         Arm::new("random", "default", "hold"),
                         Arm { nm: Some([2, 4]), ..Arm::new("nm", "default", "hold") },
+                        // How far pruning goes when it happens during fine-tuning (Zhu & Gupta),
+                        // with the dense model as teacher, and with activations (Wanda).
+                        Arm {
+                            schedule: Some("gradual".into()),
+                            amounts: Some(vec![0.5, 0.9, 0.95]),
+                            ..Arm::new("global-l1", "default", "hold")
+                        },
+                        Arm {
+                            schedule: Some("gradual".into()),
+                            teacher: Some(DENSE_TEACHER.into()),
+                            amounts: Some(vec![0.5, 0.9, 0.95]),
+                            ..Arm::new("global-l1", "default", "hold")
+                        },
+                        Arm { amounts: Some(vec![0.5, 0.9]), ..Arm::new("wanda", "default", "hold") },
                     ],
                 ]
                 .concat(),
@@ -196,6 +246,17 @@ impl Grid {
             if !["hold", "release"].contains(&arm.mask_mode.as_str()) {
                 bail!("arms[{i}].mask_mode: {:?} is not hold or release", arm.mask_mode);
             }
+            match arm.schedule.as_deref() {
+                None | Some("oneshot") => {}
+                Some("gradual") if ["global-l1", "layer-l1", "random"].contains(&arm.scheme.as_str()) => {}
+                Some("gradual") => bail!("arms[{i}].schedule: a gradual schedule takes global-l1, layer-l1 or random"),
+                Some(other) => bail!("arms[{i}].schedule: {other:?} is not oneshot or gradual"),
+            }
+            for amount in arm.amounts.iter().flatten() {
+                if !(0.0..1.0).contains(amount) {
+                    bail!("arms[{i}].amounts: {amount} is not in [0, 1)");
+                }
+            }
             match arm.nm {
                 Some(_) if arm.scheme != "nm" => bail!("arms[{i}].nm: only an arm with scheme = \"nm\" takes N:M"),
                 Some([n, m]) if n == 0 || n >= m => {
@@ -231,7 +292,7 @@ impl Grid {
                                 cells.push(Cell { arm: Some(arm.clone()), amount, ..base.clone() });
                             }
                             _ => {
-                                for &amount in &self.amounts {
+                                for &amount in arm.amounts.as_ref().unwrap_or(&self.amounts) {
                                     if amount > 0.0 {
                                         cells.push(Cell { arm: Some(arm.clone()), amount, ..base.clone() });
                                     }
@@ -269,6 +330,11 @@ impl Cell {
             .join(format!("seed-{}", self.seed))
     }
 
+    /// The dense cell of the same model, task and seed (a distilling cell's teacher).
+    pub fn dense(&self) -> Cell {
+        Cell { arm: None, amount: 0.0, ..self.clone() }
+    }
+
     /// `model task arm amount seed`, for progress lines.
     pub fn label(&self) -> String {
         let arm = self.arm.as_ref().map_or_else(|| "dense".to_owned(), Arm::name);
@@ -300,6 +366,9 @@ impl Cell {
             args.extend(["--scope".into(), arm.scope.clone(), "--mask-mode".into(), arm.mask_mode.clone()]);
             if let Some([n, m]) = arm.nm {
                 args.extend(["--nm".into(), n.to_string(), m.to_string()]);
+            }
+            if let Some(schedule) = &arm.schedule {
+                args.extend(["--schedule".into(), schedule.clone()]);
             }
         }
         let mut opt = |flag: &str, value: Option<String>| {
@@ -341,8 +410,10 @@ mod tests {
         // 4 models × 2 tasks × (1 dense + 2 arms × 5 amounts)
         assert_eq!(seed.cells().len(), 4 * 2 * 11);
         let minilm = Grid::preset("minilm").unwrap();
-        // 2 tasks × (1 dense + 4 arms × 5 amounts + 1 N:M)
-        assert_eq!(minilm.cells().len(), 2 * 22);
+        // 2 tasks × (1 dense + 4 arms × 5 amounts + 1 N:M + 2 gradual arms × 3 amounts + Wanda × 2)
+        assert_eq!(minilm.cells().len(), 2 * 30);
+        let names: Vec<String> = minilm.arms.iter().map(Arm::name).collect();
+        assert!(names.contains(&"global-l1.default.hold.gradual.kd".to_owned()), "{names:?}");
         let quick = Grid::preset("quick").unwrap();
         assert_eq!(quick.cells().len(), 2 * 3);
         let dir = quick.cells()[1].dir(Path::new("out"));

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::grid::{Cell, Grid, slug};
+use crate::grid::{Arm, Cell, DENSE_TEACHER, Grid, slug};
 
 #[derive(Debug, clap::Args)]
 pub struct ReproduceArgs {
@@ -298,6 +298,18 @@ fn run_in_parallel(
     let mut free: Vec<usize> = (0..slots).rev().collect();
     while next < todo.len() || !running.is_empty() {
         while next < todo.len() && !free.is_empty() {
+            // A distilling cell waits for its teacher, the dense cell, to end (which it does
+            // first: cells of one training size keep the grid's order, the dense one first);
+            // when nothing else can start, it starts anyway (and fails, naming the missing model).
+            let ready = |(cell, _): &&(Cell, String)| {
+                !cell.arm.as_ref().is_some_and(Arm::needs_dense_teacher) || is_done(&cell.dense().dir(&args.out), false)
+            };
+            let pick = match todo[next..].iter().position(ready) {
+                Some(i) => next + i,
+                None if running.is_empty() => next,
+                None => break,
+            };
+            todo[next..=pick].rotate_right(1);
             let (cell, spec) = todo[next];
             next += 1;
             let dir = cell.dir(&args.out);
@@ -391,7 +403,21 @@ fn finetune_command(args: &ReproduceArgs, bin: &Path, grid: &Grid, kernels: &Pat
         cmd.args(["--precision", &args.precision]);
     }
     cmd.args(["finetune", spec]).args(cell.finetune_args(&grid.train));
-    cmd.args(["--model-id", &cell.model, "--no-export", "--out"]).arg(cell.dir(&args.out));
+    // A dense cell whose model teaches another arm keeps its model; the others need none.
+    let teaches = cell.arm.is_none() && grid.arms.iter().any(Arm::needs_dense_teacher);
+    if !teaches {
+        cmd.arg("--no-export");
+    }
+    match cell.arm.as_ref().and_then(|arm| arm.teacher.as_deref()) {
+        Some(DENSE_TEACHER) => {
+            cmd.arg("--teacher").arg(cell.dense().dir(&args.out).join("model"));
+        }
+        Some(teacher) => {
+            cmd.args(["--teacher", teacher]);
+        }
+        None => {}
+    }
+    cmd.args(["--model-id", &cell.model, "--out"]).arg(cell.dir(&args.out));
     if args.no_checkpoint {
         cmd.arg("--no-checkpoint");
     }

@@ -32,8 +32,11 @@ case "$cmd" in
   finetune)
     out=""; amount=0; seed=0; task=""
     while [ $# -gt 0 ]; do
-      case "$1" in --out) out=$2;; --amount) amount=$2;; --seed) seed=$2;; --task) task=$2;; --no-checkpoint) nock=1;; esac; shift
+      case "$1" in --out) out=$2;; --amount) amount=$2;; --seed) seed=$2;; --task) task=$2;; --no-checkpoint) nock=1;;
+        --teacher) teacher=$2;; --no-export) noexport=1;; esac; shift
     done
+    # A teacher is a finished run's exported model, as the real one needs it.
+    if [ -n "$teacher" ] && [ ! -f "$teacher/config.json" ]; then echo "error: no teacher at $teacher" >&2; exit 4; fi
     mkdir -p "$out"
     exec 9>"$out/.lock"
     flock -n 9 || { echo "locked" >&2; exit 3; }
@@ -46,6 +49,7 @@ case "$cmd" in
       echo "error: run failed" >&2
       exit 1
     fi
+    if [ -z "$noexport" ]; then mkdir -p "$out/model" && echo '{}' > "$out/model/config.json"; fi
     printf '{"status":"finished","task":"%s","amount":%s,"seed":%s}\n' "$task" "$amount" "$seed" > "$out/result.json.tmp"
     mv "$out/result.json.tmp" "$out/result.json" ;;
   report)
@@ -355,4 +359,37 @@ fn the_disk_check_counts_the_running_cells_checkpoints() {
     assert_eq!(log.matches("finetune").count(), 6, "{log}");
     assert_eq!(log.matches("no-checkpoint").count(), 6, "{log}");
     let _ = std::fs::remove_dir_all(&s.root);
+}
+
+/// A distilling arm (`teacher = "dense"`) gets its seed's dense cell's exported model, and with
+/// several jobs it starts only once that cell has ended: the dense cells keep their models, the
+/// others do not.
+#[test]
+fn distilling_cells_wait_for_their_teacher() {
+    let grid = r#"
+name = "kd"
+models = ["org/model"]
+tasks = ["cola"]
+amounts = [0.5, 0.9]
+seeds = [1, 2]
+[[arms]]
+scheme = "global-l1"
+schedule = "gradual"
+teacher = "dense"
+[[arms]]
+scheme = "global-l1"
+"#;
+    let s = setup("kd", grid);
+    let out = s.command("kd").args(["--jobs", "3"]).env("FAKE_SLEEP", "1").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs = s.root.join("kd/runs/org--model/cola");
+    for seed in [1, 2] {
+        assert!(runs.join(format!("dense/0.00/seed-{seed}/model/config.json")).is_file(), "the dense cell keeps its model");
+        for amount in ["0.50", "0.90"] {
+            let kd = runs.join(format!("global-l1.default.hold.gradual.kd/{amount}/seed-{seed}"));
+            let result = std::fs::read_to_string(kd.join("result.json")).unwrap();
+            assert!(result.contains("finished"), "{}: {result}", kd.display());
+            assert!(!kd.join("model").exists(), "other cells keep no model");
+        }
+    }
 }

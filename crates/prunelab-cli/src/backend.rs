@@ -24,6 +24,21 @@ pub const NAME: &str = if cfg!(feature = "cuda") {
     "ndarray"
 };
 
+/// Whether this build has a GPU backend (its GPU options are shown in `--help`).
+pub const GPU: bool = cfg!(any(feature = "cuda", feature = "wgpu"));
+
+/// The build's optional features, for `--version`: Burn's kernel features and cuBLAS.
+pub const BUILD_FEATURES: &str = match (GPU, cfg!(feature = "cublas")) {
+    (false, _) => "no GPU",
+    (true, false) => KERNELS,
+    (true, true) => match KERNELS.as_bytes() {
+        b"plain" => "plain, cublas",
+        b"fusion" => "fusion, cublas",
+        b"autotune" => "autotune, cublas",
+        _ => "fusion+autotune, cublas",
+    },
+};
+
 /// Which of Burn's optional GPU kernel features this build has, for result files: "fusion",
 /// "autotune", both joined by '+', or "plain".
 pub const KERNELS: &str = match (cfg!(feature = "fusion"), cfg!(feature = "autotune")) {
@@ -267,4 +282,91 @@ pub fn configure_kernel_cache(_dir: Option<std::path::PathBuf>) {}
 fn user_cache_dir() -> Option<std::path::PathBuf> {
     let from = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
     from("XDG_CACHE_HOME").or_else(|| from("HOME").map(|h| h.join(".cache")))
+}
+
+/// The machine, for result files and bench records: the GPU the run uses as the driver names it
+/// (`nvidia-smi`, on GPU builds; `CUDA_VISIBLE_DEVICES` is honoured), the CPU model and the
+/// threads the process may use.
+pub fn hardware() -> prunelab_record::Hardware {
+    let (gpu, gpu_count) = if GPU { nvidia_gpus() } else { (None, 0) };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|text| {
+        text.lines().find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_owned()))
+    });
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    prunelab_record::Hardware { gpu, gpu_count, cpu, threads }
+}
+
+/// The first visible NVIDIA GPU's name and how many are visible, from `nvidia-smi` (none when
+/// it is missing or fails).
+fn nvidia_gpus() -> (Option<String>, usize) {
+    let Ok(out) = std::process::Command::new("nvidia-smi").args(["--query-gpu=index,name", "--format=csv,noheader"]).output()
+    else {
+        return (None, 0);
+    };
+    let listed: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(',').map(|(i, n)| (i.trim().to_owned(), n.trim().to_owned())))
+        .collect();
+    let visible: Vec<&(String, String)> = match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(list) if !list.trim().is_empty() => {
+            list.split(',').filter_map(|d| listed.iter().find(|(i, _)| i == d.trim())).collect()
+        }
+        _ => listed.iter().collect(),
+    };
+    (visible.first().map(|(_, name)| name.clone()), visible.len())
+}
+
+/// Starts the backend's device, so that a GPU build run where its GPU stack is missing stops
+/// with one error line that names what is missing and what to do, instead of the backend's
+/// panics (cudarc's "Unable to dynamically load", CubeCL's "No possible adapter", then a
+/// `RecvError` from its runtime thread). A no-op on the CPU backend.
+pub fn start() -> anyhow::Result<()> {
+    if !GPU {
+        return Ok(());
+    }
+    static PANICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let previous = std::panic::take_hook();
+    // Every thread's panic message (the runtime thread's first) is kept, and none is printed.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        PANICS.lock().unwrap_or_else(|p| p.into_inner()).push(message);
+    }));
+    let probe = std::panic::catch_unwind(|| {
+        burn::tensor::Tensor::<Backend, 1>::from_floats([1.0], &device()).into_data();
+    });
+    std::panic::set_hook(previous);
+    if probe.is_ok() {
+        return Ok(());
+    }
+    let messages = std::mem::take(&mut *PANICS.lock().unwrap_or_else(|p| p.into_inner()));
+    anyhow::bail!("{}", start_failure(&messages))
+}
+
+/// What a failed start means, from the panic messages the backend left.
+fn start_failure(messages: &[String]) -> String {
+    let all = messages.join("; ");
+    let cpu = "or use a CPU build (`cargo build --release -p prunelab-cli`, the default features)";
+    if all.contains("nvrtc") || all.contains("NVRTC") {
+        format!(
+            "the cuda backend could not load NVRTC, CUDA's run-time compiler: install the CUDA toolkit and set \
+             CUDA_PATH (e.g. CUDA_PATH=/usr/local/cuda), {cpu} ({all})"
+        )
+    } else if all.contains("dynamically load") || all.contains("libcuda") {
+        format!(
+            "the cuda backend found no NVIDIA driver (libcuda.so could not be loaded): run it on a machine with an \
+             NVIDIA GPU and its driver, {cpu}"
+        )
+    } else if all.contains("adapter") {
+        format!(
+            "the wgpu backend found no GPU adapter (Vulkan, Metal or DX12): install the GPU's Vulkan driver and \
+             loader (libvulkan1 on Debian), {cpu}"
+        )
+    } else {
+        format!("the {NAME} backend could not start ({all}): check the GPU driver, {cpu}")
+    }
 }

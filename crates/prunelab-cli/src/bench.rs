@@ -139,7 +139,7 @@ impl BenchCommand {
 }
 
 fn base_record(kind: &str) -> serde_json::Value {
-    json!({"tool": "prunelab", "bench": kind, "backend": backend::NAME, "kernels": backend::KERNELS, "device": format!("{:?}", backend::device()), "precision": backend::precision_name(), "gemm": backend::gemm_name()})
+    json!({"tool": "prunelab", "bench": kind, "backend": backend::NAME, "kernels": backend::KERNELS, "device": format!("{:?}", backend::device()), "hardware": backend::hardware(), "precision": backend::precision_name(), "gemm": backend::gemm_name()})
 }
 
 /// The architectures `init` knows, as transformers `config.json` text.

@@ -5,11 +5,12 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use burn::module::AutodiffModule;
 use indicatif::{ProgressBar, ProgressStyle};
 use prunelab_glue::{GlueBatcher, GlueTask, PaddingSide, Split, TextEncoder};
 use prunelab_models::load_classifier;
 use prunelab_prune::file::{load_masks, write_atomic};
-use prunelab_prune::{MaskSet, PruneSpec, Scheme, Scope, ScopeKind, compute_masks, sparsity};
+use prunelab_prune::{MaskSet, PruneSpec, Scheme, Scope, ScopeKind, compute_masks, compute_wanda_masks, sparsity};
 use prunelab_record::{
     DataRecord, Distillation, EvaluatedEpoch, GradualSchedule, Metrics, PruningRecord, RunRecord, Schedule, Status,
 };
@@ -34,6 +35,9 @@ enum SchemeArg {
     Nm,
     /// Uniformly random (baseline)
     Random,
+    /// Wanda: |w| times the norm of its input feature over --calibration training examples,
+    /// compared within each output unit
+    Wanda,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -91,6 +95,9 @@ pub struct FinetuneArgs {
     /// N and M of N:M
     #[arg(long, num_args = 2, value_names = ["N", "M"], default_values_t = [2, 4])]
     nm: Vec<usize>,
+    /// Wanda: training examples whose activations score the weights
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    calibration: usize,
     /// Apply the masks of this file (from `prunelab prune --out`) instead of computing them
     #[arg(long, value_name = "FILE", conflicts_with = "scheme")]
     masks: Option<PathBuf>,
@@ -298,7 +305,7 @@ impl FinetuneArgs {
                 masks_from: self.masks.clone(),
                 mask_mode: self.mask_mode(),
                 nm: (self.scheme == SchemeArg::Nm).then(|| [self.nm[0], self.nm[1]]),
-                calibration: None,
+                calibration: (self.scheme == SchemeArg::Wanda).then_some(self.calibration),
                 schedule: match self.schedule {
                     ScheduleArg::Oneshot => Schedule::OneShot,
                     ScheduleArg::Gradual => Schedule::Gradual(GradualSchedule {
@@ -320,7 +327,7 @@ impl FinetuneArgs {
             backend: Some(backend::NAME.to_owned()),
             kernels: Some(backend::KERNELS.to_owned()),
             device: Some(format!("{:?}", backend::device())),
-            hardware: None,
+            hardware: Some(backend::hardware()),
             precision: Some(backend::precision_name().to_owned()),
             gemm: Some(backend::gemm_name().to_owned()),
             matmul_arithmetic: Some(backend::matmul_arithmetic()),
@@ -371,10 +378,10 @@ impl FinetuneArgs {
         }
     }
 
-    /// The scheme of `--scheme`, `None` for `none`.
+    /// The scheme of `--scheme`, `None` for `none` and `wanda` (computed apart).
     fn scheme(&self) -> Option<Scheme> {
         match self.scheme {
-            SchemeArg::None => None,
+            SchemeArg::None | SchemeArg::Wanda => None,
             SchemeArg::GlobalL1 => Some(Scheme::GlobalL1),
             SchemeArg::LayerL1 => Some(Scheme::LayerL1),
             SchemeArg::Nm => Some(Scheme::NM { n: self.nm[0], m: self.nm[1] }),
@@ -383,14 +390,30 @@ impl FinetuneArgs {
     }
 
     /// The one-shot masks of the run: read from `--masks`, computed by `--scheme`, or none
-    /// (also for a gradual schedule, which computes its own during training).
-    fn masks(&self, before: &[prunelab_stats::NamedTensor], scope: &Scope) -> Result<Option<MaskSet>> {
+    /// (also for a gradual schedule, which computes its own during training). Wanda's come from
+    /// the first `--calibration` training examples through `model`.
+    fn masks(
+        &self,
+        model: &prunelab_models::Classifier<backend::Backend>,
+        calibration: (&[prunelab_glue::Encoded], &GlueBatcher),
+        scope: &Scope,
+    ) -> Result<Option<MaskSet>> {
+        let before = weights(model, model.naming().as_ref());
         if let Some(path) = &self.masks {
-            return Ok(Some(load_masks(path, before)?));
+            return Ok(Some(load_masks(path, &before)?));
+        }
+        if self.scheme == SchemeArg::Wanda {
+            if self.schedule == ScheduleArg::Gradual {
+                bail!("--scheme wanda prunes once, from calibration activations: it takes no --schedule gradual");
+            }
+            let (train, batcher) = calibration;
+            let examples = &train[..train.len().min(self.calibration)];
+            let norms = prunelab_train::calibrate::input_norms(model, examples, batcher, &backend::device());
+            return Ok(Some(compute_wanda_masks(&before, scope, self.amount, &norms)?));
         }
         match (self.schedule, self.scheme()) {
             (ScheduleArg::Oneshot, Some(scheme)) => {
-                Ok(Some(compute_masks(before, scope, &PruneSpec { scheme, amount: self.amount, seed: self.seed })?))
+                Ok(Some(compute_masks(&before, scope, &PruneSpec { scheme, amount: self.amount, seed: self.seed })?))
             }
             _ => Ok(None),
         }
@@ -485,7 +508,7 @@ impl FinetuneArgs {
             ScopeArg::Default => ScopeKind::Default,
             ScopeArg::Seed => ScopeKind::Seed,
         });
-        let masks = self.masks(&weights(&loaded.model, naming.as_ref()), &scope)?;
+        let masks = self.masks(&loaded.model.valid(), (&train_enc, &batcher), &scope)?;
         let gradual = self.gradual(&scope)?;
         let teacher = self.teacher(&tokenizer, &device)?;
         let config = self.config();

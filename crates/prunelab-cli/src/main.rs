@@ -6,7 +6,7 @@
 //! library crates.
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod backend;
 mod bench;
@@ -30,28 +30,32 @@ struct Cli {
     global: GlobalArgs,
 }
 
-/// Options every subcommand takes.
+/// Options every subcommand takes. The GPU options are listed under their own heading, and only
+/// in builds with a GPU backend (a CPU build accepts them, for scripts, but does not show them).
 #[derive(Debug, clap::Args)]
 struct GlobalArgs {
     /// Print only results and errors: no progress, no info logs (RUST_LOG still wins)
     #[arg(long, short, global = true)]
     quiet: bool,
-    /// GPU backends: where compiled kernels (and, with the `autotune` feature, tuning results) are
-    /// kept between runs
+    /// Where compiled kernels (and, with the `autotune` feature, tuning results) are kept
+    /// between runs
     /// [default: $PRUNELAB_KERNEL_CACHE, else the user cache dir's prunelab/kernels]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", help_heading = GPU_OPTIONS, hide = !backend::GPU)]
     kernel_cache: Option<std::path::PathBuf>,
     /// Matrix products in f32, or in bf16 with f32 master weights, LayerNorm, softmax and loss
     /// (mixed precision, like torch.autocast; cuda only)
-    #[arg(long, global = true, value_enum, default_value_t = backend::Precision::F32)]
+    #[arg(long, global = true, value_enum, default_value_t = backend::Precision::F32, help_heading = GPU_OPTIONS, hide = !backend::GPU)]
     precision: backend::Precision,
     /// What multiplies the projections' f32 matrices: Burn's kernels, or cuBLAS in TF32 or strict
     /// f32 arithmetic (cuBLAS needs a build with --features cublas, libcublas, and libcupti to run
     /// on Burn's CUDA stream; without libcupti, or with PRUNELAB_CUBLAS_ORDER=host, each product
     /// waits on the host, which is slow). Result files name the one used
-    #[arg(long, global = true, value_enum, default_value_t = backend::Gemm::Auto)]
+    #[arg(long, global = true, value_enum, default_value_t = backend::Gemm::Auto, help_heading = GPU_OPTIONS, hide = !backend::GPU)]
     gemm: backend::Gemm,
 }
+
+/// The heading of the options only GPU backends use.
+const GPU_OPTIONS: &str = "GPU options";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -77,7 +81,18 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // `--version`: the crate version, the commit and the build's backend and kernel features.
+    let version = format!(
+        "{} (commit {}, backend {}, {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("PRUNELAB_GIT_COMMIT"),
+        backend::NAME,
+        backend::BUILD_FEATURES
+    );
+    // clap takes a `&'static str` here (without its `string` feature): the one string of the
+    // process's lifetime.
+    let version: &'static str = Box::leak(version.into_boxed_str());
+    let cli = Cli::from_arg_matches(&Cli::command().version(version).get_matches()).unwrap_or_else(|e| e.exit());
     init_logging(&cli.global);
     backend::configure_kernel_cache(cli.global.kernel_cache.clone());
     match run(cli) {
@@ -94,7 +109,15 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     backend::set_precision(cli.global.precision)?;
-    backend::set_gemm(cli.global.gemm)?;
+    // Commands that compute on the backend start it first (a missing GPU stack is then one
+    // clear error); the others (data, model, report) run without a device.
+    if matches!(
+        cli.command,
+        Command::Inspect(_) | Command::Prune(_) | Command::Finetune(_) | Command::Evaluate(_) | Command::Bench(_)
+    ) {
+        backend::start()?;
+        backend::set_gemm(cli.global.gemm)?;
+    }
     match cli.command {
         Command::Data(cmd) => cmd.run(),
         Command::Model(cmd) => cmd.run(),
@@ -127,10 +150,12 @@ fn error_chain(err: &anyhow::Error) -> String {
 fn init_logging(global: &GlobalArgs) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
+    // CubeCL's device thread warns "Task failed: Any { .. }" for the panic a missing GPU stack
+    // causes, which `backend::start` turns into one error line of its own.
     let default = if global.quiet {
-        "warn"
+        "warn,cubecl_common=error"
     } else {
-        "warn,prunelab=info,prunelab_glue=info,prunelab_hub=info,prunelab_models=info,prunelab_prune=info,prunelab_report=info,prunelab_stats=info,prunelab_train=info"
+        "warn,cubecl_common=error,prunelab=info,prunelab_glue=info,prunelab_hub=info,prunelab_models=info,prunelab_prune=info,prunelab_report=info,prunelab_stats=info,prunelab_train=info"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal();

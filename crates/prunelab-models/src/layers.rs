@@ -139,6 +139,7 @@ pub fn matmul_dtype() -> Option<FloatDType> {
 /// reduced one axis at a time (batch, then sequence): a single reduction over all tokens is
 /// about 10× slower with CubeCL's untuned reduce (see `bench/NOTES.md`).
 pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    crate::observe::record(layer, &x);
     let bias = layer.bias.as_ref().map(|b| b.val());
     if D < 3 {
         return product(x, layer.weight.val(), bias);

@@ -13,6 +13,7 @@
 //!   ([`load::HfNaming`]); mismatches are reported key by key.
 //! - [`source`]: a model directory or a Hub id (through `prunelab-hub`'s cache).
 //! - [`info`]: parameter counts by kind and layer.
+//! - [`observe`]: per-feature norms of every projection's inputs (what Wanda scores weights with).
 //!
 //! Parity with transformers is tested against references the committed script
 //! `scripts/make_fixtures.py` computed with PyTorch (`tests/parity.rs`).
@@ -39,6 +40,7 @@ pub mod layers;
 pub mod led;
 pub mod load;
 pub mod longformer;
+pub mod observe;
 pub mod source;
 
 use burn::prelude::*;

@@ -34,6 +34,12 @@ pub enum Error {
         /// The scope, as given.
         scope: String,
     },
+    /// Wanda needs input norms for every tensor of the scope, of the tensor's input dimension.
+    #[error("wanda: {message}")]
+    Wanda {
+        /// What is missing or does not fit.
+        message: String,
+    },
     /// A mask file that does not fit the model.
     #[error("{}: the masks do not fit this model: {message}", path.display())]
     MaskMismatch {

@@ -8,6 +8,7 @@
 //! - [`apply`]: masks multiplied into a model, once or after every optimizer step.
 //! - [`file`]: mask files (safetensors, torch's layout), checked against the model on load.
 //! - [`sparsity`]: zeros per layer and overall, of the scope and of all parameters.
+//! - [`wanda`]: Wanda's scores, |w| times the norm of its input feature, per output unit.
 //! - [`structured`]: whole heads and MLP neurons removed, matrices physically compacted.
 //! - [`export`]: a Hugging Face checkpoint with zeros in place, and a compressed form.
 //!
@@ -23,9 +24,11 @@ pub mod masks;
 pub mod scope;
 pub mod sparsity;
 pub mod structured;
+pub mod wanda;
 
 pub use apply::DeviceMasks;
 pub use error::{Error, Result};
 pub use masks::{Mask, MaskSet, PruneSpec, Scheme, compute_masks, nparams_to_prune};
 pub use scope::{Scope, ScopeKind};
+pub use wanda::compute_wanda_masks;
 pub use sparsity::{SparsityReport, sparsity};

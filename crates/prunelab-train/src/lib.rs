@@ -12,11 +12,13 @@
 //!   interrupted run resumes after its last finished epoch and ends as an uninterrupted one.
 //! - [`GradualPruning`]: Zhu & Gupta's cubic schedule, masks recomputed during training and
 //!   held; [`Distillation`]: a teacher's softened logits mixed into the loss.
+//! - [`calibrate`]: input norms of every projection over calibration examples (Wanda).
 //! - [`evaluate`]: predictions and [`prunelab_glue::Scores`] on a split; [`time_inference`]:
 //!   latency and throughput of a model.
 //! - [`Reporter`]: progress callbacks (the CLI draws bars; libraries never do).
 #![warn(missing_docs)]
 
+pub mod calibrate;
 mod checkpoint;
 mod distill;
 mod error;
