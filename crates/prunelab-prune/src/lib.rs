@@ -30,5 +30,5 @@ pub use apply::DeviceMasks;
 pub use error::{Error, Result};
 pub use masks::{Mask, MaskSet, PruneSpec, Scheme, compute_masks, nparams_to_prune};
 pub use scope::{Scope, ScopeKind};
-pub use wanda::compute_wanda_masks;
 pub use sparsity::{SparsityReport, sparsity};
+pub use wanda::compute_wanda_masks;

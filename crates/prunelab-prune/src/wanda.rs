@@ -61,7 +61,9 @@ pub fn compute_wanda_masks(
 /// all but the `int(amount · in)` lowest scores.
 fn keep_per_output(t: &NamedTensor, norms: &[f32], amount: f64) -> Result<Vec<bool>> {
     let [rows, cols] = t.shape[..] else {
-        return Err(Error::Wanda { message: format!("{} is not a matrix (shape {:?}); leave it out with --exclude", t.key, t.shape) });
+        return Err(Error::Wanda {
+            message: format!("{} is not a matrix (shape {:?}); leave it out with --exclude", t.key, t.shape),
+        });
     };
     if norms.len() != rows {
         return Err(Error::Wanda {
