@@ -429,7 +429,8 @@ flat() {
   fi
   summarize "$dir"
   for f in "$dir"/busy-*.json; do [ -e "$f" ] && echo "$(basename "$f" .json): $(cat "$f")"; done
-  tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" . && du -sh "$OUT/kernels-$v.tgz"
+  # `pack` keeps kernels.tgz beside results.tgz (and archives everything else).
+  tar czf "$OUT/kernels.tgz" -C "/tmp/kernels-$v" . && du -sh "$OUT/kernels.tgz"
 }
 
 case ${1:-} in
