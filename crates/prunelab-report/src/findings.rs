@@ -151,7 +151,9 @@ impl Findings {
             md,
             "The largest amount (pruned fraction of the scope) whose mean main metric over seeds is at most \
              {} point ({TOLERANCE}) below the dense model's mean. Means over seeds; a pruned model better than \
-             dense counts as within.\n",
+             dense counts as within. Arms: the scheme, scope and mask mode, then `gradual` for pruning during \
+             fine-tuning along Zhu & Gupta's schedule and `+kd` (or `kd`) for distillation from a teacher; \
+             without them, one-shot pruning before fine-tuning (the study's method).\n",
             TOLERANCE * 100.0
         );
         if self.prunable.is_empty() {
@@ -159,7 +161,7 @@ impl Findings {
             return;
         }
         md.push_str(
-            "| model | task | arm | metric | dense | largest amount within 1 point | its mean | zero, all params there | amounts tested: mean |\n",
+            "| model | task | arm | metric | dense | largest amount within 1 point | its mean | zero, all params there | amounts tested: mean ± std (points from dense) |\n",
         );
         md.push_str("|---|---|---|---|---|---|---|---|---|\n");
         for p in &self.prunable {
@@ -172,8 +174,16 @@ impl Findings {
                     (fmt::amount(a), fmt::stat(t.map(|t| t.main), 4), fmt::stat_percent(t.and_then(|t| t.all_after)))
                 }
             };
-            let tested: Vec<String> =
-                p.tested.iter().map(|t| format!("{}: {:.4}", fmt::amount(t.amount), t.main.mean)).collect();
+            // Each amount's mean ± std over seeds, and how far it is from dense, in points.
+            let tested: Vec<String> = p
+                .tested
+                .iter()
+                .map(|t| {
+                    let delta =
+                        p.dense.map_or_else(String::new, |d| format!(" ({:+.1})", 100.0 * (t.main.mean - d.mean)));
+                    format!("{}: {}{delta}", fmt::amount(t.amount), t.main.format(4))
+                })
+                .collect();
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {dense} | {largest} | {at} | {all} | {} |",

@@ -11,7 +11,9 @@
 //! - `plots/`: PNG and SVG of metric vs sparsity, speed vs sparsity, weights by layer and zero
 //!   weights per layer;
 //! - `REPORT.md`: method, set-up, the table, the plots and findings computed from the data
-//!   (never typed in: "not enough data" where the runs a finding needs are missing).
+//!   (never typed in: "not enough data" where the runs a finding needs are missing);
+//! - `report.html`: the same as one self-contained page (no network): the results table sorts
+//!   and filters, the metric charts show values on hover.
 //!
 //! ```no_run
 //! let report = prunelab_report::generate("runs".as_ref(), "runs/report".as_ref())?;
@@ -27,6 +29,7 @@ mod aggregate;
 mod error;
 mod findings;
 mod fmt;
+mod html;
 mod inputs;
 mod json;
 mod markdown;
@@ -55,6 +58,8 @@ pub const REPORT_FILE: &str = "REPORT.md";
 pub const CSV_FILE: &str = "results.csv";
 /// See [`REPORT_FILE`].
 pub const TABLE_FILE: &str = "table.md";
+/// See [`REPORT_FILE`].
+pub const HTML_FILE: &str = "report.html";
 
 /// What [`generate`] wrote and found.
 #[derive(Debug, Clone)]
@@ -65,6 +70,8 @@ pub struct Report {
     pub csv: PathBuf,
     /// `table.md`.
     pub table: PathBuf,
+    /// `report.html`.
+    pub html: PathBuf,
     /// The plots (paths relative to the output directory).
     pub plots: Vec<Plot>,
     /// The Markdown table (the content of `table.md`).
@@ -119,6 +126,8 @@ pub fn generate(input: &Path, out: &Path) -> Result<Report> {
     };
     let report = out.join(REPORT_FILE);
     write_atomic(&report, markdown::report(&parts).as_bytes())?;
+    let html = out.join(HTML_FILE);
+    write_atomic(&html, html::report_html(&parts, out)?.as_bytes())?;
     tracing::info!(report = %report.display(), cells = cells.len(), "wrote the report");
-    Ok(Report { report, csv, table, plots, markdown_table, inputs, cells, findings })
+    Ok(Report { report, csv, table, html, plots, markdown_table, inputs, cells, findings })
 }

@@ -40,6 +40,9 @@ const PALETTE: [RGBColor; 10] = [
 pub(crate) enum XAxis {
     /// A pruned fraction, 0 to 1.
     Amount,
+    /// The remaining fraction (1 − amount) on a log scale: x is log10(1 − amount), ticks read
+    /// as percentages (100 %, 10 %, 1 %), so 50, 90, 95 and 99 % pruned spread apart.
+    RemainingLog,
     /// Layer indices; x = −1 is the parameters outside layers, labelled "other".
     Layer,
 }
@@ -81,6 +84,9 @@ pub(crate) struct Panel {
     pub references: Vec<Reference>,
     /// Stretch the y axis down to 0 (speeds, shares).
     pub include_zero: bool,
+    /// The axis ends here at most (accuracy and MCC: 1); the legend then goes beside the
+    /// panel, since no headroom above the data can be made for it.
+    pub y_max: Option<f64>,
 }
 
 impl Panel {
@@ -97,7 +103,7 @@ impl Panel {
     /// The width of a legend drawn beside the panel (0 when it fits inside): about 7 px per
     /// character of the longest label, plus the key and margins.
     fn legend_width(&self) -> u32 {
-        if self.legend_share() <= LEGEND_INSIDE_MAX {
+        if self.legend_share() <= LEGEND_INSIDE_MAX && self.y_max.is_none() {
             return 0;
         }
         let labels = self.lines.iter().map(|l| &l.label).chain(self.references.iter().map(|r| &r.label));
@@ -193,6 +199,7 @@ fn draw_panel<DB: DrawingBackend>(
         .y_label_area_size(64)
         .build_cartesian_2d(x0..x1, y0..y1)?;
     let layer_label = |x: &f64| layer_label(*x);
+    let remaining_label = |x: &f64| remaining_label(*x);
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(panel.x_label.as_str())
         .y_desc(panel.y_label.as_str())
@@ -200,8 +207,14 @@ fn draw_panel<DB: DrawingBackend>(
         .axis_desc_style((FONT, 13))
         .bold_line_style(BLACK.mix(0.12))
         .light_line_style(TRANSPARENT);
-    if panel.x == XAxis::Layer {
-        mesh.x_labels(((x1 - x0).round() as usize + 1).min(40)).x_label_formatter(&layer_label);
+    match panel.x {
+        XAxis::Layer => {
+            mesh.x_labels(((x1 - x0).round() as usize + 1).min(40)).x_label_formatter(&layer_label);
+        }
+        XAxis::RemainingLog => {
+            mesh.x_labels(((x1 - x0) * 2.0).round() as usize + 1).x_label_formatter(&remaining_label);
+        }
+        XAxis::Amount => {}
     }
     mesh.draw()?;
 
@@ -229,7 +242,7 @@ fn draw_panel<DB: DrawingBackend>(
         }
         let points: Vec<(f64, f64)> = line.points.iter().map(|p| (p.x, p.y)).collect();
         // "other" (x = −1) is no neighbour of layer 0: it gets a marker, not a segment.
-        let path: Vec<(f64, f64)> = points.iter().copied().filter(|p| panel.x == XAxis::Amount || p.0 >= 0.0).collect();
+        let path: Vec<(f64, f64)> = points.iter().copied().filter(|p| panel.x != XAxis::Layer || p.0 >= 0.0).collect();
         let style = color.stroke_width(2);
         let series = if line.dashed {
             chart.draw_series(DashedLineSeries::new(path, 7, 5, style))?
@@ -303,6 +316,10 @@ fn layer_label(x: f64) -> String {
 fn x_range(panel: &Panel) -> (f64, f64) {
     match panel.x {
         XAxis::Amount => (-0.02, 1.02),
+        XAxis::RemainingLog => {
+            let lowest = panel.lines.iter().flat_map(|l| l.points.iter().map(|p| p.x)).fold(0.0, f64::min);
+            (lowest.min(-1.0) - 0.15, 0.1)
+        }
         XAxis::Layer => {
             let xs = panel.lines.iter().flat_map(|l| l.points.iter().map(|p| p.x));
             let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)));
@@ -329,6 +346,7 @@ fn y_range(panel: &Panel) -> (f64, f64) {
     }
     let pad = ((hi - lo) * 0.08).max(0.01);
     let (lo, hi) = (if panel.include_zero && lo >= 0.0 { 0.0 } else { lo - pad }, hi + pad);
+    let hi = panel.y_max.map_or(hi, |max| hi.min(max));
     // Headroom for a legend inside the panel (upper right), so it never hides data: its share of
     // the plot's height, from its number of entries. A taller legend goes beside the panel.
     if panel.legend_width() > 0 {
@@ -336,6 +354,15 @@ fn y_range(panel: &Panel) -> (f64, f64) {
     }
     let share = panel.legend_share();
     (lo, (hi - share * lo) / (1.0 - share))
+}
+
+/// Ticks of [`XAxis::RemainingLog`]: decades as percentages, nothing between them.
+fn remaining_label(x: f64) -> String {
+    if (x - x.round()).abs() > 1e-6 {
+        return String::new();
+    }
+    let percent = 100.0 * 10f64.powf(x.round());
+    if percent >= 1.0 { format!("{percent:.0}%") } else { format!("{percent}%") }
 }
 
 #[cfg(test)]
@@ -357,6 +384,7 @@ mod tests {
             lines: (0..lines).map(line).collect(),
             references: Vec::new(),
             include_zero: true,
+            y_max: None,
         }
     }
 
@@ -383,6 +411,23 @@ mod tests {
         assert_eq!(width, 2 * PANEL_WIDTH + many.legend_width());
         assert!(std::fs::read_to_string(&svg).unwrap().contains("amount 0.9 after fine-tuning"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_capped_axis_ends_at_its_cap_with_the_legend_beside() {
+        let mut capped = panel(2);
+        capped.lines[0].points[1].y = 0.99;
+        capped.y_max = Some(1.0);
+        assert_eq!(y_range(&capped).1, 1.0, "accuracy never reads above 1");
+        assert!(capped.legend_width() > 0);
+    }
+
+    #[test]
+    fn remaining_ticks_are_decades() {
+        assert_eq!(remaining_label(0.0), "100%");
+        assert_eq!(remaining_label(-1.0), "10%");
+        assert_eq!(remaining_label(-2.0), "1%");
+        assert_eq!(remaining_label(-1.5), "");
     }
 
     #[test]

@@ -132,6 +132,9 @@ fn dense_reference(cells: &[Cell], model: &str, task: &str, value: impl Fn(&Cell
     stat.map(|s| Reference { label: format!("dense (n={})", s.n), y: s.mean, std: s.std }).into_iter().collect()
 }
 
+/// The main metric against the amount, twice: on a linear axis, and against the remaining
+/// fraction on a log axis (where 90, 95 and 99 % pruned spread apart, as sparsity papers plot
+/// them). Accuracy and MCC axes end at 1.
 fn metric_figure(cells: &[Cell], group: &[&Cell], model: &str, task: &str) -> Option<Figure> {
     let lines = arm_lines(group, |c| c.main);
     let references = dense_reference(cells, model, task, |c| c.main);
@@ -139,17 +142,29 @@ fn metric_figure(cells: &[Cell], group: &[&Cell], model: &str, task: &str) -> Op
         return None;
     }
     let metric = group.first().map_or_else(String::new, |c| c.metric.clone());
+    let remaining: Vec<Line> = lines
+        .iter()
+        .map(|l| Line {
+            points: l.points.iter().map(|p| Point { x: (1.0 - p.x).log10(), ..*p }).collect(),
+            ..l.clone()
+        })
+        .collect();
+    let panel = |x: XAxis, x_label: &str, lines: Vec<Line>| Panel {
+        title: String::new(),
+        x_label: x_label.into(),
+        y_label: format!("dev {metric} (best epoch)"),
+        x,
+        lines,
+        references: references.clone(),
+        include_zero: false,
+        y_max: Some(1.0),
+    };
     Some(Figure {
         title: format!("{model} on {task}: {metric} vs pruned fraction (mean ± std over seeds)"),
-        panels: vec![Panel {
-            title: String::new(),
-            x_label: "pruned fraction of the scope (amount)".into(),
-            y_label: format!("dev {metric} (best epoch)"),
-            x: XAxis::Amount,
-            lines,
-            references,
-            include_zero: false,
-        }],
+        panels: vec![
+            panel(XAxis::Amount, "pruned fraction of the scope (amount)", lines),
+            panel(XAxis::RemainingLog, "remaining fraction of the scope (log)", remaining),
+        ],
     })
 }
 
@@ -170,6 +185,7 @@ fn speed_figure(cells: &[Cell], group: &[&Cell], model: &str, task: &str) -> Opt
             lines: arm_lines(group, value),
             references: dense_reference(cells, model, task, value),
             include_zero: true,
+            y_max: None,
         })
         .collect();
     if panels.iter().all(|p| p.lines.is_empty() && p.references.is_empty()) {
@@ -214,6 +230,7 @@ fn layers_figure(arm_cells: &[&Cell], model: &str, task: &str, arm: &str) -> Opt
             lines,
             references: Vec::new(),
             include_zero: true,
+            y_max: None,
         }
     };
     let panels = vec![
@@ -257,6 +274,7 @@ fn weights_figure(stats: &WeightStats) -> Option<Figure> {
             lines,
             references: Vec::new(),
             include_zero: true,
+            y_max: None,
         }],
     })
 }
