@@ -97,7 +97,8 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
         );
     }
     if let Some(dir) = &args.data_dir {
-        for task in ["SST-2", "CoLA"] {
+        // The grid's tasks only: a CoLA grid needs no SST-2 files.
+        for task in grid.tasks.iter().map(|t| if t == "sst2" { "SST-2" } else { "CoLA" }) {
             let file = dir.join(task).join("train.tsv");
             if !file.is_file() {
                 bail!("--data-dir {}: {} is missing (expected the GLUE TSV layout)", dir.display(), file.display());

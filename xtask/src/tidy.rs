@@ -18,19 +18,25 @@ pub fn run(root: &Path) -> Result<()> {
     bail!("tidy found {} problem(s):\n  {}", problems.len(), problems.join("\n  "))
 }
 
-/// Every crate root (`lib.rs` or `main.rs`) opens with a `//!` doc saying what it owns.
+/// Every module of every crate (each `.rs` file under a crate's `src/`, the crate root
+/// included) opens with a `//!` doc saying what it owns.
 fn crate_docs(root: &Path) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    let mut dirs: Vec<_> = std::fs::read_dir(root.join("crates"))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    dirs.push(root.join("xtask"));
-    for dir in dirs {
-        for file in ["src/lib.rs", "src/main.rs"] {
-            let path = dir.join(file);
-            if path.is_file() && !read(&path)?.starts_with("//!") {
-                problems.push(format!("{} does not open with a `//!` crate doc", path.display()));
+    let mut dirs: Vec<_> =
+        std::fs::read_dir(root.join("crates"))?.filter_map(|e| e.ok().map(|e| e.path().join("src"))).collect();
+    dirs.push(root.join("xtask/src"));
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") && !read(&path)?.starts_with("//!") {
+                problems.push(format!("{} does not open with a `//!` module doc", path.display()));
             }
         }
     }
+    problems.sort();
     Ok(problems)
 }
 

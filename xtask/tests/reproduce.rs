@@ -384,7 +384,10 @@ scheme = "global-l1"
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let runs = s.root.join("kd/runs/org--model/cola");
     for seed in [1, 2] {
-        assert!(runs.join(format!("dense/0.00/seed-{seed}/model/config.json")).is_file(), "the dense cell keeps its model");
+        assert!(
+            runs.join(format!("dense/0.00/seed-{seed}/model/config.json")).is_file(),
+            "the dense cell keeps its model"
+        );
         for amount in ["0.50", "0.90"] {
             let kd = runs.join(format!("global-l1.default.hold.gradual.kd/{amount}/seed-{seed}"));
             let result = std::fs::read_to_string(kd.join("result.json")).unwrap();
