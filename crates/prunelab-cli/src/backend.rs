@@ -119,14 +119,23 @@ pub fn set_gemm(gemm: Gemm) -> anyhow::Result<()> {
             (gemm, prunelab_cublas::install(&device(), arithmetic)? == prunelab_cublas::Order::Host)
         }
         #[cfg(not(feature = "cublas"))]
-        Gemm::Cublas | Gemm::CublasF32 => anyhow::bail!(
-            "--gemm {} needs a build with --features cublas (cuda); this prunelab is built with {NAME} \
-             (use --gemm auto or burn)",
-            gemm_label(gemm, false)
-        ),
+        Gemm::Cublas | Gemm::CublasF32 => return check_gemm(gemm),
     };
     if GEMM.set((gemm, host_ordered)).is_err() {
         anyhow::bail!("--gemm is set once per process");
+    }
+    Ok(())
+}
+
+/// Whether this build can do what `gemm` asks (checked for every command, also those that
+/// start no device): cuBLAS needs the `cublas` feature.
+pub fn check_gemm(gemm: Gemm) -> anyhow::Result<()> {
+    if !cfg!(feature = "cublas") && matches!(gemm, Gemm::Cublas | Gemm::CublasF32) {
+        anyhow::bail!(
+            "--gemm {} needs a build with --features cublas (cuda); this prunelab is built with {NAME} \
+             (use --gemm auto or burn)",
+            gemm_label(gemm, false)
+        );
     }
     Ok(())
 }
@@ -299,7 +308,8 @@ pub fn hardware() -> prunelab_record::Hardware {
 /// The first visible NVIDIA GPU's name and how many are visible, from `nvidia-smi` (none when
 /// it is missing or fails).
 fn nvidia_gpus() -> (Option<String>, usize) {
-    let Ok(out) = std::process::Command::new("nvidia-smi").args(["--query-gpu=index,name", "--format=csv,noheader"]).output()
+    let Ok(out) =
+        std::process::Command::new("nvidia-smi").args(["--query-gpu=index,name", "--format=csv,noheader"]).output()
     else {
         return (None, 0);
     };

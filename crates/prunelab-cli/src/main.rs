@@ -109,6 +109,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     backend::set_precision(cli.global.precision)?;
+    backend::check_gemm(cli.global.gemm)?;
     // Commands that compute on the backend start it first (a missing GPU stack is then one
     // clear error); the others (data, model, report) run without a device.
     if matches!(

@@ -30,6 +30,7 @@ impl ReportArgs {
                 report.inputs.skipped.len()
             );
             println!("wrote {}", report.report.display());
+            println!("wrote {} (open it in a browser: sortable table, values on hover)", report.html.display());
             println!("wrote {}", report.csv.display());
             println!("wrote {}", report.table.display());
             println!(
