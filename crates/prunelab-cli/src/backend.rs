@@ -96,6 +96,10 @@ pub enum Gemm {
     Cublas,
     /// cuBLAS in strict f32 arithmetic, torch's default (needs --features cublas)
     CublasF32,
+    /// The CPU backend's products over every core (what `auto` picks there; not an option)
+    #[value(skip)]
+    #[cfg_attr(any(feature = "cuda", feature = "wgpu"), allow(dead_code))]
+    CpuThreads,
 }
 
 /// The `--gemm` in effect (set once, by [`set_gemm`]), and whether cuBLAS's products wait on the
@@ -109,7 +113,7 @@ pub fn set_gemm(gemm: Gemm) -> anyhow::Result<()> {
     // `auto` installs what it picks itself (never host-ordered).
     let (gemm, host_ordered) = match gemm {
         Gemm::Auto => (auto_gemm()?, false),
-        Gemm::Burn => (Gemm::Burn, false),
+        Gemm::Burn | Gemm::CpuThreads => (Gemm::Burn, false),
         #[cfg(feature = "cublas")]
         Gemm::Cublas | Gemm::CublasF32 => {
             let arithmetic = match gemm {
@@ -162,7 +166,15 @@ fn auto_gemm() -> anyhow::Result<Gemm> {
     })
 }
 
-#[cfg(not(feature = "cublas"))]
+/// On the CPU backend, `--gemm auto` spreads the projections' products over the cores
+/// (prunelab-gemm's kernel: Burn's product, bit for bit, on every core).
+#[cfg(all(not(feature = "cublas"), not(any(feature = "cuda", feature = "wgpu"))))]
+fn auto_gemm() -> anyhow::Result<Gemm> {
+    prunelab_gemm::cpu::install();
+    Ok(Gemm::CpuThreads)
+}
+
+#[cfg(all(not(feature = "cublas"), any(feature = "cuda", feature = "wgpu")))]
 fn auto_gemm() -> anyhow::Result<Gemm> {
     Ok(Gemm::Burn)
 }
@@ -177,6 +189,7 @@ pub fn gemm_name() -> &'static str {
 fn gemm_label(gemm: Gemm, host_ordered: bool) -> &'static str {
     match (gemm, host_ordered) {
         (Gemm::Auto, _) => "auto",
+        (Gemm::CpuThreads, _) => "cpu-threads",
         (Gemm::Burn, _) => "burn",
         (Gemm::Cublas, false) => "cublas",
         (Gemm::Cublas, true) => "cublas, host-ordered",

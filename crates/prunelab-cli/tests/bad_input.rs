@@ -273,3 +273,26 @@ fn cublas_products_without_the_feature() {
         );
     }
 }
+
+/// No network: a Hub id that is not in the cache while the Hub cannot be reached (here an endpoint
+/// on a closed loopback port) is one error saying how to go on without the network.
+#[test]
+fn an_unreachable_hub_says_how_to_work_offline() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prunelab"))
+        .args(["model", "info", "org/not-cached"])
+        .env_remove("RUST_LOG")
+        .env_remove("HF_HUB_OFFLINE")
+        .env("HF_HOME", cache.path())
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_error(
+        &out,
+        &[
+            "cannot reach the Hugging Face Hub for config.json",
+            "run once with network",
+            "a model directory instead of a Hub id",
+        ],
+    );
+}

@@ -70,7 +70,9 @@ fn launch_one_kernel(device: &Device<Cuda>) {
 /// `Cuda` or `Autodiff<Cuda>`, and leaves anything else to Burn.
 fn kernel(call: &mut dyn Any) {
     if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Autodiff<Cuda>>>>() {
-        take_if_f32_matrices(call, crate::autodiff::product::<Cuda, NoCheckpointing>);
+        take_if_f32_matrices(call, |a, b| {
+            prunelab_gemm::autodiff::product::<Cuda, NoCheckpointing>(a, b, <Cuda as Gemm>::gemm)
+        });
     } else if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Cuda>>>() {
         take_if_f32_matrices(call, |a, b| <Cuda as Gemm>::gemm(a, false, b, false));
     }

@@ -10,7 +10,8 @@
 //!   `fusion` feature, a custom operation of Burn's fusion stream on `Fusion<CubeBackend<..>>`
 //!   (fusion runs it in order with the operations around it, unfused).
 //! - On `Autodiff<B>` a product is its own tracked operation whose backward is two more [`Gemm`]s
-//!   (`dx = g · wᵀ`, `dw = xᵀ · g`), as `torch.nn.Linear` computes them.
+//!   (`dx = g · wᵀ`, `dw = xᵀ · g`), as `torch.nn.Linear` computes them (`prunelab-gemm`'s
+//!   `autodiff::product`, shared with the CPU kernel).
 //! - [`install`] registers the kernel with `prunelab_models::layers::set_product_kernel` for one
 //!   backend type, after loading libcublas and checking three products (`a·b`, `a·bᵀ`, `aᵀ·b`)
 //!   against Burn's.
@@ -29,8 +30,6 @@
 //! Without the `cuda` feature the crate holds only [`layout`], the mapping of a row-major product
 //! onto cuBLAS's column-major call, which is tested on the CPU.
 
-#[cfg(feature = "cuda")]
-mod autodiff;
 #[cfg(feature = "cuda")]
 mod cublas;
 #[cfg(feature = "fusion")]

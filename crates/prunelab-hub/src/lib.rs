@@ -46,7 +46,22 @@ pub enum Error {
     /// Setting up the Hub client failed.
     #[error("cannot set up the Hugging Face Hub client")]
     Client(#[source] hf_hub::api::sync::ApiError),
-    /// The download failed (no network, unknown repository or file, ...).
+    /// The Hub could not be reached at all (no network, DNS or a proxy refusing).
+    #[error(
+        "cannot reach the Hugging Face Hub for {file} of {repo} (no network?): run once with network \
+         (files are then kept in the cache, HF_HOME) or use local files (a model directory instead of a Hub \
+         id, `--data-dir` for GLUE)"
+    )]
+    Unreachable {
+        /// The repository, as `kind:id@revision`.
+        repo: String,
+        /// The file inside the repository.
+        file: String,
+        /// What `hf-hub` reported.
+        #[source]
+        source: hf_hub::api::sync::ApiError,
+    },
+    /// The download failed (unknown repository or file, refused, ...).
     #[error("cannot download {file} of {repo} from the Hugging Face Hub (set HF_HUB_OFFLINE=1 to use the cache only)")]
     Download {
         /// The repository, as `kind:id@revision`.
@@ -186,12 +201,23 @@ impl Hub {
             builder = builder.with_token(Some(token));
         }
         let api = builder.build().map_err(Error::Client)?;
-        api.repo(repo.to_hf()).get(file).map_err(|source| Error::Download {
-            repo: repo.to_string(),
-            file: file.into(),
-            source,
+        api.repo(repo.to_hf()).get(file).map_err(|source| {
+            let (repo, file) = (repo.to_string(), file.to_owned());
+            if is_unreachable(&source.to_string()) {
+                Error::Unreachable { repo, file, source }
+            } else {
+                Error::Download { repo, file, source }
+            }
         })
     }
+}
+
+/// Whether a request error means the Hub was not reached at all (as ureq words it).
+fn is_unreachable(message: &str) -> bool {
+    let message = message.to_lowercase();
+    ["dns failed", "failed to lookup address", "connection refused", "network is unreachable", "timed out", "connect"]
+        .iter()
+        .any(|k| message.contains(k))
 }
 
 #[cfg(test)]
@@ -234,6 +260,15 @@ mod tests {
         assert!(msg.contains("HF_HUB_OFFLINE"), "{msg}");
         // Another revision is another cache entry.
         assert!(hub.fetch(&repo.clone().at_revision("v2"), "cfg/part.bin").is_err());
+    }
+
+    #[test]
+    fn unreachable_hubs_are_told_apart() {
+        assert!(is_unreachable(
+            "request error: https://huggingface.co/gpt2/resolve/main/config.json: Dns Failed: resolve dns name"
+        ));
+        assert!(is_unreachable("io error: Connection refused (os error 111)"));
+        assert!(!is_unreachable("request error: https://huggingface.co/x/resolve/main/config.json: status code 404"));
     }
 
     #[test]

@@ -290,7 +290,10 @@ fn findings_are_computed_from_the_runs() {
     assert_eq!(largest("gpt2", "cola"), None, "0.31 and 0 are far below 0.42");
     let md = std::fs::read_to_string(&report.report).unwrap();
     assert!(
-        md.contains("| gpt2 | sst2 | global-l1/default/hold | accuracy | 0.9100 ± 0.0141 | 0.5 | 0.9025 ± 0.0035 | 40.00% | 0.5: 0.9025, 0.9: 0.8100 |"),
+        md.contains(
+            "| gpt2 | sst2 | global-l1/default/hold | accuracy | 0.9100 ± 0.0141 | 0.5 | 0.9025 ± 0.0035 | 40.00% | \
+             0.5: 0.9025 ± 0.0035 (-0.7), 0.9: 0.8100 ± 0.0141 (-10.0) |"
+        ),
         "{md}"
     );
     assert!(
