@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// [train]                       # any of: epochs lr batch_size max_length warmup_ratio
 /// epochs = 1                    #   weight_decay train_limit dev_limit no_test_predictions
+///                               #   group_by_length
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +83,9 @@ pub struct Train {
     /// Skip the test-split predictions (GLUE submission files) of every cell.
     #[serde(default)]
     pub no_test_predictions: bool,
+    /// Batch examples of similar length together (less padding: faster on a CPU).
+    #[serde(default)]
+    pub group_by_length: bool,
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -195,11 +199,15 @@ impl Grid {
                 needs_gpu: true,
                 train: Train { epochs: Some(3), lr: Some(5e-5), batch_size: Some(32), ..Train::default() },
             },
+            // A few minutes on two CPU cores that still show the effect: MiniLM reaches ≈ 0.78 on
+            // 300 SST-2 dev sentences after 2,000 training phrases, and one-shot pruning at 90 %
+            // costs it most of that. CoLA is left out: in this budget MiniLM predicts one class on
+            // CoLA (MCC 0) even dense; it needs epochs over its 8.5k rows (the minilm preset).
             "quick" => Grid {
                 name: "quick".into(),
                 models: vec![MINILM.into()],
-                tasks: TASKS.map(String::from).to_vec(),
-                amounts: vec![0.5, 0.9],
+                tasks: vec!["sst2".into()],
+                amounts: vec![0.9],
                 arms: vec![Arm::new("global-l1", "default", "hold")],
                 seeds: default_seeds(),
                 needs_gpu: false,
@@ -208,9 +216,10 @@ impl Grid {
                     lr: Some(1e-4),
                     batch_size: Some(16),
                     max_length: Some(64),
-                    train_limit: Some(192),
-                    dev_limit: Some(200),
+                    train_limit: Some(2000),
+                    dev_limit: Some(300),
                     no_test_predictions: true,
+                    group_by_length: true,
                     ..Train::default()
                 },
             },
@@ -387,6 +396,9 @@ impl Cell {
         if train.no_test_predictions {
             args.push("--no-test-predictions".into());
         }
+        if train.group_by_length {
+            args.push("--group-by-length".into());
+        }
         args
     }
 }
@@ -415,12 +427,13 @@ mod tests {
         let names: Vec<String> = minilm.arms.iter().map(Arm::name).collect();
         assert!(names.contains(&"global-l1.default.hold.gradual.kd".to_owned()), "{names:?}");
         let quick = Grid::preset("quick").unwrap();
-        assert_eq!(quick.cells().len(), 2 * 3);
+        assert_eq!(quick.cells().len(), 2, "SST-2: dense and 90 %");
         let dir = quick.cells()[1].dir(Path::new("out"));
         assert_eq!(
             dir,
-            Path::new("out/runs/sentence-transformers--all-MiniLM-L6-v2/sst2/global-l1.default.hold/0.50/seed-42")
+            Path::new("out/runs/sentence-transformers--all-MiniLM-L6-v2/sst2/global-l1.default.hold/0.90/seed-42")
         );
+        assert!(quick.cells()[1].finetune_args(&quick.train).contains(&"--group-by-length".to_owned()));
         assert!(Grid::preset("nope").is_err());
     }
 

@@ -432,7 +432,7 @@ fn finetune_command(args: &ReproduceArgs, bin: &Path, grid: &Grid, kernels: &Pat
 /// "ETA 12 min" from the pace of the `done` cells out of `of`.
 fn eta(started: Instant, done: usize, of: usize) -> String {
     if done == 0 {
-        return "ETA unknown".to_owned();
+        return "ETA after the first cell".to_owned();
     }
     let per = started.elapsed().as_secs_f64() / done as f64;
     format!("ETA {}", minutes(per * of.saturating_sub(done) as f64))
