@@ -109,6 +109,15 @@ fn distinct<'a>(values: impl Iterator<Item = Option<&'a str>>) -> String {
     counts.iter().map(|(v, n)| format!("{} ({})", fmt::cell(v), runs(*n))).collect::<Vec<_>>().join(", ")
 }
 
+/// `NVIDIA H200 (×1); Intel Xeon …, 16 threads`, or the CPU alone.
+fn hardware(h: &prunelab_record::Hardware) -> String {
+    let cpu = format!("{}, {} threads", h.cpu.as_deref().unwrap_or("CPU not named"), h.threads);
+    match &h.gpu {
+        Some(gpu) => format!("{gpu} (×{}); {cpu}", h.gpu_count),
+        None => cpu,
+    }
+}
+
 fn setup(md: &mut String, runs: &[Run], inputs: &Inputs) {
     md.push_str("## Set-up\n\nAs recorded in the result files.\n\n| | |\n|---|---|\n");
     if runs.is_empty() {
@@ -127,7 +136,14 @@ fn setup(md: &mut String, runs: &[Run], inputs: &Inputs) {
         row(md, "precision", distinct(runs.iter().map(|r| r.precision.as_deref())));
         row(md, "Burn", distinct(runs.iter().map(|r| r.burn_version.as_deref())));
         row(md, "prunelab commit", distinct(runs.iter().map(|r| r.prunelab_commit.as_deref())));
-        row(md, "hardware", "not recorded in result files beyond the device".into());
+        let hardware: Vec<Option<String>> = runs.iter().map(|r| r.hardware.as_ref().map(hardware)).collect();
+        let recorded = hardware.iter().any(Option::is_some);
+        let hardware = if recorded {
+            distinct(hardware.iter().map(Option::as_deref))
+        } else {
+            "not recorded (result files before schema 2)".into()
+        };
+        row(md, "hardware", hardware);
         let data: Vec<String> = runs
             .iter()
             .map(|r| match (r.train_examples, r.dev_examples) {

@@ -52,6 +52,7 @@ fn result(s: &Spec<'_>) -> Value {
         "task": s.task,
         "pruning": {"scheme": s.scheme, "amount": s.amount, "scope": s.scope, "masks_from": null, "mask_mode": s.mask_mode},
         "backend": "cuda",
+        "hardware": {"gpu": "NVIDIA H200", "gpu_count": 1, "cpu": "Test CPU", "threads": 16},
         "device": "Cuda(0)",
         "precision": "f32",
         "prunelab_commit": "abc123def456",
@@ -323,6 +324,13 @@ fn findings_are_computed_from_the_runs() {
     assert!(md.contains("| grid: `amounts` | 0.5, 0.9 |"), "{md}");
     assert!(md.contains("| backend | cuda (28 runs) |"), "{md}");
     assert!(md.contains("| prunelab commit | abc123def456 (27 runs), not recorded (1 run) |"), "{md}");
+}
+
+#[test]
+fn the_set_up_names_the_hardware() {
+    let (_dir, report) = report();
+    let md = std::fs::read_to_string(&report.report).unwrap();
+    assert!(md.contains("| hardware | NVIDIA H200 (×1); Test CPU, 16 threads ("), "{md}");
 }
 
 #[test]
