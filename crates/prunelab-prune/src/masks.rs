@@ -98,6 +98,19 @@ pub struct Mask {
 }
 
 impl Mask {
+    /// The mask `keep` of tensor `t` (its names, module, layer, role and shape).
+    pub fn of(t: &NamedTensor, keep: Vec<bool>) -> Mask {
+        Mask {
+            key: t.key.clone(),
+            path: t.path.clone(),
+            module: t.module,
+            layer: t.layer,
+            role: t.role,
+            shape: t.shape.clone(),
+            keep,
+        }
+    }
+
     /// Number of pruned weights.
     pub fn pruned(&self) -> usize {
         self.keep.iter().filter(|k| !**k).count()
@@ -201,19 +214,7 @@ pub fn compute_masks(tensors: &[NamedTensor], scope: &Scope, spec: &PruneSpec) -
             .collect(),
         Scheme::NM { n, m } => selected.iter().map(|t| n_of_m(t, n, m)).collect::<Result<_>>()?,
     };
-    let masks = selected
-        .iter()
-        .zip(keeps)
-        .map(|(t, keep)| Mask {
-            key: t.key.clone(),
-            path: t.path.clone(),
-            module: t.module,
-            layer: t.layer,
-            role: t.role,
-            shape: t.shape.clone(),
-            keep,
-        })
-        .collect();
+    let masks = selected.iter().zip(keeps).map(|(t, keep)| Mask::of(t, keep)).collect();
     Ok(MaskSet { masks })
 }
 

@@ -41,18 +41,7 @@ pub fn compute_wanda_masks(
     }
     let masks = selected
         .iter()
-        .map(|t| {
-            let keep = keep_per_output(t, &input_norms[&t.path], amount)?;
-            Ok(Mask {
-                key: t.key.clone(),
-                path: t.path.clone(),
-                module: t.module,
-                layer: t.layer,
-                role: t.role,
-                shape: t.shape.clone(),
-                keep,
-            })
-        })
+        .map(|t| Ok(Mask::of(t, keep_per_output(t, &input_norms[&t.path], amount)?)))
         .collect::<Result<_>>()?;
     Ok(MaskSet { masks })
 }
