@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prunelab_glue::{GlueBatcher, GlueTask, PaddingSide, Split, TextEncoder};
 use prunelab_models::load_classifier;
 use prunelab_prune::file::{load_masks, write_atomic};
-use prunelab_prune::{MaskSet, PruneSpec, Scheme, Scope, ScopeKind, compute_masks, compute_wanda_masks, sparsity};
+use prunelab_prune::{MaskSet, PruneSpec, Scheme, Scope, compute_masks, compute_wanda_masks, sparsity};
 use prunelab_record::{
     DataRecord, Distillation, EvaluatedEpoch, GradualSchedule, Metrics, PruningRecord, RunRecord, Schedule, Status,
 };
@@ -22,31 +22,18 @@ use prunelab_train::{
 
 use crate::backend::{self, TrainBackend};
 use crate::common;
+use crate::selection::{CommandPruning, PruneSelection, Resolved, SchemeArg};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum SchemeArg {
-    /// No pruning
-    None,
-    /// Global magnitude over the scope
-    GlobalL1,
-    /// Magnitude within each tensor
-    LayerL1,
-    /// Keep N of every M weights along the input dimension
-    Nm,
-    /// Uniformly random (baseline)
-    Random,
-    /// Wanda: |w| times the norm of its input feature over --calibration training examples,
-    /// compared within each output unit
-    Wanda,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ScopeArg {
-    /// Attention and MLP weight matrices of every layer
-    Default,
-    /// Every nn.Linear weight, as the study did (GPT-2: the score head only)
-    Seed,
-}
+/// `finetune`'s pruning defaults, and the scheme it leaves to `prune`.
+const PRUNING: CommandPruning = CommandPruning {
+    command: "finetune",
+    scheme: SchemeArg::None,
+    amount: 0.0,
+    elsewhere: &[(
+        SchemeArg::Structured,
+        "structured pruning makes a smaller model: run prune --scheme structured --out DIR, then finetune DIR/model",
+    )],
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ScheduleArg {
@@ -83,18 +70,8 @@ pub struct FinetuneArgs {
     /// tokenizer.json (default: the model's own)
     #[arg(long, value_name = "FILE")]
     tokenizer: Option<PathBuf>,
-    /// Pruning before fine-tuning
-    #[arg(long, value_enum, default_value_t = SchemeArg::None)]
-    scheme: SchemeArg,
-    /// Fraction of the scope to prune, in [0, 1)
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    amount: f64,
-    /// Pruning scope
-    #[arg(long, value_enum, default_value_t = ScopeArg::Default)]
-    scope: ScopeArg,
-    /// N and M of N:M
-    #[arg(long, num_args = 2, value_names = ["N", "M"], default_values_t = [2, 4])]
-    nm: Vec<usize>,
+    #[command(flatten)]
+    selection: PruneSelection,
     /// Wanda: training examples whose activations score the weights
     #[arg(long, default_value_t = 128, value_name = "N")]
     calibration: usize,
@@ -248,18 +225,20 @@ impl Reporter for Bars<'_> {
 
 impl FinetuneArgs {
     pub fn run(self, quiet: bool) -> Result<()> {
+        let pruning = self.selection.resolve(&PRUNING)?;
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("cannot create the output directory {}", self.out.display()))?;
         // One run per output directory: held until this process ends (the OS releases it if the
         // process is killed), so a grid driver can tell a live run from an abandoned one.
         let _lock = common::lock_dir(&self.out)?;
         let result_path = self.out.join("result.json");
-        let mut record = self.initial_record();
+        let mut record = self.initial_record(&pruning);
         // A panic inside the backend (CUDA out of memory, a kernel that cannot launch) becomes a
         // failed result like any other error, so a grid keeps what it knows and goes on.
         let evals = RefCell::new(Vec::new());
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.train(&mut record, &evals, quiet)))
-            .unwrap_or_else(|payload| Err(anyhow::anyhow!(panic_reason(payload.as_ref()))));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.train(&pruning, &mut record, &evals, quiet)))
+                .unwrap_or_else(|payload| Err(anyhow::anyhow!(panic_reason(payload.as_ref()))));
         match outcome {
             Ok(()) => {
                 record.status = Status::Finished;
@@ -287,7 +266,7 @@ impl FinetuneArgs {
     }
 
     /// The record of the run as it starts: its settings, and the build and machine.
-    fn initial_record(&self) -> RunRecord {
+    fn initial_record(&self, pruning: &Resolved) -> RunRecord {
         let started_unix =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         RunRecord {
@@ -299,13 +278,13 @@ impl FinetuneArgs {
             revision: Some(self.revision.clone()),
             task: self.task.to_string(),
             pruning: PruningRecord {
-                scheme: common::value_name(&self.scheme),
-                amount: self.amount,
-                scope: common::value_name(&self.scope),
+                scheme: common::value_name(&pruning.scheme),
+                amount: pruning.amount,
+                scope: common::value_name(&pruning.scope),
                 masks_from: self.masks.clone(),
                 mask_mode: self.mask_mode(),
-                nm: (self.scheme == SchemeArg::Nm).then(|| [self.nm[0], self.nm[1]]),
-                calibration: (self.scheme == SchemeArg::Wanda).then_some(self.calibration),
+                nm: (pruning.scheme == SchemeArg::Nm).then_some([pruning.n, pruning.m]),
+                calibration: (pruning.scheme == SchemeArg::Wanda).then_some(self.calibration),
                 schedule: match self.schedule {
                     ScheduleArg::Oneshot => Schedule::OneShot,
                     ScheduleArg::Gradual => Schedule::Gradual(GradualSchedule {
@@ -378,22 +357,12 @@ impl FinetuneArgs {
         }
     }
 
-    /// The scheme of `--scheme`, `None` for `none` and `wanda` (computed apart).
-    fn scheme(&self) -> Option<Scheme> {
-        match self.scheme {
-            SchemeArg::None | SchemeArg::Wanda => None,
-            SchemeArg::GlobalL1 => Some(Scheme::GlobalL1),
-            SchemeArg::LayerL1 => Some(Scheme::LayerL1),
-            SchemeArg::Nm => Some(Scheme::NM { n: self.nm[0], m: self.nm[1] }),
-            SchemeArg::Random => Some(Scheme::Random),
-        }
-    }
-
     /// The one-shot masks of the run: read from `--masks`, computed by `--scheme`, or none
     /// (also for a gradual schedule, which computes its own during training). Wanda's come from
     /// the first `--calibration` training examples through `model`.
     fn masks(
         &self,
+        pruning: &Resolved,
         model: &prunelab_models::Classifier<backend::Backend>,
         calibration: (&[prunelab_glue::Encoded], &GlueBatcher),
         scope: &Scope,
@@ -402,29 +371,29 @@ impl FinetuneArgs {
         if let Some(path) = &self.masks {
             return Ok(Some(load_masks(path, &before)?));
         }
-        if self.scheme == SchemeArg::Wanda {
+        if pruning.scheme == SchemeArg::Wanda {
             if self.schedule == ScheduleArg::Gradual {
                 bail!("--scheme wanda prunes once, from calibration activations: it takes no --schedule gradual");
             }
             let (train, batcher) = calibration;
             let examples = &train[..train.len().min(self.calibration)];
             let norms = prunelab_train::calibrate::input_norms(model, examples, batcher, &backend::device());
-            return Ok(Some(compute_wanda_masks(&before, scope, self.amount, &norms)?));
+            return Ok(Some(compute_wanda_masks(&before, scope, pruning.amount, &norms)?));
         }
-        match (self.schedule, self.scheme()) {
+        match (self.schedule, pruning.mask_scheme()) {
             (ScheduleArg::Oneshot, Some(scheme)) => {
-                Ok(Some(compute_masks(&before, scope, &PruneSpec { scheme, amount: self.amount, seed: self.seed })?))
+                Ok(Some(compute_masks(&before, scope, &PruneSpec { scheme, amount: pruning.amount, seed: self.seed })?))
             }
             _ => Ok(None),
         }
     }
 
     /// The gradual schedule of `--schedule gradual`, checked against the other options.
-    fn gradual<'a>(&self, scope: &'a Scope) -> Result<Option<GradualPruning<'a>>> {
+    fn gradual<'a>(&self, pruning: &Resolved, scope: &'a Scope) -> Result<Option<GradualPruning<'a>>> {
         if self.schedule == ScheduleArg::Oneshot {
             return Ok(None);
         }
-        let scheme = match self.scheme() {
+        let scheme = match pruning.mask_scheme() {
             Some(scheme @ (Scheme::GlobalL1 | Scheme::LayerL1 | Scheme::Random)) if self.masks.is_none() => scheme,
             _ => bail!(
                 "--schedule gradual computes masks during training: it needs --scheme global-l1, layer-l1 or random (not nm, none or --masks)"
@@ -437,7 +406,7 @@ impl FinetuneArgs {
             scope,
             scheme,
             seed: self.seed,
-            amount: self.amount,
+            amount: pruning.amount,
             initial_amount: self.initial_amount,
             start: self.prune_start,
             end: self.prune_end,
@@ -474,7 +443,13 @@ impl FinetuneArgs {
         Ok(Some(loaded.model))
     }
 
-    fn train(&self, record: &mut RunRecord, evals: &RefCell<Vec<EvaluatedEpoch>>, quiet: bool) -> Result<()> {
+    fn train(
+        &self,
+        pruning: &Resolved,
+        record: &mut RunRecord,
+        evals: &RefCell<Vec<EvaluatedEpoch>>,
+        quiet: bool,
+    ) -> Result<()> {
         let spec = self.task.spec();
         let files = common::model_files(&self.model, &self.revision)?;
         let tokenizer = common::tokenizer_file(self.tokenizer.as_deref(), &files)?;
@@ -504,12 +479,9 @@ impl FinetuneArgs {
         let (train_enc, dev_enc) = (encoder.encode(&train.examples)?, encoder.encode(&dev.examples)?);
 
         let naming = loaded.model.naming();
-        let scope = Scope::new(match self.scope {
-            ScopeArg::Default => ScopeKind::Default,
-            ScopeArg::Seed => ScopeKind::Seed,
-        });
-        let masks = self.masks(&loaded.model.valid(), (&train_enc, &batcher), &scope)?;
-        let gradual = self.gradual(&scope)?;
+        let scope = Scope::new(pruning.scope_kind());
+        let masks = self.masks(pruning, &loaded.model.valid(), (&train_enc, &batcher), &scope)?;
+        let gradual = self.gradual(pruning, &scope)?;
         let teacher = self.teacher(&tokenizer, &device)?;
         let config = self.config();
         record.hyperparameters = Some(config.clone());

@@ -18,6 +18,7 @@ mod inspect;
 mod model;
 mod prune;
 mod report;
+mod selection;
 mod table;
 
 /// Measure what magnitude pruning costs pretrained transformers in accuracy and buys in speed.

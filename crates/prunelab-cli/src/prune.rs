@@ -9,26 +9,12 @@ use prunelab_glue::GlueTask;
 use prunelab_models::{LoadedClassifier, ModelFiles, load_as_stored, load_classifier};
 use prunelab_prune::export::{export_compressed, export_hf};
 use prunelab_prune::file::{load_masks, save_masks, write_atomic};
-use prunelab_prune::{DeviceMasks, PruneSpec, Scheme, Scope, ScopeKind, SparsityReport, compute_masks, sparsity};
+use prunelab_prune::{DeviceMasks, PruneSpec, Scope, SparsityReport, compute_masks, sparsity};
 use prunelab_stats::weights;
 
 use crate::backend;
+use crate::selection::{CommandPruning, PruneSelection, SchemeArg};
 use crate::table::{compact, thousands};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum SchemeArg {
-    /// Global magnitude over the scope (torch's global_unstructured + L1Unstructured)
-    GlobalL1,
-    /// Magnitude within each tensor (torch's l1_unstructured per module)
-    LayerL1,
-    /// Keep N of every M weights along the input dimension (see --n, --m)
-    Nm,
-    /// Uniformly random over the scope (a baseline; see --seed)
-    Random,
-    /// Remove whole attention heads and MLP neurons (the same fraction in every layer, ranked by
-    /// L2 norm) and compact the matrices; see --targets
-    Structured,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Targets {
@@ -40,14 +26,6 @@ enum Targets {
     Neurons,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ScopeArg {
-    /// Attention and MLP weight matrices of every layer (Linear and GPT-2's Conv1D)
-    Default,
-    /// What the study pruned: every nn.Linear weight (for GPT-2, only the score head)
-    Seed,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
     /// A model directory or a Hugging Face Hub model id
@@ -55,24 +33,11 @@ pub struct PruneArgs {
     /// Hub revision, for Hub ids
     #[arg(long, default_value = "main")]
     revision: String,
-    /// Pruning scheme
-    #[arg(long, value_enum, default_value_t = SchemeArg::GlobalL1)]
-    scheme: SchemeArg,
-    /// Fraction of the scope to prune, in [0, 1) (not used by nm)
-    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
-    amount: f64,
-    /// N of N:M (weights kept per group)
-    #[arg(long, default_value_t = 2)]
-    n: usize,
-    /// M of N:M (group size)
-    #[arg(long, default_value_t = 4)]
-    m: usize,
+    #[command(flatten)]
+    selection: PruneSelection,
     /// Seed of the random scheme
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Base scope
-    #[arg(long, value_enum, default_value_t = ScopeArg::Default)]
-    scope: ScopeArg,
     /// Also prune parameters whose Hugging Face key matches (`*` is a wildcard); repeatable
     #[arg(long, value_name = "PATTERN")]
     include: Vec<String>,
@@ -80,7 +45,7 @@ pub struct PruneArgs {
     #[arg(long, value_name = "PATTERN")]
     exclude: Vec<String>,
     /// Apply the masks in this file instead of computing new ones
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["scheme", "amount", "n", "m", "seed"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scheme", "amount", "nm", "seed"])]
     masks: Option<PathBuf>,
     /// Size the classification head for this task (default: as stored in the checkpoint)
     #[arg(long, value_enum)]
@@ -96,28 +61,28 @@ pub struct PruneArgs {
     targets: Targets,
 }
 
+/// `prune`'s pruning defaults, and the schemes it leaves to `finetune`.
+const PRUNING: CommandPruning = CommandPruning {
+    command: "prune",
+    scheme: SchemeArg::GlobalL1,
+    amount: 0.5,
+    elsewhere: &[
+        (SchemeArg::None, "prune needs a scheme that prunes (global-l1, layer-l1, nm, random, structured)"),
+        (SchemeArg::Wanda, "Wanda scores weights by activations on training data: use finetune --scheme wanda"),
+    ],
+};
+
 impl PruneArgs {
     pub fn run(self) -> Result<()> {
-        let scope = Scope {
-            kind: match self.scope {
-                ScopeArg::Default => ScopeKind::Default,
-                ScopeArg::Seed => ScopeKind::Seed,
-            },
-            include: self.include.clone(),
-            exclude: self.exclude.clone(),
-        };
-        if self.scheme == SchemeArg::Structured {
-            return self.run_structured();
+        let selection = self.selection.resolve(&PRUNING)?;
+        let scope =
+            Scope { kind: selection.scope_kind(), include: self.include.clone(), exclude: self.exclude.clone() };
+        if selection.scheme == SchemeArg::Structured {
+            return self.run_structured(selection.amount);
         }
         let spec = PruneSpec {
-            scheme: match self.scheme {
-                SchemeArg::GlobalL1 => Scheme::GlobalL1,
-                SchemeArg::LayerL1 => Scheme::LayerL1,
-                SchemeArg::Nm => Scheme::NM { n: self.n, m: self.m },
-                SchemeArg::Random => Scheme::Random,
-                SchemeArg::Structured => unreachable!("handled above"),
-            },
-            amount: self.amount,
+            scheme: selection.mask_scheme().expect("prune refuses the schemes without masks"),
+            amount: selection.amount,
             seed: self.seed,
         };
         if self.masks.is_none() {
@@ -197,11 +162,11 @@ impl PruneArgs {
 
 impl PruneArgs {
     /// `--scheme structured`: plan, compact, report, export the smaller model.
-    fn run_structured(self) -> Result<()> {
+    fn run_structured(self, amount: f64) -> Result<()> {
         use prunelab_prune::structured::{StructuredSpec, compact, plan};
         let spec = StructuredSpec {
-            heads: if self.targets == Targets::Neurons { 0.0 } else { self.amount },
-            neurons: if self.targets == Targets::Heads { 0.0 } else { self.amount },
+            heads: if self.targets == Targets::Neurons { 0.0 } else { amount },
+            neurons: if self.targets == Targets::Heads { 0.0 } else { amount },
         };
         if self.masks.is_some() || !self.include.is_empty() || !self.exclude.is_empty() || self.compressed {
             bail!(

@@ -115,10 +115,14 @@ fn seed_scope_on_gpt2_prunes_only_the_head() {
 
 #[test]
 fn bad_prune_arguments_are_clear_errors() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--amount", "1.0"], "amount 1 is outside [0, 1)"),
+        (
+            &["--scheme", "wanda"],
+            "prune --scheme wanda: Wanda scores weights by activations on training data: use finetune",
+        ),
         (&["--amount", "-0.1"], "amount -0.1 is outside [0, 1)"),
-        (&["--scheme", "nm", "--n", "4", "--m", "4"], "needs 0 < N < M"),
+        (&["--scheme", "nm", "--nm", "4", "4"], "needs 0 < N < M"),
         (&["--exclude", "*"], "matches no parameter of this model"),
     ];
     for (args, message) in cases {
