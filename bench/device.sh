@@ -17,6 +17,8 @@
 #   bash bench/device.sh gemm       # a --features cublas build: --gemm burn / cublas (on CubeCL's stream, or host-ordered) / cublas-f32 vs torch (GEMMS, REPEATS, TUNE, INFER, LIMIT)
 #   bash bench/device.sh flat       # the flat optimizer step vs the per-tensor one (VARIANT), torch beside, GPU busy time from CUPTI (REPEATS, TUNE_LIMIT)
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
+#   bash bench/device.sh timing     # the seed grid timed on random checkpoints of its models' shapes (ROWS, JOBS, RUN_LIMIT)
+#   bash bench/device.sh wgpu       # the wgpu build (.device/bin/prunelab-wgpu.xz) on Vulkan beside cuda: a fine-tune each, xtask bench --parts PARTS
 #   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
 set -uo pipefail
 OUT=${OUT:?set OUT}
@@ -29,6 +31,8 @@ if [ -e .device/bin/xtask.xz ]; then xz -dc .device/bin/xtask.xz > .device/bin/x
 if [ -e .device/minilm/model.fp16.safetensors.xz ] && [ ! -e .device/minilm/model.fp16.safetensors ]; then
   xz -dc .device/minilm/model.fp16.safetensors.xz > .device/minilm/model.fp16.safetensors && rm .device/minilm/model.fp16.safetensors.xz
 fi
+# Data files may travel xz-compressed too.
+for f in .device/glue/*/*.xz .device/tokenizers/*/*.xz; do [ -e "$f" ] && xz -d "$f"; done
 KCACHE=/tmp/kernels
 mkdir -p "$KCACHE"
 if [ -f .device/kernels.tgz ]; then tar xzf .device/kernels.tgz -C "$KCACHE"; fi
@@ -561,6 +565,53 @@ case ${1:-} in
     if [ -n "${WITH_SPEED:-}" ]; then speed_mixed; fi
     tar czf "$OUT/kernels.tgz" -C "$RUN/kernels" . && rm -rf "$RUN/kernels"
     ;;
+  timing)
+    # issue 24, item 6: the study's seed grid timed on random checkpoints of its four models'
+    # shapes (`prunelab bench init`; GPT-2's tokenizer from .device/tokenizers/gpt2 for all four:
+    # its ids fit their vocabularies), ROWS training rows per model × task, JOBS at once.
+    info
+    T=/tmp/timing-models
+    for arch in gpt2-small deberta-base led-base longformer-base; do
+      "$BIN" --quiet bench init --arch "$arch" --out "$T/$arch" --tokenizer .device/tokenizers/gpt2/tokenizer.json \
+        > "$OUT/logs/init-$arch.json" 2>&1 || { echo "init $arch failed"; cat "$OUT/logs/init-$arch.json"; }
+    done
+    echo "initialised at ${SECONDS} s"
+    timeout "${RUN_LIMIT:-500}" .device/bin/xtask reproduce --preset seed --timing "${ROWS:-2048}" --backend cuda --bin "$BIN" \
+      --data-dir "$GLUE" --model-dir "gpt2=$T/gpt2-small" --model-dir "microsoft/deberta-base=$T/deberta-base" \
+      --model-dir "allenai/led-base-16384=$T/led-base" --model-dir "allenai/longformer-base-4096=$T/longformer-base" \
+      --out "$OUT/seed" --jobs "${JOBS:-4}" > "$OUT/logs/timing.log" 2>&1
+    echo "timing: exit $? after ${SECONDS} s"
+    grep -E "cells in|finished|FAILED|done in|error" "$OUT/logs/timing.log" | tail -n 30
+    cat "$OUT/seed/timing/TIMING.md" 2>/dev/null
+    rm -rf "$OUT/seed/timing/kernels"* "$T"
+    ;;
+  wgpu)
+    # issue 22, item 5: the wgpu backend on this machine's Vulkan driver, beside cuda
+    # (.device/bin/prunelab-wgpu.xz; Vulkan's loader from .gl/, see the device README): a real
+    # fine-tune of each on 2,000 SST-2 rows (a random MiniLM-shaped checkpoint with MiniLM's
+    # tokenizer), then `cargo xtask bench --parts PARTS` with both builds and torch beside.
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+    icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    if [ -e "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
+    info
+    W=/tmp/pl-wgpu
+    xz -dc .device/bin/prunelab-wgpu.xz > "$W" && chmod +x "$W"
+    echo "wgpu build: $("$W" --version 2>&1 | head -n 3)"
+    R=/tmp/minilm-random
+    "$BIN" --quiet bench init --arch minilm --out "$R" --tokenizer .device/minilm/tokenizer.json > "$OUT/logs/init.json" 2>&1
+    for b in cuda wgpu; do
+      bin=$BIN; [ "$b" = wgpu ] && bin=$W
+      timeout "${FT_LIMIT:-200}" "$bin" --kernel-cache "/tmp/k-$b" finetune "$R" --task sst2 --data-dir "$GLUE" --train-limit 2000 \
+        --dev-limit 300 --epochs 1 --no-export --no-test-predictions --out "$OUT/ft-$b" > "$OUT/logs/ft-$b.log" 2>&1
+      echo "finetune $b: exit $? at ${SECONDS} s: $(tail -n 2 "$OUT/logs/ft-$b.log" | tr '\n' ' ')"
+      python3 -c "import json,sys; r=json.load(open(sys.argv[1])); e=r['epochs'][0]; print('  first step', round(r.get('first_step_seconds') or 0,1), 's; train', round(e['samples_per_second'],1), 'samples/s; eval', round(e['eval_seconds'],2), 's')" "$OUT/ft-$b/result.json" 2>&1
+    done
+    timeout "${BENCH_LIMIT:-300}" .device/bin/xtask bench --bin "cuda=$BIN" --bin "wgpu=$W" --parts "${PARTS:-minilm}" --out "$OUT/bench" \
+      > "$OUT/logs/bench.log" 2>&1
+    echo "bench: exit $? at ${SECONDS} s"; tail -n 30 "$OUT/logs/bench.log"
+    find "$OUT/bench" -name '*.safetensors' -size +5M -delete
+    ;;
   variants)
     info
     variants
@@ -596,7 +647,7 @@ case ${1:-} in
     echo "fixtures: exit $?"; tail -n 30 "$OUT/logs/fixtures.log"
     ;;
   *)
-    echo "usage: bench/device.sh probe|accuracy|bench|minilm|speed|variants|alternate|mixed|launches|flat|gemm|auto|fixtures GROUP..." >&2
+    echo "usage: bench/device.sh probe|accuracy|bench|minilm|timing|wgpu|speed|variants|alternate|mixed|launches|flat|gemm|auto|fixtures GROUP..." >&2
     exit 2
     ;;
 esac

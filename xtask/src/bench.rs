@@ -66,6 +66,9 @@ pub struct BenchArgs {
     /// builds, each uses DIR/LABEL
     #[arg(long, value_name = "DIR")]
     kernel_cache: Option<PathBuf>,
+    /// Measure only these parts (comma-separated; default: all of them)
+    #[arg(long, value_delimiter = ',', value_parser = PARTS)]
+    parts: Vec<String>,
 }
 
 /// One prunelab binary under test, its column label, and the arguments it gets before each command.
@@ -150,7 +153,8 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
     let gpt2 = args.out.join("gpt2-small");
     let minilm = args.minilm.clone().unwrap_or_else(|| args.out.join("minilm"));
     // The checkpoints are random (seeded): a resumed run writes them again for the parts it runs.
-    let needs = |part: &str| !done.iter().any(|d| d == part);
+    let chosen = |part: &str| args.parts.is_empty() || args.parts.iter().any(|p| p == part);
+    let needs = |part: &str| chosen(part) && !done.iter().any(|d| d == part);
     // The checkpoints come from the first binary, without its --bin-args.
     let plain = Build { args: Vec::new(), ..builds[0].clone() };
     if needs("gpt2-small") || needs("prune") {
@@ -160,6 +164,9 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
         prunelab(&plain, &["bench", "init", "--arch", "minilm", "--out"], Some(&minilm), None)?;
     }
     for part in PARTS {
+        if !chosen(part) {
+            continue;
+        }
         if !needs(part) {
             say(&format!("{part}: measured before (kept from {})", path.display()));
             continue;

@@ -6,7 +6,7 @@
 //! Tasks:
 //! - `bench`: prunelab and PyTorch on identical work, side by side, as ratios.
 //! - `reproduce`: the study's grid (or a preset or grid file of your own), resumable, ending in
-//!   `prunelab report`.
+//!   `prunelab report`; with `--timing N`, how long that grid would take, measured on N rows.
 //! - `tidy`: repository invariants that are cheap to check: every crate root opens with a `//!`
 //!   doc, `.ci/run` runs exactly the test command README.md gives, and every test
 //!   docs/BAD_INPUT.md names exists. Also run by `cargo test`.
@@ -20,6 +20,7 @@ mod bench;
 mod grid;
 mod reproduce;
 mod tidy;
+mod timing;
 
 /// prunelab's developer tasks.
 #[derive(Debug, Parser)]

@@ -17,6 +17,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::grid::{Arm, Cell, DENSE_TEACHER, Grid, slug};
+use crate::timing;
 
 #[derive(Debug, clap::Args)]
 pub struct ReproduceArgs {
@@ -72,9 +73,14 @@ pub struct ReproduceArgs {
     /// f32, or bf16 mixed precision (matrix products in bf16, f32 master weights; cuda only)
     #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
     precision: String,
+    /// Time the grid instead of running it: each model × task fine-tunes once, dense, on its
+    /// first N training rows (one epoch), into <out>/timing/, and <out>/timing/TIMING.md projects
+    /// every cell and the grid's wall time at this --jobs (timing runs: no scores, no report)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(64..))]
+    timing: Option<u64>,
 }
 
-pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
+pub fn run(root: &Path, mut args: ReproduceArgs) -> Result<()> {
     let mut grid = match &args.grid {
         Some(path) => Grid::from_file(path)?,
         None => Grid::preset(&args.preset)?,
@@ -84,6 +90,12 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
             bail!("--seeds must be at least 1");
         }
         grid.seeds = (42..42 + n).collect();
+    }
+    let full = grid.clone();
+    if let Some(rows) = args.timing {
+        grid = timing::grid(&full, rows as usize);
+        // Apart from the grid's own cells, which share its paths but not its training rows.
+        args.out = args.out.join("timing");
     }
     let overrides = parse_overrides(&args.model_dir)?;
     let backend = resolve_backend(&args.backend);
@@ -219,6 +231,15 @@ pub fn run(root: &Path, args: ReproduceArgs) -> Result<()> {
     };
     say(&format!("cells done in {}", minutes(started.elapsed().as_secs_f64())));
 
+    if args.timing.is_some() {
+        if failed > 0 {
+            bail!("{failed} of {to_run} timing runs failed (their results say why)");
+        }
+        let table = timing::write(&args.out, &full, &grid, args.jobs)?;
+        let _ = write!(std::io::stdout().lock(), "{table}");
+        say(&format!("written to {}", args.out.join("TIMING.md").display()));
+        return Ok(());
+    }
     say("report");
     let status = Command::new(&bin)
         .arg("report")

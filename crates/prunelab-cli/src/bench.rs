@@ -2,8 +2,10 @@
 //! (`bench/torch_bench.py` does the same work on the same model directories). Each prints one
 //! JSON object on stdout.
 //!
-//! - `init`: a randomly initialised checkpoint of a named architecture (`gpt2-small`, `minilm`),
-//!   written as a Hugging Face directory so both tools load identical weights;
+//! - `init`: a randomly initialised checkpoint of a named architecture (`gpt2-small`, `minilm`,
+//!   and the study's other three: `deberta-base`, `led-base`, `longformer-base`), written as a
+//!   Hugging Face directory so both tools load identical weights, and so that the study's grid
+//!   can be timed where its real weights cannot be downloaded;
 //! - `train`: the real fine-tuning loop (`prunelab_train::fine_tune`) on synthetic batches of
 //!   fixed length: time to the first step (kernel compilation and autotuning on GPUs) and
 //!   training throughput after it;
@@ -41,13 +43,21 @@ pub enum BenchCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// gpt2-small (124M) or minilm (all-MiniLM-L6-v2's shape, 22.7M)
-    #[arg(long, value_parser = ["gpt2-small", "minilm"])]
+    /// gpt2-small (124M), minilm (all-MiniLM-L6-v2's shape, 22.7M), or the shapes of
+    /// microsoft/deberta-base, allenai/led-base-16384 and allenai/longformer-base-4096
+    #[arg(long, value_parser = ARCHS)]
     arch: String,
     /// Output directory
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Copy this tokenizer.json into the directory (fine-tuning a random checkpoint on GLUE
+    /// needs one; any tokenizer whose ids fit the vocabulary will do for timing)
+    #[arg(long, value_name = "FILE")]
+    tokenizer: Option<PathBuf>,
 }
+
+/// The architectures `bench init` writes.
+const ARCHS: [&str; 5] = ["gpt2-small", "minilm", "deberta-base", "led-base", "longformer-base"];
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -159,6 +169,35 @@ fn arch_config(arch: &str) -> Result<serde_json::Value> {
             "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02,
             "layer_norm_eps": 1e-12, "pad_token_id": 0
         }),
+        // microsoft/deberta-base (v1): relative attention, no absolute positions in the input.
+        "deberta-base" => json!({
+            "model_type": "deberta", "architectures": ["DebertaForSequenceClassification"], "vocab_size": 50265,
+            "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+            "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+            "max_position_embeddings": 512, "type_vocab_size": 0, "initializer_range": 0.02,
+            "layer_norm_eps": 1e-7, "relative_attention": true, "max_relative_positions": -1,
+            "pos_att_type": ["c2p", "p2c"], "position_biased_input": false, "pad_token_id": 0
+        }),
+        // allenai/led-base-16384: 6 + 6 layers, 1,024-token attention windows.
+        "led-base" => json!({
+            "model_type": "led", "architectures": ["LEDForSequenceClassification"], "vocab_size": 50265,
+            "d_model": 768, "encoder_layers": 6, "decoder_layers": 6, "encoder_attention_heads": 12,
+            "decoder_attention_heads": 12, "encoder_ffn_dim": 3072, "decoder_ffn_dim": 3072,
+            "activation_function": "gelu", "max_encoder_position_embeddings": 16384,
+            "max_decoder_position_embeddings": 1024, "attention_window": [1024, 1024, 1024, 1024, 1024, 1024],
+            "dropout": 0.1, "attention_dropout": 0.0, "activation_dropout": 0.0, "classifier_dropout": 0.0,
+            "init_std": 0.02, "is_encoder_decoder": true, "pad_token_id": 1, "bos_token_id": 0,
+            "eos_token_id": 2, "decoder_start_token_id": 2, "tie_word_embeddings": true
+        }),
+        // allenai/longformer-base-4096: 512-token attention windows.
+        "longformer-base" => json!({
+            "model_type": "longformer", "architectures": ["LongformerForSequenceClassification"],
+            "vocab_size": 50265, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+            "intermediate_size": 3072, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+            "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 4098, "type_vocab_size": 1,
+            "initializer_range": 0.02, "layer_norm_eps": 1e-5, "attention_window": [512, 512, 512, 512, 512, 512, 512, 512, 512, 512, 512, 512],
+            "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "sep_token_id": 2
+        }),
         other => bail!("unknown architecture {other}"),
     })
 }
@@ -175,6 +214,11 @@ impl InitArgs {
         let tensors = weights(&model, model.naming().as_ref());
         let params: usize = tensors.iter().map(|t| t.values.len()).sum();
         prunelab_prune::export::export_hf(&tensors, &config_path, 2, &[], &self.out)?;
+        if let Some(tokenizer) = &self.tokenizer {
+            let to = self.out.join("tokenizer.json");
+            std::fs::copy(tokenizer, &to)
+                .with_context(|| format!("--tokenizer: copying {} to {}", tokenizer.display(), to.display()))?;
+        }
         let mut rec = base_record("init");
         rec["arch"] = json!(self.arch);
         rec["parameters"] = json!(params);
@@ -396,6 +440,30 @@ mod tests {
         assert!(bf16_error > 1e-3, "bf16: {bf16_error}");
         let names = [f32_error, tf32_error, bf16_error].map(backend::arithmetic_name);
         assert_eq!(names, ["f32", "reduced (TF32-like)", "reduced (bf16-like)"]);
+    }
+
+    #[test]
+    fn every_init_architecture_is_a_supported_config_of_its_published_size() {
+        // Parameter counts of the Hub checkpoints (millions): gpt2, all-MiniLM-L6-v2,
+        // microsoft/deberta-base, allenai/led-base-16384, allenai/longformer-base-4096.
+        let published = [
+            ("gpt2-small", 124.4),
+            ("minilm", 22.7),
+            ("deberta-base", 139.2),
+            ("led-base", 161.8),
+            ("longformer-base", 148.7),
+        ];
+        for (arch, millions) in published {
+            assert!(ARCHS.contains(&arch));
+            let text = arch_config(arch).unwrap().to_string();
+            let config = ModelConfig::from_json(&text, Path::new(arch)).unwrap_or_else(|e| panic!("{arch}: {e}"));
+            // The estimate counts every layer's projections generously (4 hidden² for attention
+            // even where GPT-2 fuses them, LED's and Longformer's extra ones): 2-23 % above the
+            // published counts; a wrong width or depth would be far outside.
+            let ratio = config.approx_parameters() as f64 / 1e6 / millions;
+            assert!((1.0..1.25).contains(&ratio), "{arch}: {ratio:.3} × the published {millions}M");
+        }
+        assert_eq!(published.len(), ARCHS.len());
     }
 
     #[test]
