@@ -1,0 +1,349 @@
+//! The table of `cargo xtask bench`, computed from the records alone (so that a resumed run's
+//! table covers every part): a row per measure, a cell per build, torch's figure and the
+//! ratios; rendered as Markdown (`bench.md`) and CSV (`bench.csv`).
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::measure::{MLP_SHAPE, Tag, tagged};
+use super::{PEAK_TFLOPS, num};
+
+/// The table, from the records alone (so that a resumed run's table covers every part).
+pub(super) fn table_rows(records: &[Value], labels: &[&str]) -> Vec<Row> {
+    let find = |tag: Tag<'_>| tagged(records, tag);
+    let one = |tag: Tag<'_>| tagged(records, tag).into_iter().next();
+    let value = |r: Option<&Value>, key: &str| r.map_or(f64::NAN, |r| num(r, key));
+    let per_build = |tag: Tag<'_>, key: &str| labels.iter().map(|l| value(one(tag.build(l)), key)).collect::<Vec<_>>();
+    let mut rows = Vec::new();
+    for (part, name) in [("gpt2-small", "GPT-2 small"), ("minilm", "MiniLM-L6")] {
+        let t = |measure| Tag::new(part, measure);
+        if one(t("train")).is_none() {
+            continue;
+        }
+        let sps = |tag: Tag<'_>| find(tag).into_iter().map(|r| num(r, "samples_per_second")).collect::<Vec<_>>();
+        let ours: Vec<Vec<f64>> = labels.iter().map(|l| sps(t("train").build(l))).collect();
+        let medians: Vec<f64> = ours.iter().map(|v| median(v)).collect();
+        let what = |against: &str| format!("{name}: fine-tune samples/s (batch 32 × 128), torch {against}");
+        rows.push(Row::paired(what("f32"), &ours, &sps(t("torch-train").variant("f32"))));
+        for variant in ["tf32", "bf16", "bf16 + compile"] {
+            if let Some(r) = one(t("torch-train").variant(variant)) {
+                rows.push(Row::new(what(variant), &medians, num(r, "samples_per_second")));
+            }
+        }
+        if one(t("train-mixed")).is_some() {
+            let mixed = per_build(t("train-mixed"), "samples_per_second");
+            rows.push(Row::new(
+                format!("{name}: fine-tune samples/s (batch 32 × 128), prunelab bf16-mixed vs torch bf16"),
+                &mixed,
+                value(one(t("torch-train").variant("bf16")), "samples_per_second"),
+            ));
+            rows.push(Row::notes(
+                format!("{name}: prunelab fine-tune speed, bf16-mixed ÷ f32"),
+                mixed.iter().zip(&medians).map(|(m, f)| format!("{:.2}×", m / f)).collect(),
+            ));
+        }
+        let params = value(one(t("parameters")), "parameters");
+        let mfu = |sps: f64| 6.0 * params * sps * 128.0 / (PEAK_TFLOPS * 1e12);
+        rows.push(Row::notes(
+            format!("{name}: MFU of prunelab's fine-tune step (6·N·tokens/s ÷ {PEAK_TFLOPS} TFLOP/s)"),
+            medians.iter().map(|&m| format!("{:.2} %", 100.0 * mfu(m))).collect(),
+        ));
+        let warm_first = per_build(t("train"), "first_step_seconds");
+        rows.push(Row::notes(
+            format!("{name}: prunelab time to first step, cold → warm kernel cache"),
+            labels
+                .iter()
+                .zip(&warm_first)
+                .map(|(l, warm)| {
+                    let cold = one(t("train-cold").build(l))
+                        .map_or("not measured".to_owned(), |c| format!("{:.1} s", num(c, "first_step_seconds")));
+                    format!("{cold} → {warm:.1} s")
+                })
+                .collect(),
+        ));
+        rows.push(Row::new_lower(
+            format!(
+                "{name}: seconds to the first step, prunelab with a warm kernel cache vs torch f32 (lower is better)"
+            ),
+            &warm_first,
+            value(one(t("torch-train").variant("f32")), "first_step_seconds"),
+        ));
+        let infer = per_build(t("infer"), "samples_per_second");
+        for variant in ["f32", "tf32", "bf16"] {
+            rows.push(Row::new(
+                format!("{name}: eval samples/s (batch 64 × 128), torch {variant}"),
+                &infer,
+                value(one(t("torch-infer").variant(variant)), "samples_per_second"),
+            ));
+        }
+    }
+    if one(Tag::new("matmul", "matmul")).is_some() {
+        let ours = per_build(Tag::new("matmul", "matmul"), "tflops");
+        for variant in ["f32", "tf32", "bf16"] {
+            rows.push(Row::new(
+                format!("matmul 8192³ TFLOP/s, prunelab f32 vs torch {variant}"),
+                &ours,
+                value(one(Tag::new("matmul", "torch-matmul").variant(variant)), "tflops"),
+            ));
+        }
+        let arithmetic = |r: Option<&Value>| {
+            r.map_or("not measured".to_owned(), |r| {
+                format!(
+                    "{} ({:.1e})",
+                    r.get("arithmetic").and_then(Value::as_str).unwrap_or("?"),
+                    num(r, "relative_error")
+                )
+            })
+        };
+        rows.push(Row::notes(
+            format!("prunelab's f32 matmul arithmetic (relative error against f64): 8192³; {MLP_SHAPE}"),
+            labels
+                .iter()
+                .map(|l| {
+                    let square = arithmetic(one(Tag::new("matmul", "matmul").build(l)));
+                    let mlp = arithmetic(one(Tag::new("matmul", "matmul-mlp").build(l)));
+                    format!("{square}; {mlp}")
+                })
+                .collect(),
+        ));
+    }
+    if let Some(first) = one(Tag::new("prune", "prune")) {
+        rows.push(Row::new_lower(
+            format!(
+                "global L1 prune 90 % of {:.1}M weights, seconds (lower is better)",
+                num(first, "scope_params") / 1e6
+            ),
+            &per_build(Tag::new("prune", "prune"), "total_seconds"),
+            value(one(Tag::new("prune", "torch-prune")), "total_seconds"),
+        ));
+    }
+    if one(Tag::new("structured", "infer-compact")).is_some() {
+        rows.push(Row::notes(
+            "MiniLM-L6 structured 50 % (heads + neurons, compacted): prunelab eval speed-up over dense".into(),
+            labels
+                .iter()
+                .map(|l| {
+                    let dense = one(Tag::new("structured", "infer-dense").build(l));
+                    let small = one(Tag::new("structured", "infer-compact").build(l));
+                    format!(
+                        "{:.2}× ({:.0} → {:.0} samples/s; {:.1}M → {:.1}M parameters)",
+                        value(small, "samples_per_second") / value(dense, "samples_per_second"),
+                        value(dense, "samples_per_second"),
+                        value(small, "samples_per_second"),
+                        value(dense, "parameters") / 1e6,
+                        value(small, "parameters") / 1e6
+                    )
+                })
+                .collect(),
+        ));
+    }
+    rows
+}
+
+/// The median (the mean of the middle two for an even count; NaN for none).
+pub(super) fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if !n.is_multiple_of(2) => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One table line: a cell per build, and torch's figure when the line compares.
+pub(super) struct Row {
+    pub(super) what: String,
+    cells: Vec<Cell>,
+    theirs: Option<f64>,
+    /// For times: ratio = theirs / ours, so > 1 means prunelab is faster either way.
+    lower_is_better: bool,
+}
+
+pub(super) enum Cell {
+    /// A measured figure, and the range of the paired ratios when it was measured repeatedly.
+    Value {
+        value: f64,
+        range: Option<(f64, f64)>,
+    },
+    Note(String),
+}
+
+impl Row {
+    pub(super) fn new(what: String, ours: &[f64], theirs: f64) -> Self {
+        let cells = ours.iter().map(|&value| Cell::Value { value, range: None }).collect();
+        Self { what, cells, theirs: Some(theirs), lower_is_better: false }
+    }
+    pub(super) fn new_lower(what: String, ours: &[f64], theirs: f64) -> Self {
+        Self { lower_is_better: true, ..Self::new(what, ours, theirs) }
+    }
+    pub(super) fn notes(what: String, notes: Vec<String>) -> Self {
+        Self { what, cells: notes.into_iter().map(Cell::Note).collect(), theirs: None, lower_is_better: false }
+    }
+    /// Alternated runs: `ours[build][repeat]` against `theirs[repeat]`. Medians, and the range
+    /// of `ours[b][r] / theirs[r]` over the repeats when there are several.
+    pub(super) fn paired(what: String, ours: &[Vec<f64>], theirs: &[f64]) -> Self {
+        let cells = ours
+            .iter()
+            .map(|runs| {
+                let ratios: Vec<f64> = runs.iter().zip(theirs).map(|(o, t)| o / t).collect();
+                let range = (ratios.len() > 1).then(|| {
+                    ratios.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| (lo.min(r), hi.max(r)))
+                });
+                Cell::Value { value: median(runs), range }
+            })
+            .collect();
+        Self { what, cells, theirs: Some(median(theirs)), lower_is_better: false }
+    }
+    /// The speed ratio of build `i` (> 1: prunelab faster) and its paired range.
+    pub(super) fn ratio(&self, i: usize) -> Option<(f64, Option<(f64, f64)>)> {
+        match (self.cells.get(i), self.theirs) {
+            (Some(Cell::Value { value, range }), Some(t)) if self.lower_is_better => {
+                Some((t / value, range.map(|(lo, hi)| (1.0 / hi, 1.0 / lo))))
+            }
+            (Some(Cell::Value { value, range }), Some(t)) => Some((value / t, *range)),
+            _ => None,
+        }
+    }
+}
+
+/// The Markdown table: a prunelab column and a ratio column per build.
+pub(super) fn render(labels: &[&str], rows: &[Row]) -> String {
+    let mut out = String::from("| measure |");
+    for l in labels {
+        let _ = write!(out, " prunelab {l} |");
+    }
+    out.push_str(" torch |");
+    for l in labels {
+        let _ = write!(out, " {l} ÷ torch (speed) |");
+    }
+    out.push_str(&format!("\n|---|{}---|{}\n", "---|".repeat(labels.len()), "---|".repeat(labels.len())));
+    // An empty cell is " |".
+    let put = |out: &mut String, text: String| {
+        let _ = if text.is_empty() { write!(out, " |") } else { write!(out, " {text} |") };
+    };
+    for r in rows {
+        let _ = write!(out, "| {} |", r.what);
+        for i in 0..labels.len() {
+            let cell = match r.cells.get(i) {
+                Some(Cell::Value { value, .. }) => format!("{value:.3}"),
+                Some(Cell::Note(note)) => note.clone(),
+                None => String::new(),
+            };
+            put(&mut out, cell);
+        }
+        put(&mut out, r.theirs.map_or(String::new(), |t| format!("{t:.3}")));
+        for i in 0..labels.len() {
+            let ratio = match r.ratio(i) {
+                Some((ratio, Some((lo, hi)))) => format!("{ratio:.2}× ({lo:.2}–{hi:.2})"),
+                Some((ratio, None)) => format!("{ratio:.2}×"),
+                None => String::new(),
+            };
+            put(&mut out, ratio);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The same rows as CSV: per build its figure (or note), ratio and paired ratio range.
+pub(super) fn csv(labels: &[&str], rows: &[Row]) -> String {
+    let mut out = String::from("measure");
+    for l in labels {
+        let _ = write!(out, ",prunelab {l}");
+    }
+    out.push_str(",torch");
+    for l in labels {
+        let _ = write!(out, ",ratio {l},ratio min {l},ratio max {l}");
+    }
+    out.push('\n');
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    for r in rows {
+        out.push_str(&quote(&r.what));
+        for i in 0..labels.len() {
+            out.push(',');
+            match r.cells.get(i) {
+                Some(Cell::Value { value, .. }) => out.push_str(&value.to_string()),
+                Some(Cell::Note(note)) => out.push_str(&quote(note)),
+                None => {}
+            }
+        }
+        let _ = write!(out, ",{}", r.theirs.map_or(String::new(), |t| t.to_string()));
+        for i in 0..labels.len() {
+            match r.ratio(i) {
+                Some((ratio, range)) => {
+                    let (lo, hi) = range
+                        .map_or((String::new(), String::new()), |(lo, hi)| (format!("{lo:.4}"), format!("{hi:.4}")));
+                    let _ = write!(out, ",{ratio:.4},{lo},{hi}");
+                }
+                None => out.push_str(",,,"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_odd_even_and_no_values() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn paired_rows_give_medians_and_the_range_of_per_repeat_ratios() {
+        // Build a: 400, 500, 450 against torch 500, 500, 450 → ratios 0.8, 1.0, 1.0.
+        let row =
+            Row::paired("x".into(), &[vec![400.0, 500.0, 450.0], vec![250.0, 250.0, 225.0]], &[500.0, 500.0, 450.0]);
+        let (ratio, range) = row.ratio(0).unwrap();
+        assert!((ratio - 0.9).abs() < 1e-12, "{ratio}"); // 450 / 500
+        assert_eq!(range, Some((0.8, 1.0)));
+        let table = render(&["a", "b"], &[row]);
+        let line = table.lines().nth(2).unwrap();
+        assert_eq!(line, "| x | 450.000 | 250.000 | 500.000 | 0.90× (0.80–1.00) | 0.50× (0.50–0.50) |");
+        assert!(table.starts_with("| measure | prunelab a | prunelab b | torch | a ÷ torch (speed) | b ÷ torch (speed) |\n|---|---|---|---|---|---|\n"));
+    }
+
+    #[test]
+    fn times_invert_the_ratio_and_notes_have_none() {
+        let rows =
+            [Row::new_lower("prune s".into(), &[2.0], 8.0), Row::notes("first step".into(), vec!["0.2 s".into()])];
+        assert_eq!(rows[0].ratio(0), Some((4.0, None)));
+        assert_eq!(rows[1].ratio(0), None);
+        let csv = csv(&["cuda"], &rows);
+        assert_eq!(
+            csv,
+            "measure,prunelab cuda,torch,ratio cuda,ratio min cuda,ratio max cuda\n\"prune s\",2,8,4.0000,,\n\"first step\",\"0.2 s\",,,,\n"
+        );
+    }
+
+    #[test]
+    fn model_rows_pair_each_build_with_the_torch_run_of_its_repeat() {
+        let mut records = Vec::new();
+        for (r, (cuda, fused, torch)) in
+            [(280.0, 470.0, 475.0), (275.0, 506.0, 477.0), (281.0, 465.0, 475.0)].into_iter().enumerate()
+        {
+            let r = r as u32;
+            for (label, sps) in [("cuda", cuda), ("fused", fused)] {
+                let record =
+                    serde_json::json!({ "samples_per_second": sps, "first_step_seconds": 0.5, "backend": "cuda" });
+                records.push(Tag::new("gpt2-small", "train").build(label).repeat(r).apply(record));
+            }
+            let record = serde_json::json!({ "samples_per_second": torch, "first_step_seconds": 0.6 });
+            records.push(Tag::new("gpt2-small", "torch-train").variant("f32").repeat(r).apply(record));
+        }
+        let rows = table_rows(&records, &["cuda", "fused"]);
+        assert_eq!(rows[0].what, "GPT-2 small: fine-tune samples/s (batch 32 × 128), torch f32");
+        let (ratio, range) = rows[0].ratio(1).unwrap();
+        assert!((ratio - 470.0 / 475.0).abs() < 1e-12);
+        let (lo, hi) = range.unwrap();
+        assert!((lo - 465.0 / 475.0).abs() < 1e-12 && (hi - 506.0 / 477.0).abs() < 1e-12);
+        assert!((rows[0].ratio(0).unwrap().0 - 280.0 / 475.0).abs() < 1e-12);
+    }
+}
