@@ -17,7 +17,7 @@
 #   bash bench/device.sh gemm       # a --features cublas build: --gemm burn / cublas (on CubeCL's stream, or host-ordered) / cublas-f32 vs torch (GEMMS, REPEATS, TUNE, INFER, LIMIT)
 #   bash bench/device.sh flat       # the flat optimizer step vs the per-tensor one (VARIANT), torch beside, GPU busy time from CUPTI (REPEATS, TUNE_LIMIT)
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
-#   bash bench/device.sh timing     # the seed grid timed on random checkpoints of its models' shapes (ROWS, JOBS, RUN_LIMIT)
+#   bash bench/device.sh timing     # the seed grid (or GRID) timed on random checkpoints of its models' shapes (ROWS, JOBS, RUN_LIMIT)
 #   bash bench/device.sh wgpu       # the wgpu build (.device/bin/prunelab-wgpu.xz) on Vulkan beside cuda: a fine-tune each, xtask bench --parts PARTS
 #   bash bench/device.sh fixtures GROUP...   # scripts/make_fixtures.py --only GROUP...
 set -uo pipefail
@@ -576,7 +576,9 @@ case ${1:-} in
         > "$OUT/logs/init-$arch.json" 2>&1 || { echo "init $arch failed"; cat "$OUT/logs/init-$arch.json"; }
     done
     echo "initialised at ${SECONDS} s"
-    timeout "${RUN_LIMIT:-500}" .device/bin/xtask reproduce --preset seed --timing "${ROWS:-2048}" --backend cuda --bin "$BIN" \
+    grid=(--preset seed)
+    if [ -n "${GRID:-}" ]; then grid=(--grid "$GRID"); fi
+    timeout "${RUN_LIMIT:-500}" .device/bin/xtask reproduce "${grid[@]}" --timing "${ROWS:-2048}" --backend cuda --bin "$BIN" \
       --data-dir "$GLUE" --model-dir "gpt2=$T/gpt2-small" --model-dir "microsoft/deberta-base=$T/deberta-base" \
       --model-dir "allenai/led-base-16384=$T/led-base" --model-dir "allenai/longformer-base-4096=$T/longformer-base" \
       --out "$OUT/seed" --jobs "${JOBS:-4}" > "$OUT/logs/timing.log" 2>&1

@@ -97,9 +97,17 @@ pub fn write(out: &Path, full: &Grid, timing: &Grid, jobs: u32) -> Result<String
         timing.train.train_limit.unwrap_or(0),
         epochs,
     );
-    let mut per_seed = 0.0;
+    let (mut per_seed, mut missing) = (0.0, Vec::new());
     for cell in timing.cells() {
-        let m = Measured::read(&cell.dir(out))?;
+        let m = match Measured::read(&cell.dir(out)) {
+            Ok(m) => m,
+            Err(err) => {
+                // A run that failed or never finished: its row says why, the total leaves it out.
+                writeln!(text, "| {} | {} | not measured: {} | | | | | |", cell.model, cell.task, one_line(&err))?;
+                missing.push(format!("{} × {}", cell.model, cell.task));
+                continue;
+            }
+        };
         let rows = cell.train_rows(&full.train) as f64;
         let projected =
             m.fixed_s + epochs * (rows / m.train_per_s + dev_rows(&cell.task, &full.train) as f64 / m.eval_per_s);
@@ -115,10 +123,15 @@ pub fn write(out: &Path, full: &Grid, timing: &Grid, jobs: u32) -> Result<String
         )?;
     }
     let jobs = f64::from(jobs);
+    let without = if missing.is_empty() {
+        String::new()
+    } else {
+        format!(", **without** the cells of {} (not measured)", missing.join(", "))
+    };
     writeln!(
         text,
         "\nProjected wall time of the whole grid at --jobs {jobs}: **{}** for one seed, **{}** for three \
-         ({:.0} cell-seconds per seed).",
+         ({:.0} cell-seconds per seed){without}.",
         hours(per_seed / jobs),
         hours(3.0 * per_seed / jobs),
         per_seed
@@ -126,6 +139,11 @@ pub fn write(out: &Path, full: &Grid, timing: &Grid, jobs: u32) -> Result<String
     let path = out.join("TIMING.md");
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
     Ok(text)
+}
+
+/// An error and its causes on one line, for a table cell.
+fn one_line(err: &anyhow::Error) -> String {
+    err.to_string().replace(['\n', '|'], " ")
 }
 
 fn hours(seconds: f64) -> String {
@@ -154,7 +172,11 @@ mod tests {
     #[test]
     fn a_cell_is_projected_from_its_rates_and_fixed_cost() {
         let full = Grid::preset("seed").unwrap();
-        let timing = Grid { models: vec!["gpt2".into()], tasks: vec!["sst2".into()], ..grid(&full, 2048) };
+        let timing = Grid {
+            models: vec!["gpt2".into(), "allenai/led-base-16384".into()],
+            tasks: vec!["sst2".into()],
+            ..grid(&full, 2048)
+        };
         let out = tempfile::tempdir().unwrap();
         let dir = timing.cells()[0].dir(out.path());
         std::fs::create_dir_all(&dir).unwrap();
@@ -174,6 +196,9 @@ mod tests {
         // 15.5 + 3 × (67,349 / 512 + 872 / 512) = 415.2 s a cell; gpt2 × sst2 has 11 cells a seed.
         assert!(text.contains("| gpt2 | sst2 | 512.0 | 512.0 | 9.0 | 15.5 | 11 | 415 |"), "{text}");
         assert!(text.contains("at --jobs 2: **38 min** for one seed, **1.9 h** for three"), "{text}");
+        // LED's run left no result: its row says so and the total leaves it out, by name.
+        assert!(text.contains("| allenai/led-base-16384 | sst2 | not measured: "), "{text}");
+        assert!(text.contains("**without** the cells of allenai/led-base-16384 × sst2 (not measured)"), "{text}");
         assert!(out.path().join("TIMING.md").is_file());
     }
 }
