@@ -73,39 +73,39 @@ pub struct FinetuneArgs {
     #[command(flatten)]
     selection: PruneSelection,
     /// Wanda: training examples whose activations score the weights
-    #[arg(long, default_value_t = 128, value_name = "N")]
+    #[arg(long, default_value_t = 128, value_name = "N", help_heading = crate::selection::HEADING)]
     calibration: usize,
     /// Apply the masks of this file (from `prunelab prune --out`) instead of computing them
-    #[arg(long, value_name = "FILE", conflicts_with = "scheme")]
+    #[arg(long, value_name = "FILE", conflicts_with = "scheme", help_heading = crate::selection::HEADING)]
     masks: Option<PathBuf>,
     /// Hold masks through training, or release them as the study did
-    #[arg(long, value_enum, default_value_t = MaskModeArg::Hold)]
+    #[arg(long, value_enum, default_value_t = MaskModeArg::Hold, help_heading = crate::selection::HEADING)]
     mask_mode: MaskModeArg,
     /// When masks are computed
-    #[arg(long, value_enum, default_value_t = ScheduleArg::Oneshot)]
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Oneshot, help_heading = crate::selection::HEADING)]
     schedule: ScheduleArg,
     /// Gradual: the sparsity of the first mask update
-    #[arg(long, default_value_t = 0.0, value_name = "A")]
+    #[arg(long, default_value_t = 0.0, value_name = "A", help_heading = crate::selection::HEADING)]
     initial_amount: f64,
     /// Gradual: the first mask update, as a fraction of the optimizer steps
-    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION", help_heading = crate::selection::HEADING)]
     prune_start: f64,
     /// Gradual: the update that reaches --amount, as a fraction of the optimizer steps
-    #[arg(long, default_value_t = 0.7, value_name = "FRACTION")]
+    #[arg(long, default_value_t = 0.7, value_name = "FRACTION", help_heading = crate::selection::HEADING)]
     prune_end: f64,
     /// Gradual: optimizer steps between mask updates
-    #[arg(long, default_value_t = 50, value_name = "N")]
+    #[arg(long, default_value_t = 50, value_name = "N", help_heading = crate::selection::HEADING)]
     prune_every: usize,
     /// Distil from this fine-tuned model (a directory or Hub id with a trained classification
     /// head and the same tokenizer, e.g. the dense run's model/): the loss becomes
     /// (1 - kd_alpha)·CE + kd_alpha·T²·KL(teacher ‖ student) at temperature T
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", help_heading = "Distillation")]
     teacher: Option<String>,
     /// Weight of the distillation term
-    #[arg(long, default_value_t = 0.5, requires = "teacher", value_name = "A")]
+    #[arg(long, default_value_t = 0.5, requires = "teacher", value_name = "A", help_heading = "Distillation")]
     kd_alpha: f64,
     /// Softmax temperature of distillation
-    #[arg(long, default_value_t = 2.0, requires = "teacher", value_name = "T")]
+    #[arg(long, default_value_t = 2.0, requires = "teacher", value_name = "T", help_heading = "Distillation")]
     kd_temperature: f64,
     /// Epochs
     #[arg(long, default_value_t = 3)]

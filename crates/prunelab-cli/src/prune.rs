@@ -36,16 +36,16 @@ pub struct PruneArgs {
     #[command(flatten)]
     selection: PruneSelection,
     /// Seed of the random scheme
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help_heading = crate::selection::HEADING)]
     seed: u64,
     /// Also prune parameters whose Hugging Face key matches (`*` is a wildcard); repeatable
-    #[arg(long, value_name = "PATTERN")]
+    #[arg(long, value_name = "PATTERN", help_heading = crate::selection::HEADING)]
     include: Vec<String>,
     /// Leave out parameters whose key matches; repeatable
-    #[arg(long, value_name = "PATTERN")]
+    #[arg(long, value_name = "PATTERN", help_heading = crate::selection::HEADING)]
     exclude: Vec<String>,
     /// Apply the masks in this file instead of computing new ones
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["scheme", "amount", "nm", "seed"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scheme", "amount", "nm", "seed"], help_heading = crate::selection::HEADING)]
     masks: Option<PathBuf>,
     /// Size the classification head for this task (default: as stored in the checkpoint)
     #[arg(long, value_enum)]
@@ -57,7 +57,7 @@ pub struct PruneArgs {
     #[arg(long, requires = "out")]
     compressed: bool,
     /// What --scheme structured removes
-    #[arg(long, value_enum, default_value_t = Targets::Both)]
+    #[arg(long, value_enum, default_value_t = Targets::Both, help_heading = crate::selection::HEADING)]
     targets: Targets,
 }
 

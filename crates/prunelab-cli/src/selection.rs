@@ -37,22 +37,24 @@ pub enum ScopeArg {
     Seed,
 }
 
+/// The `--help` heading of every pruning option, in every command.
+pub const HEADING: &str = "Pruning";
+
 /// `--scheme`, `--amount`, `--scope` and `--nm`.
 #[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "Pruning")]
 pub struct PruneSelection {
     /// Pruning scheme [default: global-l1 for prune, none for finetune]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = HEADING)]
     pub scheme: Option<SchemeArg>,
     /// Fraction of the scope to prune, in [0, 1); not used by nm [default: 0.5 for prune, 0 for
     /// finetune]
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help_heading = HEADING)]
     pub amount: Option<f64>,
     /// Base scope
-    #[arg(long, value_enum, default_value_t = ScopeArg::Default)]
+    #[arg(long, value_enum, default_value_t = ScopeArg::Default, help_heading = HEADING)]
     pub scope: ScopeArg,
     /// N and M of N:M: keep N of every M weights along the input dimension
-    #[arg(long, num_args = 2, value_names = ["N", "M"], default_values_t = [2, 4])]
+    #[arg(long, num_args = 2, value_names = ["N", "M"], default_values_t = [2, 4], help_heading = HEADING)]
     pub nm: Vec<usize>,
 }
 
