@@ -9,13 +9,14 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use super::record::{Entry, Record};
 use super::{BenchArgs, Build, say};
 
 pub(super) struct Run<'a> {
     pub(super) args: &'a BenchArgs,
     pub(super) builds: &'a [Build],
     pub(super) script: PathBuf,
-    pub(super) records: Vec<Value>,
+    pub(super) records: Vec<Entry>,
 }
 
 /// Where a record belongs: its part, what it measures, the build (prunelab's) or the variant
@@ -42,7 +43,9 @@ impl<'t> Tag<'t> {
     pub(super) fn repeat(self, repeat: u32) -> Self {
         Self { repeat: Some(repeat), ..self }
     }
-    pub(super) fn apply(&self, mut record: Value) -> Value {
+    /// The record a tool printed, tagged; an error if it is not one (not an object, or a figure
+    /// of the wrong type).
+    pub(super) fn apply(&self, mut record: Value) -> Result<Record> {
         if let Value::Object(map) = &mut record {
             map.insert("part".into(), self.part.into());
             map.insert("measure".into(), self.measure.into());
@@ -56,14 +59,13 @@ impl<'t> Tag<'t> {
                 map.insert("repeat".into(), r.into());
             }
         }
-        record
+        serde_json::from_value(record.clone()).with_context(|| format!("not a bench record: {record}"))
     }
-    pub(super) fn matches(&self, record: &Value) -> bool {
-        let field = |key: &str| record.get(key).and_then(Value::as_str);
-        field("part") == Some(self.part)
-            && field("measure") == Some(self.measure)
-            && (self.build.is_none() || field("build") == self.build)
-            && (self.variant.is_none() || field("variant") == self.variant)
+    pub(super) fn matches(&self, record: &Record) -> bool {
+        record.part == self.part
+            && record.measure == self.measure
+            && (self.build.is_none() || record.build.as_deref() == self.build)
+            && (self.variant.is_none() || record.variant.as_deref() == self.variant)
     }
 }
 
@@ -73,18 +75,18 @@ impl Run<'_> {
     }
 
     /// `prunelab ARGS [last]` with build `i`'s binary, recorded under `tag`.
-    pub(super) fn ours(&mut self, i: usize, args: &[&str], cache: Option<&Path>, tag: Tag<'_>) -> Result<Value> {
+    pub(super) fn ours(&mut self, i: usize, args: &[&str], cache: Option<&Path>, tag: Tag<'_>) -> Result<Record> {
         let b = &self.builds[i];
-        let record = tag.build(&b.label).apply(prunelab(b, args, None, cache)?);
-        self.records.push(record.clone());
+        let record = tag.build(&b.label).apply(prunelab(b, args, None, cache)?)?;
+        self.records.push(Entry::Record(Box::new(record.clone())));
         self.save()?;
         Ok(record)
     }
 
     /// `torch_bench.py ARGS`, recorded under `tag`.
     pub(super) fn theirs(&mut self, args: &[&str], tag: Tag<'_>) -> Result<()> {
-        let record = tag.apply(python(&self.args.python, &self.script, args)?);
-        self.records.push(record);
+        let record = tag.apply(python(&self.args.python, &self.script, args)?)?;
+        self.records.push(Entry::Record(Box::new(record)));
         self.save()
     }
 
@@ -118,7 +120,7 @@ impl Run<'_> {
         for r in 0..self.args.repeats {
             for (i, cache) in caches.iter().enumerate() {
                 let record = self.ours(i, &train, Some(cache), Tag::new(part, "train").repeat(r))?;
-                cuda[i] = record.get("backend").and_then(Value::as_str) == Some("cuda");
+                cuda[i] = record.backend.as_deref() == Some("cuda");
             }
             self.theirs(
                 &["train", &d, "--steps", &steps, "--precision", "f32"],
@@ -193,15 +195,15 @@ impl Run<'_> {
 }
 
 /// The records `tag` matches, in order.
-pub(super) fn tagged<'r>(records: &'r [Value], tag: Tag<'_>) -> Vec<&'r Value> {
-    records.iter().filter(|r| tag.matches(r)).collect()
+pub(super) fn tagged<'r>(records: &'r [Entry], tag: Tag<'_>) -> Vec<&'r Record> {
+    records.iter().filter_map(Entry::record).filter(|r| tag.matches(r)).collect()
 }
 
 /// GPT-2 small's MLP product at batch 32 × 128: [4096, 768] × [768, 3072].
 pub(super) const MLP_SHAPE: &str = "4096,768,3072";
 
 /// Every record so far, so that a failure later in the run loses nothing measured before it.
-pub(super) fn save(out: &Path, records: &[Value]) -> Result<()> {
+pub(super) fn save(out: &Path, records: &[Entry]) -> Result<()> {
     let path = out.join("bench.json");
     std::fs::write(&path, serde_json::to_vec_pretty(records)?).with_context(|| format!("writing {}", path.display()))
 }

@@ -20,12 +20,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
 
 mod measure;
+mod record;
 mod table;
 
 use measure::{Run, prunelab};
+use record::{Complete, Entry};
 use table::{csv, render, table_rows};
 
 #[derive(Debug, clap::Args)]
@@ -182,7 +183,8 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
             "prune" => run.prune(&gpt2)?,
             _ => run.structured(&minilm)?,
         }
-        run.records.push(serde_json::json!({ "part": part, "complete": true, "builds": labels }));
+        let builds = labels.iter().map(|l| l.to_string()).collect();
+        run.records.push(Entry::Complete(Complete { part: part.into(), complete: true, builds }));
         run.save()?;
     }
 
@@ -197,18 +199,13 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
 
 /// The records of `path`'s completed parts (those measured with the same builds); the records of
 /// a part cut short are dropped, to be measured again.
-fn completed_parts(path: &Path, labels: &[&str]) -> Result<Vec<Value>> {
+fn completed_parts(path: &Path, labels: &[&str]) -> Result<Vec<Entry>> {
     let text = crate::read(path)?;
-    let records: Vec<Value> =
+    let records: Vec<Entry> =
         serde_json::from_str(&text).with_context(|| format!("{}: not a JSON list of bench records", path.display()))?;
     let mut complete = Vec::new();
     for r in &records {
-        if let Some(part) = marker_part(r) {
-            let builds: Vec<&str> = r
-                .get("builds")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
+        if let Entry::Complete(Complete { part, complete: true, builds }) = r {
             if builds != labels {
                 bail!(
                     "{}: part {part:?} was measured with the builds {builds:?}, not {labels:?}; pass the same --bin labels or another --out",
@@ -218,21 +215,17 @@ fn completed_parts(path: &Path, labels: &[&str]) -> Result<Vec<Value>> {
             complete.push(part.to_owned());
         }
     }
-    Ok(records
-        .into_iter()
-        .filter(|r| r.get("part").and_then(Value::as_str).is_some_and(|p| complete.iter().any(|c| c == p)))
-        .collect())
+    Ok(records.into_iter().filter(|r| complete.iter().any(|c| c == r.part())).collect())
 }
 
-fn marker_part(record: &Value) -> Option<&str> {
-    (record.get("complete") == Some(&Value::Bool(true))).then(|| record.get("part").and_then(Value::as_str)).flatten()
+fn marker_part(entry: &Entry) -> Option<&str> {
+    match entry {
+        Entry::Complete(Complete { part, complete: true, .. }) => Some(part),
+        _ => None,
+    }
 }
 
 /// One bench run: the builds, torch's script, and every record so far (saved after each).
-fn num(v: &Value, key: &str) -> f64 {
-    v.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)
-}
-
 fn say(line: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stdout().lock(), "bench: {line}");
@@ -240,6 +233,8 @@ fn say(line: &str) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::measure::Tag;
     use super::*;
 
@@ -275,24 +270,25 @@ mod tests {
     fn write_records(records: &[Value]) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("xtask-bench-{}-{}", std::process::id(), records.len()));
         std::fs::create_dir_all(&dir).unwrap();
-        measure::save(&dir, records).unwrap();
+        std::fs::write(dir.join("bench.json"), serde_json::to_vec(records).unwrap()).unwrap();
         dir.join("bench.json")
     }
 
     #[test]
     fn resuming_keeps_completed_parts_only_and_refuses_other_builds() {
         let t = |part, measure| Tag::new(part, measure).build("cuda");
+        let value = |tag: Tag<'_>, figures: Value| serde_json::to_value(tag.apply(figures).unwrap()).unwrap();
         let records = vec![
-            t("prune", "prune").apply(serde_json::json!({ "total_seconds": 3.5, "scope_params": 84.9e6 })),
-            Tag::new("prune", "torch-prune").apply(serde_json::json!({ "total_seconds": 14.0 })),
+            value(t("prune", "prune"), serde_json::json!({ "total_seconds": 3.5, "scope_params": 84.9e6 })),
+            value(Tag::new("prune", "torch-prune"), serde_json::json!({ "total_seconds": 14.0 })),
             serde_json::json!({ "part": "prune", "complete": true, "builds": ["cuda"] }),
             // Cut short: no marker.
-            t("structured", "infer-dense").apply(serde_json::json!({ "samples_per_second": 6000.0 })),
+            value(t("structured", "infer-dense"), serde_json::json!({ "samples_per_second": 6000.0 })),
         ];
         let path = write_records(&records);
         let kept = completed_parts(&path, &["cuda"]).unwrap();
         assert_eq!(kept.len(), 3);
-        assert!(kept.iter().all(|r| r["part"] == "prune"));
+        assert!(kept.iter().all(|r| r.part() == "prune"));
         let rows = table_rows(&kept, &["cuda"]);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].what, "global L1 prune 90 % of 84.9M weights, seconds (lower is better)");

@@ -4,52 +4,56 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
+use super::PEAK_TFLOPS;
 use super::measure::{MLP_SHAPE, Tag, tagged};
-use super::{PEAK_TFLOPS, num};
+use super::record::{Entry, Record, figure};
 
 /// The table, from the records alone (so that a resumed run's table covers every part).
-pub(super) fn table_rows(records: &[Value], labels: &[&str]) -> Vec<Row> {
+pub(super) fn table_rows(records: &[Entry], labels: &[&str]) -> Vec<Row> {
     let find = |tag: Tag<'_>| tagged(records, tag);
     let one = |tag: Tag<'_>| tagged(records, tag).into_iter().next();
-    let value = |r: Option<&Value>, key: &str| r.map_or(f64::NAN, |r| num(r, key));
-    let per_build = |tag: Tag<'_>, key: &str| labels.iter().map(|l| value(one(tag.build(l)), key)).collect::<Vec<_>>();
+    // A figure of the record `tag` finds (NaN without one).
+    let value = |r: Option<&Record>, key: fn(&Record) -> Option<f64>| figure(r.and_then(key));
+    let per_build = |tag: Tag<'_>, key: fn(&Record) -> Option<f64>| {
+        labels.iter().map(|l| value(one(tag.build(l)), key)).collect::<Vec<_>>()
+    };
+    let sps = |r: &Record| r.samples_per_second;
+    let first_step = |r: &Record| r.first_step_seconds;
     let mut rows = Vec::new();
     for (part, name) in [("gpt2-small", "GPT-2 small"), ("minilm", "MiniLM-L6")] {
         let t = |measure| Tag::new(part, measure);
         if one(t("train")).is_none() {
             continue;
         }
-        let sps = |tag: Tag<'_>| find(tag).into_iter().map(|r| num(r, "samples_per_second")).collect::<Vec<_>>();
-        let ours: Vec<Vec<f64>> = labels.iter().map(|l| sps(t("train").build(l))).collect();
+        let all_sps = |tag: Tag<'_>| find(tag).into_iter().map(|r| figure(r.samples_per_second)).collect::<Vec<_>>();
+        let ours: Vec<Vec<f64>> = labels.iter().map(|l| all_sps(t("train").build(l))).collect();
         let medians: Vec<f64> = ours.iter().map(|v| median(v)).collect();
         let what = |against: &str| format!("{name}: fine-tune samples/s (batch 32 × 128), torch {against}");
-        rows.push(Row::paired(what("f32"), &ours, &sps(t("torch-train").variant("f32"))));
+        rows.push(Row::paired(what("f32"), &ours, &all_sps(t("torch-train").variant("f32"))));
         for variant in ["tf32", "bf16", "bf16 + compile"] {
             if let Some(r) = one(t("torch-train").variant(variant)) {
-                rows.push(Row::new(what(variant), &medians, num(r, "samples_per_second")));
+                rows.push(Row::new(what(variant), &medians, figure(r.samples_per_second)));
             }
         }
         if one(t("train-mixed")).is_some() {
-            let mixed = per_build(t("train-mixed"), "samples_per_second");
+            let mixed = per_build(t("train-mixed"), sps);
             rows.push(Row::new(
                 format!("{name}: fine-tune samples/s (batch 32 × 128), prunelab bf16-mixed vs torch bf16"),
                 &mixed,
-                value(one(t("torch-train").variant("bf16")), "samples_per_second"),
+                value(one(t("torch-train").variant("bf16")), sps),
             ));
             rows.push(Row::notes(
                 format!("{name}: prunelab fine-tune speed, bf16-mixed ÷ f32"),
                 mixed.iter().zip(&medians).map(|(m, f)| format!("{:.2}×", m / f)).collect(),
             ));
         }
-        let params = value(one(t("parameters")), "parameters");
+        let params = value(one(t("parameters")), |r| r.parameters);
         let mfu = |sps: f64| 6.0 * params * sps * 128.0 / (PEAK_TFLOPS * 1e12);
         rows.push(Row::notes(
             format!("{name}: MFU of prunelab's fine-tune step (6·N·tokens/s ÷ {PEAK_TFLOPS} TFLOP/s)"),
             medians.iter().map(|&m| format!("{:.2} %", 100.0 * mfu(m))).collect(),
         ));
-        let warm_first = per_build(t("train"), "first_step_seconds");
+        let warm_first = per_build(t("train"), first_step);
         rows.push(Row::notes(
             format!("{name}: prunelab time to first step, cold → warm kernel cache"),
             labels
@@ -57,7 +61,7 @@ pub(super) fn table_rows(records: &[Value], labels: &[&str]) -> Vec<Row> {
                 .zip(&warm_first)
                 .map(|(l, warm)| {
                     let cold = one(t("train-cold").build(l))
-                        .map_or("not measured".to_owned(), |c| format!("{:.1} s", num(c, "first_step_seconds")));
+                        .map_or("not measured".to_owned(), |c| format!("{:.1} s", figure(c.first_step_seconds)));
                     format!("{cold} → {warm:.1} s")
                 })
                 .collect(),
@@ -67,33 +71,29 @@ pub(super) fn table_rows(records: &[Value], labels: &[&str]) -> Vec<Row> {
                 "{name}: seconds to the first step, prunelab with a warm kernel cache vs torch f32 (lower is better)"
             ),
             &warm_first,
-            value(one(t("torch-train").variant("f32")), "first_step_seconds"),
+            value(one(t("torch-train").variant("f32")), first_step),
         ));
-        let infer = per_build(t("infer"), "samples_per_second");
+        let infer = per_build(t("infer"), sps);
         for variant in ["f32", "tf32", "bf16"] {
             rows.push(Row::new(
                 format!("{name}: eval samples/s (batch 64 × 128), torch {variant}"),
                 &infer,
-                value(one(t("torch-infer").variant(variant)), "samples_per_second"),
+                value(one(t("torch-infer").variant(variant)), sps),
             ));
         }
     }
     if one(Tag::new("matmul", "matmul")).is_some() {
-        let ours = per_build(Tag::new("matmul", "matmul"), "tflops");
+        let ours = per_build(Tag::new("matmul", "matmul"), |r| r.tflops);
         for variant in ["f32", "tf32", "bf16"] {
             rows.push(Row::new(
                 format!("matmul 8192³ TFLOP/s, prunelab f32 vs torch {variant}"),
                 &ours,
-                value(one(Tag::new("matmul", "torch-matmul").variant(variant)), "tflops"),
+                value(one(Tag::new("matmul", "torch-matmul").variant(variant)), |r| r.tflops),
             ));
         }
-        let arithmetic = |r: Option<&Value>| {
+        let arithmetic = |r: Option<&Record>| {
             r.map_or("not measured".to_owned(), |r| {
-                format!(
-                    "{} ({:.1e})",
-                    r.get("arithmetic").and_then(Value::as_str).unwrap_or("?"),
-                    num(r, "relative_error")
-                )
+                format!("{} ({:.1e})", r.arithmetic.as_deref().unwrap_or("?"), figure(r.relative_error))
             })
         };
         rows.push(Row::notes(
@@ -112,10 +112,10 @@ pub(super) fn table_rows(records: &[Value], labels: &[&str]) -> Vec<Row> {
         rows.push(Row::new_lower(
             format!(
                 "global L1 prune 90 % of {:.1}M weights, seconds (lower is better)",
-                num(first, "scope_params") / 1e6
+                figure(first.scope_params) / 1e6
             ),
-            &per_build(Tag::new("prune", "prune"), "total_seconds"),
-            value(one(Tag::new("prune", "torch-prune")), "total_seconds"),
+            &per_build(Tag::new("prune", "prune"), |r| r.total_seconds),
+            value(one(Tag::new("prune", "torch-prune")), |r| r.total_seconds),
         ));
     }
     if one(Tag::new("structured", "infer-compact")).is_some() {
@@ -128,11 +128,11 @@ pub(super) fn table_rows(records: &[Value], labels: &[&str]) -> Vec<Row> {
                     let small = one(Tag::new("structured", "infer-compact").build(l));
                     format!(
                         "{:.2}× ({:.0} → {:.0} samples/s; {:.1}M → {:.1}M parameters)",
-                        value(small, "samples_per_second") / value(dense, "samples_per_second"),
-                        value(dense, "samples_per_second"),
-                        value(small, "samples_per_second"),
-                        value(dense, "parameters") / 1e6,
-                        value(small, "parameters") / 1e6
+                        value(small, sps) / value(dense, sps),
+                        value(dense, sps),
+                        value(small, sps),
+                        value(dense, |r| r.parameters) / 1e6,
+                        value(small, |r| r.parameters) / 1e6
                     )
                 })
                 .collect(),
@@ -333,10 +333,12 @@ mod tests {
             for (label, sps) in [("cuda", cuda), ("fused", fused)] {
                 let record =
                     serde_json::json!({ "samples_per_second": sps, "first_step_seconds": 0.5, "backend": "cuda" });
-                records.push(Tag::new("gpt2-small", "train").build(label).repeat(r).apply(record));
+                let tag = Tag::new("gpt2-small", "train").build(label).repeat(r);
+                records.push(Entry::Record(Box::new(tag.apply(record).unwrap())));
             }
             let record = serde_json::json!({ "samples_per_second": torch, "first_step_seconds": 0.6 });
-            records.push(Tag::new("gpt2-small", "torch-train").variant("f32").repeat(r).apply(record));
+            let tag = Tag::new("gpt2-small", "torch-train").variant("f32").repeat(r);
+            records.push(Entry::Record(Box::new(tag.apply(record).unwrap())));
         }
         let rows = table_rows(&records, &["cuda", "fused"]);
         assert_eq!(rows[0].what, "GPT-2 small: fine-tune samples/s (batch 32 × 128), torch f32");
@@ -345,5 +347,15 @@ mod tests {
         let (lo, hi) = range.unwrap();
         assert!((lo - 465.0 / 475.0).abs() < 1e-12 && (hi - 506.0 / 477.0).abs() < 1e-12);
         assert!((rows[0].ratio(0).unwrap().0 - 280.0 / 475.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_committed_bench_json_renders_its_committed_table() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results/h200-2026-11-30b");
+        let entries: Vec<Entry> =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("bench.json")).unwrap()).unwrap();
+        let labels = ["cuda", "fused"];
+        let rows = table_rows(&entries, &labels);
+        assert_eq!(render(&labels, &rows), std::fs::read_to_string(dir.join("bench.md")).unwrap());
     }
 }
