@@ -362,6 +362,17 @@ impl Cell {
         train.train_limit.map_or(rows, |limit| limit.min(rows))
     }
 
+    /// The dev rows this cell evaluates after each epoch (the task's dev split, or the grid's
+    /// limit).
+    pub fn dev_rows(&self, train: &Train) -> usize {
+        let rows = match self.task.as_str() {
+            "sst2" => 872,
+            "cola" => 1_043,
+            _ => 0,
+        };
+        train.dev_limit.map_or(rows, |limit| limit.min(rows))
+    }
+
     /// A file-name-safe name of the cell: `model--id.task.arm.0.50.seed-42`.
     pub fn slug(&self) -> String {
         let arm = self.arm.as_ref().map_or_else(|| "dense".to_owned(), Arm::name);

@@ -74,12 +74,6 @@ impl Measured {
     }
 }
 
-/// The task's dev rows, as the full grid evaluates them.
-fn dev_rows(task: &str, train: &Train) -> usize {
-    let rows = if task == "sst2" { 872 } else { 1_043 };
-    train.dev_limit.map_or(rows, |limit| limit.min(rows))
-}
-
 /// Writes `<out>/TIMING.md` for the timing runs of `timing` (run with `jobs` at once) projected
 /// onto `full`, and returns its text.
 pub fn write(out: &Path, full: &Grid, timing: &Grid, jobs: u32) -> Result<String> {
@@ -108,9 +102,8 @@ pub fn write(out: &Path, full: &Grid, timing: &Grid, jobs: u32) -> Result<String
                 continue;
             }
         };
-        let rows = cell.train_rows(&full.train) as f64;
-        let projected =
-            m.fixed_s + epochs * (rows / m.train_per_s + dev_rows(&cell.task, &full.train) as f64 / m.eval_per_s);
+        let (rows, dev) = (cell.train_rows(&full.train) as f64, cell.dev_rows(&full.train) as f64);
+        let projected = m.fixed_s + epochs * (rows / m.train_per_s + dev / m.eval_per_s);
         let count = full_cells
             .iter()
             .filter(|c| c.model == cell.model && c.task == cell.task && c.seed == full.seeds[0])

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use super::record::{Entry, Record};
@@ -59,7 +60,7 @@ impl<'t> Tag<'t> {
                 map.insert("repeat".into(), r.into());
             }
         }
-        serde_json::from_value(record.clone()).with_context(|| format!("not a bench record: {record}"))
+        Record::deserialize(&record).with_context(|| format!("not a bench record: {record}"))
     }
     pub(super) fn matches(&self, record: &Record) -> bool {
         record.part == self.part
