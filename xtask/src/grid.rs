@@ -200,10 +200,10 @@ impl Grid {
                 train: Train { epochs: Some(3), lr: Some(5e-5), batch_size: Some(32), ..Train::default() },
             },
             // A few minutes on two CPU cores that still show the effect: MiniLM reaches about 0.80
-            // on 300 SST-2 dev sentences after 2,000 training phrases at lr 3e-4 (0.810 and 0.797, seeds 42, 43;
-            // 0.78 at 1e-4), and one-shot pruning at 90 % costs it about 12 points. CoLA is left
-            // out: in this budget MiniLM predicts one class on
-            // CoLA (MCC 0) even dense; it needs epochs over its 8.5k rows (the minilm preset).
+            // on 300 SST-2 dev sentences after 2,000 training phrases at lr 3e-4 (0.810 and 0.797,
+            // seeds 42 and 43; 0.78 at 1e-4), and one-shot pruning at 90 % costs it about 12
+            // points. CoLA is left out: in this budget MiniLM predicts one class on CoLA (MCC 0)
+            // even dense; it needs epochs over its 8.5k rows (the minilm preset).
             "quick" => Grid {
                 name: "quick".into(),
                 models: vec![MINILM.into()],

@@ -5,10 +5,11 @@ use std::any::Any;
 use burn::backend::Autodiff;
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, Device, Distribution, TensorMetadata, TensorPrimitive};
+use burn::tensor::{Device, Distribution, TensorPrimitive};
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_cubecl::cubecl::cuda::CudaRuntime;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
+use prunelab_gemm::take_if_f32_matrices;
 use prunelab_models::layers::{ProductCall, set_product_kernel};
 
 use crate::cublas::{self, Arithmetic, CublasError, Order};
@@ -75,16 +76,6 @@ fn kernel(call: &mut dyn Any) {
         });
     } else if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Cuda>>>() {
         take_if_f32_matrices(call, |a, b| <Cuda as Gemm>::gemm(a, false, b, false));
-    }
-}
-
-fn take_if_f32_matrices<P: TensorMetadata>(call: &mut ProductCall<P>, product: impl FnOnce(P, P) -> P) {
-    let Some((a, b)) = call.operands.take() else { return };
-    let fits = |t: &P| t.dtype() == DType::F32 && t.shape().num_dims() == 2 && t.shape().num_elements() > 0;
-    if fits(&a) && fits(&b) {
-        call.product = Some(product(a, b));
-    } else {
-        call.operands = Some((a, b));
     }
 }
 

@@ -14,12 +14,13 @@ use std::any::Any;
 use std::num::NonZeroUsize;
 
 use burn::backend::{Autodiff, NdArray};
-use burn::tensor::TensorMetadata;
 use burn::tensor::ops::FloatTensor;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_ndarray::NdArrayTensor;
 use ndarray::{Array2, ArrayView2, Axis, Ix2, linalg::general_mat_mul};
 use prunelab_models::layers::{ProductCall, set_product_kernel};
+
+use crate::take_if_f32_matrices;
 
 /// The variable that sets the number of threads (default: the cores this process may use).
 pub const THREADS_VARIABLE: &str = "PRUNELAB_CPU_THREADS";
@@ -36,13 +37,17 @@ pub fn install() -> usize {
     threads
 }
 
-/// Threads per product: [`THREADS_VARIABLE`], else the available parallelism.
+/// Threads per product: [`THREADS_VARIABLE`], else the available parallelism; read once per
+/// process (it is asked for on every product, and the available parallelism reads cgroup files).
 pub fn threads() -> usize {
-    std::env::var(THREADS_VARIABLE)
-        .ok()
-        .and_then(|v| v.parse::<NonZeroUsize>().ok())
-        .or_else(|| std::thread::available_parallelism().ok())
-        .map_or(1, NonZeroUsize::get)
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::env::var(THREADS_VARIABLE)
+            .ok()
+            .and_then(|v| v.parse::<NonZeroUsize>().ok())
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get)
+    })
 }
 
 fn kernel(call: &mut dyn Any) {
@@ -50,16 +55,6 @@ fn kernel(call: &mut dyn Any) {
         take_if_f32_matrices(call, |a, b| crate::autodiff::product::<NdArray, NoCheckpointing>(a, b, primitive_gemm));
     } else if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<NdArray>>>() {
         take_if_f32_matrices(call, |a, b| primitive_gemm(a, false, b, false));
-    }
-}
-
-fn take_if_f32_matrices<P: TensorMetadata>(call: &mut ProductCall<P>, product: impl FnOnce(P, P) -> P) {
-    let Some((a, b)) = call.operands.take() else { return };
-    let fits = |t: &P| t.dtype() == burn::tensor::DType::F32 && t.shape().num_dims() == 2;
-    if fits(&a) && fits(&b) {
-        call.product = Some(product(a, b));
-    } else {
-        call.operands = Some((a, b));
     }
 }
 

@@ -9,8 +9,25 @@
 //!   the cores, each part by the same single-threaded kernel Burn uses — so the result is Burn's,
 //!   bit for bit, whatever the number of threads (Burn 0.21's own threads are not deterministic).
 //!   [`cpu::install`] registers it with `prunelab_models::layers::set_product_kernel`.
+//! - [`take_if_f32_matrices`]: what every such kernel takes from a projection's call, and what it
+//!   leaves to Burn's matmul.
 #![warn(missing_docs)]
+
+use burn::tensor::{DType, TensorMetadata};
+use prunelab_models::layers::ProductCall;
 
 pub mod autodiff;
 #[cfg(feature = "ndarray")]
 pub mod cpu;
+
+/// Computes `call`'s product with `product` when both operands are non-empty 2-D f32 tensors,
+/// the only ones the kernels take; otherwise leaves the operands in `call` for Burn's matmul.
+pub fn take_if_f32_matrices<P: TensorMetadata>(call: &mut ProductCall<P>, product: impl FnOnce(P, P) -> P) {
+    let Some((a, b)) = call.operands.take() else { return };
+    let fits = |t: &P| t.dtype() == DType::F32 && t.shape().num_dims() == 2 && t.shape().num_elements() > 0;
+    if fits(&a) && fits(&b) {
+        call.product = Some(product(a, b));
+    } else {
+        call.operands = Some((a, b));
+    }
+}
