@@ -536,8 +536,11 @@ case ${1:-} in
     # calls: .device/minilm-run.tgz (the previous call's results) is unpacked first, and the
     # driver is killed (its whole process group) RUN_LIMIT seconds in, so that the finished cells
     # come back; killed cells run again from the start in the next call.
+    # RUN_DIR (a gitignored folder such as .run/minilm) keeps the run on the machine, checkpoints
+    # and the dense teacher included, so that the next call on the same warm machine resumes
+    # killed cells where their last epoch ended; the call returns a copy without the weights.
     info
-    RUN=$OUT/minilm-run
+    RUN=${RUN_DIR:-$OUT/minilm-run}
     mkdir -p "$RUN/kernels"
     if [ -f .device/minilm-run.tgz ]; then tar xzf .device/minilm-run.tgz -C "$RUN"; fi
     if [ -f .device/kernels.tgz ] && [ -z "$(ls -A "$RUN/kernels")" ]; then tar xzf .device/kernels.tgz -C "$RUN/kernels"; fi
@@ -563,7 +566,13 @@ case ${1:-} in
     rm -rf "$RUN"/kernels-*
     wait
     if [ -n "${WITH_SPEED:-}" ]; then speed_mixed; fi
-    tar czf "$OUT/kernels.tgz" -C "$RUN/kernels" . && rm -rf "$RUN/kernels"
+    tar czf "$OUT/kernels.tgz" -C "$RUN/kernels" .
+    if [ -n "${RUN_DIR:-}" ]; then
+      mkdir -p "$OUT/minilm-run"
+      tar cf - -C "$RUN" --exclude=model --exclude=checkpoint --exclude=kernels . | tar xf - -C "$OUT/minilm-run"
+    else
+      rm -rf "$RUN/kernels"
+    fi
     ;;
   timing)
     # issue 24, item 6: the study's seed grid timed on random checkpoints of its four models'
