@@ -288,6 +288,36 @@ def make_longformer(out):
     })
 
 
+# ---------------------------------------------------------------- RoBERTa
+
+def make_roberta(out):
+    gen = seeded(7)
+    config = transformers.RobertaConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        max_position_embeddings=LONG_SEQ + ROBERTA_PAD + 1, type_vocab_size=1, hidden_act="gelu",
+        layer_norm_eps=1e-5, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, initializer_range=0.1,
+        num_labels=2, pad_token_id=ROBERTA_PAD, bos_token_id=ROBERTA_BOS, eos_token_id=ROBERTA_EOS,
+    )
+    config._attn_implementation = "eager"
+    model = transformers.RobertaForSequenceClassification(config).eval()
+    ids, mask = roberta_rows(gen, config.vocab_size)
+    store, handles = capture(model, model.roberta.embeddings, model.roberta.encoder.layer)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits
+    for h in handles:
+        h.remove()
+    d = os.path.join(out, "roberta-tiny")
+    save_checkpoint(model, d)
+    ref = {"input_ids": ids, "attention_mask": mask, "logits": logits}
+    ref.update(store)
+    save_file(contiguous(ref), os.path.join(d, "reference.safetensors"))
+    prune_masks(model, d, {
+        "seed": [(m, n) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)],
+        "default": [(m, n) for n, m in model.named_modules()
+                    if isinstance(m, torch.nn.Linear) and ".layer." in f".{n}"],
+    })
+
+
 class LEDForSequenceClassificationV4(torch.nn.Module):
     """transformers 4's `LEDForSequenceClassification` (removed in transformers 5), rebuilt from
     `LEDModel` and `LEDClassificationHead`: same module names, same forward (the decoder reads the
@@ -598,7 +628,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
     parser.add_argument("--minilm", help="directory of all-MiniLM-L6-v2 (config.json, tokenizer.json, model.fp16.safetensors)")
-    parser.add_argument("--only", nargs="*", help="fixture groups to make (bert gpt2 deberta deberta-v2 longformer led minilm)")
+    parser.add_argument("--only", nargs="*", help="fixture groups to make (bert gpt2 deberta deberta-v2 longformer roberta led minilm)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)
@@ -606,6 +636,7 @@ def main():
         "bert": lambda: make_bert(args.out),
         "gpt2": lambda: make_gpt2(args.out),
         "longformer": lambda: make_longformer(args.out),
+        "roberta": lambda: make_roberta(args.out),
         "led": lambda: make_led(args.out),
         "deberta": lambda: make_deberta(args.out),
         "deberta-v2": lambda: make_deberta_v2(args.out),

@@ -65,7 +65,7 @@ fn unknown_model_type_and_missing_dirs_are_clear_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
-            "model_type \"t5\" is not supported (supported: bert, gpt2, deberta, deberta-v2, longformer, led)"
+            "model_type \"t5\" is not supported (supported: bert, gpt2, longformer, led, deberta, deberta-v2, roberta)"
         ),
         "{err}"
     );

@@ -68,20 +68,30 @@ impl ParamInfo {
 /// `exit_module` calls (Burn 0.21 calls neither `visit_float_with_path` nor passes paths to
 /// mappers). Segments of enum variants (`Classifier::Bert` adds `Bert`) are left out, so paths
 /// read like the concrete model's.
+/// It also knows the Burn module that owns the current parameter (the innermost container),
+/// which says what the parameter is ([`HfModule::of_burn_container`]).
 #[derive(Debug, Default, Clone)]
 pub struct PathTracker {
     stack: Vec<Option<String>>,
+    owners: Vec<HfModule>,
 }
 
 impl PathTracker {
     /// Call from `enter_module`.
     pub fn enter(&mut self, name: &str, container_type: &str) {
         self.stack.push((!container_type.starts_with("Enum:")).then(|| name.to_owned()));
+        self.owners.push(HfModule::of_burn_container(container_type));
+    }
+
+    /// The class of the module that owns the parameter being visited.
+    pub fn owner(&self) -> HfModule {
+        self.owners.last().copied().unwrap_or(HfModule::Parameter)
     }
 
     /// Call from `exit_module`.
     pub fn exit(&mut self) {
         self.stack.pop();
+        self.owners.pop();
     }
 
     /// The current path, e.g. `bert.encoder.layer.0.attention.self_attn.query.weight`.
@@ -90,10 +100,11 @@ impl PathTracker {
     }
 }
 
-/// Something done with every float parameter of a model, given its Burn path.
+/// Something done with every float parameter of a model, given its Burn path and the class of
+/// the module that owns it.
 pub trait ParamFn<B: Backend> {
     /// Called once per float parameter, in module order.
-    fn param<const D: usize>(&mut self, path: &str, param: &Param<Tensor<B, D>>);
+    fn param<const D: usize>(&mut self, path: &str, owner: HfModule, param: &Param<Tensor<B, D>>);
 }
 
 /// Call `f` with every float parameter of `model` and its path (see [`PathTracker`]).
@@ -110,7 +121,7 @@ pub fn for_each_param<B: Backend, M: Module<B>, F: ParamFn<B>>(model: &M, f: &mu
             self.path.exit();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.f.param(&self.path.path(), param);
+            self.f.param(&self.path.path(), self.path.owner(), param);
         }
     }
     model.visit(&mut Walk { path: PathTracker::default(), f });
@@ -120,8 +131,8 @@ pub fn for_each_param<B: Backend, M: Module<B>, F: ParamFn<B>>(model: &M, f: &mu
 pub fn param_infos<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -> Vec<ParamInfo> {
     struct Collect<'a>(&'a dyn HfNaming, Vec<ParamInfo>);
     impl<B: Backend> ParamFn<B> for Collect<'_> {
-        fn param<const D: usize>(&mut self, path: &str, param: &Param<Tensor<B, D>>) {
-            let hf = self.0.hf_param(path);
+        fn param<const D: usize>(&mut self, path: &str, owner: HfModule, param: &Param<Tensor<B, D>>) {
+            let hf = self.0.hf_param(path, owner);
             let (kind, layer) = classify(&hf.key, hf.module);
             self.1.push(ParamInfo { key: hf.key, module: hf.module, kind, layer, shape: param.lazy_shape().to_vec() });
         }

@@ -1,5 +1,8 @@
 //! Building blocks shared by the architectures: activations as transformers names them,
-//! attention masks in transformers' additive form, and the matrix products of mixed precision.
+//! attention masks in transformers' additive form, the matrix products of mixed precision, and
+//! the modules several architectures share ([`blocks`]).
+
+pub mod blocks;
 
 use std::any::Any;
 use std::sync::RwLock;

@@ -28,35 +28,42 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod bert;
 pub mod checkpoint;
 pub mod config;
-pub mod deberta;
-pub mod deberta_v2;
 mod error;
-pub mod gpt2;
 pub mod info;
 pub mod layers;
-pub mod led;
 pub mod load;
-pub mod longformer;
 pub mod observe;
+pub mod registry;
 pub mod source;
 
 use burn::prelude::*;
 
 pub use checkpoint::{Checkpoint, WeightsFormat};
-pub use config::{ModelConfig, SUPPORTED_MODEL_TYPES};
 pub use error::{Error, KeyProblem, Result};
 pub use load::{HfModule, HfNaming, LoadReport};
+pub use registry::{Architecture, ClassifierModel};
 pub use source::{ModelFiles, ModelSource};
 
-use bert::{BertForSequenceClassification, BertNaming};
-use deberta::{DebertaForSequenceClassification, DebertaNaming};
-use deberta_v2::{DebertaV2ForSequenceClassification, DebertaV2Naming};
-use gpt2::{Gpt2ForSequenceClassification, Gpt2Naming};
-use led::{LedForSequenceClassification, LedNaming};
-use longformer::{LongformerForSequenceClassification, LongformerNaming};
+// The architectures: one line each (`Variant(folder, "model_type", Config, Classifier)`). The
+// Classifier enum's variants keep this order, which epoch checkpoints depend on: add at the end.
+registry::architectures! {
+    /// `model_type: bert` (`BertForSequenceClassification`; MiniLM checkpoints included).
+    Bert(bert, "bert", BertConfig, BertForSequenceClassification),
+    /// `model_type: gpt2` (`GPT2ForSequenceClassification`).
+    Gpt2(gpt2, "gpt2", Gpt2Config, Gpt2ForSequenceClassification),
+    /// `model_type: longformer` (`LongformerForSequenceClassification`).
+    Longformer(longformer, "longformer", LongformerConfig, LongformerForSequenceClassification),
+    /// `model_type: led` (`LEDForSequenceClassification` of transformers 4).
+    Led(led, "led", LedConfig, LedForSequenceClassification),
+    /// `model_type: deberta` (`DebertaForSequenceClassification`).
+    Deberta(deberta, "deberta", DebertaConfig, DebertaForSequenceClassification),
+    /// `model_type: deberta-v2` (`DebertaV2ForSequenceClassification`; DeBERTa-v3 included).
+    DebertaV2(deberta_v2, "deberta-v2", DebertaV2Config, DebertaV2ForSequenceClassification),
+    /// `model_type: roberta` (`RobertaForSequenceClassification`).
+    Roberta(roberta, "roberta", RobertaConfig, RobertaForSequenceClassification),
+}
 
 /// A padded batch of token ids.
 ///
@@ -85,24 +92,6 @@ pub struct ClassifierOutput<B: Backend> {
     pub pooled: Option<Tensor<B, 2>>,
 }
 
-/// A sequence classifier of any supported architecture.
-#[derive(Module, Debug)]
-#[allow(clippy::large_enum_variant)] // one per process; boxing would change Burn module paths
-pub enum Classifier<B: Backend> {
-    /// `BertForSequenceClassification`.
-    Bert(BertForSequenceClassification<B>),
-    /// `GPT2ForSequenceClassification`.
-    Gpt2(Gpt2ForSequenceClassification<B>),
-    /// `LongformerForSequenceClassification`.
-    Longformer(LongformerForSequenceClassification<B>),
-    /// `LEDForSequenceClassification` (transformers 4).
-    Led(LedForSequenceClassification<B>),
-    /// `DebertaForSequenceClassification`.
-    Deberta(DebertaForSequenceClassification<B>),
-    /// `DebertaV2ForSequenceClassification`.
-    DebertaV2(DebertaV2ForSequenceClassification<B>),
-}
-
 impl<B: Backend> Classifier<B> {
     /// Logits `[batch, num_labels]`.
     pub fn forward(&self, input: ModelInput<B>) -> Tensor<B, 2> {
@@ -111,52 +100,23 @@ impl<B: Backend> Classifier<B> {
 
     /// Logits with every hidden state.
     pub fn forward_detailed(&self, input: ModelInput<B>) -> ClassifierOutput<B> {
-        match self {
-            Classifier::Bert(m) => m.forward_detailed(input.input_ids, input.attention_mask, input.token_type_ids),
-            Classifier::Gpt2(m) => m.forward_detailed(input.input_ids, input.attention_mask),
-            Classifier::Longformer(m) => {
-                m.forward_detailed(input.input_ids, input.attention_mask, input.token_type_ids)
-            }
-            Classifier::Led(m) => m.forward_detailed(input.input_ids, input.attention_mask),
-            Classifier::Deberta(m) => m.forward_detailed(input.input_ids, input.attention_mask, input.token_type_ids),
-            Classifier::DebertaV2(m) => m.forward_detailed(input.input_ids, input.attention_mask, input.token_type_ids),
-        }
+        self.model().classify(input)
     }
 
     /// Whether the model takes token type (segment) ids (RoBERTa-style models such as Longformer
     /// have the embedding but, as their tokenizers, use type 0 throughout).
     pub fn uses_token_types(&self) -> bool {
-        match self {
-            Classifier::Bert(_) => true,
-            Classifier::Gpt2(_) | Classifier::Longformer(_) | Classifier::Led(_) => false,
-            Classifier::Deberta(m) => m.deberta.embeddings.token_type_embeddings.is_some(),
-            Classifier::DebertaV2(m) => m.deberta.embeddings.token_type_embeddings.is_some(),
-        }
+        self.model().uses_token_types()
     }
 
     /// The longest sequence the position embeddings cover.
     pub fn max_positions(&self) -> usize {
-        match self {
-            Classifier::Bert(m) => m.bert.embeddings.position_embeddings.weight.lazy_shape().as_slice()[0],
-            Classifier::Gpt2(m) => m.transformer.wpe.weight.lazy_shape().as_slice()[0],
-            Classifier::Longformer(m) => m.max_positions(),
-            Classifier::Led(m) => m.max_positions(),
-            Classifier::Deberta(m) => m.deberta.embeddings.max_positions(),
-            Classifier::DebertaV2(m) => m.deberta.embeddings.max_positions(),
-        }
+        self.model().max_positions()
     }
 
     /// The architecture's checkpoint naming (for statistics, pruning scopes and export).
     pub fn naming(&self) -> Box<dyn HfNaming> {
-        // The initializer range only matters when loading.
-        match self {
-            Classifier::Bert(_) => Box::new(BertNaming { initializer_range: 0.02 }),
-            Classifier::Gpt2(_) => Box::new(Gpt2Naming { initializer_range: 0.02 }),
-            Classifier::Longformer(_) => Box::new(LongformerNaming { initializer_range: 0.02 }),
-            Classifier::Led(_) => Box::new(LedNaming { init_std: 0.02 }),
-            Classifier::Deberta(_) => Box::new(DebertaNaming { initializer_range: 0.02 }),
-            Classifier::DebertaV2(_) => Box::new(DebertaV2Naming { initializer_range: 0.02 }),
-        }
+        self.model().naming()
     }
 
     /// Every float parameter, named as in Hugging Face checkpoints.
@@ -206,14 +166,7 @@ pub fn load_as_stored<B: Backend>(files: &ModelFiles, device: &B::Device) -> Res
 /// A classifier with freshly initialised weights (Burn's initialisers, not transformers'): for
 /// benchmarks and tests that need an architecture, not a checkpoint.
 pub fn init_classifier<B: Backend>(config: &ModelConfig, num_labels: usize, device: &B::Device) -> Classifier<B> {
-    match config {
-        ModelConfig::Bert(c) => Classifier::Bert(c.init_classifier(num_labels, device)),
-        ModelConfig::Gpt2(c) => Classifier::Gpt2(c.init_classifier(num_labels, device)),
-        ModelConfig::Longformer(c) => Classifier::Longformer(c.init_classifier(num_labels, device)),
-        ModelConfig::Led(c) => Classifier::Led(c.init_classifier(num_labels, device)),
-        ModelConfig::Deberta(c) => Classifier::Deberta(c.init_classifier(num_labels, device)),
-        ModelConfig::DebertaV2(c) => Classifier::DebertaV2(c.init_classifier(num_labels, device)),
-    }
+    config.init(num_labels, device)
 }
 
 fn load_with<B: Backend>(
@@ -231,38 +184,7 @@ fn load_with<B: Backend>(
             "the config declares another number of labels; the task's is used (a stored head of the other size will not load)"
         );
     }
-    let loaded = match &config {
-        ModelConfig::Bert(c) => {
-            let naming = BertNaming { initializer_range: c.initializer_range };
-            load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)
-                .map(|(m, r)| (Classifier::Bert(m), r))
-        }
-        ModelConfig::Gpt2(c) => {
-            let naming = Gpt2Naming { initializer_range: c.initializer_range };
-            load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)
-                .map(|(m, r)| (Classifier::Gpt2(m), r))
-        }
-        ModelConfig::Longformer(c) => {
-            let naming = LongformerNaming { initializer_range: c.initializer_range };
-            load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)
-                .map(|(m, r)| (Classifier::Longformer(m), r))
-        }
-        ModelConfig::Led(c) => {
-            let naming = LedNaming { init_std: c.init_std };
-            load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)
-                .map(|(m, r)| (Classifier::Led(m), r))
-        }
-        ModelConfig::Deberta(c) => {
-            let naming = DebertaNaming { initializer_range: c.initializer_range };
-            load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)
-                .map(|(m, r)| (Classifier::Deberta(m), r))
-        }
-        ModelConfig::DebertaV2(c) => {
-            let naming = DebertaV2Naming { initializer_range: c.initializer_range };
-            load::load_module(c.init_classifier(num_labels, device), &mut checkpoint, &naming, device)
-                .map(|(m, r)| (Classifier::DebertaV2(m), r))
-        }
-    };
+    let loaded = config.load(num_labels, &mut checkpoint, device);
     let (model, report) = loaded.map_err(|err| match (err, config.declared_num_labels()) {
         // A head of the config's size that is not the task's: say so before the shapes.
         (Error::Mismatch { path, model, problems }, Some(declared))

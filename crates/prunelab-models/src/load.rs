@@ -42,6 +42,23 @@ pub enum HfModule {
     Parameter,
 }
 
+impl HfModule {
+    /// The PyTorch class that corresponds to the Burn module owning a parameter, from the
+    /// container type Burn's visitors report (`Struct:Linear`, `Struct:LayerNorm`, ...); a
+    /// parameter held directly by a model's own module is a bare [`HfModule::Parameter`].
+    /// Architectures whose checkpoint uses another class for the same arithmetic (GPT-2's
+    /// `Conv1D` for a Burn `Linear`) say so in [`HfNaming::module`].
+    pub fn of_burn_container(container_type: &str) -> Self {
+        match container_type.strip_prefix("Struct:") {
+            Some("Linear") => Self::Linear,
+            Some("LayerNorm") => Self::LayerNorm,
+            Some("Embedding") => Self::Embedding,
+            Some("Conv1d") => Self::Convolution,
+            _ => Self::Parameter,
+        }
+    }
+}
+
 /// How a parameter absent from the checkpoint is initialised (transformers' `_init_weights`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Init {
@@ -49,6 +66,13 @@ pub enum Init {
     Normal(f64),
     /// Zeros (biases).
     Zeros,
+}
+
+impl Init {
+    /// transformers' rule for `nn.Linear` heads: biases zero, weights normal with `std`.
+    pub fn normal_or_zero_bias(key: &str, std: f64) -> Self {
+        if key.ends_with(".bias") { Self::Zeros } else { Self::Normal(std) }
+    }
 }
 
 /// Where a Burn parameter lives in a Hugging Face checkpoint.
@@ -69,16 +93,50 @@ impl HfParam {
     }
 }
 
-/// An architecture's naming: Burn parameter path → checkpoint key, plus what to ignore.
+/// The renames of the BERT family (BERT, RoBERTa, Longformer, DeBERTa): transformers calls the
+/// self-attention `self` (a Rust keyword) and its LayerNorms `LayerNorm`.
+pub const BERT_RENAMES: &[(&str, &str)] = &[(".self_attn.", ".self."), ("layer_norm.", "LayerNorm.")];
+
+/// An architecture's naming: Burn parameter path → checkpoint key, module class and
+/// initialisation, plus what to ignore. The key is computed from data: Burn's LayerNorm
+/// parameter names (`gamma`, `beta`) become PyTorch's (`weight`, `bias`), then
+/// [`HfNaming::renames`] apply in order.
 pub trait HfNaming {
     /// The architecture's name in messages (`bert`, `gpt2`).
     fn model_name(&self) -> &'static str;
     /// The base-model prefix that base-model checkpoints leave out (`bert.`).
     fn base_prefix(&self) -> &'static str;
-    /// The checkpoint entry of the Burn parameter at `burn_path`.
-    fn hf_param(&self, burn_path: &str) -> HfParam;
+    /// The checkpoint key of the classification head's (output) weight, without the prefix.
+    fn head_weight_key(&self) -> &'static str;
+    /// Fragments of Burn paths and what the checkpoint calls them, applied in order.
+    fn renames(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+    /// The checkpoint's class for a parameter whose Burn owner corresponds to `owner`
+    /// ([`HfModule::of_burn_container`]); by default the same.
+    fn module(&self, _key: &str, owner: HfModule) -> HfModule {
+        owner
+    }
+    /// The initialisation of a parameter a checkpoint may lack (heads), `None` for the others.
+    fn init_if_missing(&self, key: &str) -> Option<Init>;
     /// Checkpoint keys that are expected and deliberately unused (buffers, pretraining heads).
     fn ignored(&self, key: &str) -> bool;
+
+    /// The checkpoint entry of the Burn parameter at `burn_path`, owned by a Burn module that
+    /// corresponds to `owner`.
+    fn hf_param(&self, burn_path: &str, owner: HfModule) -> HfParam {
+        let mut key = match (owner, burn_path.rsplit_once('.')) {
+            (HfModule::LayerNorm, Some((module, "gamma"))) => format!("{module}.weight"),
+            (HfModule::LayerNorm, Some((module, "beta"))) => format!("{module}.bias"),
+            _ => burn_path.to_owned(),
+        };
+        for (from, to) in self.renames() {
+            key = key.replace(from, to);
+        }
+        let module = self.module(&key, owner);
+        let init_if_missing = self.init_if_missing(&key);
+        HfParam { key, module, init_if_missing }
+    }
 }
 
 /// What a load did besides loading.
@@ -158,15 +216,16 @@ struct LoadMapper<'a, B: Backend> {
 }
 
 impl<B: Backend> LoadMapper<'_, B> {
-    /// The key under which the checkpoint stores `key`: as is, without the base prefix, or
+    /// The key under which the checkpoint stores `hf`: as is, without the base prefix, or
     /// with the legacy LayerNorm names.
-    fn resolve(&self, key: &str) -> Option<String> {
+    fn resolve(&self, hf: &HfParam) -> Option<String> {
+        let key = &hf.key;
         let mut candidates = vec![key.to_owned()];
         if let Some(stripped) = key.strip_prefix(self.naming.base_prefix()) {
             candidates.push(stripped.to_owned());
         }
         for c in candidates.clone() {
-            if c.contains("LayerNorm.") {
+            if hf.module == HfModule::LayerNorm {
                 if let Some(stem) = c.strip_suffix(".weight") {
                     candidates.push(format!("{stem}.gamma"));
                 } else if let Some(stem) = c.strip_suffix(".bias") {
@@ -191,14 +250,14 @@ impl<B: Backend> ModuleMapper<B> for LoadMapper<'_, B> {
         if self.state.error.is_some() {
             return param;
         }
-        let hf = self.naming.hf_param(&self.path.path());
+        let hf = self.naming.hf_param(&self.path.path(), self.path.owner());
         let burn_shape: Vec<usize> = param.lazy_shape().to_vec();
         let mut hf_shape = burn_shape.clone();
         if hf.transposed() {
             hf_shape.reverse();
         }
         let id = param.id;
-        let Some(found_key) = self.resolve(&hf.key) else {
+        let Some(found_key) = self.resolve(&hf) else {
             return match hf.init_if_missing {
                 Some(init) => {
                     let shape = Shape::from(burn_shape);

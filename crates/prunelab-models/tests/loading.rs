@@ -269,7 +269,7 @@ fn unsupported_model_type_lists_supported_ones() {
     let err = load_dir(dir.path(), 2).unwrap_err();
     assert!(
         err.to_string().ends_with(
-            "model_type \"llama\" is not supported (supported: bert, gpt2, deberta, deberta-v2, longformer, led)"
+            "model_type \"llama\" is not supported (supported: bert, gpt2, longformer, led, deberta, deberta-v2, roberta)"
         ),
         "{err}"
     );

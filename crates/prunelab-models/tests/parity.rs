@@ -1,4 +1,4 @@
-//! Parity with Hugging Face transformers: tiny random BERT, GPT-2, DeBERTa, DeBERTa-v2,
+//! Parity with Hugging Face transformers: tiny random BERT, RoBERTa, GPT-2, DeBERTa, DeBERTa-v2,
 //! Longformer and LED models and the reference outputs `scripts/make_fixtures.py` computed for
 //! them with PyTorch (transformers 5.17, eager attention, f32) must be reproduced to
 //! max |Δ| ≤ 1e-4 for every layer's hidden states, the pooled output and the logits. Another test
@@ -19,23 +19,37 @@ fn load(dir: &str, num_labels: usize) -> prunelab_models::LoadedClassifier<B> {
     load_classifier::<B>(&files, num_labels, &Default::default()).unwrap()
 }
 
-#[test]
-fn bert_matches_transformers_layer_by_layer() {
-    let loaded = load("bert-tiny", 2);
+/// An encoder fixture's references — the embedding output, every layer's output (padding
+/// positions included: BERT and RoBERTa compute them exactly as transformers does), the pooled
+/// output where it has one, the logits — reproduced from its inputs (and token types where
+/// stored).
+fn encoder_matches(dir: &str, layers: usize) {
+    let loaded = load(dir, 2);
     assert!(loaded.report.newly_initialized.is_empty(), "{:?}", loaded.report.newly_initialized);
-    let r = read_tensors(&fixtures().join("bert-tiny/reference.safetensors"));
+    let r = read_tensors(&fixtures().join(dir).join("reference.safetensors"));
     let out = loaded.model.forward_detailed(ModelInput {
         input_ids: int2(&r["input_ids"]),
         attention_mask: int2(&r["attention_mask"]),
-        token_type_ids: Some(int2(&r["token_type_ids"])),
+        token_type_ids: r.get("token_type_ids").map(int2),
     });
-    assert_eq!(out.hidden_states.len(), 3);
+    assert_eq!(out.hidden_states.len(), layers + 1);
     for (i, h) in out.hidden_states.iter().enumerate() {
-        // BERT computes every position, padding included, exactly as transformers does.
-        assert_close(&format!("bert hidden.{i}"), h.to_data(), &r[&format!("hidden.{i}")], None, TOL);
+        assert_close(&format!("{dir} hidden.{i}"), h.to_data(), &r[&format!("hidden.{i}")], None, TOL);
     }
-    assert_close("bert pooled", out.pooled.unwrap().to_data(), &r["pooled"], None, TOL);
-    assert_close("bert logits", out.logits.to_data(), &r["logits"], None, TOL);
+    if let Some(pooled) = r.get("pooled") {
+        assert_close(&format!("{dir} pooled"), out.pooled.expect("a pooler").to_data(), pooled, None, TOL);
+    }
+    assert_close(&format!("{dir} logits"), out.logits.to_data(), &r["logits"], None, TOL);
+}
+
+#[test]
+fn bert_matches_transformers_layer_by_layer() {
+    encoder_matches("bert-tiny", 2);
+}
+
+#[test]
+fn roberta_matches_transformers_layer_by_layer() {
+    encoder_matches("roberta-tiny", 2);
 }
 
 #[test]

@@ -42,7 +42,9 @@ fn torch_masks(path: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn global_l1_masks_equal_torch_bit_for_bit() {
-    for name in ["bert-tiny", "gpt2-tiny", "deberta-tiny", "deberta-v2-tiny", "longformer-tiny", "led-tiny"] {
+    for name in
+        ["bert-tiny", "gpt2-tiny", "deberta-tiny", "deberta-v2-tiny", "longformer-tiny", "led-tiny", "roberta-tiny"]
+    {
         let t = tensors(&model(name));
         for (scope, kind) in [("seed", ScopeKind::Seed), ("default", ScopeKind::Default)] {
             for percent in [10, 50, 90] {
@@ -195,6 +197,7 @@ fn structured_compaction_equals_zeroing_the_same_structures() {
         ("bert-tiny", [[2i64, 5, 6, 7, 8, 9, 3], [2, 10, 11, 3, 0, 0, 0]], 0),
         ("gpt2-tiny", [[7i64, 5, 6, 7, 8, 9, 3], [12, 10, 11, 3, 98, 98, 98]], 98),
         ("longformer-tiny", [[0i64, 5, 6, 7, 8, 9, 2], [0, 10, 11, 2, 1, 1, 1]], 1),
+        ("roberta-tiny", [[0i64, 5, 6, 7, 8, 9, 2], [0, 10, 11, 2, 1, 1, 1]], 1),
         // DeBERTa-v3-like: shared relative keys, so heads compact with q/k/v.
         ("deberta-v2-tiny", [[1i64, 5, 6, 7, 8, 9, 2], [1, 10, 11, 2, 0, 0, 0]], 0),
     ] {

@@ -50,8 +50,8 @@ pub struct NamedTensor {
 pub fn weights<B: Backend, M: Module<B>>(model: &M, naming: &dyn HfNaming) -> Vec<NamedTensor> {
     struct Collect<'a>(&'a dyn HfNaming, Vec<NamedTensor>);
     impl<B: Backend> ParamFn<B> for Collect<'_> {
-        fn param<const D: usize>(&mut self, path: &str, param: &Param<Tensor<B, D>>) {
-            let hf = self.0.hf_param(path);
+        fn param<const D: usize>(&mut self, path: &str, owner: HfModule, param: &Param<Tensor<B, D>>) {
+            let hf = self.0.hf_param(path, owner);
             let tensor = param.val();
             let shape = tensor.dims().to_vec();
             // Flatten first: burn-ndarray copies a shared multi-dimensional array element by

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use prunelab_glue::{Encoded, GlueBatch, GlueBatcher};
 use prunelab_models::info::{ParamFn, for_each_param};
 use prunelab_models::observe::{observe_inputs, observed_input_norms};
-use prunelab_models::{Classifier, ModelInput};
+use prunelab_models::{Classifier, HfModule, ModelInput};
 
 /// ‖X_j‖₂ of every projection's input feature j over the tokens of `examples`, by the Burn path
 /// of the projection's weight. Examples go one at a time (no padding tokens) through the model
@@ -33,7 +33,7 @@ pub fn input_norms<B: Backend>(
     let by_id = observed_input_norms();
     struct Paths(HashMap<ParamId, String>);
     impl<B: Backend> ParamFn<B> for Paths {
-        fn param<const D: usize>(&mut self, path: &str, param: &Param<Tensor<B, D>>) {
+        fn param<const D: usize>(&mut self, path: &str, _: HfModule, param: &Param<Tensor<B, D>>) {
             self.0.insert(param.id, path.to_owned());
         }
     }

@@ -26,13 +26,13 @@ fn a_tiny_model_learns_a_separable_task() {
     assert!(outcome.first_step_seconds > 0.0);
 }
 
-/// Longformer (first token global, windows [4, 6]) and LED (last eos through the decoder) learn
-/// the task from their tiny random checkpoints: gradients flow through the chunked window, the
-/// global tokens and the decoder.
+/// Longformer (first token global, windows [4, 6]), LED (last eos through the decoder) and
+/// RoBERTa learn the task from their tiny random checkpoints: gradients flow through the chunked
+/// window, the global tokens and the decoder.
 #[test]
-fn longformer_and_led_learn_a_separable_task() {
+fn longformer_led_and_roberta_learn_a_separable_task() {
     let (train, dev) = (roberta_data(400, 11), roberta_data(100, 12));
-    for name in ["longformer-tiny", "led-tiny"] {
+    for name in ["longformer-tiny", "led-tiny", "roberta-tiny"] {
         let model = pretrained(name);
         let batcher = GlueBatcher { pad_id: 1, token_types: model.uses_token_types(), ..batcher() };
         let outcome = fine_tune(

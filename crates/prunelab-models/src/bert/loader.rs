@@ -14,7 +14,7 @@
 //! name LayerNorm parameters `gamma`/`beta`. Ignored by name: `*position_ids` (a buffer) and
 //! `cls.*` (pretraining heads).
 
-use crate::load::{HfModule, HfNaming, HfParam, Init};
+use crate::load::{BERT_RENAMES, HfNaming, Init};
 
 /// BERT's naming (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -32,22 +32,17 @@ impl HfNaming for BertNaming {
         "bert."
     }
 
-    fn hf_param(&self, burn_path: &str) -> HfParam {
-        let key = burn_path
-            .replace(".self_attn.", ".self.")
-            .replace("layer_norm.gamma", "LayerNorm.weight")
-            .replace("layer_norm.beta", "LayerNorm.bias");
-        let module = if key.contains("LayerNorm.") {
-            HfModule::LayerNorm
-        } else if key.starts_with("bert.embeddings.") {
-            HfModule::Embedding
-        } else {
-            HfModule::Linear
-        };
+    fn head_weight_key(&self) -> &'static str {
+        "classifier.weight"
+    }
+
+    fn renames(&self) -> &'static [(&'static str, &'static str)] {
+        BERT_RENAMES
+    }
+
+    fn init_if_missing(&self, key: &str) -> Option<Init> {
         let optional = key.starts_with("classifier.") || key.starts_with("bert.pooler.");
-        let init_if_missing =
-            optional.then(|| if key.ends_with(".bias") { Init::Zeros } else { Init::Normal(self.initializer_range) });
-        HfParam { key, module, init_if_missing }
+        optional.then(|| Init::normal_or_zero_bias(key, self.initializer_range))
     }
 
     fn ignored(&self, key: &str) -> bool {
@@ -58,17 +53,18 @@ impl HfNaming for BertNaming {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::HfModule;
 
     #[test]
     fn key_map() {
         let n = BertNaming { initializer_range: 0.02 };
-        let p = n.hf_param("bert.encoder.layer.3.attention.self_attn.query.weight");
+        let p = n.hf_param("bert.encoder.layer.3.attention.self_attn.query.weight", HfModule::Linear);
         assert_eq!(p.key, "bert.encoder.layer.3.attention.self.query.weight");
         assert!(p.transposed());
-        let p = n.hf_param("bert.encoder.layer.0.output.layer_norm.gamma");
+        let p = n.hf_param("bert.encoder.layer.0.output.layer_norm.gamma", HfModule::LayerNorm);
         assert_eq!((p.key.as_str(), p.module), ("bert.encoder.layer.0.output.LayerNorm.weight", HfModule::LayerNorm));
-        assert!(!n.hf_param("bert.embeddings.word_embeddings.weight").transposed());
-        assert_eq!(n.hf_param("classifier.bias").init_if_missing, Some(Init::Zeros));
-        assert_eq!(n.hf_param("bert.encoder.layer.0.output.dense.weight").init_if_missing, None);
+        assert!(!n.hf_param("bert.embeddings.word_embeddings.weight", HfModule::Embedding).transposed());
+        assert_eq!(n.hf_param("classifier.bias", HfModule::Linear).init_if_missing, Some(Init::Zeros));
+        assert_eq!(n.hf_param("bert.encoder.layer.0.output.dense.weight", HfModule::Linear).init_if_missing, None);
     }
 }

@@ -5,6 +5,7 @@
 //! The module tree mirrors transformers' (`bert.encoder.layer.N.attention.self_attn.query`), so
 //! the checkpoint key map in [`loader`] is a handful of renames.
 
+pub(crate) mod arch;
 mod loader;
 mod model;
 

@@ -1,10 +1,11 @@
 //! The BERT modules: embeddings, encoder layers, pooler and the sequence-classification head.
 
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation;
 
 use super::BertConfig;
+use crate::layers::blocks::{BlockSizes, Intermediate, PostLnOutput};
 use crate::layers::{self, Activation};
 
 impl BertConfig {
@@ -18,8 +19,12 @@ impl BertConfig {
         Activation::from_hf(&self.hidden_act).unwrap_or(Activation::Gelu)
     }
 
-    fn layer_norm<B: Backend>(&self, device: &B::Device) -> LayerNorm<B> {
-        LayerNormConfig::new(self.hidden_size).with_epsilon(self.layer_norm_eps).init(device)
+    fn block_sizes(&self) -> BlockSizes {
+        BlockSizes {
+            hidden: self.hidden_size,
+            layer_norm_eps: self.layer_norm_eps,
+            hidden_dropout: self.hidden_dropout_prob,
+        }
     }
 
     fn linear<B: Backend>(&self, d_in: usize, d_out: usize, device: &B::Device) -> Linear<B> {
@@ -29,44 +34,25 @@ impl BertConfig {
     /// The encoder with its pooler (`BertModel`).
     pub fn init<B: Backend>(&self, device: &B::Device) -> BertModel<B> {
         let h = self.hidden_size;
-        let head_dim = h / self.num_attention_heads;
-        let hidden_dropout = DropoutConfig::new(self.hidden_dropout_prob);
+        let sizes = self.block_sizes();
         let layer = |i: usize| {
-            let heads = self.heads_in_layer(i);
-            let attn = heads * head_dim;
-            BertLayer {
-                attention: BertAttention {
-                    self_attn: BertSelfAttention {
-                        query: self.linear(h, attn, device),
-                        key: self.linear(h, attn, device),
-                        value: self.linear(h, attn, device),
-                        dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
-                        num_heads: heads,
-                    },
-                    output: BertSelfOutput {
-                        dense: self.linear(attn, h, device),
-                        layer_norm: self.layer_norm(device),
-                        dropout: hidden_dropout.init(),
-                    },
-                },
-                intermediate: BertIntermediate {
-                    dense: self.linear(h, self.intermediate_size, device),
-                    act: self.activation(),
-                },
-                output: BertOutput {
-                    dense: self.linear(self.intermediate_size, h, device),
-                    layer_norm: self.layer_norm(device),
-                    dropout: hidden_dropout.init(),
-                },
+            BertLayerSizes {
+                block: sizes,
+                heads: self.heads_in_layer(i),
+                head_dim: h / self.num_attention_heads,
+                intermediate: self.intermediate_size,
+                act: self.activation(),
+                attention_dropout: self.attention_probs_dropout_prob,
             }
+            .init(device)
         };
         BertModel {
             embeddings: BertEmbeddings {
                 word_embeddings: EmbeddingConfig::new(self.vocab_size, h).init(device),
                 position_embeddings: EmbeddingConfig::new(self.max_position_embeddings, h).init(device),
                 token_type_embeddings: EmbeddingConfig::new(self.type_vocab_size, h).init(device),
-                layer_norm: self.layer_norm(device),
-                dropout: hidden_dropout.init(),
+                layer_norm: sizes.layer_norm(device),
+                dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
             },
             encoder: BertEncoder { layer: (0..self.num_hidden_layers).map(layer).collect() },
             pooler: BertPooler { dense: self.linear(h, h, device) },
@@ -148,45 +134,13 @@ impl<B: Backend> BertSelfAttention<B> {
     }
 }
 
-/// Attention output projection, dropout, residual and LayerNorm (`attention.output`).
-#[derive(Module, Debug)]
-pub struct BertSelfOutput<B: Backend> {
-    /// Output projection.
-    pub dense: Linear<B>,
-    /// `LayerNorm` in transformers.
-    pub layer_norm: LayerNorm<B>,
-    /// Hidden dropout.
-    pub dropout: Dropout,
-}
-
 /// Self-attention plus its output block.
 #[derive(Module, Debug)]
 pub struct BertAttention<B: Backend> {
     /// `self` in transformers (a Rust keyword, hence the name).
     pub self_attn: BertSelfAttention<B>,
     /// Output projection block.
-    pub output: BertSelfOutput<B>,
-}
-
-/// First feed-forward projection and activation.
-#[derive(Module, Debug)]
-pub struct BertIntermediate<B: Backend> {
-    /// `hidden -> intermediate`.
-    pub dense: Linear<B>,
-    /// The activation.
-    #[module(skip)]
-    pub act: Activation,
-}
-
-/// Second feed-forward projection, dropout, residual and LayerNorm.
-#[derive(Module, Debug)]
-pub struct BertOutput<B: Backend> {
-    /// `intermediate -> hidden`.
-    pub dense: Linear<B>,
-    /// `LayerNorm` in transformers.
-    pub layer_norm: LayerNorm<B>,
-    /// Hidden dropout.
-    pub dropout: Dropout,
+    pub output: PostLnOutput<B>,
 }
 
 /// One encoder layer.
@@ -195,21 +149,57 @@ pub struct BertLayer<B: Backend> {
     /// Attention block.
     pub attention: BertAttention<B>,
     /// Feed-forward first half.
-    pub intermediate: BertIntermediate<B>,
+    pub intermediate: Intermediate<B>,
     /// Feed-forward second half.
-    pub output: BertOutput<B>,
+    pub output: PostLnOutput<B>,
 }
 
 impl<B: Backend> BertLayer<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, hidden]`; `mask`: `[batch, 1, 1, seq]` additive
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
-        let out = &self.attention.output;
         let attn = self.attention.self_attn.forward(x.clone(), mask);
-        let x = out.layer_norm.forward(out.dropout.forward(layers::linear(&out.dense, attn)) + x);
-        let inner = self.intermediate.act.forward(layers::linear(&self.intermediate.dense, x.clone()));
-        let out = &self.output;
-        out.layer_norm.forward(out.dropout.forward(layers::linear(&out.dense, inner)) + x)
+        let x = self.attention.output.forward(attn, x);
+        self.output.forward(self.intermediate.forward(x.clone()), x)
+    }
+}
+
+/// What a BERT encoder layer is built from (BERT's and RoBERTa's layers).
+#[derive(Debug, Clone, Copy)]
+pub struct BertLayerSizes {
+    /// Hidden size, LayerNorm epsilon, hidden dropout.
+    pub block: BlockSizes,
+    /// Attention heads of this layer.
+    pub heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// Inner size of the feed-forward block.
+    pub intermediate: usize,
+    /// Feed-forward activation.
+    pub act: Activation,
+    /// Dropout on attention probabilities.
+    pub attention_dropout: f64,
+}
+
+impl BertLayerSizes {
+    /// A freshly initialised layer (Burn's initialisers, in transformers' module order).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> BertLayer<B> {
+        let (h, attn) = (self.block.hidden, self.heads * self.head_dim);
+        let linear = |d_in, d_out| LinearConfig::new(d_in, d_out).init(device);
+        BertLayer {
+            attention: BertAttention {
+                self_attn: BertSelfAttention {
+                    query: linear(h, attn),
+                    key: linear(h, attn),
+                    value: linear(h, attn),
+                    dropout: DropoutConfig::new(self.attention_dropout).init(),
+                    num_heads: self.heads,
+                },
+                output: self.block.output(attn, device),
+            },
+            intermediate: Intermediate::new(h, self.intermediate, self.act, device),
+            output: self.block.output(self.intermediate, device),
+        }
     }
 }
 

@@ -21,7 +21,7 @@
 //! `position_biased_input` is off) and the pretraining heads `lm_predictions.*`, `cls.*` and
 //! `mask_predictions.*`.
 
-use crate::load::{HfModule, HfNaming, HfParam, Init};
+use crate::load::{BERT_RENAMES, HfNaming, Init};
 
 /// DeBERTa's naming (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -39,8 +39,16 @@ impl HfNaming for DebertaNaming {
         "deberta."
     }
 
-    fn hf_param(&self, burn_path: &str) -> HfParam {
-        deberta_param(burn_path, self.initializer_range)
+    fn head_weight_key(&self) -> &'static str {
+        "classifier.weight"
+    }
+
+    fn renames(&self) -> &'static [(&'static str, &'static str)] {
+        BERT_RENAMES
+    }
+
+    fn init_if_missing(&self, key: &str) -> Option<Init> {
+        deberta_init_if_missing(key, self.initializer_range)
     }
 
     fn ignored(&self, key: &str) -> bool {
@@ -48,29 +56,10 @@ impl HfNaming for DebertaNaming {
     }
 }
 
-/// The checkpoint entry of a DeBERTa (v1 or v2) Burn parameter path.
-pub(crate) fn deberta_param(burn_path: &str, initializer_range: f64) -> HfParam {
-    let key = burn_path
-        .replace(".self_attn.", ".self.")
-        .replace("layer_norm.gamma", "LayerNorm.weight")
-        .replace("layer_norm.beta", "LayerNorm.bias");
-    let mut parts = key.rsplit('.');
-    let (leaf, owner) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let module = if owner == "LayerNorm" {
-        HfModule::LayerNorm
-    } else if owner.ends_with("embeddings") {
-        HfModule::Embedding
-    } else if matches!(leaf, "q_bias" | "v_bias") {
-        HfModule::Parameter
-    } else if owner == "conv" {
-        HfModule::Convolution
-    } else {
-        HfModule::Linear
-    };
+/// What DeBERTa (v1 or v2) initialises when a checkpoint lacks it: the pooler and classifier.
+pub(crate) fn deberta_init_if_missing(key: &str, initializer_range: f64) -> Option<Init> {
     let optional = key.starts_with("classifier.") || key.starts_with("pooler.");
-    let init_if_missing =
-        optional.then(|| if key.ends_with(".bias") { Init::Zeros } else { Init::Normal(initializer_range) });
-    HfParam { key, module, init_if_missing }
+    optional.then(|| Init::normal_or_zero_bias(key, initializer_range))
 }
 
 /// Checkpoint keys DeBERTa (v1 or v2) loads deliberately without using them.
@@ -83,25 +72,23 @@ pub(crate) fn deberta_ignored(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::HfModule;
 
     #[test]
     fn key_map() {
         let n = DebertaNaming { initializer_range: 0.02 };
-        let p = n.hf_param("deberta.encoder.layer.3.attention.self_attn.in_proj.weight");
+        let p = n.hf_param("deberta.encoder.layer.3.attention.self_attn.in_proj.weight", HfModule::Linear);
         assert_eq!(p.key, "deberta.encoder.layer.3.attention.self.in_proj.weight");
         assert!(p.transposed());
-        let p = n.hf_param("deberta.encoder.layer.3.attention.self_attn.q_bias");
+        let p = n.hf_param("deberta.encoder.layer.3.attention.self_attn.q_bias", HfModule::Parameter);
         assert_eq!((p.key.as_str(), p.module), ("deberta.encoder.layer.3.attention.self.q_bias", HfModule::Parameter));
         assert!(!p.transposed());
-        let p = n.hf_param("deberta.embeddings.layer_norm.gamma");
+        let p = n.hf_param("deberta.embeddings.layer_norm.gamma", HfModule::LayerNorm);
         assert_eq!((p.key.as_str(), p.module), ("deberta.embeddings.LayerNorm.weight", HfModule::LayerNorm));
-        assert_eq!(n.hf_param("deberta.encoder.rel_embeddings.weight").module, HfModule::Embedding);
-        assert_eq!(n.hf_param("deberta.embeddings.embed_proj.weight").module, HfModule::Linear);
-        assert_eq!(n.hf_param("deberta.encoder.conv.conv.weight").module, HfModule::Convolution);
-        assert_eq!(n.hf_param("deberta.encoder.conv.layer_norm.beta").key, "deberta.encoder.conv.LayerNorm.bias");
-        assert_eq!(n.hf_param("pooler.dense.bias").init_if_missing, Some(Init::Zeros));
-        assert_eq!(n.hf_param("classifier.weight").init_if_missing, Some(Init::Normal(0.02)));
-        assert_eq!(n.hf_param("deberta.encoder.layer.0.output.dense.weight").init_if_missing, None);
+        assert_eq!(n.hf_param("deberta.encoder.conv.layer_norm.beta", HfModule::LayerNorm).key, "deberta.encoder.conv.LayerNorm.bias");
+        assert_eq!(n.hf_param("pooler.dense.bias", HfModule::Linear).init_if_missing, Some(Init::Zeros));
+        assert_eq!(n.hf_param("classifier.weight", HfModule::Linear).init_if_missing, Some(Init::Normal(0.02)));
+        assert_eq!(n.hf_param("deberta.encoder.layer.0.output.dense.weight", HfModule::Linear).init_if_missing, None);
         assert!(n.ignored("deberta.embeddings.position_embeddings.weight") && n.ignored("lm_predictions.lm_head.bias"));
         assert!(!n.ignored("deberta.encoder.rel_embeddings.weight"));
     }

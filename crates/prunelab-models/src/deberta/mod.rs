@@ -16,12 +16,13 @@
 //! [`crate::deberta_v2`] (DeBERTa-v2 and v3) shares the embeddings, feed-forward blocks and
 //! pooler defined here.
 
+pub(crate) mod arch;
 mod loader;
 mod model;
 pub(crate) mod relative;
 
 pub use loader::DebertaNaming;
-pub(crate) use loader::{deberta_ignored, deberta_param};
+pub(crate) use loader::{deberta_ignored, deberta_init_if_missing};
 pub use model::*;
 
 use crate::config::LabelFields;
@@ -137,7 +138,7 @@ impl DebertaConfig {
     }
 
     /// The problem with this config, as `(key, message)`, if any (shared by DeBERTa-v2).
-    pub(crate) fn problem(&self) -> Option<(&'static str, String)> {
+    pub(crate) fn check(&self) -> Option<(&'static str, String)> {
         let (hidden, heads) = (self.hidden_size, self.num_attention_heads);
         if heads == 0 || hidden % heads != 0 {
             return Some(("num_attention_heads", format!("{heads} heads do not divide the hidden size {hidden}")));

@@ -9,6 +9,7 @@ use burn::tensor::activation;
 
 use super::DebertaConfig;
 use super::relative::{self, RelativeInputs};
+use crate::layers::blocks::{BlockSizes, Intermediate, PostLnOutput};
 use crate::layers::{self, Activation};
 
 impl DebertaConfig {
@@ -42,28 +43,25 @@ impl DebertaConfig {
         }
     }
 
-    /// The attention output block for `width` attention features.
-    pub(crate) fn init_self_output<B: Backend>(&self, width: usize, device: &B::Device) -> DebertaSelfOutput<B> {
-        DebertaSelfOutput {
-            dense: self.linear(width, self.hidden_size, true, device),
-            layer_norm: self.layer_norm(device),
-            dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
+    fn block_sizes(&self) -> BlockSizes {
+        BlockSizes {
+            hidden: self.hidden_size,
+            layer_norm_eps: self.layer_norm_eps,
+            hidden_dropout: self.hidden_dropout_prob,
         }
     }
 
+    /// The attention output block for `width` attention features.
+    pub(crate) fn init_self_output<B: Backend>(&self, width: usize, device: &B::Device) -> PostLnOutput<B> {
+        self.block_sizes().output(width, device)
+    }
+
     /// The feed-forward blocks of a layer.
-    pub(crate) fn init_feed_forward<B: Backend>(
-        &self,
-        device: &B::Device,
-    ) -> (DebertaIntermediate<B>, DebertaOutput<B>) {
+    pub(crate) fn init_feed_forward<B: Backend>(&self, device: &B::Device) -> (Intermediate<B>, PostLnOutput<B>) {
         let (h, inner) = (self.hidden_size, self.intermediate_size);
         (
-            DebertaIntermediate { dense: self.linear(h, inner, true, device), act: Self::activation(&self.hidden_act) },
-            DebertaOutput {
-                dense: self.linear(inner, h, true, device),
-                layer_norm: self.layer_norm(device),
-                dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
-            },
+            Intermediate::new(h, inner, Self::activation(&self.hidden_act), device),
+            self.block_sizes().output(inner, device),
         )
     }
 
@@ -300,66 +298,13 @@ impl<B: Backend> DisentangledSelfAttention<B> {
     }
 }
 
-/// Attention output projection, dropout, residual and LayerNorm (`attention.output`).
-#[derive(Module, Debug)]
-pub struct DebertaSelfOutput<B: Backend> {
-    /// Output projection.
-    pub dense: Linear<B>,
-    /// `LayerNorm` in transformers.
-    pub layer_norm: LayerNorm<B>,
-    /// Hidden dropout.
-    pub dropout: Dropout,
-}
-
-impl<B: Backend> DebertaSelfOutput<B> {
-    /// `LayerNorm(dropout(dense(x)) + residual)`.
-    pub fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.layer_norm.forward(self.dropout.forward(layers::linear(&self.dense, x)) + residual)
-    }
-}
-
 /// Self-attention plus its output block.
 #[derive(Module, Debug)]
 pub struct DebertaAttention<B: Backend> {
     /// `self` in transformers (a Rust keyword, hence the name).
     pub self_attn: DisentangledSelfAttention<B>,
     /// Output projection block.
-    pub output: DebertaSelfOutput<B>,
-}
-
-/// First feed-forward projection and activation.
-#[derive(Module, Debug)]
-pub struct DebertaIntermediate<B: Backend> {
-    /// `hidden -> intermediate`.
-    pub dense: Linear<B>,
-    /// The activation.
-    #[module(skip)]
-    pub act: Activation,
-}
-
-impl<B: Backend> DebertaIntermediate<B> {
-    /// `act(dense(x))`.
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.act.forward(layers::linear(&self.dense, x))
-    }
-}
-
-/// Second feed-forward projection, dropout, residual and LayerNorm.
-#[derive(Module, Debug)]
-pub struct DebertaOutput<B: Backend> {
-    /// `intermediate -> hidden`.
-    pub dense: Linear<B>,
-    /// `LayerNorm` in transformers.
-    pub layer_norm: LayerNorm<B>,
-    /// Hidden dropout.
-    pub dropout: Dropout,
-}
-
-impl<B: Backend> DebertaOutput<B> {
-    /// `LayerNorm(dropout(dense(x)) + residual)`.
-    pub fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.layer_norm.forward(self.dropout.forward(layers::linear(&self.dense, x)) + residual)
-    }
+    pub output: PostLnOutput<B>,
 }
 
 /// One encoder layer.
@@ -368,9 +313,9 @@ pub struct DebertaLayer<B: Backend> {
     /// Attention block.
     pub attention: DebertaAttention<B>,
     /// Feed-forward first half.
-    pub intermediate: DebertaIntermediate<B>,
+    pub intermediate: Intermediate<B>,
     /// Feed-forward second half.
-    pub output: DebertaOutput<B>,
+    pub output: PostLnOutput<B>,
 }
 
 impl<B: Backend> DebertaLayer<B> {

@@ -20,8 +20,8 @@
 //! DeBERTa: `*position_ids`, leftover `*position_embeddings.weight`, and the pretraining heads
 //! `lm_predictions.*`, `cls.*` and `mask_predictions.*` (DeBERTa-v3's checkpoints carry them).
 
-use crate::deberta::{deberta_ignored, deberta_param};
-use crate::load::{HfNaming, HfParam};
+use crate::deberta::{deberta_ignored, deberta_init_if_missing};
+use crate::load::{BERT_RENAMES, HfNaming, Init};
 
 /// DeBERTa-v2's naming (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -39,8 +39,16 @@ impl HfNaming for DebertaV2Naming {
         "deberta."
     }
 
-    fn hf_param(&self, burn_path: &str) -> HfParam {
-        deberta_param(burn_path, self.initializer_range)
+    fn head_weight_key(&self) -> &'static str {
+        "classifier.weight"
+    }
+
+    fn renames(&self) -> &'static [(&'static str, &'static str)] {
+        BERT_RENAMES
+    }
+
+    fn init_if_missing(&self, key: &str) -> Option<Init> {
+        deberta_init_if_missing(key, self.initializer_range)
     }
 
     fn ignored(&self, key: &str) -> bool {
@@ -56,12 +64,12 @@ mod tests {
     #[test]
     fn key_map() {
         let n = DebertaV2Naming { initializer_range: 0.02 };
-        let p = n.hf_param("deberta.encoder.layer.0.attention.self_attn.query_proj.weight");
+        let p = n.hf_param("deberta.encoder.layer.0.attention.self_attn.query_proj.weight", HfModule::Linear);
         assert_eq!(p.key, "deberta.encoder.layer.0.attention.self.query_proj.weight");
         assert!(p.transposed());
-        let p = n.hf_param("deberta.encoder.layer_norm.gamma");
+        let p = n.hf_param("deberta.encoder.layer_norm.gamma", HfModule::LayerNorm);
         assert_eq!((p.key.as_str(), p.module), ("deberta.encoder.LayerNorm.weight", HfModule::LayerNorm));
-        let p = n.hf_param("deberta.encoder.conv.conv.weight");
+        let p = n.hf_param("deberta.encoder.conv.conv.weight", HfModule::Convolution);
         assert_eq!((p.module, p.transposed()), (HfModule::Convolution, false));
         assert!(n.ignored("mask_predictions.classifier.weight"));
     }

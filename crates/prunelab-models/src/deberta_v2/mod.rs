@@ -13,6 +13,7 @@
 //! DeBERTa's. The tokenizer (SentencePiece Unigram) is read from `tokenizer.json` by
 //! `prunelab-glue` like every other.
 
+pub(crate) mod arch;
 mod loader;
 mod model;
 
@@ -193,8 +194,8 @@ impl DebertaV2Config {
     }
 
     /// The problem with this config, as `(key, message)`, if any.
-    pub(crate) fn problem(&self) -> Option<(&'static str, String)> {
-        if let Some(problem) = self.shared().problem() {
+    pub(crate) fn check(&self) -> Option<(&'static str, String)> {
+        if let Some(problem) = self.shared().check() {
             return Some(problem);
         }
         let (hidden, heads) = (self.hidden_size, self.num_attention_heads);
@@ -259,13 +260,13 @@ mod tests {
         assert_eq!((c.buckets(), c.relative_span(), c.norm_rel_embeddings()), (Some(256), 256, true));
         assert_eq!(c.pos_att_type, ["p2c", "c2p"]);
         assert_eq!(c.conv_kernel(), None);
-        assert_eq!(c.problem(), None);
+        assert_eq!(c.check(), None);
         assert_eq!(c.shared().relative_range(), 512);
     }
 
     #[test]
     fn bad_values_name_their_key() {
-        let key = |json: &str| parse(json).problem().map(|(k, _)| k);
+        let key = |json: &str| parse(json).check().map(|(k, _)| k);
         assert_eq!(key(r#"{"conv_kernel_size": 4}"#), Some("conv_kernel_size"));
         assert_eq!(key(r#"{"conv_kernel_size": 3, "conv_act": "mish"}"#), Some("conv_act"));
         assert_eq!(key(r#"{"norm_rel_ebd": "batch_norm"}"#), Some("norm_rel_ebd"));

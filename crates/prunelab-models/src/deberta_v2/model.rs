@@ -9,9 +9,10 @@ use burn::prelude::*;
 use super::DebertaV2Config;
 use crate::deberta::relative::{self, RelativeInputs};
 use crate::deberta::{
-    ContextPooler, DebertaConfig, DebertaEmbeddings, DebertaIntermediate, DebertaOutput, DebertaSelfOutput, attend,
+    ContextPooler, DebertaConfig, DebertaEmbeddings, attend,
     blocked_pairs, classify, gathered_scores,
 };
+use crate::layers::blocks::{Intermediate, PostLnOutput};
 use crate::layers::{self, Activation};
 
 impl DebertaV2Config {
@@ -176,7 +177,7 @@ pub struct DebertaV2Attention<B: Backend> {
     /// `self` in transformers.
     pub self_attn: DebertaV2SelfAttention<B>,
     /// Output projection block.
-    pub output: DebertaSelfOutput<B>,
+    pub output: PostLnOutput<B>,
 }
 
 /// One encoder layer.
@@ -185,9 +186,9 @@ pub struct DebertaV2Layer<B: Backend> {
     /// Attention block.
     pub attention: DebertaV2Attention<B>,
     /// Feed-forward first half.
-    pub intermediate: DebertaIntermediate<B>,
+    pub intermediate: Intermediate<B>,
     /// Feed-forward second half.
-    pub output: DebertaOutput<B>,
+    pub output: PostLnOutput<B>,
 }
 
 impl<B: Backend> DebertaV2Layer<B> {
@@ -378,7 +379,7 @@ mod tests {
             (true, &["p2c", "c2p", "p2p"]),
         ] {
             let c = v1(relative, pos);
-            assert!(c.problem().is_none());
+            assert!(c.check().is_none());
             let (ids, mask) = input();
             check(c.init_classifier::<B>(3, &device).forward_detailed(ids, mask, None), &format!("v1 {pos:?}"));
         }
@@ -399,7 +400,7 @@ mod tests {
             ..Default::default()
         };
         for c in [v2(-1, true, 0, None), v2(4, false, 5, None), v2(4, true, 3, Some(vec![1, 2]))] {
-            assert!(c.problem().is_none(), "{:?}", c.problem());
+            assert!(c.check().is_none(), "{:?}", c.check());
             let (ids, mask) = input();
             let model = c.init_classifier::<B>(3, &device);
             assert_eq!(

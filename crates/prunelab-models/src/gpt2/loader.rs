@@ -12,7 +12,7 @@
 //! Ignored by name: `h.N.attn.bias` and `h.N.attn.masked_bias` (causal-mask buffers of old
 //! checkpoints) and `lm_head.weight` (the language-model head, tied to `wte`).
 
-use crate::load::{HfModule, HfNaming, HfParam, Init};
+use crate::load::{HfModule, HfNaming, Init};
 
 /// GPT-2's naming (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -30,21 +30,18 @@ impl HfNaming for Gpt2Naming {
         "transformer."
     }
 
-    fn hf_param(&self, burn_path: &str) -> HfParam {
-        let key = match burn_path.rsplit_once('.') {
-            Some((module, "gamma")) => format!("{module}.weight"),
-            Some((module, "beta")) => format!("{module}.bias"),
-            _ => burn_path.to_owned(),
-        };
-        let module_name = key.rsplit('.').nth(1).unwrap_or_default();
-        let module = match module_name {
-            "wte" | "wpe" => HfModule::Embedding,
-            "ln_1" | "ln_2" | "ln_f" => HfModule::LayerNorm,
-            "score" => HfModule::Linear,
-            _ => HfModule::Conv1D,
-        };
-        let init_if_missing = key.starts_with("score.").then_some(Init::Normal(self.initializer_range));
-        HfParam { key, module, init_if_missing }
+    fn head_weight_key(&self) -> &'static str {
+        "score.weight"
+    }
+
+    /// Every projection of a block is a `Conv1D` in transformers (`[in, out]`, stored as Burn
+    /// stores it); only the `score` head is an `nn.Linear`.
+    fn module(&self, key: &str, owner: HfModule) -> HfModule {
+        if owner == HfModule::Linear && !key.starts_with("score.") { HfModule::Conv1D } else { owner }
+    }
+
+    fn init_if_missing(&self, key: &str) -> Option<Init> {
+        key.starts_with("score.").then_some(Init::Normal(self.initializer_range))
     }
 
     fn ignored(&self, key: &str) -> bool {
@@ -59,14 +56,14 @@ mod tests {
     #[test]
     fn key_map() {
         let n = Gpt2Naming { initializer_range: 0.02 };
-        let p = n.hf_param("transformer.h.1.attn.c_attn.weight");
+        let p = n.hf_param("transformer.h.1.attn.c_attn.weight", HfModule::Linear);
         assert_eq!(
             (p.key.as_str(), p.module, p.transposed()),
             ("transformer.h.1.attn.c_attn.weight", HfModule::Conv1D, false)
         );
-        let p = n.hf_param("transformer.ln_f.beta");
+        let p = n.hf_param("transformer.ln_f.beta", HfModule::LayerNorm);
         assert_eq!((p.key.as_str(), p.module), ("transformer.ln_f.bias", HfModule::LayerNorm));
-        let p = n.hf_param("score.weight");
+        let p = n.hf_param("score.weight", HfModule::Linear);
         assert!(p.transposed());
         assert!(p.init_if_missing.is_some());
         assert!(n.ignored("h.0.attn.bias") && n.ignored("transformer.h.11.attn.masked_bias"));

@@ -7,6 +7,7 @@
 //! pruning sees the same matrices torch does). Only the classification head `score` is an
 //! `nn.Linear`.
 
+pub(crate) mod arch;
 mod loader;
 mod model;
 

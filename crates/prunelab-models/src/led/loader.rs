@@ -14,7 +14,7 @@
 //! older checkpoints do) and the generation head of `LEDForConditionalGeneration` checkpoints
 //! (`lm_head.weight`, tied to `shared`, and the buffer `final_logits_bias`).
 
-use crate::load::{HfModule, HfNaming, HfParam, Init};
+use crate::load::{HfNaming, Init};
 
 /// LED's naming (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -32,24 +32,12 @@ impl HfNaming for LedNaming {
         "led."
     }
 
-    fn hf_param(&self, burn_path: &str) -> HfParam {
-        let key = match burn_path.rsplit_once('.') {
-            Some((module, "gamma")) => format!("{module}.weight"),
-            Some((module, "beta")) => format!("{module}.bias"),
-            _ => burn_path.to_owned(),
-        };
-        let module_name = key.rsplit('.').nth(1).unwrap_or_default();
-        let module = if module_name.ends_with("layer_norm") || module_name == "layernorm_embedding" {
-            HfModule::LayerNorm
-        } else if matches!(module_name, "shared" | "embed_positions") {
-            HfModule::Embedding
-        } else {
-            HfModule::Linear
-        };
-        let init_if_missing = key
-            .starts_with("classification_head.")
-            .then(|| if key.ends_with(".bias") { Init::Zeros } else { Init::Normal(self.init_std) });
-        HfParam { key, module, init_if_missing }
+    fn head_weight_key(&self) -> &'static str {
+        "classification_head.out_proj.weight"
+    }
+
+    fn init_if_missing(&self, key: &str) -> Option<Init> {
+        key.starts_with("classification_head.").then(|| Init::normal_or_zero_bias(key, self.init_std))
     }
 
     fn ignored(&self, key: &str) -> bool {
@@ -64,25 +52,22 @@ impl HfNaming for LedNaming {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::HfModule;
 
     #[test]
     fn key_map() {
         let n = LedNaming { init_std: 0.02 };
-        let p = n.hf_param("led.encoder.layers.1.self_attn.longformer_self_attn.value_global.weight");
+        let p = n.hf_param("led.encoder.layers.1.self_attn.longformer_self_attn.value_global.weight", HfModule::Linear);
         assert_eq!(
             (p.key.as_str(), p.transposed()),
             ("led.encoder.layers.1.self_attn.longformer_self_attn.value_global.weight", true)
         );
-        let p = n.hf_param("led.decoder.layers.0.encoder_attn_layer_norm.gamma");
+        let p = n.hf_param("led.decoder.layers.0.encoder_attn_layer_norm.gamma", HfModule::LayerNorm);
         assert_eq!(
             (p.key.as_str(), p.module),
             ("led.decoder.layers.0.encoder_attn_layer_norm.weight", HfModule::LayerNorm)
         );
-        assert_eq!(n.hf_param("led.encoder.layernorm_embedding.beta").module, HfModule::LayerNorm);
-        assert_eq!(n.hf_param("led.shared.weight").module, HfModule::Embedding);
-        assert_eq!(n.hf_param("led.decoder.embed_positions.weight").module, HfModule::Embedding);
-        assert_eq!(n.hf_param("led.decoder.layers.1.fc2.weight").module, HfModule::Linear);
-        assert_eq!(n.hf_param("classification_head.out_proj.bias").init_if_missing, Some(Init::Zeros));
+        assert_eq!(n.hf_param("classification_head.out_proj.bias", HfModule::Linear).init_if_missing, Some(Init::Zeros));
         assert!(n.ignored("led.encoder.embed_tokens.weight") && n.ignored("decoder.embed_tokens.weight"));
         assert!(n.ignored("final_logits_bias") && n.ignored("lm_head.weight") && !n.ignored("led.shared.weight"));
     }

@@ -18,6 +18,7 @@
 //! still pools its own last eos; a row without eos pools position 0. LayerDrop
 //! (`encoder_layerdrop`, `decoder_layerdrop`) is not implemented: every layer always runs.
 
+pub(crate) mod arch;
 mod loader;
 mod model;
 

@@ -12,7 +12,7 @@
 //! buffer), `lm_head.*` (the masked-LM head of the pretrained checkpoints) and `*pooler.*` (the
 //! classifier is built without the pooler, as transformers builds it).
 
-use crate::load::{HfModule, HfNaming, HfParam, Init};
+use crate::load::{BERT_RENAMES, HfNaming, Init};
 
 /// Longformer's naming (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -30,22 +30,16 @@ impl HfNaming for LongformerNaming {
         "longformer."
     }
 
-    fn hf_param(&self, burn_path: &str) -> HfParam {
-        let key = burn_path
-            .replace(".self_attn.", ".self.")
-            .replace("layer_norm.gamma", "LayerNorm.weight")
-            .replace("layer_norm.beta", "LayerNorm.bias");
-        let module = if key.contains("LayerNorm.") {
-            HfModule::LayerNorm
-        } else if key.starts_with("longformer.embeddings.") {
-            HfModule::Embedding
-        } else {
-            HfModule::Linear
-        };
-        let init_if_missing = key
-            .starts_with("classifier.")
-            .then(|| if key.ends_with(".bias") { Init::Zeros } else { Init::Normal(self.initializer_range) });
-        HfParam { key, module, init_if_missing }
+    fn head_weight_key(&self) -> &'static str {
+        "classifier.out_proj.weight"
+    }
+
+    fn renames(&self) -> &'static [(&'static str, &'static str)] {
+        BERT_RENAMES
+    }
+
+    fn init_if_missing(&self, key: &str) -> Option<Init> {
+        key.starts_with("classifier.").then(|| Init::normal_or_zero_bias(key, self.initializer_range))
     }
 
     fn ignored(&self, key: &str) -> bool {
@@ -57,18 +51,18 @@ impl HfNaming for LongformerNaming {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::HfModule;
 
     #[test]
     fn key_map() {
         let n = LongformerNaming { initializer_range: 0.02 };
-        let p = n.hf_param("longformer.encoder.layer.1.attention.self_attn.key_global.weight");
+        let p = n.hf_param("longformer.encoder.layer.1.attention.self_attn.key_global.weight", HfModule::Linear);
         assert_eq!(p.key, "longformer.encoder.layer.1.attention.self.key_global.weight");
         assert!(p.transposed() && p.init_if_missing.is_none());
-        let p = n.hf_param("longformer.embeddings.layer_norm.beta");
+        let p = n.hf_param("longformer.embeddings.layer_norm.beta", HfModule::LayerNorm);
         assert_eq!((p.key.as_str(), p.module), ("longformer.embeddings.LayerNorm.bias", HfModule::LayerNorm));
-        assert_eq!(n.hf_param("longformer.embeddings.position_embeddings.weight").module, HfModule::Embedding);
-        assert_eq!(n.hf_param("classifier.out_proj.bias").init_if_missing, Some(Init::Zeros));
-        assert!(n.hf_param("classifier.dense.weight").transposed());
+        assert_eq!(n.hf_param("classifier.out_proj.bias", HfModule::Linear).init_if_missing, Some(Init::Zeros));
+        assert!(n.hf_param("classifier.dense.weight", HfModule::Linear).transposed());
         assert!(n.ignored("longformer.pooler.dense.weight") && n.ignored("lm_head.decoder.weight"));
         assert!(n.ignored("embeddings.position_ids") && !n.ignored("classifier.dense.weight"));
     }

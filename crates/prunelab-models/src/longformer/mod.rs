@@ -14,6 +14,7 @@
 //! (`dense`, tanh, `out_proj`).
 
 pub mod attention;
+pub(crate) mod arch;
 mod loader;
 mod model;
 

@@ -1,17 +1,21 @@
 //! The Longformer modules: RoBERTa-style embeddings, encoder layers with Longformer
 //! self-attention, and `LongformerForSequenceClassification`'s head.
 
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation;
 
 use super::LongformerConfig;
 use super::attention::{AttentionPattern, LongformerSelfAttention};
-use crate::layers::{self, Activation};
+use crate::layers::Activation;
+use crate::layers::blocks::{BlockSizes, ClassificationHead, Intermediate, PostLnOutput, RobertaEmbeddings};
 
 impl LongformerConfig {
-    fn layer_norm<B: Backend>(&self, device: &B::Device) -> LayerNorm<B> {
-        LayerNormConfig::new(self.hidden_size).with_epsilon(self.layer_norm_eps).init(device)
+    fn block_sizes(&self) -> BlockSizes {
+        BlockSizes {
+            hidden: self.hidden_size,
+            layer_norm_eps: self.layer_norm_eps,
+            hidden_dropout: self.hidden_dropout_prob,
+        }
     }
 
     fn linear<B: Backend>(&self, d_in: usize, d_out: usize, device: &B::Device) -> Linear<B> {
@@ -22,7 +26,7 @@ impl LongformerConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> LongformerModel<B> {
         let h = self.hidden_size;
         let head_dim = h / self.num_attention_heads;
-        let hidden_dropout = DropoutConfig::new(self.hidden_dropout_prob);
+        let sizes = self.block_sizes();
         let layer = |i: usize| {
             let heads = self.heads_in_layer(i);
             let attn = heads * head_dim;
@@ -39,33 +43,25 @@ impl LongformerConfig {
                         num_heads: heads,
                         one_sided_window: self.attention_window.of_layer(i) / 2,
                     },
-                    output: LongformerSelfOutput {
-                        dense: self.linear(attn, h, device),
-                        layer_norm: self.layer_norm(device),
-                        dropout: hidden_dropout.init(),
-                    },
+                    output: sizes.output(attn, device),
                 },
-                intermediate: LongformerIntermediate {
-                    dense: self.linear(h, self.intermediate_size, device),
+                intermediate: Intermediate::new(
+                    h,
+                    self.intermediate_size,
                     // Validated when the config was read.
-                    act: Activation::from_hf(&self.hidden_act).unwrap_or(Activation::Gelu),
-                },
-                output: LongformerOutput {
-                    dense: self.linear(self.intermediate_size, h, device),
-                    layer_norm: self.layer_norm(device),
-                    dropout: hidden_dropout.init(),
-                },
+                    Activation::from_hf(&self.hidden_act).unwrap_or(Activation::Gelu),
+                    device,
+                ),
+                output: sizes.output(self.intermediate_size, device),
             }
         };
         LongformerModel {
-            embeddings: LongformerEmbeddings {
-                word_embeddings: EmbeddingConfig::new(self.vocab_size, h).init(device),
-                position_embeddings: EmbeddingConfig::new(self.max_position_embeddings, h).init(device),
-                token_type_embeddings: EmbeddingConfig::new(self.type_vocab_size, h).init(device),
-                layer_norm: self.layer_norm(device),
-                dropout: hidden_dropout.init(),
-                pad_token_id: self.pad_id(),
-            },
+            embeddings: RobertaEmbeddings::new(
+                &sizes,
+                [self.vocab_size, self.max_position_embeddings, self.type_vocab_size],
+                self.pad_id(),
+                device,
+            ),
             encoder: LongformerEncoder { layer: (0..self.num_hidden_layers).map(layer).collect() },
             padding_multiple: self.attention_window.padding_multiple(self.num_hidden_layers),
             pad_token_id: self.pad_id(),
@@ -78,60 +74,11 @@ impl LongformerConfig {
         num_labels: usize,
         device: &B::Device,
     ) -> LongformerForSequenceClassification<B> {
-        let h = self.hidden_size;
         LongformerForSequenceClassification {
             longformer: self.init(device),
-            classifier: LongformerClassificationHead {
-                dense: self.linear(h, h, device),
-                dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
-                out_proj: self.linear(h, num_labels, device),
-            },
+            classifier: ClassificationHead::new(self.hidden_size, num_labels, self.hidden_dropout_prob, device),
         }
     }
-}
-
-/// RoBERTa's embeddings: word + position + token type, LayerNorm, dropout; positions count the
-/// non-padding tokens from `pad_token_id + 1` and padding takes position `pad_token_id`
-/// (transformers' `create_position_ids_from_input_ids`).
-#[derive(Module, Debug)]
-pub struct LongformerEmbeddings<B: Backend> {
-    /// Token embeddings `[vocab, hidden]`.
-    pub word_embeddings: Embedding<B>,
-    /// Position embeddings `[max_positions, hidden]`.
-    pub position_embeddings: Embedding<B>,
-    /// Segment embeddings `[type_vocab, hidden]`.
-    pub token_type_embeddings: Embedding<B>,
-    /// `LayerNorm` in transformers.
-    pub layer_norm: LayerNorm<B>,
-    /// Hidden dropout.
-    pub dropout: Dropout,
-    /// Padding id, which also offsets the positions.
-    pub pad_token_id: u32,
-}
-
-impl<B: Backend> LongformerEmbeddings<B> {
-    /// # Shapes
-    /// - `input_ids`, `token_type_ids`: `[batch, seq]`; output `[batch, seq, hidden]`
-    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, token_type_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let pad = self.pad_token_id as i64;
-        let not_pad = input_ids.clone().not_equal_elem(pad).int();
-        let positions = not_pad.clone().cumsum(1) * not_pad + pad;
-        let x = self.word_embeddings.forward(input_ids)
-            + self.position_embeddings.forward(positions)
-            + self.token_type_embeddings.forward(token_type_ids);
-        self.dropout.forward(self.layer_norm.forward(x))
-    }
-}
-
-/// Attention output projection, dropout, residual and LayerNorm (`attention.output`).
-#[derive(Module, Debug)]
-pub struct LongformerSelfOutput<B: Backend> {
-    /// Output projection.
-    pub dense: Linear<B>,
-    /// `LayerNorm` in transformers.
-    pub layer_norm: LayerNorm<B>,
-    /// Hidden dropout.
-    pub dropout: Dropout,
 }
 
 /// Longformer self-attention plus its output block.
@@ -140,28 +87,7 @@ pub struct LongformerAttention<B: Backend> {
     /// `self` in transformers.
     pub self_attn: LongformerSelfAttention<B>,
     /// Output projection block.
-    pub output: LongformerSelfOutput<B>,
-}
-
-/// First feed-forward projection and activation.
-#[derive(Module, Debug)]
-pub struct LongformerIntermediate<B: Backend> {
-    /// `hidden -> intermediate`.
-    pub dense: Linear<B>,
-    /// The activation.
-    #[module(skip)]
-    pub act: Activation,
-}
-
-/// Second feed-forward projection, dropout, residual and LayerNorm.
-#[derive(Module, Debug)]
-pub struct LongformerOutput<B: Backend> {
-    /// `intermediate -> hidden`.
-    pub dense: Linear<B>,
-    /// `LayerNorm` in transformers.
-    pub layer_norm: LayerNorm<B>,
-    /// Hidden dropout.
-    pub dropout: Dropout,
+    pub output: PostLnOutput<B>,
 }
 
 /// One encoder layer.
@@ -170,21 +96,18 @@ pub struct LongformerLayer<B: Backend> {
     /// Attention block.
     pub attention: LongformerAttention<B>,
     /// Feed-forward first half.
-    pub intermediate: LongformerIntermediate<B>,
+    pub intermediate: Intermediate<B>,
     /// Feed-forward second half.
-    pub output: LongformerOutput<B>,
+    pub output: PostLnOutput<B>,
 }
 
 impl<B: Backend> LongformerLayer<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, hidden]`, `seq` padded to the window multiple
     pub fn forward(&self, x: Tensor<B, 3>, pattern: &AttentionPattern<B>) -> Tensor<B, 3> {
-        let out = &self.attention.output;
         let attn = self.attention.self_attn.forward(x.clone(), pattern);
-        let x = out.layer_norm.forward(out.dropout.forward(layers::linear(&out.dense, attn)) + x);
-        let inner = self.intermediate.act.forward(layers::linear(&self.intermediate.dense, x.clone()));
-        let out = &self.output;
-        out.layer_norm.forward(out.dropout.forward(layers::linear(&out.dense, inner)) + x)
+        let x = self.attention.output.forward(attn, x);
+        self.output.forward(self.intermediate.forward(x.clone()), x)
     }
 }
 
@@ -199,7 +122,7 @@ pub struct LongformerEncoder<B: Backend> {
 #[derive(Module, Debug)]
 pub struct LongformerModel<B: Backend> {
     /// Embeddings.
-    pub embeddings: LongformerEmbeddings<B>,
+    pub embeddings: RobertaEmbeddings<B>,
     /// Encoder layers.
     pub encoder: LongformerEncoder<B>,
     /// Sequences are padded to a multiple of this.
@@ -254,34 +177,13 @@ impl<B: Backend> LongformerModel<B> {
     }
 }
 
-/// `LongformerClassificationHead`: first token, dropout, dense, tanh, dropout, `out_proj`.
-#[derive(Module, Debug)]
-pub struct LongformerClassificationHead<B: Backend> {
-    /// `hidden -> hidden`.
-    pub dense: Linear<B>,
-    /// Hidden dropout.
-    pub dropout: Dropout,
-    /// `hidden -> num_labels`.
-    pub out_proj: Linear<B>,
-}
-
-impl<B: Backend> LongformerClassificationHead<B> {
-    /// # Shapes
-    /// - `hidden`: `[batch, seq, hidden]` -> `[batch, num_labels]`
-    pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
-        let [batch, _, h] = hidden.dims();
-        let first = self.dropout.forward(hidden.narrow(1, 0, 1).reshape([batch, h]));
-        layers::linear(&self.out_proj, self.dropout.forward(activation::tanh(layers::linear(&self.dense, first))))
-    }
-}
-
 /// `LongformerForSequenceClassification`.
 #[derive(Module, Debug)]
 pub struct LongformerForSequenceClassification<B: Backend> {
     /// The encoder.
     pub longformer: LongformerModel<B>,
     /// The head.
-    pub classifier: LongformerClassificationHead<B>,
+    pub classifier: ClassificationHead<B>,
 }
 
 impl<B: Backend> LongformerForSequenceClassification<B> {
@@ -313,8 +215,7 @@ impl<B: Backend> LongformerForSequenceClassification<B> {
 
     /// The longest input: positions `pad_token_id + 1 ..` are taken by real tokens.
     pub fn max_positions(&self) -> usize {
-        let rows = self.longformer.embeddings.position_embeddings.weight.lazy_shape().as_slice()[0];
-        rows.saturating_sub(self.longformer.pad_token_id as usize + 1)
+        self.longformer.embeddings.max_positions()
     }
 }
 

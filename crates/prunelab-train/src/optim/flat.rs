@@ -25,8 +25,8 @@ use burn::optim::{AdamWState, AdaptiveMomentumState};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::backend::AutodiffBackend;
-use prunelab_models::Classifier;
 use prunelab_models::info::{ParamFn, for_each_param};
+use prunelab_models::{Classifier, HfModule};
 use prunelab_prune::DeviceMasks;
 
 use super::{GroupRecord, ParamEntry, StepSettings};
@@ -280,7 +280,7 @@ impl<B: Backend> FlatState<B> {
     ) -> Tensor<B, 1> {
         struct Collect<B: Backend>(HashMap<ParamId, Tensor<B, 1>>);
         impl<AB: AutodiffBackend> ParamFn<AB> for Collect<AB::InnerBackend> {
-            fn param<const D: usize>(&mut self, _: &str, param: &Param<Tensor<AB, D>>) {
+            fn param<const D: usize>(&mut self, _: &str, _: HfModule, param: &Param<Tensor<AB, D>>) {
                 let value = param.val().inner();
                 let len = value.shape().num_elements();
                 self.0.insert(param.id, value.reshape([len]));

@@ -41,8 +41,8 @@ pub(crate) fn param_entries<B: Backend, M: burn::module::Module<B>>(
 ) -> Vec<ParamEntry> {
     struct Collect<'a>(&'a dyn HfNaming, Vec<ParamEntry>);
     impl<B: Backend> ParamFn<B> for Collect<'_> {
-        fn param<const D: usize>(&mut self, path: &str, param: &Param<Tensor<B, D>>) {
-            let hf = self.0.hf_param(path);
+        fn param<const D: usize>(&mut self, path: &str, owner: HfModule, param: &Param<Tensor<B, D>>) {
+            let hf = self.0.hf_param(path, owner);
             let decay = decays(&hf.key, hf.module);
             self.1.push(ParamEntry { id: param.id, path: path.to_owned(), shape: param.lazy_shape().to_vec(), decay });
         }
