@@ -39,6 +39,69 @@ impl RawSize {
     }
 }
 
+/// The sizes the BERT family's configs (BERT, RoBERTa, Longformer, DeBERTa) name alike:
+/// `vocab_size`, `hidden_size`, `num_hidden_layers`, `num_attention_heads`, `intermediate_size`,
+/// `max_position_embeddings`, `type_vocab_size`. Their [`Architecture`] size methods start from
+/// these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BertShape {
+    /// `vocab_size`.
+    pub vocab: usize,
+    /// `hidden_size`.
+    pub hidden: usize,
+    /// `num_hidden_layers`.
+    pub layers: usize,
+    /// `num_attention_heads`.
+    pub heads: usize,
+    /// `intermediate_size`.
+    pub intermediate: usize,
+    /// `max_position_embeddings`.
+    pub positions: usize,
+    /// `type_vocab_size`.
+    pub type_vocab: usize,
+}
+
+impl BertShape {
+    /// The summary's entries, as the config names them.
+    pub fn summary(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("num_hidden_layers", self.layers),
+            ("hidden_size", self.hidden),
+            ("num_attention_heads", self.heads),
+            ("intermediate_size", self.intermediate),
+            ("vocab_size", self.vocab),
+            ("max_position_embeddings", self.positions),
+        ]
+    }
+
+    /// Every size as written (`type_vocab_size` must be at least 1 where `with_types`).
+    pub fn raw_sizes(&self, with_types: bool) -> Vec<RawSize> {
+        let mut sizes = vec![
+            RawSize::dim("vocab_size", self.vocab),
+            RawSize::dim("hidden_size", self.hidden),
+            RawSize::dim("intermediate_size", self.intermediate),
+            RawSize::dim("max_position_embeddings", self.positions),
+        ];
+        if with_types {
+            sizes.push(RawSize::dim("type_vocab_size", self.type_vocab));
+        }
+        sizes.push(RawSize::layers("num_hidden_layers", self.layers));
+        sizes
+    }
+
+    /// About how many parameters: embeddings of width `embedding` (the hidden size unless a
+    /// projection follows them) and the layers.
+    pub fn approx_parameters(&self, embedding: usize) -> u128 {
+        (self.vocab as u128 + self.positions as u128 + self.type_vocab as u128) * embedding as u128
+            + crate::config::stack_parameters(self.layers, self.hidden, self.intermediate)
+    }
+
+    /// Head dimension.
+    pub fn head_dim(&self) -> usize {
+        self.hidden / self.heads
+    }
+}
+
 /// What prunelab asks of an architecture's `config.json`, implemented by its config type.
 pub trait Architecture {
     /// The checkpoint naming, with this config's initialisation for parameters a checkpoint

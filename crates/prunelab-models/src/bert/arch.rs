@@ -3,10 +3,25 @@
 use burn::prelude::*;
 
 use super::{BertConfig, BertForSequenceClassification, BertNaming};
-use crate::config::{LabelFields, StackCheck, stack_parameters};
+use crate::config::{LabelFields, StackCheck};
 use crate::load::HfNaming;
-use crate::registry::{Architecture, ClassifierModel, RawSize};
+use crate::registry::{Architecture, BertShape, ClassifierModel, RawSize};
 use crate::{ClassifierOutput, ModelInput};
+
+impl BertConfig {
+    /// The sizes named as in every BERT-family config.
+    pub fn shape(&self) -> BertShape {
+        BertShape {
+            vocab: self.vocab_size,
+            hidden: self.hidden_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            intermediate: self.intermediate_size,
+            positions: self.max_position_embeddings,
+            type_vocab: self.type_vocab_size,
+        }
+    }
+}
 
 impl Architecture for BertConfig {
     fn naming(&self) -> Box<dyn HfNaming> {
@@ -18,14 +33,7 @@ impl Architecture for BertConfig {
     }
 
     fn summary(&self) -> Vec<(&'static str, usize)> {
-        vec![
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("hidden_size", self.hidden_size),
-            ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-            ("vocab_size", self.vocab_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-        ]
+        self.shape().summary()
     }
 
     fn hidden_key(&self) -> &'static str {
@@ -37,7 +45,7 @@ impl Architecture for BertConfig {
     }
 
     fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
+        self.shape().head_dim()
     }
 
     fn heads_per_layer(&self) -> Vec<usize> {
@@ -45,19 +53,11 @@ impl Architecture for BertConfig {
     }
 
     fn raw_sizes(&self) -> Vec<RawSize> {
-        vec![
-            RawSize::dim("vocab_size", self.vocab_size),
-            RawSize::dim("hidden_size", self.hidden_size),
-            RawSize::dim("intermediate_size", self.intermediate_size),
-            RawSize::dim("max_position_embeddings", self.max_position_embeddings),
-            RawSize::dim("type_vocab_size", self.type_vocab_size),
-            RawSize::layers("num_hidden_layers", self.num_hidden_layers),
-        ]
+        self.shape().raw_sizes(true)
     }
 
     fn approx_parameters(&self) -> u128 {
-        (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) as u128 * self.hidden_size as u128
-            + stack_parameters(self.num_hidden_layers, self.hidden_size, self.intermediate_size)
+        self.shape().approx_parameters(self.hidden_size)
     }
 
     fn problem(&self) -> Option<(&'static str, String)> {

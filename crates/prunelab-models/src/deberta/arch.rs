@@ -3,10 +3,25 @@
 use burn::prelude::*;
 
 use super::{DebertaConfig, DebertaForSequenceClassification, DebertaNaming};
-use crate::config::{LabelFields, stack_parameters};
+use crate::config::LabelFields;
 use crate::load::HfNaming;
-use crate::registry::{Architecture, ClassifierModel, RawSize};
+use crate::registry::{Architecture, BertShape, ClassifierModel, RawSize};
 use crate::{ClassifierOutput, ModelInput};
+
+impl DebertaConfig {
+    /// The sizes named as in every BERT-family config.
+    pub fn shape(&self) -> BertShape {
+        BertShape {
+            vocab: self.vocab_size,
+            hidden: self.hidden_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            intermediate: self.intermediate_size,
+            positions: self.max_position_embeddings,
+            type_vocab: self.type_vocab_size,
+        }
+    }
+}
 
 impl Architecture for DebertaConfig {
     fn naming(&self) -> Box<dyn HfNaming> {
@@ -18,15 +33,9 @@ impl Architecture for DebertaConfig {
     }
 
     fn summary(&self) -> Vec<(&'static str, usize)> {
-        vec![
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("hidden_size", self.hidden_size),
-            ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-            ("vocab_size", self.vocab_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-            ("max_relative_positions", self.relative_range()),
-        ]
+        let mut summary = self.shape().summary();
+        summary.push(("max_relative_positions", self.relative_range()));
+        summary
     }
 
     fn hidden_key(&self) -> &'static str {
@@ -38,7 +47,7 @@ impl Architecture for DebertaConfig {
     }
 
     fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
+        self.shape().head_dim()
     }
 
     fn heads_per_layer(&self) -> Vec<usize> {
@@ -46,22 +55,14 @@ impl Architecture for DebertaConfig {
     }
 
     fn raw_sizes(&self) -> Vec<RawSize> {
-        let mut sizes = vec![
-            RawSize::dim("vocab_size", self.vocab_size),
-            RawSize::dim("hidden_size", self.hidden_size),
-            RawSize::dim("intermediate_size", self.intermediate_size),
-            RawSize::dim("max_position_embeddings", self.max_position_embeddings),
-            RawSize::layers("num_hidden_layers", self.num_hidden_layers),
-        ];
+        let mut sizes = self.shape().raw_sizes(false);
         sizes.extend(self.embedding_size.map(|n| RawSize::dim("embedding_size", n)));
         sizes.extend(self.pooler_hidden_size.map(|n| RawSize::dim("pooler_hidden_size", n)));
         sizes
     }
 
     fn approx_parameters(&self) -> u128 {
-        let embedding = self.embedding_size.unwrap_or(self.hidden_size) as u128;
-        (self.vocab_size as u128 + self.max_position_embeddings as u128 + self.type_vocab_size as u128) * embedding
-            + stack_parameters(self.num_hidden_layers, self.hidden_size, self.intermediate_size)
+        self.shape().approx_parameters(self.embedding_size.unwrap_or(self.hidden_size))
     }
 
     fn problem(&self) -> Option<(&'static str, String)> {

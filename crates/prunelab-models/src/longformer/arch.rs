@@ -3,9 +3,9 @@
 use burn::prelude::*;
 
 use super::{AttentionWindow, LongformerConfig, LongformerForSequenceClassification, LongformerNaming};
-use crate::config::{LabelFields, StackCheck, stack_parameters};
+use crate::config::{LabelFields, StackCheck};
 use crate::load::HfNaming;
-use crate::registry::{Architecture, ClassifierModel, RawSize};
+use crate::registry::{Architecture, BertShape, ClassifierModel, RawSize};
 use crate::{ClassifierOutput, ModelInput};
 
 /// `attention_window` as sizes: one, or one per layer.
@@ -21,6 +21,21 @@ pub(crate) fn largest_window(windows: &AttentionWindow, layers: usize) -> usize 
     (0..layers).map(|i| windows.of_layer(i)).max().unwrap_or(0)
 }
 
+impl LongformerConfig {
+    /// The sizes named as in every BERT-family config.
+    pub fn shape(&self) -> BertShape {
+        BertShape {
+            vocab: self.vocab_size,
+            hidden: self.hidden_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            intermediate: self.intermediate_size,
+            positions: self.max_position_embeddings,
+            type_vocab: self.type_vocab_size,
+        }
+    }
+}
+
 impl Architecture for LongformerConfig {
     fn naming(&self) -> Box<dyn HfNaming> {
         Box::new(LongformerNaming { initializer_range: self.initializer_range })
@@ -31,16 +46,10 @@ impl Architecture for LongformerConfig {
     }
 
     fn summary(&self) -> Vec<(&'static str, usize)> {
-        vec![
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("hidden_size", self.hidden_size),
-            ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-            ("vocab_size", self.vocab_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-            // The largest window when they differ per layer.
-            ("attention_window", largest_window(&self.attention_window, self.num_hidden_layers)),
-        ]
+        let mut summary = self.shape().summary();
+        // The largest window when they differ per layer.
+        summary.push(("attention_window", largest_window(&self.attention_window, self.num_hidden_layers)));
+        summary
     }
 
     fn hidden_key(&self) -> &'static str {
@@ -52,7 +61,7 @@ impl Architecture for LongformerConfig {
     }
 
     fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
+        self.shape().head_dim()
     }
 
     fn heads_per_layer(&self) -> Vec<usize> {
@@ -60,21 +69,13 @@ impl Architecture for LongformerConfig {
     }
 
     fn raw_sizes(&self) -> Vec<RawSize> {
-        let mut sizes = vec![
-            RawSize::dim("vocab_size", self.vocab_size),
-            RawSize::dim("hidden_size", self.hidden_size),
-            RawSize::dim("intermediate_size", self.intermediate_size),
-            RawSize::dim("max_position_embeddings", self.max_position_embeddings),
-            RawSize::dim("type_vocab_size", self.type_vocab_size),
-            RawSize::layers("num_hidden_layers", self.num_hidden_layers),
-        ];
+        let mut sizes = self.shape().raw_sizes(true);
         sizes.extend(window_sizes(&self.attention_window));
         sizes
     }
 
     fn approx_parameters(&self) -> u128 {
-        (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) as u128 * self.hidden_size as u128
-            + stack_parameters(self.num_hidden_layers, self.hidden_size, self.intermediate_size)
+        self.shape().approx_parameters(self.hidden_size)
     }
 
     fn problem(&self) -> Option<(&'static str, String)> {
