@@ -22,6 +22,7 @@ use prunelab_train::{
 
 use crate::backend::{self, TrainBackend};
 use crate::common;
+use crate::panics;
 use crate::selection::{CommandPruning, PruneSelection, Resolved, SchemeArg};
 
 /// `finetune`'s pruning defaults, and the scheme it leaves to `prune`.
@@ -165,22 +166,6 @@ pub struct FinetuneArgs {
     no_checkpoint: bool,
 }
 
-/// Why a panic stopped training, for the result file: "out of memory: …" when the backend ran
-/// out of memory, else "the backend panicked: …".
-fn panic_reason(payload: &(dyn std::any::Any + Send)) -> String {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".to_owned());
-    let lower = message.to_lowercase();
-    if ["out of memory", "outofmemory", "out_of_memory", "oom"].iter().any(|k| lower.contains(k)) {
-        format!("out of memory: {message}")
-    } else {
-        format!("the backend panicked: {message}")
-    }
-}
-
 /// `PRUNELAB_FAULT=oom@STEP` makes the step STEP (counted from 1 over the run) panic as a backend
 /// that ran out of memory does: a fault-injection hook for the tests of what a failed run leaves.
 fn injected_fault_step() -> Option<usize> {
@@ -238,7 +223,7 @@ impl FinetuneArgs {
         let evals = RefCell::new(Vec::new());
         let outcome =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.train(&pruning, &mut record, &evals, quiet)))
-                .unwrap_or_else(|payload| Err(anyhow::anyhow!(panic_reason(payload.as_ref()))));
+                .unwrap_or_else(|payload| Err(anyhow::anyhow!(panics::reason(&panics::message(payload.as_ref())))));
         match outcome {
             Ok(()) => {
                 record.status = Status::Finished;
@@ -254,7 +239,9 @@ impl FinetuneArgs {
             }
             Err(err) => {
                 record.status = Status::Failed;
-                record.reason = Some(format!("{err:#}"));
+                let reason = panics::failure_reason(&format!("{err:#}"), panics::elsewhere());
+                record.reason = Some(reason.clone());
+                let err = if panics::elsewhere().is_some() { anyhow::anyhow!(reason) } else { err };
                 // What the run learned before it failed is kept.
                 if record.epochs.is_empty() {
                     record.epochs_evaluated = evals.take();

@@ -16,6 +16,7 @@ mod evaluate;
 mod finetune;
 mod inspect;
 mod model;
+mod panics;
 mod prune;
 mod report;
 mod selection;
@@ -83,6 +84,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     keep_freed_memory();
+    panics::record_thread_panics();
     // `--version`: the crate version, the commit and the build's backend and kernel features.
     let version = format!(
         "{} (commit {}, backend {}, {})",

@@ -44,7 +44,7 @@ pub(super) fn table_rows(records: &[Entry], labels: &[&str]) -> Vec<Row> {
             ));
             rows.push(Row::notes(
                 format!("{name}: prunelab fine-tune speed, bf16-mixed ÷ f32"),
-                mixed.iter().zip(&medians).map(|(m, f)| format!("{:.2}×", m / f)).collect(),
+                mixed.iter().zip(&medians).map(|(m, f)| shown(m / f, |r| format!("{r:.2}×"))).collect(),
             ));
         }
         let params = value(one(t("parameters")), |r| r.parameters);
@@ -208,6 +208,12 @@ impl Row {
     }
 }
 
+/// `x` formatted, or "not measured" for a figure no record gave (NaN): a build that skipped a
+/// measure (bf16 runs only on the first build) leaves its cell so.
+fn shown(x: f64, format: impl Fn(f64) -> String) -> String {
+    if x.is_nan() { "not measured".to_owned() } else { format(x) }
+}
+
 /// The Markdown table: a prunelab column and a ratio column per build.
 pub(super) fn render(labels: &[&str], rows: &[Row]) -> String {
     let mut out = String::from("| measure |");
@@ -227,7 +233,7 @@ pub(super) fn render(labels: &[&str], rows: &[Row]) -> String {
         let _ = write!(out, "| {} |", r.what);
         for i in 0..labels.len() {
             let cell = match r.cells.get(i) {
-                Some(Cell::Value { value, .. }) => format!("{value:.3}"),
+                Some(Cell::Value { value, .. }) => shown(*value, |v| format!("{v:.3}")),
                 Some(Cell::Note(note)) => note.clone(),
                 None => String::new(),
             };
@@ -236,6 +242,7 @@ pub(super) fn render(labels: &[&str], rows: &[Row]) -> String {
         put(&mut out, r.theirs.map_or(String::new(), |t| format!("{t:.3}")));
         for i in 0..labels.len() {
             let ratio = match r.ratio(i) {
+                Some((ratio, _)) if ratio.is_nan() => String::new(),
                 Some((ratio, Some((lo, hi)))) => format!("{ratio:.2}× ({lo:.2}–{hi:.2})"),
                 Some((ratio, None)) => format!("{ratio:.2}×"),
                 None => String::new(),
@@ -357,5 +364,20 @@ mod tests {
         let labels = ["cuda", "fused"];
         let rows = table_rows(&entries, &labels);
         assert_eq!(render(&labels, &rows), std::fs::read_to_string(dir.join("bench.md")).unwrap());
+    }
+
+    /// The wgpu call (2026-12-06): bf16 runs only on the first build, so the wgpu column has no
+    /// bf16 figure, which reads "not measured" (it read "NaN" before), and its ratio is empty.
+    #[test]
+    fn a_measure_one_build_skipped_reads_not_measured() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results/h100-2026-12-06-wgpu");
+        let entries: Vec<Entry> =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("bench.json")).unwrap()).unwrap();
+        let labels = ["cuda", "wgpu"];
+        let table = render(&labels, &table_rows(&entries, &labels));
+        assert!(!table.contains("NaN"), "{table}");
+        let mixed = table.lines().find(|l| l.contains("prunelab bf16-mixed vs torch bf16")).unwrap();
+        assert!(mixed.starts_with("| MiniLM-L6: fine-tune samples/s (batch 32 × 128), prunelab bf16-mixed vs torch bf16 | 732.867 | not measured | 1333.254 | 0.55× | |"), "{mixed}");
+        assert_eq!(table, std::fs::read_to_string(dir.join("bench.md")).unwrap());
     }
 }
