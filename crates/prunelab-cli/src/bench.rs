@@ -44,7 +44,7 @@ pub enum BenchCommand {
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
     /// gpt2-small (124M), minilm (all-MiniLM-L6-v2's shape, 22.7M), or the shapes of
-    /// microsoft/deberta-base, allenai/led-base-16384 and allenai/longformer-base-4096
+    /// microsoft/deberta-base, allenai/led-base-16384, allenai/longformer-base-4096 and roberta-base
     #[arg(long, value_parser = ARCHS)]
     arch: String,
     /// Output directory
@@ -57,7 +57,7 @@ pub struct InitArgs {
 }
 
 /// The architectures `bench init` writes.
-const ARCHS: [&str; 5] = ["gpt2-small", "minilm", "deberta-base", "led-base", "longformer-base"];
+const ARCHS: [&str; 6] = ["gpt2-small", "minilm", "deberta-base", "led-base", "longformer-base", "roberta-base"];
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -197,6 +197,14 @@ fn arch_config(arch: &str) -> Result<serde_json::Value> {
             "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 4098, "type_vocab_size": 1,
             "initializer_range": 0.02, "layer_norm_eps": 1e-5, "attention_window": [512, 512, 512, 512, 512, 512, 512, 512, 512, 512, 512, 512],
             "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "sep_token_id": 2
+        }),
+        // roberta-base: 514 positions, the first two never a token's (padding id 1).
+        "roberta-base" => json!({
+            "model_type": "roberta", "architectures": ["RobertaForSequenceClassification"], "vocab_size": 50265,
+            "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+            "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+            "max_position_embeddings": 514, "type_vocab_size": 1, "initializer_range": 0.02,
+            "layer_norm_eps": 1e-5, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2
         }),
         other => bail!("unknown architecture {other}"),
     })
@@ -445,13 +453,14 @@ mod tests {
     #[test]
     fn every_init_architecture_is_a_supported_config_of_its_published_size() {
         // Parameter counts of the Hub checkpoints (millions): gpt2, all-MiniLM-L6-v2,
-        // microsoft/deberta-base, allenai/led-base-16384, allenai/longformer-base-4096.
+        // microsoft/deberta-base, allenai/led-base-16384, allenai/longformer-base-4096, roberta-base.
         let published = [
             ("gpt2-small", 124.4),
             ("minilm", 22.7),
             ("deberta-base", 139.2),
             ("led-base", 161.8),
             ("longformer-base", 148.7),
+            ("roberta-base", 124.6),
         ];
         for (arch, millions) in published {
             assert!(ARCHS.contains(&arch));

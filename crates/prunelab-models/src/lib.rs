@@ -1,11 +1,15 @@
 //! Pretrained transformers as Burn modules, loaded from Hugging Face checkpoints, computing what
 //! Hugging Face transformers computes.
 //!
-//! - [`bert`] (`model_type: bert`, MiniLM included), [`gpt2`] (`model_type: gpt2`), [`deberta`]
-//!   (`model_type: deberta`), [`deberta_v2`] (`model_type: deberta-v2`, DeBERTa-v3 included),
-//!   [`longformer`] (`model_type: longformer`) and [`led`] (`model_type: led`): Config + Module +
-//!   init + forward, generic over the backend, each with a sequence-classification head with
-//!   transformers' semantics.
+//! - [`bert`] (`model_type: bert`, MiniLM included), [`roberta`] (`model_type: roberta`),
+//!   [`gpt2`] (`model_type: gpt2`), [`deberta`] (`model_type: deberta`), [`deberta_v2`]
+//!   (`model_type: deberta-v2`, DeBERTa-v3 included), [`longformer`] (`model_type: longformer`)
+//!   and [`led`] (`model_type: led`): Config + Module + init + forward, generic over the backend,
+//!   each with a sequence-classification head with transformers' semantics, one folder each.
+//! - [`registry`]: the traits each architecture implements, and the macro that turns the list
+//!   below into [`ModelConfig`], [`Classifier`] and every dispatch on the architecture.
+//! - [`layers`]: what the architectures share (activations, masks, products, and in
+//!   [`layers::blocks`] the post-LayerNorm output, feed-forward, RoBERTa embeddings and head).
 //! - [`config`]: `config.json` read directly (transformers' field names and defaults).
 //! - [`checkpoint`]: `model.safetensors`, sharded safetensors, `model.fp16.safetensors` and
 //!   `pytorch_model.bin`, any float dtype.
