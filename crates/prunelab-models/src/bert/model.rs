@@ -14,12 +14,12 @@ impl BertConfig {
         self.prunelab_heads.as_ref().and_then(|h| h.get(i).copied()).unwrap_or(self.num_attention_heads)
     }
 
-    fn activation(&self) -> Activation {
+    pub(crate) fn activation(&self) -> Activation {
         // Validated when the config was read.
         Activation::from_hf(&self.hidden_act).unwrap_or(Activation::Gelu)
     }
 
-    fn block_sizes(&self) -> BlockSizes {
+    pub(crate) fn block_sizes(&self) -> BlockSizes {
         BlockSizes {
             hidden: self.hidden_size,
             layer_norm_eps: self.layer_norm_eps,
@@ -35,17 +35,6 @@ impl BertConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> BertModel<B> {
         let h = self.hidden_size;
         let sizes = self.block_sizes();
-        let layer = |i: usize| {
-            BertLayerSizes {
-                block: sizes,
-                heads: self.heads_in_layer(i),
-                head_dim: h / self.num_attention_heads,
-                intermediate: self.intermediate_size,
-                act: self.activation(),
-                attention_dropout: self.attention_probs_dropout_prob,
-            }
-            .init(device)
-        };
         BertModel {
             embeddings: BertEmbeddings {
                 word_embeddings: EmbeddingConfig::new(self.vocab_size, h).init(device),
@@ -54,9 +43,25 @@ impl BertConfig {
                 layer_norm: sizes.layer_norm(device),
                 dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
             },
-            encoder: BertEncoder { layer: (0..self.num_hidden_layers).map(layer).collect() },
+            encoder: self.init_encoder(device),
             pooler: BertPooler { dense: self.linear(h, h, device) },
         }
+    }
+
+    /// The encoder layers (also RoBERTa's).
+    pub(crate) fn init_encoder<B: Backend>(&self, device: &B::Device) -> BertEncoder<B> {
+        let layer = |i: usize| {
+            BertLayerSizes {
+                block: self.block_sizes(),
+                heads: self.heads_in_layer(i),
+                head_dim: self.hidden_size / self.num_attention_heads,
+                intermediate: self.intermediate_size,
+                act: self.activation(),
+                attention_dropout: self.attention_probs_dropout_prob,
+            }
+            .init(device)
+        };
+        BertEncoder { layer: (0..self.num_hidden_layers).map(layer).collect() }
     }
 
     /// `BertForSequenceClassification` with `num_labels` classes.
@@ -210,6 +215,23 @@ pub struct BertEncoder<B: Backend> {
     pub layer: Vec<BertLayer<B>>,
 }
 
+impl<B: Backend> BertEncoder<B> {
+    /// `embedded` followed by every layer's output, the padding (`attention_mask` 0) masked out
+    /// of the keys.
+    ///
+    /// # Shapes
+    /// - `embedded`: `[batch, seq, hidden]`; `attention_mask`: `[batch, seq]`
+    pub fn hidden_states(&self, embedded: Tensor<B, 3>, attention_mask: Tensor<B, 2, Int>) -> Vec<Tensor<B, 3>> {
+        let mask = layers::padding_mask(attention_mask);
+        let mut states = vec![embedded];
+        for layer in &self.layer {
+            let next = layer.forward(states.last().cloned().expect("embedding output"), mask.clone());
+            states.push(next);
+        }
+        states
+    }
+}
+
 /// `tanh(dense(h[:, 0]))`: the pooled `[CLS]` representation.
 #[derive(Module, Debug)]
 pub struct BertPooler<B: Backend> {
@@ -247,13 +269,7 @@ impl<B: Backend> BertModel<B> {
         attention_mask: Tensor<B, 2, Int>,
         token_type_ids: Option<Tensor<B, 2, Int>>,
     ) -> Vec<Tensor<B, 3>> {
-        let mask = layers::padding_mask(attention_mask);
-        let mut states = vec![self.embeddings.forward(input_ids, token_type_ids)];
-        for layer in &self.encoder.layer {
-            let next = layer.forward(states.last().cloned().expect("embedding output"), mask.clone());
-            states.push(next);
-        }
-        states
+        self.encoder.hidden_states(self.embeddings.forward(input_ids, token_type_ids), attention_mask)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 
-use super::{AttentionWindow, LongformerConfig, LongformerForSequenceClassification, LongformerNaming};
+use super::{AttentionWindow, LongformerConfig, LongformerForSequenceClassification, longformer_naming};
 use crate::config::{LabelFields, StackCheck};
 use crate::load::HfNaming;
 use crate::registry::{Architecture, BertShape, ClassifierModel, RawSize};
@@ -38,7 +38,7 @@ impl LongformerConfig {
 
 impl Architecture for LongformerConfig {
     fn naming(&self) -> Box<dyn HfNaming> {
-        Box::new(LongformerNaming { initializer_range: self.initializer_range })
+        Box::new(longformer_naming(self.initializer_range))
     }
 
     fn labels(&self) -> &LabelFields {
@@ -116,6 +116,6 @@ impl<B: Backend> ClassifierModel<B> for LongformerForSequenceClassification<B> {
     }
 
     fn naming(&self) -> Box<dyn HfNaming> {
-        Box::new(LongformerNaming { initializer_range: 0.02 })
+        Box::new(longformer_naming(0.02))
     }
 }

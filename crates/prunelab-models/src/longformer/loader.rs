@@ -12,50 +12,21 @@
 //! buffer), `lm_head.*` (the masked-LM head of the pretrained checkpoints) and `*pooler.*` (the
 //! classifier is built without the pooler, as transformers builds it).
 
-use crate::load::{BERT_RENAMES, HfNaming, Init};
+use crate::roberta::RobertaNaming;
 
-/// Longformer's naming (see the module docs).
-#[derive(Debug, Clone, Copy)]
-pub struct LongformerNaming {
-    /// `initializer_range` of the config, for a missing head.
-    pub initializer_range: f64,
-}
-
-impl HfNaming for LongformerNaming {
-    fn model_name(&self) -> &'static str {
-        "longformer"
-    }
-
-    fn base_prefix(&self) -> &'static str {
-        "longformer."
-    }
-
-    fn head_weight_key(&self) -> &'static str {
-        "classifier.out_proj.weight"
-    }
-
-    fn renames(&self) -> &'static [(&'static str, &'static str)] {
-        BERT_RENAMES
-    }
-
-    fn init_if_missing(&self, key: &str) -> Option<Init> {
-        key.starts_with("classifier.").then(|| Init::normal_or_zero_bias(key, self.initializer_range))
-    }
-
-    fn ignored(&self, key: &str) -> bool {
-        let key = key.strip_prefix("longformer.").unwrap_or(key);
-        key.ends_with("position_ids") || key.starts_with("lm_head.") || key.starts_with("pooler.")
-    }
+/// Longformer's naming: RoBERTa's, under the `longformer.` prefix (see the module docs).
+pub fn longformer_naming(initializer_range: f64) -> RobertaNaming {
+    RobertaNaming { model: "longformer", prefix: "longformer.", initializer_range }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::HfModule;
+    use crate::load::{HfModule, HfNaming, Init};
 
     #[test]
     fn key_map() {
-        let n = LongformerNaming { initializer_range: 0.02 };
+        let n = longformer_naming(0.02);
         let p = n.hf_param("longformer.encoder.layer.1.attention.self_attn.key_global.weight", HfModule::Linear);
         assert_eq!(p.key, "longformer.encoder.layer.1.attention.self.key_global.weight");
         assert!(p.transposed() && p.init_if_missing.is_none());

@@ -19,7 +19,7 @@ mod loader;
 mod model;
 
 pub use attention::{AttentionPattern, LongformerSelfAttention};
-pub use loader::LongformerNaming;
+pub use loader::longformer_naming;
 pub use model::*;
 
 use crate::config::LabelFields;

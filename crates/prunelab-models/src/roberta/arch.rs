@@ -3,87 +3,60 @@
 use burn::prelude::*;
 
 use super::{RobertaConfig, RobertaForSequenceClassification, RobertaNaming};
-use crate::config::{LabelFields, StackCheck};
+use crate::config::LabelFields;
 use crate::load::HfNaming;
-use crate::registry::{Architecture, BertShape, ClassifierModel, RawSize};
+use crate::registry::{Architecture, ClassifierModel, RawSize};
 use crate::{ClassifierOutput, ModelInput};
 
-impl RobertaConfig {
-    /// The sizes named as in every BERT-family config.
-    pub fn shape(&self) -> BertShape {
-        BertShape {
-            vocab: self.vocab_size,
-            hidden: self.hidden_size,
-            layers: self.num_hidden_layers,
-            heads: self.num_attention_heads,
-            intermediate: self.intermediate_size,
-            positions: self.max_position_embeddings,
-            type_vocab: self.type_vocab_size,
-        }
-    }
-}
-
+/// BERT's answers, but for the naming and the padding id positions count from.
 impl Architecture for RobertaConfig {
     fn naming(&self) -> Box<dyn HfNaming> {
-        Box::new(RobertaNaming { initializer_range: self.initializer_range })
+        Box::new(RobertaNaming::roberta(self.0.initializer_range))
     }
 
     fn labels(&self) -> &LabelFields {
-        &self.labels
+        &self.0.labels
     }
 
     fn summary(&self) -> Vec<(&'static str, usize)> {
-        self.shape().summary()
+        self.0.summary()
     }
 
     fn hidden_key(&self) -> &'static str {
-        "hidden_size"
+        self.0.hidden_key()
     }
 
     fn inner_size_key(&self) -> &'static str {
-        "intermediate_size"
+        self.0.inner_size_key()
     }
 
     fn head_dim(&self) -> usize {
-        self.shape().head_dim()
+        self.0.head_dim()
     }
 
     fn heads_per_layer(&self) -> Vec<usize> {
-        (0..self.num_hidden_layers).map(|i| self.heads_in_layer(i)).collect()
+        self.0.heads_per_layer()
     }
 
     fn raw_sizes(&self) -> Vec<RawSize> {
-        self.shape().raw_sizes(true)
+        self.0.raw_sizes()
     }
 
     fn approx_parameters(&self) -> u128 {
-        self.shape().approx_parameters(self.hidden_size)
+        self.0.approx_parameters()
     }
 
     fn problem(&self) -> Option<(&'static str, String)> {
-        if self.position_embedding_type != "absolute" {
-            return Some((
-                "position_embedding_type",
-                format!("{:?} is not supported (only \"absolute\")", self.position_embedding_type),
-            ));
-        }
-        let Some(pad) = self.pad_token_id.map(|p| p as usize) else {
+        let Some(pad) = self.0.pad_token_id.map(|p| p as usize) else {
             return Some(("pad_token_id", "is needed (positions count from it)".into()));
         };
-        if self.max_position_embeddings <= pad + 1 {
+        if self.0.max_position_embeddings <= pad + 1 {
             return Some((
                 "max_position_embeddings",
-                format!("{} leaves no position after the padding id {pad}", self.max_position_embeddings),
+                format!("{} leaves no position after the padding id {pad}", self.0.max_position_embeddings),
             ));
         }
-        StackCheck {
-            hidden: self.hidden_size,
-            heads: self.num_attention_heads,
-            activation: ("hidden_act", &self.hidden_act),
-            layers: self.num_hidden_layers,
-            kept: self.prunelab_heads.as_deref(),
-        }
-        .problem()
+        self.0.problem()
     }
 }
 
@@ -101,6 +74,6 @@ impl<B: Backend> ClassifierModel<B> for RobertaForSequenceClassification<B> {
     }
 
     fn naming(&self) -> Box<dyn HfNaming> {
-        Box::new(RobertaNaming { initializer_range: 0.02 })
+        Box::new(RobertaNaming::roberta(0.02))
     }
 }

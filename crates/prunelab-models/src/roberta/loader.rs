@@ -14,20 +14,32 @@
 
 use crate::load::{BERT_RENAMES, HfNaming, Init};
 
-/// RoBERTa's naming (see the module docs).
+/// The naming of RoBERTa and the models built on it (Longformer): BERT's renames under the
+/// model's own prefix, RoBERTa's classification head, the masked-LM head and pooler ignored.
 #[derive(Debug, Clone, Copy)]
 pub struct RobertaNaming {
+    /// The model's name in messages (`roberta`, `longformer`).
+    pub model: &'static str,
+    /// Its base-model prefix (`roberta.`, `longformer.`).
+    pub prefix: &'static str,
     /// `initializer_range` of the config, for a missing head.
     pub initializer_range: f64,
 }
 
+impl RobertaNaming {
+    /// RoBERTa's.
+    pub fn roberta(initializer_range: f64) -> Self {
+        Self { model: "roberta", prefix: "roberta.", initializer_range }
+    }
+}
+
 impl HfNaming for RobertaNaming {
     fn model_name(&self) -> &'static str {
-        "roberta"
+        self.model
     }
 
     fn base_prefix(&self) -> &'static str {
-        "roberta."
+        self.prefix
     }
 
     fn head_weight_key(&self) -> &'static str {
@@ -43,7 +55,7 @@ impl HfNaming for RobertaNaming {
     }
 
     fn ignored(&self, key: &str) -> bool {
-        let key = key.strip_prefix("roberta.").unwrap_or(key);
+        let key = key.strip_prefix(self.base_prefix()).unwrap_or(key);
         key.ends_with("position_ids") || key.starts_with("lm_head.") || key.starts_with("pooler.")
     }
 }
@@ -55,7 +67,7 @@ mod tests {
 
     #[test]
     fn key_map() {
-        let n = RobertaNaming { initializer_range: 0.02 };
+        let n = RobertaNaming::roberta(0.02);
         let p = n.hf_param("roberta.encoder.layer.1.attention.self_attn.value.weight", HfModule::Linear);
         assert_eq!(p.key, "roberta.encoder.layer.1.attention.self.value.weight");
         assert!(p.transposed() && p.init_if_missing.is_none());

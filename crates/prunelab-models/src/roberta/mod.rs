@@ -13,83 +13,43 @@ mod model;
 pub use loader::RobertaNaming;
 pub use model::*;
 
-use crate::config::LabelFields;
+use crate::bert::BertConfig;
 
-/// `RobertaConfig` of transformers, read from `config.json` (same field names and defaults).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(default)]
-pub struct RobertaConfig {
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Hidden size.
-    pub hidden_size: usize,
-    /// Number of encoder layers.
-    pub num_hidden_layers: usize,
-    /// Attention heads per layer.
-    pub num_attention_heads: usize,
-    /// Inner size of the feed-forward block.
-    pub intermediate_size: usize,
-    /// Feed-forward activation.
-    pub hidden_act: String,
-    /// Dropout on embeddings and sub-layer outputs.
-    pub hidden_dropout_prob: f64,
-    /// Dropout on attention probabilities.
-    pub attention_probs_dropout_prob: f64,
-    /// Number of learned positions (`pad_token_id + 1` of them are never a real token's:
-    /// roberta-base has 514 for 512 tokens).
-    pub max_position_embeddings: usize,
-    /// Number of token types.
-    pub type_vocab_size: usize,
-    /// Standard deviation of the normal initialisation.
-    pub initializer_range: f64,
-    /// LayerNorm epsilon.
-    pub layer_norm_eps: f64,
-    /// Padding token id; positions count from `pad_token_id + 1`.
-    pub pad_token_id: Option<u32>,
-    /// Only `absolute` is supported.
-    pub position_embedding_type: String,
-    /// Dropout in the classification head (`hidden_dropout_prob` when unset).
-    pub classifier_dropout: Option<f64>,
-    /// prunelab's extension: attention heads kept in each layer after structured pruning
-    /// (absent: `num_attention_heads` everywhere).
-    pub prunelab_heads: Option<Vec<usize>>,
-    /// Declared labels.
-    #[serde(flatten)]
-    pub labels: LabelFields,
-}
+/// `RobertaConfig` of transformers: `BertConfig`'s fields, defaults and meaning (transformers'
+/// class derives from it), with RoBERTa's vocabulary (50,265) and padding id (1) as defaults.
+/// `max_position_embeddings` counts the `pad_token_id + 1` positions no token takes
+/// (roberta-base: 514 for 512 tokens).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RobertaConfig(pub BertConfig);
 
-impl Default for RobertaConfig {
-    fn default() -> Self {
-        Self {
-            vocab_size: 50265,
-            hidden_size: 768,
-            num_hidden_layers: 12,
-            num_attention_heads: 12,
-            intermediate_size: 3072,
-            hidden_act: "gelu".into(),
-            hidden_dropout_prob: 0.1,
-            attention_probs_dropout_prob: 0.1,
-            max_position_embeddings: 512,
-            type_vocab_size: 2,
-            initializer_range: 0.02,
-            layer_norm_eps: 1e-12,
-            pad_token_id: Some(1),
-            position_embedding_type: "absolute".into(),
-            classifier_dropout: None,
-            prunelab_heads: None,
-            labels: LabelFields::default(),
+impl<'de> serde::Deserialize<'de> for RobertaConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut value = serde_json::Value::deserialize(deserializer)?;
+        if let Some(fields) = value.as_object_mut() {
+            fields.entry("vocab_size").or_insert(50265.into());
+            fields.entry("pad_token_id").or_insert(1.into());
         }
+        BertConfig::deserialize(value).map(Self).map_err(serde::de::Error::custom)
     }
 }
 
 impl RobertaConfig {
-    /// Attention heads of layer `i` (fewer than `num_attention_heads` after structured pruning).
-    pub fn heads_in_layer(&self, i: usize) -> usize {
-        self.prunelab_heads.as_ref().and_then(|h| h.get(i).copied()).unwrap_or(self.num_attention_heads)
-    }
-
     /// The padding id (validated to be present when the config was read).
     pub fn pad_id(&self) -> u32 {
-        self.pad_token_id.unwrap_or(1)
+        self.0.pad_token_id.unwrap_or(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_bert_s_with_roberta_s_vocabulary_and_padding() {
+        let c: RobertaConfig = serde_json::from_str(r#"{"hidden_size": 64}"#).unwrap();
+        assert_eq!((c.0.vocab_size, c.0.pad_token_id, c.0.hidden_size), (50265, Some(1), 64));
+        assert_eq!((c.0.max_position_embeddings, c.0.layer_norm_eps), (512, 1e-12), "BertConfig's");
+        let c: RobertaConfig = serde_json::from_str(r#"{"vocab_size": 99, "pad_token_id": 0}"#).unwrap();
+        assert_eq!((c.0.vocab_size, c.pad_id()), (99, 0));
     }
 }

@@ -3,42 +3,21 @@
 use burn::prelude::*;
 
 use super::RobertaConfig;
-use crate::bert::{BertEncoder, BertLayerSizes};
-use crate::layers::blocks::{BlockSizes, ClassificationHead, RobertaEmbeddings};
-use crate::layers::{self, Activation};
+use crate::bert::BertEncoder;
+use crate::layers::blocks::{ClassificationHead, RobertaEmbeddings};
 
 impl RobertaConfig {
-    fn block_sizes(&self) -> BlockSizes {
-        BlockSizes {
-            hidden: self.hidden_size,
-            layer_norm_eps: self.layer_norm_eps,
-            hidden_dropout: self.hidden_dropout_prob,
-        }
-    }
-
     /// The encoder (`RobertaModel` without the pooler, as the classifier builds it).
     pub fn init<B: Backend>(&self, device: &B::Device) -> RobertaModel<B> {
-        let sizes = self.block_sizes();
-        let layer = |i: usize| {
-            BertLayerSizes {
-                block: sizes,
-                heads: self.heads_in_layer(i),
-                head_dim: self.hidden_size / self.num_attention_heads,
-                intermediate: self.intermediate_size,
-                // Validated when the config was read.
-                act: Activation::from_hf(&self.hidden_act).unwrap_or(Activation::Gelu),
-                attention_dropout: self.attention_probs_dropout_prob,
-            }
-            .init(device)
-        };
+        let c = &self.0;
         RobertaModel {
             embeddings: RobertaEmbeddings::new(
-                &sizes,
-                [self.vocab_size, self.max_position_embeddings, self.type_vocab_size],
+                &c.block_sizes(),
+                [c.vocab_size, c.max_position_embeddings, c.type_vocab_size],
                 self.pad_id(),
                 device,
             ),
-            encoder: BertEncoder { layer: (0..self.num_hidden_layers).map(layer).collect() },
+            encoder: c.init_encoder(device),
         }
     }
 
@@ -48,10 +27,10 @@ impl RobertaConfig {
         num_labels: usize,
         device: &B::Device,
     ) -> RobertaForSequenceClassification<B> {
-        let dropout = self.classifier_dropout.unwrap_or(self.hidden_dropout_prob);
+        let dropout = self.0.classifier_dropout.unwrap_or(self.0.hidden_dropout_prob);
         RobertaForSequenceClassification {
             roberta: self.init(device),
-            classifier: ClassificationHead::new(self.hidden_size, num_labels, dropout, device),
+            classifier: ClassificationHead::new(self.0.hidden_size, num_labels, dropout, device),
         }
     }
 }
@@ -76,13 +55,7 @@ impl<B: Backend> RobertaModel<B> {
     ) -> Vec<Tensor<B, 3>> {
         let [batch, seq] = input_ids.dims();
         let types = token_type_ids.unwrap_or_else(|| Tensor::zeros([batch, seq], &input_ids.device()));
-        let mask = layers::padding_mask(attention_mask);
-        let mut states = vec![self.embeddings.forward(input_ids, types)];
-        for layer in &self.encoder.layer {
-            let next = layer.forward(states.last().cloned().expect("embedding output"), mask.clone());
-            states.push(next);
-        }
-        states
+        self.encoder.hidden_states(self.embeddings.forward(input_ids, types), attention_mask)
     }
 }
 
