@@ -156,12 +156,18 @@ macro_rules! architectures {
             $( $(#[$doc])* $variant($module::$config), )+
         }
 
-        /// A sequence classifier of any supported architecture.
-        #[derive(burn::module::Module, Debug)]
+        // In a module of its own so that the allowance covers the record type the derive writes.
         #[allow(clippy::large_enum_variant)] // one per process; boxing would change Burn module paths
-        pub enum Classifier<B: burn::prelude::Backend> {
-            $( $(#[$doc])* $variant($module::$classifier<B>), )+
+        mod classifier {
+            use burn::prelude::*;
+
+            /// A sequence classifier of any supported architecture.
+            #[derive(Module, Debug)]
+            pub enum Classifier<B: Backend> {
+                $( $(#[$doc])* $variant(super::$module::$classifier<B>), )+
+            }
         }
+        pub use classifier::{Classifier, ClassifierRecord};
 
         impl ModelConfig {
             /// The config of `model_type` from its JSON, or `None` for a type not in the registry.

@@ -5,24 +5,11 @@ use burn::prelude::*;
 use super::{DebertaV2Config, DebertaV2ForSequenceClassification, DebertaV2Naming};
 use crate::config::LabelFields;
 use crate::load::HfNaming;
-use crate::registry::{Architecture, BertShape, ClassifierModel, RawSize};
+use crate::registry::{Architecture, ClassifierModel, RawSize};
 use crate::{ClassifierOutput, ModelInput};
 
-impl DebertaV2Config {
-    /// The sizes named as in every BERT-family config.
-    pub fn shape(&self) -> BertShape {
-        BertShape {
-            vocab: self.vocab_size,
-            hidden: self.hidden_size,
-            layers: self.num_hidden_layers,
-            heads: self.num_attention_heads,
-            intermediate: self.intermediate_size,
-            positions: self.max_position_embeddings,
-            type_vocab: self.type_vocab_size,
-        }
-    }
-}
-
+/// DeBERTa's answers (through `shared()`, the fields they share) but for the
+/// naming, the relative-position summary, the kept heads and the v2-only checks.
 impl Architecture for DebertaV2Config {
     fn naming(&self) -> Box<dyn HfNaming> {
         Box::new(DebertaV2Naming { initializer_range: self.initializer_range })
@@ -33,7 +20,7 @@ impl Architecture for DebertaV2Config {
     }
 
     fn summary(&self) -> Vec<(&'static str, usize)> {
-        let mut summary = self.shape().summary();
+        let mut summary = self.shared().shape().summary();
         summary.push(("position_buckets", self.buckets().unwrap_or(0)));
         summary
     }
@@ -47,7 +34,7 @@ impl Architecture for DebertaV2Config {
     }
 
     fn head_dim(&self) -> usize {
-        self.shape().head_dim()
+        self.shared().head_dim()
     }
 
     fn heads_per_layer(&self) -> Vec<usize> {
@@ -55,14 +42,11 @@ impl Architecture for DebertaV2Config {
     }
 
     fn raw_sizes(&self) -> Vec<RawSize> {
-        let mut sizes = self.shape().raw_sizes(false);
-        sizes.extend(self.embedding_size.map(|n| RawSize::dim("embedding_size", n)));
-        sizes.extend(self.pooler_hidden_size.map(|n| RawSize::dim("pooler_hidden_size", n)));
-        sizes
+        self.shared().raw_sizes()
     }
 
     fn approx_parameters(&self) -> u128 {
-        self.shape().approx_parameters(self.embedding_size.unwrap_or(self.hidden_size))
+        self.shared().approx_parameters()
     }
 
     fn problem(&self) -> Option<(&'static str, String)> {

@@ -81,7 +81,7 @@ impl Architecture for LedConfig {
             return Some((key, m.into()));
         }
         let heads = self.decoder_attention_heads;
-        if heads == 0 || self.d_model % heads != 0 {
+        if heads == 0 || !self.d_model.is_multiple_of(heads) {
             return Some((
                 "decoder_attention_heads",
                 format!("{heads} heads do not divide the hidden size {}", self.d_model),
