@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, in the repository root, with the prepared `.device/` folder carried
-# along (see bench/NOTES.md, "GPU runs"): `.device/bin/prunelab.xz` (a stripped `--features cuda`
-# release build), `.device/minilm/` (config.json, tokenizer.json, model.fp16.safetensors),
-# `.device/glue/{SST-2,CoLA}/*.tsv`, and optionally `.device/kernels/` (a CubeCL kernel cache
-# from an earlier call). Everything it produces goes under $OUT.
+# along (`bash bench/prepare-device.sh data|cuda|wgpu|xtask` fills it): `.device/bin/prunelab.xz`
+# (a stripped `--features cuda` release build), `.device/minilm/` (config.json, tokenizer.json,
+# model.fp16.safetensors), `.device/glue/{SST-2,CoLA}/*.tsv`, and optionally `.device/kernels/` (a
+# CubeCL kernel cache from an earlier call). Everything it produces goes under $OUT. The carry is
+# 64 MiB: name only the `.device/` paths a mode needs (wgpu: the binaries, glue, tokenizers and
+# MiniLM's json files; minilm: the cuda binary, xtask, glue and minilm/).
 #
 #   bash bench/device.sh probe      # cold and warm time to first step, step speed, torch speed
 #   bash bench/device.sh accuracy   # issue 5's check: MiniLM SST-2/CoLA dense and 90 %, both tools
