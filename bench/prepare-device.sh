@@ -15,7 +15,7 @@ SHARED=${SHARED:-../shared}
 D=.device
 mkdir -p "$D/bin"
 
-pack() { # pack SRC DEST.xz: strip-free copy, xz'd (skips when DEST is newer than SRC)
+pack() { # pack SRC DEST.xz: SRC xz-compressed into DEST (skipped when DEST is newer than SRC)
   if [ "$2" -nt "$1" ]; then return; fi
   xz -T1 -6 -c "$1" > "$2.tmp" && mv "$2.tmp" "$2"
   echo "$2: $(du -h "$2" | cut -f1)"

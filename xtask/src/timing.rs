@@ -139,9 +139,8 @@ pub fn write(out: &Path, full: &Grid, timing: &Grid, jobs: u32) -> Result<String
         writeln!(
             text,
             "\n**An upper bound.** On {rows} rows of dynamically padded batches most sequence lengths are met for \
-             the first time, and compiling their kernels counts in the measured rates (one H100, 2026-12-06: 512 rows \
-             of GPT-2 small ran at 97 samples/s). Time at least {AMORTISED_ROWS} rows for a projection of the \
-             running speed."
+             the first time, and compiling their kernels counts in the measured rates (bench/NOTES.md, \"The \
+             study's seed grid, timed\"). Time at least {AMORTISED_ROWS} rows for a projection of the running speed."
         )?;
     }
     let path = out.join("TIMING.md");

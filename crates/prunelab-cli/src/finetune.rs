@@ -239,9 +239,11 @@ impl FinetuneArgs {
             }
             Err(err) => {
                 record.status = Status::Failed;
-                let reason = panics::failure_reason(&format!("{err:#}"), panics::elsewhere());
-                record.reason = Some(reason.clone());
-                let err = if panics::elsewhere().is_some() { anyhow::anyhow!(reason) } else { err };
+                let text = format!("{err:#}");
+                let reason = panics::failure_reason(&text, panics::elsewhere());
+                // A panic on another thread came first: it leads the error too.
+                let err = if reason == text { err } else { anyhow::anyhow!(reason.clone()) };
+                record.reason = Some(reason);
                 // What the run learned before it failed is kept.
                 if record.epochs.is_empty() {
                     record.epochs_evaluated = evals.take();

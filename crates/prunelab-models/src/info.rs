@@ -67,36 +67,34 @@ impl ParamInfo {
 /// The dotted path of the parameter being visited or mapped, from Burn's `enter_module` /
 /// `exit_module` calls (Burn 0.21 calls neither `visit_float_with_path` nor passes paths to
 /// mappers). Segments of enum variants (`Classifier::Bert` adds `Bert`) are left out, so paths
-/// read like the concrete model's.
-/// It also knows the Burn module that owns the current parameter (the innermost container),
-/// which says what the parameter is ([`HfModule::of_burn_container`]).
+/// read like the concrete model's. It also knows the Burn module that owns the current parameter
+/// (the innermost container), which says what the parameter is ([`HfModule::of_burn_container`]).
 #[derive(Debug, Default, Clone)]
 pub struct PathTracker {
-    stack: Vec<Option<String>>,
-    owners: Vec<HfModule>,
+    /// One frame per entered module: its path segment (none for enum variants) and its class.
+    stack: Vec<(Option<String>, HfModule)>,
 }
 
 impl PathTracker {
     /// Call from `enter_module`.
     pub fn enter(&mut self, name: &str, container_type: &str) {
-        self.stack.push((!container_type.starts_with("Enum:")).then(|| name.to_owned()));
-        self.owners.push(HfModule::of_burn_container(container_type));
+        let segment = (!container_type.starts_with("Enum:")).then(|| name.to_owned());
+        self.stack.push((segment, HfModule::of_burn_container(container_type)));
     }
 
     /// The class of the module that owns the parameter being visited.
     pub fn owner(&self) -> HfModule {
-        self.owners.last().copied().unwrap_or(HfModule::Parameter)
+        self.stack.last().map_or(HfModule::Parameter, |(_, owner)| *owner)
     }
 
     /// Call from `exit_module`.
     pub fn exit(&mut self) {
         self.stack.pop();
-        self.owners.pop();
     }
 
     /// The current path, e.g. `bert.encoder.layer.0.attention.self_attn.query.weight`.
     pub fn path(&self) -> String {
-        self.stack.iter().flatten().map(String::as_str).collect::<Vec<_>>().join(".")
+        self.stack.iter().filter_map(|(segment, _)| segment.as_deref()).collect::<Vec<_>>().join(".")
     }
 }
 

@@ -189,13 +189,12 @@ fn load_with<B: Backend>(
         );
     }
     let loaded = config.load(num_labels, &mut checkpoint, device);
+    let head = config.head_weight_key();
     let (model, report) = loaded.map_err(|err| match (err, config.declared_num_labels()) {
         // A head of the config's size that is not the task's: say so before the shapes.
         (Error::Mismatch { path, model, problems }, Some(declared))
             if declared != num_labels
-                && problems
-                    .iter()
-                    .any(|p| matches!(p, KeyProblem::Shape { key, .. } if key.ends_with(config.head_weight_key()))) =>
+                && problems.iter().any(|p| matches!(p, KeyProblem::Shape { key, .. } if key.ends_with(head))) =>
         {
             Error::LabelCount {
                 config: files.config.clone(),

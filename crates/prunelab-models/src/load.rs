@@ -224,8 +224,8 @@ impl<B: Backend> LoadMapper<'_, B> {
         if let Some(stripped) = key.strip_prefix(self.naming.base_prefix()) {
             candidates.push(stripped.to_owned());
         }
-        for c in candidates.clone() {
-            if hf.module == HfModule::LayerNorm {
+        if hf.module == HfModule::LayerNorm {
+            for c in candidates.clone() {
                 if let Some(stem) = c.strip_suffix(".weight") {
                     candidates.push(format!("{stem}.gamma"));
                 } else if let Some(stem) = c.strip_suffix(".bias") {
