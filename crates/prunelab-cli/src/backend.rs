@@ -198,6 +198,46 @@ fn gemm_label(gemm: Gemm, host_ordered: bool) -> &'static str {
     }
 }
 
+/// What runs softmax, GELU and dropout (`--fused`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fused {
+    /// prunelab's fused kernels where this build has them (the CPU build: one pass each, forward
+    /// and backward, over every core, deterministic), else Burn's ops
+    Auto,
+    /// Burn's ops (each a chain of small kernels; on the CPU, on one core)
+    Burn,
+}
+
+/// The `--fused` in effect, as result files name it (set once, by [`set_fused`]).
+static FUSED: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Install the kernels `fused` asks for, once per process.
+pub fn set_fused(fused: Fused) -> anyhow::Result<()> {
+    let name = match fused {
+        Fused::Auto => auto_fused(),
+        Fused::Burn => "burn",
+    };
+    FUSED.set(name).map_err(|_| anyhow::anyhow!("--fused is set once per process"))
+}
+
+/// On the CPU backend, prunelab-gemm's fused softmax, GELU and dropout.
+#[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+fn auto_fused() -> &'static str {
+    prunelab_gemm::cpu::fused::install();
+    "cpu-threads"
+}
+
+/// The GPU builds have no fused kernels of their own yet: Burn's ops.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn auto_fused() -> &'static str {
+    "burn"
+}
+
+/// The `--fused` in effect, for result files: "cpu-threads" or "burn".
+pub fn fused_name() -> &'static str {
+    FUSED.get().copied().unwrap_or("burn")
+}
+
 /// The shape [`matmul_arithmetic`] probes: [512, 768] × [768, 768], a GPT-2/BERT-base-sized product.
 pub const PROBE_SHAPE: [usize; 3] = [512, 768, 768];
 

@@ -149,7 +149,7 @@ impl BenchCommand {
 }
 
 fn base_record(kind: &str) -> serde_json::Value {
-    json!({"tool": "prunelab", "bench": kind, "backend": backend::NAME, "kernels": backend::KERNELS, "device": format!("{:?}", backend::device()), "hardware": backend::hardware(), "precision": backend::precision_name(), "gemm": backend::gemm_name()})
+    json!({"tool": "prunelab", "bench": kind, "backend": backend::NAME, "kernels": backend::KERNELS, "device": format!("{:?}", backend::device()), "hardware": backend::hardware(), "precision": backend::precision_name(), "gemm": backend::gemm_name(), "fused": backend::fused_name()})
 }
 
 /// The architectures `init` knows, as transformers `config.json` text.

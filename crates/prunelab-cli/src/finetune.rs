@@ -298,6 +298,7 @@ impl FinetuneArgs {
             hardware: Some(backend::hardware()),
             precision: Some(backend::precision_name().to_owned()),
             gemm: Some(backend::gemm_name().to_owned()),
+            fused: Some(backend::fused_name().to_owned()),
             matmul_arithmetic: Some(backend::matmul_arithmetic()),
             prunelab_commit: Some(env!("PRUNELAB_GIT_COMMIT").to_owned()),
             burn_version: Some("0.21.0".to_owned()),

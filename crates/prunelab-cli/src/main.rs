@@ -54,6 +54,11 @@ struct GlobalArgs {
     /// waits on the host, which is slow). Result files name the one used
     #[arg(long, global = true, value_enum, default_value_t = backend::Gemm::Auto, help_heading = GPU_OPTIONS, hide = !backend::GPU)]
     gemm: backend::Gemm,
+    /// What runs softmax, GELU and dropout: prunelab's fused kernels where the build has them (the
+    /// CPU build: one pass each over every core, deterministic; its dropout masks differ from
+    /// Burn's), or Burn's ops. Result files name the one used
+    #[arg(long, global = true, value_enum, default_value_t = backend::Fused::Auto)]
+    fused: backend::Fused,
 }
 
 /// The heading of the options only GPU backends use.
@@ -122,6 +127,7 @@ fn run(cli: Cli) -> Result<()> {
     ) {
         backend::start()?;
         backend::set_gemm(cli.global.gemm)?;
+        backend::set_fused(cli.global.fused)?;
     }
     match cli.command {
         Command::Data(cmd) => cmd.run(),

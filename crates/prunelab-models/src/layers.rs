@@ -1,8 +1,12 @@
 //! Building blocks shared by the architectures: activations as transformers names them,
-//! attention masks in transformers' additive form, the matrix products of mixed precision, and
-//! the modules several architectures share ([`blocks`]).
+//! attention masks in transformers' additive form, the matrix products of mixed precision, the
+//! element-wise operations a backend may fuse ([`fused`]), and the modules several architectures
+//! share ([`blocks`]).
 
 pub mod blocks;
+pub mod fused;
+
+pub use fused::{dropout, softmax};
 
 use std::any::Any;
 use std::sync::RwLock;
@@ -50,8 +54,8 @@ impl Activation {
     /// Apply element-wise.
     pub fn forward<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
-            Self::Gelu => activation::gelu(x),
-            Self::GeluTanh => activation::gelu_approximate(x),
+            Self::Gelu => fused::gelu(x),
+            Self::GeluTanh => fused::gelu_tanh(x),
             Self::Relu => activation::relu(x),
             Self::Silu => activation::silu(x),
             Self::Tanh => activation::tanh(x),
@@ -185,14 +189,15 @@ fn product<B: Backend, const D: usize>(
     }
 }
 
-/// The 2-D product of a projection, handed to a [`ProductKernel`] as the backend's own float
-/// primitives. The kernel takes `operands` when it handles their type and shape, and leaves the
-/// product in `product`; otherwise it leaves both untouched and Burn's `matmul` runs.
+/// A product handed to a [`ProductKernel`] as the backend's own float primitives: a
+/// projection's 2-D one, or an attention product (two batches of matrices of one rank, 3 or 4).
+/// The kernel takes `operands` when it handles their type and shape, and leaves the product in
+/// `product`; otherwise it leaves both untouched and Burn's `matmul` runs.
 #[derive(Debug)]
 pub struct ProductCall<P> {
-    /// `(lhs, rhs)`: `[rows, inner]` and `[inner, cols]`.
+    /// `(lhs, rhs)`: `[.., rows, inner]` and `[.., inner, cols]`.
     pub operands: Option<(P, P)>,
-    /// `lhs · rhs`, `[rows, cols]`.
+    /// `lhs · rhs`, `[.., rows, cols]`.
     pub product: Option<P>,
 }
 
@@ -211,16 +216,14 @@ pub fn set_product_kernel(kernel: Option<ProductKernel>) {
 }
 
 /// `x · weight` through the installed [`ProductKernel`], or the operands back when there is none
-/// or it does not handle them.
-fn kernel_product<B: Backend, const D: usize>(
+/// or it does not handle them (a kernel checks the operands' ranks: a projection's are `[rows,
+/// d_in] · [d_in, d_out]`, an attention product's two batches of matrices).
+fn kernel_product<B: Backend, const D: usize, const E: usize>(
     x: Tensor<B, D>,
-    weight: Tensor<B, 2>,
-) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, 2>)> {
+    weight: Tensor<B, E>,
+) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, E>)> {
     let kernel = *PRODUCT_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner());
     let Some(kernel) = kernel else { return Err((x, weight)) };
-    if D != 2 {
-        return Err((x, weight));
-    }
     let (lhs, rhs) = match (x.into_primitive(), weight.into_primitive()) {
         (TensorPrimitive::Float(lhs), TensorPrimitive::Float(rhs)) => (lhs, rhs),
         (lhs, rhs) => return Err((Tensor::from_primitive(lhs), Tensor::from_primitive(rhs))),
@@ -237,10 +240,11 @@ fn kernel_product<B: Backend, const D: usize>(
     }
 }
 
-/// `a.matmul(b)`, in the mixed-precision dtype when one is set.
+/// `a.matmul(b)` (the attention's products), in the mixed-precision dtype when one is set, else
+/// through the installed [`ProductKernel`] when it takes the operands, else Burn's matmul.
 pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
     match matmul_dtype() {
-        None => a.matmul(b),
+        None => kernel_product(a, b).unwrap_or_else(|(a, b)| a.matmul(b)),
         Some(dtype) => a.cast(dtype).matmul(b.cast(dtype)).cast(FloatDType::F32),
     }
 }
@@ -260,7 +264,7 @@ pub fn attention<B: Backend>(
     dropout: &burn::nn::Dropout,
 ) -> Tensor<B, 4> {
     let scores = matmul(q, k.swap_dims(2, 3)) * scale + mask;
-    let probs = dropout.forward(activation::softmax(scores, 3));
+    let probs = fused::dropout(dropout, fused::softmax(scores, 3));
     matmul(probs, v)
 }
 
@@ -315,7 +319,8 @@ mod tests {
         type P = burn::tensor::ops::FloatTensor<NdArray>;
         let Some(call) = call.downcast_mut::<ProductCall<P>>() else { return };
         let Some((lhs, rhs)) = call.operands.take() else { return };
-        if burn::tensor::TensorMetadata::shape(&rhs).dims::<2>() != [7, 3] {
+        let shape = burn::tensor::TensorMetadata::shape(&rhs);
+        if shape.num_dims() != 2 || shape.dims::<2>() != [7, 3] {
             call.operands = Some((lhs, rhs));
             return;
         }

@@ -81,6 +81,9 @@ pub struct RunRecord {
     /// What multiplied the projections' f32 matrices (`burn`, `cublas`, ...).
     #[serde(default)]
     pub gemm: Option<String>,
+    /// What ran softmax, GELU and dropout (`cpu-threads`: prunelab's fused CPU kernels; `burn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fused: Option<String>,
     /// The measured arithmetic of the projections' f32 products.
     #[serde(default)]
     pub matmul_arithmetic: Option<MatmulArithmetic>,

@@ -9,6 +9,12 @@
 //! `general_mat_mul`, i.e. matrixmultiply): every output element is the same sum in the same
 //! order as in Burn's product, so the result equals Burn's bit for bit, whatever the number of
 //! threads.
+//!
+//! [`fused`] does the same for softmax, GELU and dropout, which Burn runs as chains of
+//! single-threaded ops.
+
+pub mod fused;
+mod math;
 
 use std::any::Any;
 use std::num::NonZeroUsize;
@@ -17,10 +23,10 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::ops::FloatTensor;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_ndarray::NdArrayTensor;
-use ndarray::{Array2, ArrayView2, Axis, Ix2, linalg::general_mat_mul};
+use burn::tensor::{DType, TensorMetadata};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix2, IxDyn, linalg::general_mat_mul};
 use prunelab_models::layers::{ProductCall, set_product_kernel};
 
-use crate::take_if_f32_matrices;
 
 /// The variable that sets the number of threads (default: the cores this process may use).
 pub const THREADS_VARIABLE: &str = "PRUNELAB_CPU_THREADS";
@@ -52,18 +58,80 @@ pub fn threads() -> usize {
 
 fn kernel(call: &mut dyn Any) {
     if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Autodiff<NdArray>>>>() {
-        take_if_f32_matrices(call, |a, b| crate::autodiff::product::<NdArray, NoCheckpointing>(a, b, primitive_gemm));
+        take_if_f32_batches(call, |a, b| crate::autodiff::product::<NdArray, NoCheckpointing>(a, b, primitive_gemm));
     } else if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<NdArray>>>() {
-        take_if_f32_matrices(call, |a, b| primitive_gemm(a, false, b, false));
+        take_if_f32_batches(call, |a, b| primitive_gemm(a, false, b, false));
     }
 }
 
-/// [`gemm`] on the backend's primitives (a [`crate::autodiff::GemmFn`]).
+/// Like [`crate::take_if_f32_matrices`], but also takes batches of matrices (rank 3 or 4, the
+/// attention products) whose batch axes are equal (no broadcasting).
+fn take_if_f32_batches<P: TensorMetadata>(call: &mut ProductCall<P>, product: impl FnOnce(P, P) -> P) {
+    let Some((a, b)) = call.operands.take() else { return };
+    let (sa, sb) = (a.shape(), b.shape());
+    let rank = sa.num_dims();
+    let fits = a.dtype() == DType::F32
+        && b.dtype() == DType::F32
+        && (2..=4).contains(&rank)
+        && sb.num_dims() == rank
+        && sa[..rank - 2] == sb[..rank - 2]
+        && sa.num_elements() > 0
+        && sb.num_elements() > 0;
+    if fits {
+        call.product = Some(product(a, b));
+    } else {
+        call.operands = Some((a, b));
+    }
+}
+
+/// [`gemm`] (2-D) or [`batched_gemm`] on the backend's primitives (a [`crate::autodiff::GemmFn`]:
+/// the flags transpose each matrix of a batch).
 pub fn primitive_gemm(a: NdArrayTensor, transpose_a: bool, b: NdArrayTensor, transpose_b: bool) -> NdArrayTensor {
-    let (a, b) = (matrix(a), matrix(b));
-    let a = if transpose_a { a.view().reversed_axes() } else { a.view() };
-    let b = if transpose_b { b.view().reversed_axes() } else { b.view() };
+    let (a, b) = (array(a), array(b));
+    if a.ndim() > 2 {
+        return NdArrayTensor::from(batched_gemm(a.view(), transpose_a, b.view(), transpose_b, threads()).into_shared());
+    }
+    let (a, b) = (two_d(a.view()), two_d(b.view()));
+    let a = if transpose_a { a.reversed_axes() } else { a };
+    let b = if transpose_b { b.reversed_axes() } else { b };
     NdArrayTensor::from(gemm(a, b, threads()).into_dyn().into_shared())
+}
+
+/// A batch of products `op(a[i]) · op(b[i])` over the leading axes (equal in both), each by the
+/// single-threaded kernel Burn calls and on the operands' own strides — Burn's batched matmul
+/// first copies non-contiguous operands (the attention's heads and transposed keys) — the
+/// batch split over `threads` threads. Bit for bit Burn's batched product.
+pub fn batched_gemm(
+    a: ArrayViewD<'_, f32>,
+    transpose_a: bool,
+    b: ArrayViewD<'_, f32>,
+    transpose_b: bool,
+    threads: usize,
+) -> ArrayD<f32> {
+    let mut out_shape = a.shape()[..a.ndim() - 2].to_vec();
+    let (lhs, rhs) = (batch_matrices(a, transpose_a), batch_matrices(b, transpose_b));
+    let (m, n) = (lhs[0].nrows(), rhs[0].ncols());
+    out_shape.extend([m, n]);
+    let mut out = ArrayD::<f32>::zeros(out_shape);
+    let slice = out.as_slice_mut().expect("a new array is contiguous");
+    let per_thread = lhs.len().div_ceil(threads.clamp(1, lhs.len()));
+    let run = |first: usize, out: &mut [f32]| {
+        for (i, out) in out.chunks_mut(m * n).enumerate() {
+            let mut out = ArrayViewMut2::from_shape((m, n), out).expect("m × n elements");
+            general_mat_mul(1.0, &lhs[first + i], &rhs[first + i], 0.0, &mut out);
+        }
+    };
+    if per_thread == lhs.len() || m * n * lhs[0].ncols() * lhs.len() < PARALLEL_MIN_WORK {
+        run(0, slice);
+    } else {
+        std::thread::scope(|scope| {
+            for (block, out) in slice.chunks_mut(per_thread * m * n).enumerate() {
+                let run = &run;
+                scope.spawn(move || run(block * per_thread, out));
+            }
+        });
+    }
+    out
 }
 
 /// `a · b`, its rows split over `threads` threads (bit for bit the single-threaded product).
@@ -87,14 +155,29 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> A
     out
 }
 
-/// A 2-D f32 primitive as an ndarray matrix (shared, not copied).
-fn matrix(tensor: NdArrayTensor) -> ndarray::ArcArray<f32, Ix2> {
+/// The matrices of a batch (its last two axes) in row-major order of the batch axes, as views,
+/// each transposed when `transpose` is set.
+fn batch_matrices(x: ArrayViewD<'_, f32>, transpose: bool) -> Vec<ArrayView2<'_, f32>> {
+    let mut views = vec![x];
+    while views[0].ndim() > 2 {
+        views = views
+            .into_iter()
+            .flat_map(|v| (0..v.len_of(Axis(0))).map(move |i| v.clone().index_axis_move(Axis(0), i)))
+            .collect();
+    }
+    views.into_iter().map(|v| if transpose { two_d(v).reversed_axes() } else { two_d(v) }).collect()
+}
+
+/// An f32 primitive as an ndarray array (shared, not copied).
+fn array(tensor: NdArrayTensor) -> ndarray::ArcArray<f32, IxDyn> {
     match tensor {
-        NdArrayTensor::F32(storage) => {
-            storage.into_shared().into_dimensionality::<Ix2>().expect("the kernel takes 2-D operands only")
-        }
+        NdArrayTensor::F32(storage) => storage.into_shared(),
         _ => unreachable!("the kernel takes f32 operands only"),
     }
+}
+
+fn two_d(view: ArrayViewD<'_, f32>) -> ArrayView2<'_, f32> {
+    view.into_dimensionality::<Ix2>().expect("a matrix of the batch")
 }
 
 #[cfg(test)]
@@ -164,5 +247,45 @@ mod tests {
         let grads = (out.clone() * out).sum().backward();
         assert_eq!(x.grad(&grads).unwrap().into_data(), gx.into_data());
         assert_eq!(w.grad(&grads).unwrap().into_data(), gw.into_data());
+    }
+
+    /// Attention's products — heads split by a swap of axes (not contiguous), keys transposed —
+    /// equal Burn's batched matmul bit for bit, forward and both gradients, with 1–3 threads.
+    #[test]
+    fn batched_products_on_strided_operands_are_burns_bit_for_bit() {
+        type A = Autodiff<NdArray>;
+        let device = Default::default();
+        let leaf = |seed| {
+            let x = random([2 * 9, 3 * 8], seed).reshape([2, 9, 3, 8]);
+            Tensor::<A, 4>::from_data(x.into_data(), &device).require_grad()
+        };
+        let (q_leaf, k_leaf) = (leaf(6), leaf(7));
+        let (q, k) = (q_leaf.clone().swap_dims(1, 2), k_leaf.clone().swap_dims(1, 2));
+        let reference = q.clone().matmul(k.clone().swap_dims(2, 3));
+        let upstream = Tensor::<A, 4>::from_data(random([2 * 3 * 9, 9], 8).reshape([2, 3, 9, 9]).into_data(), &device);
+        let grads = (reference.clone() * upstream.clone()).sum().backward();
+        let want = (reference.into_data(), q_leaf.grad(&grads).unwrap().into_data(), k_leaf.grad(&grads).unwrap().into_data());
+
+        // A fresh graph from the leaves (the first backward pass consumed the first one).
+        let (q, k) = (q_leaf.clone().swap_dims(1, 2), k_leaf.clone().swap_dims(1, 2));
+        let (lhs, rhs) = (q.clone().into_primitive().tensor(), k.clone().swap_dims(2, 3).into_primitive().tensor());
+        let out = Tensor::<A, 4>::from_primitive(TensorPrimitive::Float(crate::autodiff::product::<NdArray, NoCheckpointing>(
+            lhs,
+            rhs,
+            primitive_gemm,
+        )));
+        let grads = (out.clone() * upstream).sum().backward();
+        assert_eq!(out.into_data(), want.0, "product");
+        assert_eq!(q_leaf.grad(&grads).unwrap().into_data(), want.1, "query gradient");
+        assert_eq!(k_leaf.grad(&grads).unwrap().into_data(), want.2, "key gradient");
+
+        let (qv, kv) = (q.inner().into_data(), k.inner().into_data());
+        let plain = |d: TensorData| Tensor::<B, 4>::from_data(d, &device);
+        let burns = plain(qv.clone()).matmul(plain(kv.clone()).swap_dims(2, 3)).into_data().to_vec::<f32>().unwrap();
+        let (qa, ka) = (array(plain(qv).into_primitive().tensor()), array(plain(kv).into_primitive().tensor()));
+        for threads in [1, 2, 3] {
+            let got = batched_gemm(qa.view(), false, ka.view(), true, threads);
+            assert!(got.iter().copied().eq(burns.iter().copied()), "{threads} threads");
+        }
     }
 }

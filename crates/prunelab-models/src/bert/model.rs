@@ -105,7 +105,7 @@ impl<B: Backend> BertEmbeddings<B> {
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(types);
-        self.dropout.forward(self.layer_norm.forward(x))
+        layers::dropout(&self.dropout, self.layer_norm.forward(x))
     }
 }
 
@@ -294,7 +294,7 @@ impl<B: Backend> BertForSequenceClassification<B> {
     ) -> crate::ClassifierOutput<B> {
         let hidden_states = self.bert.hidden_states(input_ids, attention_mask, token_type_ids);
         let pooled = self.bert.pooler.forward(hidden_states.last().cloned().expect("embedding output"));
-        let logits = self.classifier.forward(self.dropout.forward(pooled.clone()));
+        let logits = self.classifier.forward(layers::dropout(&self.dropout, pooled.clone()));
         crate::ClassifierOutput { logits, hidden_states, pooled: Some(pooled) }
     }
 }

@@ -5,7 +5,6 @@
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation;
 
 use super::DebertaConfig;
 use super::relative::{self, RelativeInputs};
@@ -177,7 +176,7 @@ impl<B: Backend> DebertaEmbeddings<B> {
             x = proj.forward(x);
         }
         let x = self.layer_norm.forward(x) * attention_mask.float().reshape([batch, seq, 1]);
-        self.dropout.forward(x)
+        layers::dropout(&self.dropout, x)
     }
 
     /// The longest sequence the model takes: the position embeddings' length, else the config's
@@ -213,7 +212,7 @@ pub(crate) fn attend<B: Backend>(
 ) -> Tensor<B, 3> {
     let dims = scores.dims();
     let scores = scores.mask_fill(blocked.expand(dims), layers::MASKED);
-    let probs = dropout.forward(activation::softmax(scores, 3));
+    let probs = layers::dropout(dropout, layers::softmax(scores, 3));
     layers::merge_heads(probs.matmul(v))
 }
 
@@ -280,7 +279,7 @@ impl<B: Backend> DisentangledSelfAttention<B> {
     /// transformers' `disentangled_att_bias`: the `c2p` and `p2c` terms (`q` already scaled).
     fn relative_scores(&self, q: Tensor<B, 4>, k: Tensor<B, 4>, rel: &RelativeInputs<B>) -> Option<Tensor<B, 4>> {
         let heads = self.num_heads;
-        let embeddings = self.pos_dropout.forward(rel.embeddings.clone()).unsqueeze::<3>();
+        let embeddings = layers::dropout(&self.pos_dropout, rel.embeddings.clone()).unsqueeze::<3>();
         let d = q.dims()[3];
         let c2p = self.pos_proj.as_ref().map(|proj| {
             let pos_key = layers::split_heads(proj.forward(embeddings.clone()), heads);
@@ -403,7 +402,7 @@ impl<B: Backend> ContextPooler<B> {
     /// - `hidden`: `[batch, seq, hidden]` -> `[batch, hidden]`
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
         let [batch, _, h] = hidden.dims();
-        let first = self.dropout.forward(hidden.narrow(1, 0, 1).reshape([batch, h]));
+        let first = layers::dropout(&self.dropout, hidden.narrow(1, 0, 1).reshape([batch, h]));
         self.act.forward(layers::linear(&self.dense, first))
     }
 }
@@ -442,6 +441,6 @@ pub(crate) fn classify<B: Backend>(
     classifier: &Linear<B>,
 ) -> crate::ClassifierOutput<B> {
     let pooled = pooler.forward(hidden_states.last().cloned().expect("embedding output"));
-    let logits = classifier.forward(dropout.forward(pooled.clone()));
+    let logits = classifier.forward(layers::dropout(dropout, pooled.clone()));
     crate::ClassifierOutput { logits, hidden_states, pooled: Some(pooled) }
 }

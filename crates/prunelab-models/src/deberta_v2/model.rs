@@ -151,7 +151,7 @@ impl<B: Backend> DebertaV2SelfAttention<B> {
         scale: f32,
     ) -> Option<Tensor<B, 4>> {
         let heads = self.num_heads;
-        let embeddings = self.pos_dropout.forward(rel.embeddings.clone()).unsqueeze::<3>();
+        let embeddings = layers::dropout(&self.pos_dropout, rel.embeddings.clone()).unsqueeze::<3>();
         let project = |proj: &Linear<B>| layers::split_heads(proj.forward(embeddings.clone()), heads);
         let (key_proj, query_proj) = if self.share_att_key {
             (Some(&self.key_proj), Some(&self.query_proj))
@@ -229,7 +229,7 @@ impl<B: Backend> ConvLayer<B> {
         let [batch, seq, hidden] = x.dims();
         let out = self.conv.forward(x.swap_dims(1, 2)).swap_dims(1, 2);
         let padding = attention_mask.clone().equal_elem(0).reshape([batch, seq, 1]).expand([batch, seq, hidden]);
-        let out = self.act.forward(self.dropout.forward(out.mask_fill(padding, 0.0)));
+        let out = self.act.forward(layers::dropout(&self.dropout, out.mask_fill(padding, 0.0)));
         self.layer_norm.forward(residual + out) * attention_mask.float().reshape([batch, seq, 1])
     }
 }

@@ -98,7 +98,7 @@ impl<B: Backend> Gpt2Attention<B> {
             unreachable!("chunk(3) yields three tensors")
         };
         let context = layers::merge_heads(layers::attention(q, k, v, mask, self.scale, &self.attn_dropout));
-        self.resid_dropout.forward(layers::linear(&self.c_proj, context))
+        layers::dropout(&self.resid_dropout, layers::linear(&self.c_proj, context))
     }
 }
 
@@ -136,7 +136,7 @@ impl<B: Backend> Gpt2Block<B> {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x), mask);
         let mlp = &self.mlp;
         let inner = mlp.act.forward(layers::linear(&mlp.c_fc, self.ln_2.forward(x.clone())));
-        x + mlp.dropout.forward(layers::linear(&mlp.c_proj, inner))
+        x + layers::dropout(&mlp.dropout, layers::linear(&mlp.c_proj, inner))
     }
 }
 
@@ -173,7 +173,7 @@ impl<B: Backend> Gpt2Model<B> {
         let device = input_ids.device();
         let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
         let mask = layers::causal_mask(attention_mask);
-        let mut states = vec![self.drop.forward(self.wte.forward(input_ids) + self.wpe.forward(positions))];
+        let mut states = vec![layers::dropout(&self.drop, self.wte.forward(input_ids) + self.wpe.forward(positions))];
         for block in &self.h {
             let next = block.forward(states.last().cloned().expect("embedding output"), mask.clone());
             states.push(next);

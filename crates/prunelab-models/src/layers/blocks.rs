@@ -51,7 +51,7 @@ impl<B: Backend> PostLnOutput<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, d_in]`; `residual` and output: `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.layer_norm.forward(self.dropout.forward(linear(&self.dense, x)) + residual)
+        self.layer_norm.forward(super::dropout(&self.dropout, linear(&self.dense, x)) + residual)
     }
 }
 
@@ -125,7 +125,7 @@ impl<B: Backend> RobertaEmbeddings<B> {
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(token_type_ids);
-        self.dropout.forward(self.layer_norm.forward(x))
+        super::dropout(&self.dropout, self.layer_norm.forward(x))
     }
 
     /// The longest sequence the positions cover (those up to `pad_token_id` are never a real
@@ -162,7 +162,7 @@ impl<B: Backend> ClassificationHead<B> {
     /// - `hidden`: `[batch, seq, hidden]` -> `[batch, num_labels]`
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
         let [batch, _, h] = hidden.dims();
-        let first = self.dropout.forward(hidden.narrow(1, 0, 1).reshape([batch, h]));
-        linear(&self.out_proj, self.dropout.forward(activation::tanh(linear(&self.dense, first))))
+        let first = super::dropout(&self.dropout, hidden.narrow(1, 0, 1).reshape([batch, h]));
+        linear(&self.out_proj, super::dropout(&self.dropout, activation::tanh(linear(&self.dense, first))))
     }
 }

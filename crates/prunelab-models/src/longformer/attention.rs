@@ -23,7 +23,6 @@
 
 use burn::nn::{Dropout, Linear};
 use burn::prelude::*;
-use burn::tensor::activation;
 
 use crate::layers::{self, MASKED};
 
@@ -150,7 +149,7 @@ impl<B: Backend> LongformerSelfAttention<B> {
         let keep_rows = (pattern.masked.clone().neg() + 1.0).reshape([batch, 1, seq, 1]);
         let context = match &pattern.global {
             None => {
-                let probs = self.dropout.forward(activation::softmax(local, 4));
+                let probs = layers::dropout(&self.dropout, layers::softmax(local, 4));
                 probs.matmul(v_chunks).reshape([batch, heads, seq, head_dim])
             }
             Some(g) => {
@@ -163,7 +162,7 @@ impl<B: Backend> LongformerSelfAttention<B> {
                 let empty_slot =
                     g.slot.clone().bool_not().reshape([batch, 1, 1, globals]).expand([batch, heads, seq, globals]);
                 let to_global = to_global.mask_fill(empty_slot, MASKED).reshape([batch, heads, chunks, w, globals]);
-                let probs = self.dropout.forward(activation::softmax(Tensor::cat(vec![to_global, local], 4), 4));
+                let probs = layers::dropout(&self.dropout, layers::softmax(Tensor::cat(vec![to_global, local], 4), 4));
                 let probs_global = probs.clone().narrow(4, 0, globals).reshape([batch, heads, seq, globals]);
                 let probs_local = probs.narrow(4, globals, 3 * w);
                 let local_out = probs_local.matmul(v_chunks).reshape([batch, heads, seq, head_dim]);
@@ -196,7 +195,7 @@ impl<B: Backend> LongformerSelfAttention<B> {
         let padding =
             pattern.masked.clone().equal_elem(1.0).reshape([batch, 1, 1, seq]).expand([batch, heads, globals, seq]);
         let scores = q.matmul(k.swap_dims(2, 3)).mask_fill(padding, MASKED);
-        self.dropout.forward(activation::softmax(scores, 3)).matmul(v)
+        layers::dropout(&self.dropout, layers::softmax(scores, 3)).matmul(v)
     }
 }
 

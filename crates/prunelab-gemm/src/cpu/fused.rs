@@ -1,0 +1,377 @@
+//! Softmax, GELU and dropout on Burn's CPU backend (`prunelab_models::layers::fused`'s
+//! operations): one pass each, forward and backward, split over the cores, and deterministic.
+//!
+//! Burn 0.21 runs them as chains of small ops on one core (GELU's gradient alone was 13 % of a
+//! MiniLM training step, dropout's element-by-element ChaCha draws 7 %: `bench/NOTES.md`). Here:
+//! - every row (softmax) or element (GELU, dropout) is computed by one thread in a fixed order,
+//!   so the result does not depend on the number of threads;
+//! - dropout draws its masks from a counter-based hash ([`math::hash`]) of the element's index
+//!   under a seed taken from Burn's seeded generator (so a run remains a function of its seed),
+//!   and its backward pass recomputes the mask instead of keeping it;
+//! - the functions are the branch-free approximations of [`math`] (within 3e-7 of f64), which
+//!   the compiler vectorises.
+
+use std::any::Any;
+use std::borrow::Cow;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::ops::{FloatTensor, FloatTensorOps};
+use burn::tensor::{DType, Distribution, FloatDType, Shape, TensorMetadata};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn_ndarray::NdArrayTensor;
+use ndarray::{ArcArray, Array2, Ix2};
+use prunelab_models::layers::fused::{FusedCall, FusedOp, set_fused_kernel};
+
+use super::{math, threads};
+
+/// Elements below which an operation stays on one thread.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
+
+/// Route softmax, GELU and dropout of prunelab's models on `NdArray` (and `Autodiff<NdArray>`)
+/// through these kernels.
+pub fn install() {
+    set_fused_kernel(Some(kernel));
+    tracing::info!(threads = threads(), "softmax, GELU and dropout fused over the CPU's cores");
+}
+
+fn kernel(call: &mut dyn Any) {
+    if let Some(call) = call.downcast_mut::<FusedCall<FloatTensor<Autodiff<NdArray>>>>() {
+        take_if_f32(call, tracked);
+    } else if let Some(call) = call.downcast_mut::<FusedCall<NdArrayTensor>>() {
+        take_if_f32(call, |op| forward(op).0);
+    }
+}
+
+/// Runs `run` on the call's operation when its input is a non-empty 2-D f32 tensor.
+fn take_if_f32<P: TensorMetadata>(call: &mut FusedCall<P>, run: impl FnOnce(FusedOp<P>) -> P) {
+    let Some(op) = call.op.take() else { return };
+    let input = op.input();
+    if input.dtype() == DType::F32 && input.shape().num_dims() == 2 && input.shape().num_elements() > 0 {
+        call.output = Some(run(op));
+    } else {
+        call.op = Some(op);
+    }
+}
+
+type Matrix = ArcArray<f32, Ix2>;
+
+/// What a backward pass needs of its forward one.
+#[derive(Debug, Clone)]
+enum Saved {
+    /// Softmax's output.
+    Softmax(Matrix),
+    /// GELU's input.
+    Gelu { input: Matrix, approximate: bool },
+    /// The mask's seed, the keep threshold (of 2²⁴) and the scale of kept elements.
+    Dropout { seed: u64, threshold: u32, scale: f32 },
+}
+
+/// The operation on `Autodiff<NdArray>`: the forward pass, and a backward one when the input is
+/// tracked.
+fn tracked(op: FusedOp<FloatTensor<Autodiff<NdArray>>>) -> FloatTensor<Autodiff<NdArray>> {
+    #[derive(Debug)]
+    struct Fused;
+
+    impl Backward<NdArray, 1> for Fused {
+        type State = Saved;
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let saved = ops.state;
+            unary::<NdArray, _>(ops.parents, ops.node, grads, |grad| backward(&saved, grad));
+        }
+    }
+
+    let node = op.input().node.clone();
+    let (output, saved) = forward(op.map(|tensor| tensor.primitive));
+    match Fused.prepare::<NoCheckpointing>([node]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(saved, output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    }
+}
+
+/// The forward pass: the output, and what the backward pass needs.
+fn forward(op: FusedOp<NdArrayTensor>) -> (NdArrayTensor, Saved) {
+    match op {
+        FusedOp::Softmax(input) => {
+            let out = map_rows(&matrix(input), None, |_, x, _, out| softmax_row(x, out));
+            (tensor(out.clone()), Saved::Softmax(out))
+        }
+        FusedOp::Gelu { input, approximate } => {
+            let input = matrix(input);
+            // One loop per function, so that each is inlined and vectorised.
+            let out = match approximate {
+                false => map_rows(&input, None, |_, x, _, out| each(x, out, math::gelu)),
+                true => map_rows(&input, None, |_, x, _, out| each(x, out, math::gelu_tanh)),
+            };
+            (tensor(out), Saved::Gelu { input, approximate })
+        }
+        FusedOp::Dropout { input, prob } => {
+            let input = matrix(input);
+            let seed = draw_seed();
+            let keep = 1.0 - prob;
+            let threshold = (keep * (1u64 << 24) as f64).round() as u32;
+            let scale = (1.0 / keep) as f32;
+            let cols = input.ncols();
+            let out = map_rows(&input, None, |row, x, _, out| dropout_span(seed, threshold, scale, row * cols, x, out));
+            (tensor(out), Saved::Dropout { seed, threshold, scale })
+        }
+    }
+}
+
+/// The backward pass: the input's gradient from the output's.
+fn backward(saved: &Saved, grad: NdArrayTensor) -> NdArrayTensor {
+    let grad = matrix(grad);
+    let cols = grad.ncols();
+    let out = match saved {
+        Saved::Softmax(y) => map_rows(&grad, Some(y), |_, g, y, out| {
+            let dot = lanes_sum(g.iter().zip(y).map(|(g, y)| g * y));
+            out.iter_mut().zip(g.iter().zip(y)).for_each(|(o, (&g, &y))| *o = y * (g - dot));
+        }),
+        Saved::Gelu { input, approximate: false } => {
+            map_rows(&grad, Some(input), |_, g, x, out| each_pair(g, x, out, |g, x| g * math::gelu_grad(x)))
+        }
+        Saved::Gelu { input, approximate: true } => {
+            map_rows(&grad, Some(input), |_, g, x, out| each_pair(g, x, out, |g, x| g * math::gelu_tanh_grad(x)))
+        }
+        Saved::Dropout { seed, threshold, scale } => {
+            map_rows(&grad, None, |row, g, _, out| dropout_span(*seed, *threshold, *scale, row * cols, g, out))
+        }
+    };
+    tensor(out)
+}
+
+/// `out[i] = f(x[i])`.
+#[inline(always)]
+fn each(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
+    out.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
+}
+
+/// `out[i] = f(a[i], b[i])`.
+#[inline(always)]
+fn each_pair(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+    out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b));
+}
+
+/// A row's softmax (`out` the same length as `x`). Probabilities that would be subnormal are 0
+/// (below 1.2e-38, they carry nothing, and every product that meets one is slow on x86).
+fn softmax_row(x: &[f32], out: &mut [f32]) {
+    let max = lanes_max(x);
+    out.iter_mut().zip(x).for_each(|(o, &x)| *o = math::exp(x - max));
+    let scale = 1.0 / lanes_sum(out.iter().copied());
+    out.iter_mut().for_each(|o| {
+        let p = *o * scale;
+        *o = if p < f32::MIN_POSITIVE { 0.0 } else { p };
+    });
+}
+
+/// Dropout of `x`, the span starting at element `first` of the tensor: element `i` is kept when
+/// the top 24 bits of its half of `hash(seed, i / 2)` fall below `threshold`.
+fn dropout_span(seed: u64, threshold: u32, scale: f32, first: usize, x: &[f32], out: &mut [f32]) {
+    for (offset, (o, &x)) in out.iter_mut().zip(x).enumerate() {
+        let index = (first + offset) as u64;
+        let draw = (math::hash(seed, index >> 1) >> (32 * (index & 1))) as u32 >> 8;
+        *o = if draw < threshold { x * scale } else { 0.0 };
+    }
+}
+
+/// A seed for one dropout call, from Burn's seeded generator (four uniform draws' bits).
+fn draw_seed() -> u64 {
+    let draws = <NdArray as FloatTensorOps<NdArray>>::float_random(Shape::new([4]), Distribution::Default, &Default::default(), FloatDType::F32);
+    let NdArrayTensor::F32(draws) = draws else { unreachable!("drawn as f32") };
+    let bits: Vec<u64> = draws.into_shared().iter().map(|v| u64::from(v.to_bits())).collect();
+    math::hash((bits[0] << 32) | bits[1], (bits[2] << 32) | bits[3])
+}
+
+/// A sum in eight interleaved lanes (so the compiler vectorises it; the order is fixed).
+fn lanes_sum(values: impl Iterator<Item = f32>) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    for (i, v) in values.enumerate() {
+        lanes[i % 8] += v;
+    }
+    lanes.iter().sum()
+}
+
+/// The maximum of a non-empty row.
+fn lanes_max(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    for (i, &v) in x.iter().enumerate() {
+        lanes[i % 8] = lanes[i % 8].max(v);
+    }
+    lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `f(index of the row, row of a, row of b, row of the output)` for every row of `a` (and of
+/// `b`, the same shape, when given; else `a` again), the rows split into one block per thread.
+fn map_rows(a: &Matrix, b: Option<&Matrix>, f: impl Fn(usize, &[f32], &[f32], &mut [f32]) + Sync) -> Matrix {
+    let (rows, cols) = a.dim();
+    let a = standard(a);
+    let b = b.map_or_else(|| a.clone(), standard);
+    let mut out = vec![0.0f32; rows * cols];
+    let threads = if out.len() < PARALLEL_MIN_ELEMENTS { 1 } else { threads().clamp(1, rows) };
+    let block_rows = rows.div_ceil(threads);
+    let run = |first_row: usize, out: &mut [f32]| {
+        for (i, out) in out.chunks_mut(cols).enumerate() {
+            let at = (first_row + i) * cols;
+            f(first_row + i, &a[at..at + cols], &b[at..at + cols], out);
+        }
+    };
+    if threads == 1 {
+        run(0, &mut out);
+    } else {
+        std::thread::scope(|scope| {
+            for (block, out) in out.chunks_mut(block_rows * cols).enumerate() {
+                let run = &run;
+                scope.spawn(move || run(block * block_rows, out));
+            }
+        });
+    }
+    Array2::from_shape_vec((rows, cols), out).expect("rows × cols elements").into_shared()
+}
+
+/// A matrix's elements in row-major order (borrowed when it is laid out so already).
+fn standard(m: &Matrix) -> Cow<'_, [f32]> {
+    match m.as_slice() {
+        Some(slice) => Cow::Borrowed(slice),
+        None => Cow::Owned(m.iter().copied().collect()),
+    }
+}
+
+/// A 2-D f32 primitive as an ndarray matrix (shared, not copied).
+fn matrix(tensor: NdArrayTensor) -> Matrix {
+    match tensor {
+        NdArrayTensor::F32(storage) => {
+            storage.into_shared().into_dimensionality::<Ix2>().expect("the kernel takes 2-D operands only")
+        }
+        _ => unreachable!("the kernel takes f32 operands only"),
+    }
+}
+
+fn tensor(m: Matrix) -> NdArrayTensor {
+    NdArrayTensor::from(m.into_dyn())
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::prelude::*;
+    use burn::tensor::TensorPrimitive;
+
+    use super::*;
+
+    type A = Autodiff<NdArray>;
+    type N = NdArray;
+
+    fn random(shape: [usize; 2], seed: u64, scale: f32) -> Tensor<NdArray, 2> {
+        N::seed(&Default::default(), seed);
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default()) * scale
+    }
+
+    fn values<Bk: burn::tensor::backend::Backend>(t: Tensor<Bk, 2>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap()
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    /// `op` through the kernel on `Autodiff<NdArray>`: the output and the input's gradient under
+    /// the upstream gradient `upstream`.
+    fn ours(x: &Tensor<NdArray, 2>, upstream: &Tensor<NdArray, 2>, op: fn(FloatTensor<A>) -> FusedOp<FloatTensor<A>>) -> (Vec<f32>, Vec<f32>) {
+        let x = Tensor::<A, 2>::from_data(x.to_data(), &Default::default()).require_grad();
+        let out = Tensor::<A, 2>::from_primitive(TensorPrimitive::Float(tracked(op(x.clone().into_primitive().tensor()))));
+        let grads = (out.clone() * Tensor::from_data(upstream.to_data(), &Default::default())).sum().backward();
+        (values(out), values(x.grad(&grads).unwrap()))
+    }
+
+    /// Burn's composed `f` on `Autodiff<NdArray>`, as [`ours`].
+    fn burns(x: &Tensor<NdArray, 2>, upstream: &Tensor<NdArray, 2>, f: fn(Tensor<A, 2>) -> Tensor<A, 2>) -> (Vec<f32>, Vec<f32>) {
+        let x = Tensor::<A, 2>::from_data(x.to_data(), &Default::default()).require_grad();
+        let out = f(x.clone());
+        let grads = (out.clone() * Tensor::from_data(upstream.to_data(), &Default::default())).sum().backward();
+        (values(out), values(x.grad(&grads).unwrap()))
+    }
+
+    /// Softmax over rows with masked entries (transformers' f32::MIN), threaded (over 2¹⁵
+    /// elements), against Burn's: output and gradient.
+    #[test]
+    fn softmax_and_its_gradient_are_burns() {
+        let x = random([301, 160], 1, 3.0);
+        let masked = Tensor::<NdArray, 2>::from_data(
+            TensorData::new((0..301 * 160).map(|i| if i % 7 == 3 { f32::MIN } else { 0.0 }).collect(), [301, 160]),
+            &Default::default(),
+        );
+        let x = x + masked;
+        let upstream = random([301, 160], 2, 1.0);
+        let (out, grad) = ours(&x, &upstream, FusedOp::Softmax);
+        let (want, want_grad) = burns(&x, &upstream, |x| burn::tensor::activation::softmax(x, 1));
+        assert!(max_diff(&out, &want) < 1e-6, "output {}", max_diff(&out, &want));
+        assert!(max_diff(&grad, &want_grad) < 1e-6, "gradient {}", max_diff(&grad, &want_grad));
+        assert!(out.iter().chain(&grad).all(|v| !v.is_subnormal()), "no subnormal probability or gradient");
+    }
+
+    /// Both GELUs and their gradients against Burn's ops composed exactly (Burn's own
+    /// `gelu_backward` is the tanh approximation's gradient, also for the exact GELU). The tanh
+    /// form's gradient differs by up to 1e-5 where `1 − tanh²` cancels (|x| > 5), in both.
+    #[test]
+    fn gelus_and_their_gradients_are_the_exact_ones() {
+        let x = random([257, 130], 3, 3.0);
+        let upstream = random([257, 130], 4, 1.0);
+        let exact = |x: Tensor<A, 2>| x.clone() * ((x * std::f32::consts::FRAC_1_SQRT_2).erf() + 1.0) * 0.5;
+        let (out, grad) = ours(&x, &upstream, |input| FusedOp::Gelu { input, approximate: false });
+        let (want, want_grad) = burns(&x, &upstream, exact);
+        assert!(max_diff(&out, &want) < 2e-6, "exact output {}", max_diff(&out, &want));
+        assert!(max_diff(&grad, &want_grad) < 2e-6, "exact gradient {}", max_diff(&grad, &want_grad));
+        let (out, grad) = ours(&x, &upstream, |input| FusedOp::Gelu { input, approximate: true });
+        let (want, want_grad) = burns(&x, &upstream, burn::tensor::activation::gelu_approximate);
+        assert!(max_diff(&out, &want) < 2e-6, "tanh output {}", max_diff(&out, &want));
+        assert!(max_diff(&grad, &want_grad) < 1e-5, "tanh gradient {}", max_diff(&grad, &want_grad));
+    }
+
+    /// Dropout keeps about `1 − p` of the elements, scaled by `1 / (1 − p)`; its gradient passes
+    /// exactly where the output kept; the mask of a threaded call is the one a single span
+    /// draws; and reseeding Burn's generator repeats it.
+    #[test]
+    fn dropout_masks_are_seeded_thread_independent_and_held_by_the_gradient() {
+        let (rows, cols) = (300, 200);
+        let x = random([rows, cols], 5, 1.0).abs() + 0.5;
+        let upstream = Tensor::<NdArray, 2>::ones([rows, cols], &Default::default());
+        let op = |input| FusedOp::Dropout { input, prob: 0.1 };
+        N::seed(&Default::default(), 42);
+        let (out, grad) = ours(&x, &upstream, op);
+        N::seed(&Default::default(), 42);
+        let (again, _) = ours(&x, &upstream, op);
+        assert_eq!(out, again, "the same seed draws the same mask");
+        let x = values(x);
+        let kept = out.iter().filter(|v| **v != 0.0).count();
+        assert!((53_400..54_600).contains(&kept), "kept {kept} of {}", rows * cols);
+        for ((&o, &g), &x) in out.iter().zip(&grad).zip(&x) {
+            if o == 0.0 {
+                assert_eq!(g, 0.0);
+            } else {
+                assert_eq!(o, x * (1.0 / 0.9f64) as f32);
+                assert_eq!(g, (1.0 / 0.9f64) as f32);
+            }
+        }
+        N::seed(&Default::default(), 42);
+        let seed = draw_seed();
+        let mut single = vec![0.0; rows * cols];
+        dropout_span(seed, (0.9 * (1u64 << 24) as f64).round() as u32, (1.0 / 0.9f64) as f32, 0, &x, &mut single);
+        assert_eq!(out, single, "the threaded call's mask is the single span's");
+    }
+
+    /// Through `prunelab_models::layers` once installed: a 3-D softmax over its last axis and
+    /// GELU on plain `NdArray` (evaluation) match Burn's.
+    #[test]
+    fn the_installed_kernel_serves_the_layers_functions() {
+        let x = Tensor::<NdArray, 3>::random([4, 50, 300], Distribution::Normal(0.0, 2.0), &Default::default());
+        install();
+        let (softmax, gelu) = (prunelab_models::layers::softmax(x.clone(), 2), prunelab_models::layers::Activation::Gelu.forward(x.clone()));
+        set_fused_kernel(None);
+        let diff = |a: Tensor<NdArray, 3>, b: Tensor<NdArray, 3>| (a - b).abs().max().into_scalar();
+        assert!(diff(softmax, burn::tensor::activation::softmax(x.clone(), 2)) < 1e-6);
+        assert!(diff(gelu, burn::tensor::activation::gelu(x)) < 2e-6);
+    }
+}

@@ -1,0 +1,144 @@
+//! Element-wise operations a backend may run as single kernels of its own: softmax over the last
+//! axis, GELU (exact and tanh-approximated) and dropout.
+//!
+//! Burn 0.21 composes them from small ops — softmax from max, subtract, exp, sum and divide;
+//! GELU's gradient from a tanh, a cube and half a dozen products; dropout from a Bernoulli
+//! tensor drawn element by element and two products — each op a pass over memory into a fresh
+//! buffer, and on the CPU backend each on one core. A [`FusedKernel`], installed by the binary for
+//! one concrete backend (`prunelab-gemm`'s CPU kernels), takes such an operation whole, forward
+//! and backward, as it takes the projections' products ([`super::ProductKernel`]).
+//!
+//! Without a kernel, or for an operation it leaves, each function is Burn's op exactly.
+
+use std::any::Any;
+use std::sync::RwLock;
+
+use burn::nn::Dropout;
+use burn::prelude::*;
+use burn::tensor::{TensorPrimitive, activation};
+
+/// An operation handed to a [`FusedKernel`], on a `[rows, cols]` float primitive of the backend
+/// (the input's leading axes flattened; the operation acts along `cols`).
+#[derive(Debug)]
+pub enum FusedOp<P> {
+    /// `softmax(input)` along each row.
+    Softmax(P),
+    /// GELU, exact (`x·Φ(x)`, with erf) or with transformers' tanh approximation.
+    Gelu {
+        /// The input.
+        input: P,
+        /// The tanh approximation (`gelu_new`) instead of erf.
+        approximate: bool,
+    },
+    /// Inverted dropout in training: each element kept with probability `1 − prob` and scaled by
+    /// `1 / (1 − prob)`, else 0. The kernel draws its masks from the backend's seeded generator,
+    /// so that a run stays a function of its seed.
+    Dropout {
+        /// The input.
+        input: P,
+        /// The probability of zeroing an element, in `(0, 1)`.
+        prob: f64,
+    },
+}
+
+impl<P> FusedOp<P> {
+    /// The operation's input.
+    pub fn input(&self) -> &P {
+        match self {
+            Self::Softmax(input) | Self::Gelu { input, .. } | Self::Dropout { input, .. } => input,
+        }
+    }
+
+    /// The same operation on `f(input)`.
+    pub fn map<Q>(self, f: impl FnOnce(P) -> Q) -> FusedOp<Q> {
+        match self {
+            Self::Softmax(input) => FusedOp::Softmax(f(input)),
+            Self::Gelu { input, approximate } => FusedOp::Gelu { input: f(input), approximate },
+            Self::Dropout { input, prob } => FusedOp::Dropout { input: f(input), prob },
+        }
+    }
+
+    fn into_input(self) -> P {
+        match self {
+            Self::Softmax(input) | Self::Gelu { input, .. } | Self::Dropout { input, .. } => input,
+        }
+    }
+}
+
+/// A [`FusedOp`] on its way to a kernel: the kernel takes `op` when it handles it (dtype, shape,
+/// operation) and leaves the result in `output`; otherwise it leaves `op` for Burn's ops.
+#[derive(Debug)]
+pub struct FusedCall<P> {
+    /// The operation, until a kernel takes it.
+    pub op: Option<FusedOp<P>>,
+    /// Its result, `[rows, cols]`, with gradients when the primitive is an autodiff one.
+    pub output: Option<P>,
+}
+
+/// A kernel for [`FusedOp`]s, receiving a [`FusedCall`] of one backend's float primitive behind
+/// `dyn Any`.
+pub type FusedKernel = fn(&mut dyn Any);
+
+static FUSED_KERNEL: RwLock<Option<FusedKernel>> = RwLock::new(None);
+
+/// Install (or with `None` remove) the kernel the functions of this module try first.
+pub fn set_fused_kernel(kernel: Option<FusedKernel>) {
+    *FUSED_KERNEL.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = kernel;
+}
+
+/// Whether a fused kernel is installed (for result files).
+pub fn fused_kernel_installed() -> bool {
+    FUSED_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some()
+}
+
+/// `softmax(x, dim)`; through the installed kernel when `dim` is the last axis.
+pub fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
+    if dim + 1 != D {
+        return activation::softmax(x, dim);
+    }
+    fused(x, FusedOp::Softmax, |x| activation::softmax(x, D - 1))
+}
+
+/// Exact GELU (`gelu`), through the installed kernel when there is one.
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    fused(x, |input| FusedOp::Gelu { input, approximate: false }, activation::gelu)
+}
+
+/// GELU's tanh approximation (`gelu_new`), through the installed kernel when there is one.
+pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    fused(x, |input| FusedOp::Gelu { input, approximate: true }, activation::gelu_approximate)
+}
+
+/// `dropout.forward(x)`: the identity outside training (no autodiff) or at probability 0, else
+/// through the installed kernel when there is one.
+pub fn dropout<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -> Tensor<B, D> {
+    if !B::ad_enabled(&x.device()) || dropout.prob == 0.0 {
+        return x;
+    }
+    let prob = dropout.prob;
+    fused(x, |input| FusedOp::Dropout { input, prob }, |x| dropout.forward(x))
+}
+
+/// `op` of `x` (flattened to `[rows, last axis]`) through the installed kernel, or `burn(x)`.
+fn fused<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    op: impl FnOnce(B::FloatTensorPrimitive) -> FusedOp<B::FloatTensorPrimitive>,
+    burn: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
+) -> Tensor<B, D> {
+    let kernel = *FUSED_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(kernel) = kernel else { return burn(x) };
+    let dims = x.dims();
+    let cols = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let input = match x.reshape([rows, cols]).into_primitive() {
+        TensorPrimitive::Float(input) => input,
+        quantized => return burn(Tensor::<B, 2>::from_primitive(quantized).reshape(dims)),
+    };
+    let mut call = FusedCall { op: Some(op(input)), output: None };
+    kernel(&mut call);
+    match (call.output, call.op) {
+        (Some(out), _) => Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out)).reshape(dims),
+        (None, Some(op)) => burn(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(op.into_input())).reshape(dims)),
+        (None, None) => unreachable!("a fused kernel took the operation and returned nothing"),
+    }
+}
