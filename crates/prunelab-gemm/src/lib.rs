@@ -1,16 +1,19 @@
 //! The projections' matrix products (`prunelab_models::layers::linear`'s `x · W`) as one
-//! operation of their own, for kernels Burn does not have.
+//! operation of their own, for kernels Burn does not have — and Burn's CPU backend's kernels of
+//! prunelab's own.
 //!
 //! - [`autodiff::product`]: on `Autodiff<B>`, a product is one tracked operation whose forward
 //!   and backward are products of a given kernel ([`autodiff::GemmFn`], `op(a) · op(b)`:
 //!   `y = x · w`, `dx = g · wᵀ`, `dw = xᵀ · g`, as `torch.nn.Linear` computes them).
 //!   `prunelab-cublas` (cuBLAS on CUDA) and [`cpu`] build on it.
-//! - [`cpu`] (feature `ndarray`): the product on Burn's CPU backend, its output rows split over
-//!   the cores, each part by the same single-threaded kernel Burn uses — so the result is Burn's,
-//!   bit for bit, whatever the number of threads (Burn 0.21's own threads are not deterministic).
-//!   [`cpu::install`] registers it with `prunelab_models::layers::set_product_kernel`.
-//! - [`take_if_f32_matrices`]: what every such kernel takes from a projection's call, and what it
-//!   leaves to Burn's matmul.
+//! - [`cpu`] (feature `ndarray`): the product on Burn's CPU backend, its output rows (or, for the
+//!   attention's batched products, its matrices) split over the cores, each part by the same
+//!   single-threaded kernel Burn uses — so the result is Burn's, bit for bit, whatever the number
+//!   of threads (Burn 0.21's own threads are not deterministic). [`cpu::install`] registers it
+//!   with `prunelab_models::layers::set_product_kernel`; [`cpu::fused`] runs softmax, GELU and
+//!   dropout as one deterministic, threaded pass each (`layers::fused::set_fused_kernel`).
+//! - [`take_if_f32_matrices`]: what a 2-D product kernel (cuBLAS's) takes from a projection's
+//!   call, and what it leaves to Burn's matmul.
 #![warn(missing_docs)]
 
 use burn::tensor::{DType, TensorMetadata};

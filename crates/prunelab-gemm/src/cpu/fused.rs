@@ -179,7 +179,12 @@ fn dropout_span(seed: u64, threshold: u32, scale: f32, first: usize, x: &[f32], 
 
 /// A seed for one dropout call, from Burn's seeded generator (four uniform draws' bits).
 fn draw_seed() -> u64 {
-    let draws = <NdArray as FloatTensorOps<NdArray>>::float_random(Shape::new([4]), Distribution::Default, &Default::default(), FloatDType::F32);
+    let draws = <NdArray as FloatTensorOps<NdArray>>::float_random(
+        Shape::new([4]),
+        Distribution::Default,
+        &Default::default(),
+        FloatDType::F32,
+    );
     let NdArrayTensor::F32(draws) = draws else { unreachable!("drawn as f32") };
     let bits: Vec<u64> = draws.into_shared().iter().map(|v| u64::from(v.to_bits())).collect();
     math::hash((bits[0] << 32) | bits[1], (bits[2] << 32) | bits[3])
@@ -264,6 +269,7 @@ mod tests {
     type N = NdArray;
 
     fn random(shape: [usize; 2], seed: u64, scale: f32) -> Tensor<NdArray, 2> {
+        let _turn = super::super::tests::RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         N::seed(&Default::default(), seed);
         Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default()) * scale
     }
@@ -279,15 +285,24 @@ mod tests {
 
     /// `op` through the kernel on `Autodiff<NdArray>`: the output and the input's gradient under
     /// the upstream gradient `upstream`.
-    fn ours(x: &Tensor<NdArray, 2>, upstream: &Tensor<NdArray, 2>, op: fn(FloatTensor<A>) -> FusedOp<FloatTensor<A>>) -> (Vec<f32>, Vec<f32>) {
+    fn ours(
+        x: &Tensor<NdArray, 2>,
+        upstream: &Tensor<NdArray, 2>,
+        op: fn(FloatTensor<A>) -> FusedOp<FloatTensor<A>>,
+    ) -> (Vec<f32>, Vec<f32>) {
         let x = Tensor::<A, 2>::from_data(x.to_data(), &Default::default()).require_grad();
-        let out = Tensor::<A, 2>::from_primitive(TensorPrimitive::Float(tracked(op(x.clone().into_primitive().tensor()))));
+        let out =
+            Tensor::<A, 2>::from_primitive(TensorPrimitive::Float(tracked(op(x.clone().into_primitive().tensor()))));
         let grads = (out.clone() * Tensor::from_data(upstream.to_data(), &Default::default())).sum().backward();
         (values(out), values(x.grad(&grads).unwrap()))
     }
 
     /// Burn's composed `f` on `Autodiff<NdArray>`, as [`ours`].
-    fn burns(x: &Tensor<NdArray, 2>, upstream: &Tensor<NdArray, 2>, f: fn(Tensor<A, 2>) -> Tensor<A, 2>) -> (Vec<f32>, Vec<f32>) {
+    fn burns(
+        x: &Tensor<NdArray, 2>,
+        upstream: &Tensor<NdArray, 2>,
+        f: fn(Tensor<A, 2>) -> Tensor<A, 2>,
+    ) -> (Vec<f32>, Vec<f32>) {
         let x = Tensor::<A, 2>::from_data(x.to_data(), &Default::default()).require_grad();
         let out = f(x.clone());
         let grads = (out.clone() * Tensor::from_data(upstream.to_data(), &Default::default())).sum().backward();
@@ -339,6 +354,7 @@ mod tests {
         let x = random([rows, cols], 5, 1.0).abs() + 0.5;
         let upstream = Tensor::<NdArray, 2>::ones([rows, cols], &Default::default());
         let op = |input| FusedOp::Dropout { input, prob: 0.1 };
+        let _turn = super::super::tests::RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         N::seed(&Default::default(), 42);
         let (out, grad) = ours(&x, &upstream, op);
         N::seed(&Default::default(), 42);
@@ -368,7 +384,10 @@ mod tests {
     fn the_installed_kernel_serves_the_layers_functions() {
         let x = Tensor::<NdArray, 3>::random([4, 50, 300], Distribution::Normal(0.0, 2.0), &Default::default());
         install();
-        let (softmax, gelu) = (prunelab_models::layers::softmax(x.clone(), 2), prunelab_models::layers::Activation::Gelu.forward(x.clone()));
+        let (softmax, gelu) = (
+            prunelab_models::layers::softmax(x.clone(), 2),
+            prunelab_models::layers::Activation::Gelu.forward(x.clone()),
+        );
         set_fused_kernel(None);
         let diff = |a: Tensor<NdArray, 3>, b: Tensor<NdArray, 3>| (a - b).abs().max().into_scalar();
         assert!(diff(softmax, burn::tensor::activation::softmax(x.clone(), 2)) < 1e-6);

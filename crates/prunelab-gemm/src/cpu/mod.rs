@@ -21,12 +21,11 @@ use std::num::NonZeroUsize;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, TensorMetadata};
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_ndarray::NdArrayTensor;
-use burn::tensor::{DType, TensorMetadata};
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix2, IxDyn, linalg::general_mat_mul};
 use prunelab_models::layers::{ProductCall, set_product_kernel};
-
 
 /// The variable that sets the number of threads (default: the cores this process may use).
 pub const THREADS_VARIABLE: &str = "PRUNELAB_CPU_THREADS";
@@ -89,7 +88,9 @@ fn take_if_f32_batches<P: TensorMetadata>(call: &mut ProductCall<P>, product: im
 pub fn primitive_gemm(a: NdArrayTensor, transpose_a: bool, b: NdArrayTensor, transpose_b: bool) -> NdArrayTensor {
     let (a, b) = (array(a), array(b));
     if a.ndim() > 2 {
-        return NdArrayTensor::from(batched_gemm(a.view(), transpose_a, b.view(), transpose_b, threads()).into_shared());
+        return NdArrayTensor::from(
+            batched_gemm(a.view(), transpose_a, b.view(), transpose_b, threads()).into_shared(),
+        );
     }
     let (a, b) = (two_d(a.view()), two_d(b.view()));
     let a = if transpose_a { a.reversed_axes() } else { a };
@@ -188,7 +189,11 @@ mod tests {
 
     type B = NdArray;
 
+    /// Burn's random generator is process-wide: tests that seed it and draw take turns.
+    pub(super) static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     fn random(shape: [usize; 2], seed: u64) -> Tensor<B, 2> {
+        let _turn = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         B::seed(&Default::default(), seed);
         Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
     }
@@ -264,16 +269,16 @@ mod tests {
         let reference = q.clone().matmul(k.clone().swap_dims(2, 3));
         let upstream = Tensor::<A, 4>::from_data(random([2 * 3 * 9, 9], 8).reshape([2, 3, 9, 9]).into_data(), &device);
         let grads = (reference.clone() * upstream.clone()).sum().backward();
-        let want = (reference.into_data(), q_leaf.grad(&grads).unwrap().into_data(), k_leaf.grad(&grads).unwrap().into_data());
+        let want =
+            (reference.into_data(), q_leaf.grad(&grads).unwrap().into_data(), k_leaf.grad(&grads).unwrap().into_data());
 
         // A fresh graph from the leaves (the first backward pass consumed the first one).
         let (q, k) = (q_leaf.clone().swap_dims(1, 2), k_leaf.clone().swap_dims(1, 2));
         let (lhs, rhs) = (q.clone().into_primitive().tensor(), k.clone().swap_dims(2, 3).into_primitive().tensor());
-        let out = Tensor::<A, 4>::from_primitive(TensorPrimitive::Float(crate::autodiff::product::<NdArray, NoCheckpointing>(
-            lhs,
-            rhs,
-            primitive_gemm,
-        )));
+        let out = Tensor::<A, 4>::from_primitive(TensorPrimitive::Float(crate::autodiff::product::<
+            NdArray,
+            NoCheckpointing,
+        >(lhs, rhs, primitive_gemm)));
         let grads = (out.clone() * upstream).sum().backward();
         assert_eq!(out.into_data(), want.0, "product");
         assert_eq!(q_leaf.grad(&grads).unwrap().into_data(), want.1, "query gradient");

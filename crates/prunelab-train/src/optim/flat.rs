@@ -121,29 +121,21 @@ impl<B: AutodiffBackend> FlatAdamW<B> {
         let rows = state.len / ROW;
         let sum_sq = grad.clone().square().reshape([rows, ROW]).sum_dim(1).reshape([rows]).sum_dim(0);
         let clip = (sum_sq.sqrt().add_scalar(1e-6).recip() * settings.max_norm).clamp_max(1.0);
-        let grad = grad * clip;
 
         state.time += 1;
-        let time = state.time as i32;
-        let moment_1 = state.moment_1.clone().mul_scalar(beta_1).add(grad.clone().mul_scalar(1.0 - beta_1));
-        let moment_2 = state.moment_2.clone().mul_scalar(beta_2).add(grad.square().mul_scalar(1.0 - beta_2));
-        let corrected_1 = moment_1.clone().div_scalar(1f32 - beta_1.powi(time));
-        let corrected_2 = moment_2.clone().div_scalar(1f32 - beta_2.powi(time));
-        let delta = corrected_1.div(corrected_2.sqrt().add_scalar(epsilon));
-        let lr = settings.lr;
-        let params = state.params.take().expect("read above");
-        let decay_rate = lr * weight_decay;
-        let params = if decay_rate == 0.0 {
-            params
-        } else {
-            // `p * (1 - lr·wd)` where decay applies and `p * 1` elsewhere: with c = (1 - lr·wd)
-            // in f32, `decay * (c - 1) + 1` is exactly c or 1 (c - 1 is exact for c in [0.5, 1]).
-            params * state.decay.clone().mul_scalar((1.0 - decay_rate) as f32 - 1.0).add_scalar(1.0)
+        let scalars = AdamWScalars::new(beta_1, beta_2, epsilon, weight_decay, settings.lr, state.time);
+        let update = Update {
+            grad,
+            clip,
+            moment_1: state.moment_1.clone(),
+            moment_2: state.moment_2.clone(),
+            params: state.params.take().expect("read above"),
+            decay: state.decay.clone(),
+            mask,
         };
-        let params = params - delta.mul_scalar(lr);
-        let params = match mask {
-            Some(m) => params * m,
-            None => params,
+        let (params, moment_1, moment_2) = match super::cpu::update(update, &scalars) {
+            Ok(updated) => updated,
+            Err(update) => update.with_burn_ops(&scalars),
         };
         state.moment_1 = moment_1;
         state.moment_2 = moment_2;
@@ -227,6 +219,74 @@ impl<B: AutodiffBackend> FlatAdamW<B> {
         if self.state.is_some() {
             tracing::warn!("optimizer state loaded after the first step is ignored");
         }
+    }
+}
+
+/// AdamW's scalars for one step, in the f32 (and f64 → f32) arithmetic Burn's AdamW uses.
+pub(crate) struct AdamWScalars {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    /// `1 − β₁ᵗ` and `1 − β₂ᵗ`: the bias corrections' divisors.
+    pub correction_1: f32,
+    pub correction_2: f32,
+    pub lr: f32,
+    /// `(1 − lr·wd) − 1`, when weight decay applies at all.
+    pub decay_minus_one: Option<f32>,
+}
+
+impl AdamWScalars {
+    fn new(beta_1: f32, beta_2: f32, epsilon: f32, weight_decay: f64, lr: f64, time: usize) -> Self {
+        let time = time as i32;
+        let decay_rate = lr * weight_decay;
+        Self {
+            beta_1,
+            beta_2,
+            epsilon,
+            correction_1: 1f32 - beta_1.powi(time),
+            correction_2: 1f32 - beta_2.powi(time),
+            lr: lr as f32,
+            // `p * (1 - lr·wd)` where decay applies and `p * 1` elsewhere: with c = (1 - lr·wd)
+            // in f32, `decay * (c - 1) + 1` is exactly c or 1 (c - 1 is exact for c in [0.5, 1]).
+            decay_minus_one: (decay_rate != 0.0).then(|| (1.0 - decay_rate) as f32 - 1.0),
+        }
+    }
+}
+
+/// The flat buffers one step's element-wise arithmetic reads: the masked gradient, the clipping
+/// coefficient (one element), both moments, the parameters, the 0/1 decay vector and the mask.
+pub(crate) struct Update<B: Backend> {
+    pub grad: Tensor<B, 1>,
+    pub clip: Tensor<B, 1>,
+    pub moment_1: Tensor<B, 1>,
+    pub moment_2: Tensor<B, 1>,
+    pub params: Tensor<B, 1>,
+    pub decay: Tensor<B, 1>,
+    pub mask: Option<Tensor<B, 1>>,
+}
+
+impl<B: Backend> Update<B> {
+    /// The step as a chain of Burn's whole-buffer ops (one fused kernel under Burn's fusion):
+    /// the new parameters and moments. Per element, in this order:
+    /// `g = grad·clip`, `m₁ = m₁·β₁ + g·(1−β₁)`, `m₂ = m₂·β₂ + (g·g)·(1−β₂)`,
+    /// `Δ = (m₁ / c₁) / (√(m₂ / c₂) + ε)`, `p = p·(decay·(c−1) + 1)`, `p = p − Δ·lr`, `p = p·mask`.
+    pub fn with_burn_ops(self, s: &AdamWScalars) -> (Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>) {
+        let grad = self.grad * self.clip;
+        let moment_1 = self.moment_1.mul_scalar(s.beta_1).add(grad.clone().mul_scalar(1.0 - s.beta_1));
+        let moment_2 = self.moment_2.mul_scalar(s.beta_2).add(grad.square().mul_scalar(1.0 - s.beta_2));
+        let corrected_1 = moment_1.clone().div_scalar(s.correction_1);
+        let corrected_2 = moment_2.clone().div_scalar(s.correction_2);
+        let delta = corrected_1.div(corrected_2.sqrt().add_scalar(s.epsilon));
+        let params = match s.decay_minus_one {
+            Some(c_minus_one) => self.params * self.decay.mul_scalar(c_minus_one).add_scalar(1.0),
+            None => self.params,
+        };
+        let params = params - delta.mul_scalar(s.lr);
+        let params = match self.mask {
+            Some(m) => params * m,
+            None => params,
+        };
+        (params, moment_1, moment_2)
     }
 }
 

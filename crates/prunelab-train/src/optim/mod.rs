@@ -8,6 +8,8 @@
 //!   so the global norm, clipping, masking, AdamW over both groups and re-masking are a handful
 //!   of whole-buffer operations, however many tensors the model has (the module's parameters
 //!   are views into the flat buffer);
+//!   (on Burn's CPU backend, with the `ndarray` feature, the element-wise part is one threaded
+//!   pass: `cpu`);
 //! - [`per_tensor`]: Burn's AdamW arithmetic one parameter at a time with the clipping and the
 //!   masks folded in (the reference the flat step is tested against, and a benchmark column).
 //!
@@ -21,6 +23,7 @@ use prunelab_models::info::{ParamFn, for_each_param};
 use prunelab_models::{Classifier, HfModule, HfNaming};
 use prunelab_prune::DeviceMasks;
 
+mod cpu;
 pub(crate) mod flat;
 pub(crate) mod per_tensor;
 
@@ -181,7 +184,7 @@ pub(crate) mod testing {
 
     /// The backend's random generator is process-wide: tests that seed it and draw dropout masks
     /// take turns.
-    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    pub(crate) static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     /// Gradients of the sum of the squared logits of `model` on one fixed batch, with the same
     /// dropout draws every time.

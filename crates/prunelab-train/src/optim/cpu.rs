@@ -1,0 +1,170 @@
+//! The flat step's element-wise AdamW arithmetic on Burn's CPU backend as one pass over the
+//! buffers, split over the cores (feature `ndarray`).
+//!
+//! [`super::flat::Update::with_burn_ops`] is a dozen whole-buffer ops: on the CPU backend each is a
+//! single-threaded pass into a fresh buffer (a copy first, when the input is shared), which made
+//! the optimizer about 30 % of a MiniLM fine-tuning step on SST-2's short sentences
+//! (`bench/NOTES.md`). Here every element goes through the same f32 operations in the same order
+//! — Rust does not contract them into fused multiply-adds — so the result is the op chain's bit
+//! for bit, whatever the number of threads.
+
+use super::flat::{AdamWScalars, Update};
+use burn::prelude::*;
+
+/// The step on `update`'s buffers when the backend is Burn's CPU one (the new parameters and
+/// moments), else the buffers back.
+#[cfg(feature = "ndarray")]
+#[allow(clippy::type_complexity)]
+pub(crate) fn update<B: Backend>(
+    update: Update<B>,
+    scalars: &AdamWScalars,
+) -> Result<(Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>), Update<B>> {
+    use std::any::Any;
+
+    use burn::tensor::TensorPrimitive;
+    use burn_ndarray::NdArrayTensor;
+
+    let Update { grad, clip, moment_1, moment_2, params, decay, mask } = update;
+    let mut buffers: Option<Vec<B::FloatTensorPrimitive>> = Some(
+        [grad, clip, moment_1, moment_2, params, decay]
+            .into_iter()
+            .chain(mask)
+            .map(|t| t.into_primitive().tensor())
+            .collect(),
+    );
+    let rebuild = |p: B::FloatTensorPrimitive| Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(p));
+    if let Some(cpu) = (&mut buffers as &mut dyn Any).downcast_mut::<Option<Vec<NdArrayTensor>>>()
+        && let Some([params, moment_1, moment_2]) = ndarray_step(cpu.take().expect("set above"), scalars)
+    {
+        let mut out: Option<Vec<NdArrayTensor>> = Some(vec![params, moment_1, moment_2]);
+        let out = (&mut out as &mut dyn Any)
+            .downcast_mut::<Option<Vec<B::FloatTensorPrimitive>>>()
+            .and_then(Option::take)
+            .expect("the same backend's primitives");
+        let [params, moment_1, moment_2] = <[_; 3]>::try_from(out).ok().expect("three buffers");
+        return Ok((rebuild(params), rebuild(moment_1), rebuild(moment_2)));
+    }
+    let mut buffers = buffers.expect("left to Burn's ops").into_iter().map(rebuild);
+    let mut next = || buffers.next().expect("the buffers gathered above");
+    let (grad, clip, moment_1, moment_2, params, decay) = (next(), next(), next(), next(), next(), next());
+    Err(Update { grad, clip, moment_1, moment_2, params, decay, mask: buffers.next() })
+}
+
+/// Without the CPU backend, always Burn's ops.
+#[cfg(not(feature = "ndarray"))]
+#[allow(clippy::type_complexity)]
+pub(crate) fn update<B: Backend>(
+    update: Update<B>,
+    _: &AdamWScalars,
+) -> Result<(Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>), Update<B>> {
+    Err(update)
+}
+
+/// The step on NdArray's f32 buffers `[grad, clip, m₁, m₂, params, decay, mask?]`: the new
+/// `[params, m₁, m₂]`, or `None` when a buffer is not a contiguous f32 one (then Burn's ops run).
+#[cfg(feature = "ndarray")]
+fn ndarray_step(
+    buffers: Vec<burn_ndarray::NdArrayTensor>,
+    s: &AdamWScalars,
+) -> Option<[burn_ndarray::NdArrayTensor; 3]> {
+    use burn_ndarray::NdArrayTensor;
+    use ndarray::ArcArray;
+
+    let arrays: Vec<ArcArray<f32, ndarray::IxDyn>> = buffers
+        .into_iter()
+        .map(|t| match t {
+            NdArrayTensor::F32(storage) => Some(storage.into_shared()),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let slices: Vec<&[f32]> = arrays.iter().map(|a| a.as_slice()).collect::<Option<_>>()?;
+    let (grad, clip, m1, m2, params, decay) = (slices[0], slices[1][0], slices[2], slices[3], slices[4], slices[5]);
+    let mask = slices.get(6).copied();
+    let len = grad.len();
+    let (mut new_params, mut new_m1, mut new_m2) = (vec![0f32; len], vec![0f32; len], vec![0f32; len]);
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(len.div_ceil(1 << 16)).max(1);
+    let chunk = len.div_ceil(threads);
+    let run = |start: usize, p_out: &mut [f32], m1_out: &mut [f32], m2_out: &mut [f32]| {
+        for i in 0..p_out.len() {
+            let j = start + i;
+            let g = grad[j] * clip;
+            let m_1 = m1[j] * s.beta_1 + g * (1.0 - s.beta_1);
+            let m_2 = m2[j] * s.beta_2 + (g * g) * (1.0 - s.beta_2);
+            let delta = (m_1 / s.correction_1) / ((m_2 / s.correction_2).sqrt() + s.epsilon);
+            let mut p = params[j];
+            if let Some(c_minus_one) = s.decay_minus_one {
+                p *= decay[j] * c_minus_one + 1.0;
+            }
+            p -= delta * s.lr;
+            if let Some(mask) = mask {
+                p *= mask[j];
+            }
+            (p_out[i], m1_out[i], m2_out[i]) = (p, m_1, m_2);
+        }
+    };
+    std::thread::scope(|scope| {
+        let parts = new_params.chunks_mut(chunk).zip(new_m1.chunks_mut(chunk)).zip(new_m2.chunks_mut(chunk));
+        for (k, ((p, a), b)) in parts.enumerate() {
+            let run = &run;
+            scope.spawn(move || run(k * chunk, p, a, b));
+        }
+    });
+    let tensor =
+        |v: Vec<f32>| NdArrayTensor::from(ArcArray::from_shape_vec(ndarray::IxDyn(&[len]), v).expect("len elements"));
+    Some([tensor(new_params), tensor(new_m1), tensor(new_m2)])
+}
+
+#[cfg(all(test, feature = "ndarray"))]
+mod tests {
+    use burn::backend::NdArray;
+    use burn::tensor::Distribution;
+
+    use super::*;
+
+    /// Bit for bit the op chain, with and without weight decay and a mask, on a buffer long
+    /// enough to be split over threads.
+    #[test]
+    fn the_threaded_pass_is_the_op_chain_bit_for_bit() {
+        type N = NdArray;
+        let device = Default::default();
+        let len = 300_001;
+        let _turn = crate::optim::testing::RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        N::seed(&device, 3);
+        let random = |scale: f32| Tensor::<N, 1>::random([len], Distribution::Normal(0.0, 1.0), &device) * scale;
+        let mask = Tensor::<N, 1>::random([len], Distribution::Bernoulli(0.7), &device);
+        let decay = Tensor::<N, 1>::random([len], Distribution::Bernoulli(0.5), &device);
+        let (grad, m1, m2, params) = (random(1e-2), random(1e-3), random(1e-4).abs(), random(0.05));
+        let clip = Tensor::<N, 1>::from_floats([0.37], &device);
+        for (weight_decay, mask) in [(0.01, Some(mask)), (0.0, None)] {
+            let scalars = AdamWScalars {
+                beta_1: 0.9,
+                beta_2: 0.999,
+                epsilon: 1e-8,
+                correction_1: 1f32 - 0.9f32.powi(7),
+                correction_2: 1f32 - 0.999f32.powi(7),
+                lr: 3e-5,
+                decay_minus_one: (weight_decay != 0.0).then(|| (1.0 - 3e-5 * weight_decay) as f32 - 1.0),
+            };
+            let update = || Update {
+                grad: grad.clone(),
+                clip: clip.clone(),
+                moment_1: m1.clone(),
+                moment_2: m2.clone(),
+                params: params.clone(),
+                decay: decay.clone(),
+                mask: mask.clone(),
+            };
+            let Ok(ours) = super::update(update(), &scalars) else { panic!("the CPU backend takes the step") };
+            let theirs = update().with_burn_ops(&scalars);
+            for (name, a, b) in
+                [("params", ours.0, theirs.0), ("moment 1", ours.1, theirs.1), ("moment 2", ours.2, theirs.2)]
+            {
+                let (a, b) = (a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap());
+                assert!(
+                    a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{name}, weight decay {weight_decay}"
+                );
+            }
+        }
+    }
+}
