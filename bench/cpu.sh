@@ -7,8 +7,9 @@
 # all-MiniLM-L6-v2 (config.json, tokenizer.json, model.fp16.safetensors) and GLUE the GLUE TSV
 # layout. Two workloads, each as one JSON record per tool in OUT (default bench/results/cpu-<date>):
 #   1. `bench train` / `torch_bench.py train` on a random checkpoint of MiniLM's shape: synthetic
-#      batches of 32 x 128, STEPS timed steps (default 5), prunelab with --gemm auto (products on
-#      every core) and --gemm burn (Burn's single-threaded products);
+#      batches of 32 x 128, STEPS timed steps (default 5), prunelab by default (products, softmax,
+#      GELU and dropout on every core), with --fused burn (Burn's softmax, GELU and dropout), and
+#      with --gemm burn --fused burn (Burn's single-threaded ops only);
 #   2. fine-tuning the real MiniLM on the first 640 SST-2 training rows (batch 32, dynamic padding,
 #      max length 128, one epoch) and evaluating the 872 dev sentences.
 # Then a table of the ratios. CI does not run it (it takes about 5 minutes on 2 cores).
@@ -28,8 +29,9 @@ RANDOM_MINILM=$(mktemp -d)
 "$PL" --quiet bench init --arch minilm --out "$RANDOM_MINILM" > /dev/null
 
 # 1. Synthetic fixed-length batches.
-for gemm in auto burn; do
-  "$PL" --quiet --gemm "$gemm" bench train "$RANDOM_MINILM" --batch-size 32 --seq-len 128 --steps "$STEPS" > "$OUT/train-minilm-prunelab-$gemm.json"
+for variant in auto:"--gemm auto --fused auto" unfused:"--fused burn" burn:"--gemm burn --fused burn"; do
+  # shellcheck disable=SC2086 # the options split into words
+  "$PL" --quiet ${variant#*:} bench train "$RANDOM_MINILM" --batch-size 32 --seq-len 128 --steps "$STEPS" > "$OUT/train-minilm-prunelab-${variant%%:*}.json"
 done
 "$PYTHON" bench/torch_bench.py train "$RANDOM_MINILM" --batch-size 32 --seq-len 128 --steps "$STEPS" --precision f32 > "$OUT/train-minilm-torch.json" 2> /dev/null
 
@@ -44,13 +46,14 @@ python3 - "$OUT" <<'PY'
 import json, sys
 out = sys.argv[1]
 load = lambda name: json.loads([l for l in open(f"{out}/{name}") if l.startswith("{")][-1])
-pl = {g: load(f"train-minilm-prunelab-{g}.json")["samples_per_second"] for g in ("auto", "burn")}
+pl = {g: load(f"train-minilm-prunelab-{g}.json")["samples_per_second"] for g in ("auto", "unfused", "burn")}
 pt = load("train-minilm-torch.json")["samples_per_second"]
 ft = json.load(open(f"{out}/sst2-640-prunelab/result.json"))["epochs"][0]
 tt = json.load(open(f"{out}/sst2-640-torch.json"))["epochs"][0]
 rows = [
-    ("MiniLM shape, 32 x 128, fine-tune samples/s (--gemm auto)", pl["auto"], pt),
-    ("... --gemm burn (Burn's single-threaded products)", pl["burn"], pt),
+    ("MiniLM shape, 32 x 128, fine-tune samples/s (default build and options)", pl["auto"], pt),
+    ("... --fused burn (Burn's softmax, GELU and dropout)", pl["unfused"], pt),
+    ("... --gemm burn --fused burn (Burn's single-threaded ops only)", pl["burn"], pt),
     ("SST-2, 640 rows: fine-tune samples/s", ft["samples_per_second"], tt["samples_per_second"]),
     ("SST-2: evaluation of 872 dev sentences, samples/s", ft["eval"]["examples"] / ft["eval_seconds"], tt["eval_samples_per_second"]),
 ]

@@ -41,7 +41,7 @@ pub(crate) fn update<B: Backend>(
             .downcast_mut::<Option<Vec<B::FloatTensorPrimitive>>>()
             .and_then(Option::take)
             .expect("the same backend's primitives");
-        let [params, moment_1, moment_2] = <[_; 3]>::try_from(out).ok().expect("three buffers");
+        let Ok([params, moment_1, moment_2]) = <[_; 3]>::try_from(out) else { unreachable!("three buffers") };
         return Ok((rebuild(params), rebuild(moment_1), rebuild(moment_2)));
     }
     let mut buffers = buffers.expect("left to Burn's ops").into_iter().map(rebuild);
@@ -143,7 +143,7 @@ mod tests {
                 correction_1: 1f32 - 0.9f32.powi(7),
                 correction_2: 1f32 - 0.999f32.powi(7),
                 lr: 3e-5,
-                decay_minus_one: (weight_decay != 0.0).then(|| (1.0 - 3e-5 * weight_decay) as f32 - 1.0),
+                decay_minus_one: (weight_decay != 0.0).then_some((1.0 - 3e-5 * weight_decay) as f32 - 1.0),
             };
             let update = || Update {
                 grad: grad.clone(),

@@ -248,7 +248,7 @@ impl AdamWScalars {
             lr: lr as f32,
             // `p * (1 - lr·wd)` where decay applies and `p * 1` elsewhere: with c = (1 - lr·wd)
             // in f32, `decay * (c - 1) + 1` is exactly c or 1 (c - 1 is exact for c in [0.5, 1]).
-            decay_minus_one: (decay_rate != 0.0).then(|| (1.0 - decay_rate) as f32 - 1.0),
+            decay_minus_one: (decay_rate != 0.0).then_some((1.0 - decay_rate) as f32 - 1.0),
         }
     }
 }
