@@ -5,14 +5,16 @@
 //! batch matrices only, and the projections are one `[tokens, d_in]` matrix each), and its
 //! optional threads (rayon, threaded matrixmultiply) make two runs of one seed differ in their
 //! last digits (`bench/NOTES.md`). Here the output's rows are split into one block per thread and
-//! each block is computed by the same single-threaded kernel Burn calls (ndarray's
-//! `general_mat_mul`, i.e. matrixmultiply): every output element is the same sum in the same
-//! order as in Burn's product, so the result equals Burn's bit for bit, whatever the number of
-//! threads.
+//! each block is computed by the single-threaded kernel Burn calls (ndarray's `general_mat_mul`,
+//! i.e. matrixmultiply) or, on CPUs with AVX-512, by the `avx512` module's kernel, which computes the same
+//! sums in the same order twice as wide: every output element is the sum Burn's product makes, so
+//! the result equals Burn's bit for bit, whatever the number of threads.
 //!
 //! [`fused`] does the same for softmax, GELU and dropout, which Burn runs as chains of
 //! single-threaded ops.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod fused;
 mod math;
 
@@ -38,7 +40,7 @@ const PARALLEL_MIN_WORK: usize = 1 << 20;
 pub fn install() -> usize {
     set_product_kernel(Some(kernel));
     let threads = threads();
-    tracing::info!(threads, "projection products over the CPU's cores");
+    tracing::info!(threads, kernel = kernel_name(), "projection products over the CPU's cores");
     threads
 }
 
@@ -119,7 +121,7 @@ pub fn batched_gemm(
     let run = |first: usize, out: &mut [f32]| {
         for (i, out) in out.chunks_mut(m * n).enumerate() {
             let mut out = ArrayViewMut2::from_shape((m, n), out).expect("m × n elements");
-            general_mat_mul(1.0, &lhs[first + i], &rhs[first + i], 0.0, &mut out);
+            block_product(&lhs[first + i], &rhs[first + i], out.view_mut());
         }
     };
     if per_thread == lhs.len() || m * n * lhs[0].ncols() * lhs.len() < PARALLEL_MIN_WORK {
@@ -142,7 +144,7 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> A
     let work = m * n * a.ncols();
     let threads = if work < PARALLEL_MIN_WORK { 1 } else { threads.clamp(1, m.max(1)) };
     if threads == 1 {
-        general_mat_mul(1.0, &a, &b, 0.0, &mut out);
+        block_product(&a, &b, out.view_mut());
         return out;
     }
     // Blocks of whole 8-row panels (matrixmultiply's), the last one shorter.
@@ -150,10 +152,29 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> A
     std::thread::scope(|scope| {
         for (a_rows, mut out_rows) in a.axis_chunks_iter(Axis(0), rows).zip(out.axis_chunks_iter_mut(Axis(0), rows)) {
             let b = &b;
-            scope.spawn(move || general_mat_mul(1.0, &a_rows, b, 0.0, &mut out_rows));
+            scope.spawn(move || block_product(&a_rows, b, out_rows.view_mut()));
         }
     });
     out
+}
+
+/// `out = a · b` on one thread (`out` contiguous, row-major): the AVX-512 kernel where the CPU
+/// has AVX-512, else matrixmultiply (Burn's kernel).
+fn block_product(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        return avx512::gemm(a.view(), b.view(), out);
+    }
+    general_mat_mul(1.0, a, b, 0.0, &mut out);
+}
+
+/// Which kernel multiplies the blocks: `avx512` or `matrixmultiply` (for result files).
+pub fn kernel_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        return "avx512";
+    }
+    "matrixmultiply"
 }
 
 /// The matrices of a batch (its last two axes) in row-major order of the batch axes, as views,

@@ -1,0 +1,211 @@
+//! An f32 matrix product with AVX-512 (`C = A · B`), for the CPUs that have it.
+//!
+//! matrixmultiply, the kernel Burn's CPU backend calls, has AVX2 + FMA kernels only; on an
+//! AVX-512 Xeon, torch's products are 2.1× faster (`bench/NOTES.md`). This is the textbook
+//! blocked product (GotoBLAS's loop order): `B` packed in panels of [`NR`] columns for each
+//! [`KC`]-deep slice of `k`, `A` in panels of [`MR`] rows for each [`MC`]-row block, and an
+//! `MR × NR` micro-kernel keeping its 16 accumulators in registers.
+//!
+//! Every output element is the same sum in the same order whatever the split of the rows over
+//! threads: within a `KC` slice, fused multiply-adds in `k` order from 0; the slices' sums added
+//! to the output in order. That is also what matrixmultiply's FMA kernel computes (its `k`
+//! slices are 256 deep too, and it adds each to the output the same way), so the products are
+//! Burn's bit for bit on every CPU with AVX-512 (which all have FMA) — `cpu`'s tests check it
+//! on every layout, with more than one slice.
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::{
+    __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+};
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// Rows of the micro-kernel's tile.
+const MR: usize = 8;
+/// Columns of the micro-kernel's tile: two 16-lane registers.
+const NR: usize = 32;
+/// Depth of one packed slice of `k` (a `KC × NR` panel of `B` is 32 KiB: L1).
+const KC: usize = 256;
+/// Rows of `A` packed at a time (`MC × KC` is 64 KiB: L2).
+const MC: usize = 64;
+
+/// Whether this CPU has AVX-512 (checked once).
+pub fn available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+}
+
+/// `out = a · b`, `out` row-major and contiguous. Call only where [`available`] is true.
+pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, f32>) {
+    assert!(available(), "the AVX-512 product on a CPU without AVX-512");
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    assert_eq!((b.nrows(), out.dim()), (k, (m, n)), "operand shapes");
+    let out = out.as_slice_mut().expect("a contiguous, row-major output");
+    if k == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let panels = n.div_ceil(NR);
+    let (mut b_store, mut a_store) = (vec![0f32; KC * NR * panels + 16], vec![0f32; KC * MC + 16]);
+    let (b_pack, a_pack) = (aligned(&mut b_store), aligned(&mut a_store));
+    let mut tile = [0f32; MR * NR];
+    for k0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - k0);
+        pack_b(&b, k0, kc, b_pack);
+        for m0 in (0..m).step_by(MC) {
+            let mc = MC.min(m - m0);
+            pack_a(&a, m0, mc, k0, kc, a_pack);
+            for (panel, j0) in (0..n).step_by(NR).enumerate() {
+                let nr = NR.min(n - j0);
+                let b_panel = &b_pack[panel * KC * NR..][..kc * NR];
+                for i0 in (0..mc).step_by(MR) {
+                    let mr = MR.min(mc - i0);
+                    let a_panel = &a_pack[i0 * kc..][..kc * MR];
+                    let at = (m0 + i0) * n + j0;
+                    // SAFETY: `available()` was checked above; the panels hold `kc` steps of
+                    // MR and NR values; a full tile writes rows `at + r·n .. + NR` of `out`,
+                    // inside it because `mr == MR` and `nr == NR`; `tile` is MR × NR.
+                    unsafe {
+                        if mr == MR && nr == NR {
+                            kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), out[at..].as_mut_ptr(), n, k0 > 0);
+                        } else {
+                            kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile.as_mut_ptr(), NR, false);
+                            for r in 0..mr {
+                                let row = &mut out[at + r * n..][..nr];
+                                for (o, t) in row.iter_mut().zip(&tile[r * NR..][..nr]) {
+                                    *o = if k0 > 0 { *o + t } else { *t };
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `buffer` from its first 64-byte boundary on (a panel's rows are then whole cache lines, and
+/// no load of the micro-kernel splits across two).
+fn aligned(buffer: &mut [f32]) -> &mut [f32] {
+    let skip = buffer.as_ptr().align_offset(64).min(buffer.len());
+    &mut buffer[skip..]
+}
+
+/// `b[k0..k0+kc, ..]` as `NR`-column panels, each `kc × NR` row-major, zero-padded on the right.
+fn pack_b(b: &ArrayView2<'_, f32>, k0: usize, kc: usize, pack: &mut [f32]) {
+    let n = b.ncols();
+    for p in 0..kc {
+        let row = b.row(k0 + p);
+        let contiguous = row.as_slice();
+        for (panel, j0) in (0..n).step_by(NR).enumerate() {
+            let nr = NR.min(n - j0);
+            let dst = &mut pack[panel * KC * NR + p * NR..][..NR];
+            match contiguous {
+                Some(row) => dst[..nr].copy_from_slice(&row[j0..j0 + nr]),
+                None => dst[..nr].iter_mut().zip(row.iter().skip(j0)).for_each(|(d, v)| *d = *v),
+            }
+            dst[nr..].fill(0.0);
+        }
+    }
+}
+
+/// `a[m0..m0+mc, k0..k0+kc]` as `MR`-row panels, each `kc × MR` (column of the block by
+/// column), zero-padded below.
+fn pack_a(a: &ArrayView2<'_, f32>, m0: usize, mc: usize, k0: usize, kc: usize, pack: &mut [f32]) {
+    for i0 in (0..mc).step_by(MR) {
+        let mr = MR.min(mc - i0);
+        let dst = &mut pack[i0 * kc..][..kc * MR];
+        for r in 0..MR {
+            if r >= mr {
+                (0..kc).for_each(|p| dst[p * MR + r] = 0.0);
+                continue;
+            }
+            let row = a.row(m0 + i0 + r);
+            match row.as_slice() {
+                Some(row) => row[k0..k0 + kc].iter().enumerate().for_each(|(p, v)| dst[p * MR + r] = *v),
+                None => row.iter().skip(k0).take(kc).enumerate().for_each(|(p, v)| dst[p * MR + r] = *v),
+            }
+        }
+    }
+}
+
+/// The `MR × NR` tile at `c` (row stride `ldc`) gets — or, with `add`, is added — the product of
+/// a packed `A` panel and a packed `B` panel, `kc` deep.
+///
+/// # Safety
+/// AVX-512F present; `a` holds `kc · MR` values, `b` `kc · NR`, and `c` MR rows of NR writable
+/// values `ldc` apart.
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, add: bool) {
+    let mut acc: [__m512; 2 * MR] = [_mm512_setzero_ps(); 2 * MR];
+    for p in 0..kc {
+        // SAFETY: within the panels (the caller's contract).
+        unsafe {
+            let b0 = _mm512_loadu_ps(b.add(p * NR));
+            let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
+            let a_p = a.add(p * MR);
+            for r in 0..MR {
+                let a_r = _mm512_set1_ps(*a_p.add(r));
+                acc[2 * r] = _mm512_fmadd_ps(a_r, b0, acc[2 * r]);
+                acc[2 * r + 1] = _mm512_fmadd_ps(a_r, b1, acc[2 * r + 1]);
+            }
+        }
+    }
+    for r in 0..MR {
+        // SAFETY: row `r` of the tile (the caller's contract).
+        unsafe {
+            let row = c.add(r * ldc);
+            let (mut lo, mut hi) = (acc[2 * r], acc[2 * r + 1]);
+            if add {
+                lo = _mm512_add_ps(_mm512_loadu_ps(row), lo);
+                hi = _mm512_add_ps(_mm512_loadu_ps(row.add(16)), hi);
+            }
+            _mm512_storeu_ps(row, lo);
+            _mm512_storeu_ps(row.add(16), hi);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array2, ShapeBuilder};
+
+    use super::*;
+
+    fn matrix(rows: usize, cols: usize, seed: u32, column_major: bool) -> Array2<f32> {
+        let values =
+            (0..rows * cols).map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) as f32 / u32::MAX as f32 - 0.5);
+        let values = values.collect();
+        if column_major {
+            Array2::from_shape_vec((rows, cols).f(), values).unwrap()
+        } else {
+            Array2::from_shape_vec((rows, cols), values).unwrap()
+        }
+    }
+
+    /// Against an f64 reference, on shapes with every kind of edge (rows, columns and depth not
+    /// multiples of the blocks) and on transposed (column-major) operands.
+    #[test]
+    fn products_match_an_f64_reference() {
+        if !available() {
+            return;
+        }
+        for (m, k, n, column_major) in
+            [(1, 1, 1, false), (9, 33, 31, false), (70, 300, 65, true), (128, 600, 96, false)]
+        {
+            let (a, b) = (matrix(m, k, 1, column_major), matrix(k, n, 2, false));
+            let mut out = Array2::<f32>::from_elem((m, n), f32::NAN);
+            gemm(a.view(), b.view(), out.view_mut());
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k).map(|p| a[[i, p]] as f64 * b[[p, j]] as f64).sum();
+                    assert!(
+                        (out[[i, j]] as f64 - want).abs() < 1e-5 * (k as f64).sqrt(),
+                        "[{m}, {k}, {n}] at ({i}, {j})"
+                    );
+                }
+            }
+        }
+    }
+}
