@@ -8,8 +8,9 @@
 //!   `prunelab-cublas` (cuBLAS on CUDA) and [`cpu`] build on it.
 //! - [`cpu`] (feature `ndarray`): the product on Burn's CPU backend, its output rows (or, for the
 //!   attention's batched products, its matrices) split over the cores, each part by the same
-//!   single-threaded kernel Burn uses — so the result is Burn's, bit for bit, whatever the number
-//!   of threads (Burn 0.21's own threads are not deterministic). [`cpu::install`] registers it
+//!   single-threaded kernel Burn uses, or on CPUs with AVX-512 by a kernel of the crate's own
+//!   that sums in the same order — so the result is Burn's, bit for bit, whatever the number of
+//!   threads (Burn 0.21's own threads are not deterministic). [`cpu::install`] registers it
 //!   with `prunelab_models::layers::set_product_kernel`; [`cpu::fused`] runs softmax, GELU and
 //!   dropout as one deterministic, threaded pass each (`layers::fused::set_fused_kernel`).
 //! - [`take_if_f32_matrices`]: what a 2-D product kernel (cuBLAS's) takes from a projection's
