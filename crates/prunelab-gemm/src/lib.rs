@@ -13,8 +13,9 @@
 //!   threads (Burn 0.21's own threads are not deterministic). [`cpu::install`] registers it
 //!   with `prunelab_models::layers::set_product_kernel`; [`cpu::fused`] runs softmax, GELU and
 //!   dropout as one deterministic, threaded pass each (`layers::fused::set_fused_kernel`).
-//! - [`take_if_f32_matrices`]: what a 2-D product kernel (cuBLAS's) takes from a projection's
-//!   call, and what it leaves to Burn's matmul.
+//! - [`take_if_f32_matrices`] and [`take_if_f32_of_rank`]: what a product kernel takes from a
+//!   call (cuBLAS's: a projection's 2-D operands; the CPU kernel's: batches of matrices too), and
+//!   what it leaves to Burn's matmul.
 #![warn(missing_docs)]
 
 use burn::tensor::{DType, TensorMetadata};
@@ -25,11 +26,25 @@ pub mod autodiff;
 pub mod cpu;
 
 /// Computes `call`'s product with `product` when both operands are non-empty 2-D f32 tensors,
-/// the only ones the kernels take; otherwise leaves the operands in `call` for Burn's matmul.
+/// the only ones a projection kernel (cuBLAS's) takes; otherwise leaves the operands in `call`
+/// for Burn's matmul.
 pub fn take_if_f32_matrices<P: TensorMetadata>(call: &mut ProductCall<P>, product: impl FnOnce(P, P) -> P) {
+    take_if_f32_of_rank(call, 2..=2, product);
+}
+
+/// Computes `call`'s product with `product` when both operands are non-empty f32 tensors of one
+/// rank in `ranks` with equal batch axes (all but the last two: no broadcasting); otherwise
+/// leaves the operands in `call` for Burn's matmul.
+pub fn take_if_f32_of_rank<P: TensorMetadata>(
+    call: &mut ProductCall<P>,
+    ranks: std::ops::RangeInclusive<usize>,
+    product: impl FnOnce(P, P) -> P,
+) {
     let Some((a, b)) = call.operands.take() else { return };
-    let fits = |t: &P| t.dtype() == DType::F32 && t.shape().num_dims() == 2 && t.shape().num_elements() > 0;
-    if fits(&a) && fits(&b) {
+    let (sa, sb) = (a.shape(), b.shape());
+    let rank = sa.num_dims();
+    let fits = |t: &P| t.dtype() == DType::F32 && t.shape().num_dims() == rank && t.shape().num_elements() > 0;
+    if ranks.contains(&rank) && fits(&a) && fits(&b) && sa[..rank - 2] == sb[..rank - 2] {
         call.product = Some(product(a, b));
     } else {
         call.operands = Some((a, b));

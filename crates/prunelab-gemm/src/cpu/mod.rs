@@ -6,9 +6,9 @@
 //! optional threads (rayon, threaded matrixmultiply) make two runs of one seed differ in their
 //! last digits (`bench/NOTES.md`). Here the output's rows are split into one block per thread and
 //! each block is computed by the single-threaded kernel Burn calls (ndarray's `general_mat_mul`,
-//! i.e. matrixmultiply) or, on CPUs with AVX-512, by the `avx512` module's kernel, which computes the same
-//! sums in the same order twice as wide: every output element is the sum Burn's product makes, so
-//! the result equals Burn's bit for bit, whatever the number of threads.
+//! i.e. matrixmultiply) or, on CPUs with AVX-512, by the `avx512` module's kernel, which
+//! computes the same sums in the same order twice as wide: every output element is the sum
+//! Burn's product makes, so the result equals Burn's bit for bit, whatever the number of threads.
 //!
 //! [`fused`] does the same for softmax, GELU and dropout, which Burn runs as chains of
 //! single-threaded ops.
@@ -23,11 +23,12 @@ use std::num::NonZeroUsize;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, TensorMetadata};
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_ndarray::NdArrayTensor;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix2, IxDyn, linalg::general_mat_mul};
 use prunelab_models::layers::{ProductCall, set_product_kernel};
+
+use crate::take_if_f32_of_rank;
 
 /// The variable that sets the number of threads (default: the cores this process may use).
 pub const THREADS_VARIABLE: &str = "PRUNELAB_CPU_THREADS";
@@ -59,29 +60,12 @@ pub fn threads() -> usize {
 
 fn kernel(call: &mut dyn Any) {
     if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Autodiff<NdArray>>>>() {
-        take_if_f32_batches(call, |a, b| crate::autodiff::product::<NdArray, NoCheckpointing>(a, b, primitive_gemm));
+        take_if_f32_of_rank(call, 2..=4, |a, b| {
+            crate::autodiff::product::<NdArray, NoCheckpointing>(a, b, primitive_gemm)
+        });
     } else if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<NdArray>>>() {
-        take_if_f32_batches(call, |a, b| primitive_gemm(a, false, b, false));
-    }
-}
-
-/// Like [`crate::take_if_f32_matrices`], but also takes batches of matrices (rank 3 or 4, the
-/// attention products) whose batch axes are equal (no broadcasting).
-fn take_if_f32_batches<P: TensorMetadata>(call: &mut ProductCall<P>, product: impl FnOnce(P, P) -> P) {
-    let Some((a, b)) = call.operands.take() else { return };
-    let (sa, sb) = (a.shape(), b.shape());
-    let rank = sa.num_dims();
-    let fits = a.dtype() == DType::F32
-        && b.dtype() == DType::F32
-        && (2..=4).contains(&rank)
-        && sb.num_dims() == rank
-        && sa[..rank - 2] == sb[..rank - 2]
-        && sa.num_elements() > 0
-        && sb.num_elements() > 0;
-    if fits {
-        call.product = Some(product(a, b));
-    } else {
-        call.operands = Some((a, b));
+        // Projections (2-D) and the attention's batches of matrices (rank 3 or 4).
+        take_if_f32_of_rank(call, 2..=4, |a, b| primitive_gemm(a, false, b, false));
     }
 }
 
@@ -116,24 +100,14 @@ pub fn batched_gemm(
     let (m, n) = (lhs[0].nrows(), rhs[0].ncols());
     out_shape.extend([m, n]);
     let mut out = ArrayD::<f32>::zeros(out_shape);
+    let threads = if m * n * lhs[0].ncols() * lhs.len() < PARALLEL_MIN_WORK { 1 } else { threads };
     let slice = out.as_slice_mut().expect("a new array is contiguous");
-    let per_thread = lhs.len().div_ceil(threads.clamp(1, lhs.len()));
-    let run = |first: usize, out: &mut [f32]| {
+    in_blocks(slice, m * n, lhs.len().div_ceil(threads.clamp(1, lhs.len())), |first, out| {
         for (i, out) in out.chunks_mut(m * n).enumerate() {
-            let mut out = ArrayViewMut2::from_shape((m, n), out).expect("m × n elements");
-            block_product(&lhs[first + i], &rhs[first + i], out.view_mut());
+            let out = ArrayViewMut2::from_shape((m, n), out).expect("m × n elements");
+            block_product(&lhs[first + i], &rhs[first + i], out);
         }
-    };
-    if per_thread == lhs.len() || m * n * lhs[0].ncols() * lhs.len() < PARALLEL_MIN_WORK {
-        run(0, slice);
-    } else {
-        std::thread::scope(|scope| {
-            for (block, out) in slice.chunks_mut(per_thread * m * n).enumerate() {
-                let run = &run;
-                scope.spawn(move || run(block * per_thread, out));
-            }
-        });
-    }
+    });
     out
 }
 
@@ -143,19 +117,33 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> A
     let mut out = Array2::<f32>::zeros((m, n));
     let work = m * n * a.ncols();
     let threads = if work < PARALLEL_MIN_WORK { 1 } else { threads.clamp(1, m.max(1)) };
-    if threads == 1 {
-        block_product(&a, &b, out.view_mut());
+    if out.is_empty() {
         return out;
     }
     // Blocks of whole 8-row panels (matrixmultiply's), the last one shorter.
     let rows = m.div_ceil(threads).div_ceil(8) * 8;
-    std::thread::scope(|scope| {
-        for (a_rows, mut out_rows) in a.axis_chunks_iter(Axis(0), rows).zip(out.axis_chunks_iter_mut(Axis(0), rows)) {
-            let b = &b;
-            scope.spawn(move || block_product(&a_rows, b, out_rows.view_mut()));
-        }
+    let slice = out.as_slice_mut().expect("a new array is contiguous");
+    in_blocks(slice, n, rows, |first, out| {
+        let out = ArrayViewMut2::from_shape((out.len() / n, n), out).expect("whole rows");
+        block_product(&a.slice(ndarray::s![first..first + out.nrows(), ..]), &b, out);
     });
     out
+}
+
+/// `out` cut into blocks of `block` units of `unit` elements (the last one shorter), and
+/// `run(index of the block's first unit, the block)` for each: one thread per block, or this
+/// thread when there is one block. `unit` > 0.
+pub(crate) fn in_blocks(out: &mut [f32], unit: usize, block: usize, run: impl Fn(usize, &mut [f32]) + Sync) {
+    let len = block.max(1) * unit;
+    if len >= out.len() {
+        return run(0, out);
+    }
+    std::thread::scope(|scope| {
+        for (i, part) in out.chunks_mut(len).enumerate() {
+            let run = &run;
+            scope.spawn(move || run(i * block.max(1), part));
+        }
+    });
 }
 
 /// `out = a · b` on one thread (`out` contiguous, row-major): the AVX-512 kernel where the CPU
@@ -168,7 +156,7 @@ fn block_product(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, mut out: Arra
     general_mat_mul(1.0, a, b, 0.0, &mut out);
 }
 
-/// Which kernel multiplies the blocks: `avx512` or `matrixmultiply` (for result files).
+/// Which kernel multiplies the blocks: `avx512` or `matrixmultiply` (logged by [`install`]).
 pub fn kernel_name() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {

@@ -25,16 +25,16 @@ pub(crate) fn update<B: Backend>(
     use burn_ndarray::NdArrayTensor;
 
     let Update { grad, clip, moment_1, moment_2, params, decay, mask } = update;
-    let mut buffers: Option<Vec<B::FloatTensorPrimitive>> = Some(
-        [grad, clip, moment_1, moment_2, params, decay]
-            .into_iter()
-            .chain(mask)
-            .map(|t| t.into_primitive().tensor())
-            .collect(),
-    );
+    let buffers: Vec<B::FloatTensorPrimitive> = [grad, clip, moment_1, moment_2, params, decay]
+        .into_iter()
+        .chain(mask)
+        .map(|t| t.into_primitive().tensor())
+        .collect();
     let rebuild = |p: B::FloatTensorPrimitive| Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(p));
-    if let Some(cpu) = (&mut buffers as &mut dyn Any).downcast_mut::<Option<Vec<NdArrayTensor>>>()
-        && let Some([params, moment_1, moment_2]) = ndarray_step(cpu.take().expect("set above"), scalars)
+    // The buffers are cloned (shared, not copied) so that they are still there for Burn's ops
+    // when one of them is not a contiguous f32 array.
+    if let Some(cpu) = (&buffers as &dyn Any).downcast_ref::<Vec<NdArrayTensor>>()
+        && let Some([params, moment_1, moment_2]) = ndarray_step(cpu.clone(), scalars)
     {
         let mut out: Option<Vec<NdArrayTensor>> = Some(vec![params, moment_1, moment_2]);
         let out = (&mut out as &mut dyn Any)
@@ -44,7 +44,7 @@ pub(crate) fn update<B: Backend>(
         let Ok([params, moment_1, moment_2]) = <[_; 3]>::try_from(out) else { unreachable!("three buffers") };
         return Ok((rebuild(params), rebuild(moment_1), rebuild(moment_2)));
     }
-    let mut buffers = buffers.expect("left to Burn's ops").into_iter().map(rebuild);
+    let mut buffers = buffers.into_iter().map(rebuild);
     let mut next = || buffers.next().expect("the buffers gathered above");
     let (grad, clip, moment_1, moment_2, params, decay) = (next(), next(), next(), next(), next(), next());
     Err(Update { grad, clip, moment_1, moment_2, params, decay, mask: buffers.next() })
