@@ -18,6 +18,7 @@
 #   bash bench/device.sh launches   # VARIANT's kernel launches per process (RUNS fresh processes, each GEMM), and its throughput
 #   bash bench/device.sh gemm       # a --features cublas build: --gemm burn / cublas (on CubeCL's stream, or host-ordered) / cublas-f32 vs torch (GEMMS, REPEATS, TUNE, INFER, LIMIT)
 #   bash bench/device.sh flat       # the flat optimizer step vs the per-tensor one (VARIANT), torch beside, GPU busy time from CUPTI (REPEATS, TUNE_LIMIT)
+#   bash bench/device.sh fused      # issue 22: --fused burn / gathers / norms / auto (VARIANT) vs torch, CUPTI launches (REPEATS, TUNE_LIMIT, LIMIT)
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
 #   bash bench/device.sh timing     # the seed grid (or GRID) timed on random checkpoints of its models' shapes (ROWS, JOBS, RUN_LIMIT)
 #   bash bench/device.sh wgpu       # the wgpu build (.device/bin/prunelab-wgpu.xz) on Vulkan beside cuda: a fine-tune each, xtask bench --parts PARTS
@@ -94,6 +95,7 @@ if r.get('train_loss') is not None: parts.append(f\"loss {r['train_loss']}\")
 if r.get('precision'): parts.append(r['precision'])
 if r.get('tflops') is not None: parts.append(f\"{r['tflops']:.1f} TFLOP/s, relative error {r['relative_error']:.1e}\")
 if r.get('gemm'): parts.append('gemm ' + r['gemm'])
+if r.get('fused'): parts.append('fused ' + r['fused'])
 print('; '.join(parts))" "$f" 2>&1 | tail -n 1)"
   done
 }
@@ -257,7 +259,12 @@ cuda_libs() {
     -name 'libcupti.so*' 2>/dev/null | head -n 1)
   echo "libcupti: ${cupti:-none found}"
   [ -n "$cupti" ] && cupti=$(dirname "$cupti")
-  export LD_LIBRARY_PATH=/usr/local/cuda/lib64${cupti:+:$cupti}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  local nvrtc
+  nvrtc=$(find /usr/local/cuda/ $(python3 -c 'import site; print(" ".join(site.getsitepackages()))') \
+    -name 'libnvrtc.so*' 2>/dev/null | head -n 1)
+  echo "libnvrtc: ${nvrtc:-none found}"
+  [ -n "$nvrtc" ] && nvrtc=$(dirname "$nvrtc")
+  export LD_LIBRARY_PATH=/usr/local/cuda/lib64${cupti:+:$cupti}${nvrtc:+:$nvrtc}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 }
 
 # cuBLAS for the projections: VARIANT (default `cublas`, a build with --features cublas) runs
@@ -383,6 +390,76 @@ launches() {
   done
 }
 
+# cupti_build LOG: bench/cupti_busy.c as /tmp/libbusy.so (after cuda_libs), its compiler output in LOG.
+cupti_build() {
+  local include=/usr/local/cuda/include cupti_lib
+  cupti_lib=$(echo "$LD_LIBRARY_PATH" | tr ':' '\n' | while read -r d; do ls "$d"/libcupti.so* >/dev/null 2>&1 && echo "$d" && break; done)
+  [ -d /usr/local/cuda/extras/CUPTI/include ] && include="$include -I/usr/local/cuda/extras/CUPTI/include"
+  [ -n "$cupti_lib" ] && include="$include -I$cupti_lib/../include"
+  # shellcheck disable=SC2086
+  gcc -shared -fPIC -O2 bench/cupti_busy.c -I$include -L"$cupti_lib" -lcupti -o /tmp/libbusy.so >> "$1" 2>&1 \
+    && echo "cupti_busy built against $cupti_lib" || echo "cupti_busy did not build: see $1"
+}
+
+# Issue 22: prunelab's own CUDA work on CubeCL's stream — `--fused gathers` (the flat optimizer
+# step's gradient copies), `--fused norms` (LayerNorm's kernels), `--fused auto` (both) — against
+# `--fused burn`, one VARIANT build (cuda,fusion,autotune,cublas), GPT-2 small and MiniLM's shape
+# (random weights), `bench train` alternated REPEATS times with torch TF32 (and f32 in round 1)
+# beside them; eval with burn and auto; then launches and GPU busy time per step from CUPTI (runs
+# of STEPS_A and STEPS_B steps). A cold kernel cache costs minutes of tuning (TUNE_LIMIT each);
+# nothing new starts after LIMIT seconds. Records in $OUT/fused/, the kernel cache in $OUT/kernels-VARIANT.tgz.
+fused_gpu() {
+  local v=${VARIANT:?set VARIANT} dir=$OUT/fused log=$OUT/logs/fused.log limit=${LIMIT:-500}
+  mkdir -p "$dir"
+  unpack_build "$v"
+  cuda_libs
+  cupti_build "$log"
+  local pl=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v")
+  "${pl[@]}" bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  "${pl[@]}" bench init --arch minilm --out /tmp/minilm-random > /dev/null
+  for arch in gpt2-small minilm-random; do
+    for f in auto burn; do
+      RUST_LOG=info timeout "${TUNE_LIMIT:-240}" "${pl[@]}" --fused "$f" bench train "/tmp/$arch" --steps 3 \
+        > "$dir/tune-$arch-$f.json" 2> "$OUT/logs/tune-$arch-$f.log"
+      echo "tuned $arch --fused $f: exit $? at ${SECONDS} s; $(grep -h 'LayerNorm\|gathers\|WARN\|ERROR' "$OUT/logs/tune-$arch-$f.log" | cut -c1-220 | head -n 4)"
+    done
+  done
+  for r in $(seq "${REPEATS:-2}"); do
+    for arch in gpt2-small minilm-random; do
+      for f in burn gathers norms auto; do
+        [ "$SECONDS" -lt "$limit" ] || break 3
+        timeout 120 "${pl[@]}" --fused "$f" bench train "/tmp/$arch" --steps 50 > "$dir/$arch-$f-$r.json" 2>> "$log"
+      done
+      for p in tf32 $([ "$r" = 1 ] && echo f32); do
+        timeout 120 python3 bench/torch_bench.py train "/tmp/$arch" --steps 50 --precision "$p" > "$dir/$arch-torch-$p-$r.json" 2>> "$log"
+      done
+    done
+    echo "round $r done at ${SECONDS} s"
+  done
+  for arch in gpt2-small minilm-random; do
+    [ "$SECONDS" -lt "$limit" ] || break
+    for f in burn auto; do
+      timeout 120 "${pl[@]}" --fused "$f" bench infer "/tmp/$arch" > "$dir/infer-$arch-$f.json" 2>> "$log"
+    done
+    timeout 120 python3 bench/torch_bench.py infer "/tmp/$arch" --precision tf32 > "$dir/infer-$arch-torch-tf32.json" 2>> "$log"
+  done
+  echo "eval done at ${SECONDS} s"
+  if [ -e /tmp/libbusy.so ]; then
+    for arch in gpt2-small minilm-random; do
+      for steps in "${STEPS_A:-10}" "${STEPS_B:-30}"; do
+        [ "$SECONDS" -lt "$((limit + 40))" ] || break 2
+        for f in burn auto; do
+          CUDA_INJECTION64_PATH=/tmp/libbusy.so CUPTI_BUSY_OUT="$dir/busy-$arch-$f-$steps.json" timeout 60 \
+            "${pl[@]}" --fused "$f" bench train "/tmp/$arch" --steps "$steps" > /dev/null 2>> "$log"
+        done
+      done
+    done
+  fi
+  summarize "$dir"
+  for f in "$dir"/busy-*.json; do [ -e "$f" ] && echo "$(basename "$f" .json): $(cat "$f")"; done
+  tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" . && du -sh "$OUT/kernels-$v.tgz"
+}
+
 # The flat optimizer step against the per-tensor one (one VARIANT build, `bench train
 # --optimizer`), GPT-2 small and MiniLM's shape (random weights), alternated REPEATS times, with
 # torch f32 and TF32 beside them; then each one's GPU busy time and kernels per step from CUPTI's
@@ -394,13 +471,7 @@ flat() {
   unpack_build "$v"
   cuda_libs
   local pl=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v")
-  local include=/usr/local/cuda/include cupti_lib
-  cupti_lib=$(echo "$LD_LIBRARY_PATH" | tr ':' '\n' | while read -r d; do ls "$d"/libcupti.so* >/dev/null 2>&1 && echo "$d" && break; done)
-  [ -d /usr/local/cuda/extras/CUPTI/include ] && include="$include -I/usr/local/cuda/extras/CUPTI/include"
-  [ -n "$cupti_lib" ] && include="$include -I$cupti_lib/../include"
-  # shellcheck disable=SC2086
-  gcc -shared -fPIC -O2 bench/cupti_busy.c -I$include -L"$cupti_lib" -lcupti -o /tmp/libbusy.so >> "$log" 2>&1 \
-    && echo "cupti_busy built against $cupti_lib" || echo "cupti_busy did not build: see logs/flat.log"
+  cupti_build "$log"
   "${pl[@]}" bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
   "${pl[@]}" bench init --arch minilm --out /tmp/minilm-random > /dev/null
   for arch in gpt2-small minilm-random; do
@@ -479,6 +550,10 @@ case ${1:-} in
   flat)
     info
     flat
+    ;;
+  fused)
+    info
+    fused_gpu
     ;;
   gemm)
     info

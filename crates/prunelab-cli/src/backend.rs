@@ -198,14 +198,22 @@ fn gemm_label(gemm: Gemm, host_ordered: bool) -> &'static str {
     }
 }
 
-/// What runs softmax, GELU and dropout (`--fused`).
+/// What runs softmax, GELU, dropout and LayerNorm, and the flat optimizer step's gathers
+/// (`--fused`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fused {
-    /// prunelab's fused kernels where this build has them (the CPU build: one pass each, forward
-    /// and backward, over every core, deterministic), else Burn's ops
+    /// prunelab's own kernels where this build has them (the CPU build: softmax, GELU and dropout
+    /// in one pass each, forward and backward, over every core, deterministic; a cuda build with
+    /// cublas: LayerNorm as CUDA kernels of its own, and the optimizer's gradient copies, both
+    /// queued on CubeCL's stream), else Burn's ops
     Auto,
     /// Burn's ops (each a chain of small kernels; on the CPU, on one core)
     Burn,
+    /// Only the optimizer's gradient copies on CubeCL's stream (cuda builds with cublas; for
+    /// benchmarks)
+    Gathers,
+    /// Only LayerNorm as CUDA kernels of prunelab's own (cuda builds with cublas; for benchmarks)
+    Norms,
 }
 
 /// The `--fused` in effect, as result files name it (set once, by [`set_fused`]).
@@ -216,6 +224,7 @@ pub fn set_fused(fused: Fused) -> anyhow::Result<()> {
     let name = match fused {
         Fused::Auto => auto_fused(),
         Fused::Burn => "burn",
+        Fused::Gathers | Fused::Norms => cuda_fused(fused == Fused::Gathers, fused == Fused::Norms)?,
     };
     FUSED.set(name).map_err(|_| anyhow::anyhow!("--fused is set once per process"))
 }
@@ -227,13 +236,55 @@ fn auto_fused() -> &'static str {
     "cpu-threads"
 }
 
-/// The GPU builds have no fused kernels of their own yet: Burn's ops.
-#[cfg(any(feature = "cuda", feature = "wgpu"))]
+/// On cuda with cublas, LayerNorm's kernels and the gathers (each where it installs; a warning
+/// says why not, and Burn's ops stay).
+#[cfg(feature = "cublas")]
+fn auto_fused() -> &'static str {
+    cuda_fused(true, true).expect("cuda_fused only fails where asked for one part that did not install")
+}
+
+/// The other GPU builds have no fused kernels of their own: Burn's ops.
+#[cfg(all(any(feature = "cuda", feature = "wgpu"), not(feature = "cublas")))]
 fn auto_fused() -> &'static str {
     "burn"
 }
 
-/// The `--fused` in effect, for result files: "cpu-threads" or "burn".
+/// Install the gathers and/or LayerNorm's kernels on cuda with cublas; the name of what was
+/// installed. Asked for one alone, failing to install it is an error; asked for both, a warning.
+#[cfg(feature = "cublas")]
+fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
+    let alone = gathers != norms;
+    let install = |wanted: bool, what: &str, f: fn(&burn::tensor::Device<Backend>) -> Result<(), prunelab_cublas::CublasError>| {
+        if !wanted {
+            return Ok(false);
+        }
+        match f(&device()) {
+            Ok(()) => Ok(true),
+            Err(why) if alone => Err(anyhow::anyhow!("--fused: {what}: {why}")),
+            Err(why) => {
+                tracing::warn!("{what} stay Burn's ops: {why}");
+                Ok(false)
+            }
+        }
+    };
+    let gathers = install(gathers, "the optimizer's gathers", prunelab_cublas::install_copies)?;
+    let norms = install(norms, "LayerNorms", prunelab_cublas::install_norms)?;
+    Ok(match (gathers, norms) {
+        (true, true) => "cuda-stream",
+        (true, false) => "cuda-stream gathers",
+        (false, true) => "cuda-stream norms",
+        (false, false) => "burn",
+    })
+}
+
+/// Without cublas there are no CUDA kernels of prunelab's own.
+#[cfg(not(feature = "cublas"))]
+fn cuda_fused(_: bool, _: bool) -> anyhow::Result<&'static str> {
+    anyhow::bail!("--fused gathers and --fused norms need a build with --features cublas (cuda); this prunelab is built with {NAME}")
+}
+
+/// The `--fused` in effect, for result files: "cpu-threads", "cuda-stream" (or "cuda-stream
+/// gathers" / "cuda-stream norms": only those) or "burn".
 pub fn fused_name() -> &'static str {
     FUSED.get().copied().unwrap_or("burn")
 }

@@ -54,9 +54,11 @@ struct GlobalArgs {
     /// waits on the host, which is slow). Result files name the one used
     #[arg(long, global = true, value_enum, default_value_t = backend::Gemm::Auto, help_heading = GPU_OPTIONS, hide = !backend::GPU)]
     gemm: backend::Gemm,
-    /// What runs softmax, GELU and dropout: prunelab's fused kernels where the build has them (the
-    /// CPU build: one pass each over every core, deterministic; its dropout masks differ from
-    /// Burn's), or Burn's ops. Result files name the one used
+    /// What runs softmax, GELU, dropout and LayerNorm, and the optimizer's gradient copies:
+    /// prunelab's own kernels where the build has them (the CPU build: softmax, GELU and dropout in
+    /// one pass each over every core, deterministic, its dropout masks differing from Burn's; a
+    /// cuda build with cublas: LayerNorm and the gradient copies on CubeCL's stream), or Burn's
+    /// ops. Result files name the one used
     #[arg(long, global = true, value_enum, default_value_t = backend::Fused::Auto)]
     fused: backend::Fused,
 }

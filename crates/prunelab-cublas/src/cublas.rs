@@ -1,4 +1,5 @@
-//! One `cublasGemmEx` on CubeCL's memory: the only code here that calls into CUDA.
+//! One `cublasGemmEx` on CubeCL's memory, and what every operation of this crate queued on
+//! CubeCL's stream shares: the handle, CubeCL's stream and the first error of a queued call.
 
 use std::ffi::c_void;
 use std::sync::Mutex;
@@ -64,10 +65,10 @@ pub enum Order {
 /// A cuBLAS handle, made in `device`'s primary `context` (the one CubeCL uses); cuBLAS handles may
 /// be used from any thread, one call at a time (the mutex), with their context current. The mutex
 /// is never held while waiting for CubeCL's runtime thread, which takes it to queue products.
-struct Handle {
+pub(crate) struct Handle {
     blas: blas_sys::cublasHandle_t,
-    context: driver_sys::CUcontext,
-    device: usize,
+    pub(crate) context: driver_sys::CUcontext,
+    pub(crate) device: usize,
     /// cuBLAS's own stream, for host-ordered products.
     stream: driver_sys::CUstream,
     /// CubeCL's CUDA stream for one Burn stream, once learnt: products issued from that Burn stream
@@ -81,19 +82,19 @@ type Runner = DeviceHandle<<CudaRuntime as Runtime>::Server>;
 
 /// Where products issued from `burn_stream` are queued: on `stream`, by CubeCL's runtime thread.
 #[derive(Clone)]
-struct Shared {
-    stream: CudaStream,
-    burn_stream: StreamId,
-    runner: Runner,
+pub(crate) struct Shared {
+    pub(crate) stream: CudaStream,
+    pub(crate) burn_stream: StreamId,
+    pub(crate) runner: Runner,
 }
 
 /// A CUDA stream handed to CubeCL's runtime thread.
 #[derive(Clone, Copy)]
-struct CudaStream(driver_sys::CUstream);
+pub(crate) struct CudaStream(driver_sys::CUstream);
 
 impl CudaStream {
     /// (A method, so that a closure captures the `Send` wrapper, not its field.)
-    fn raw(self) -> driver_sys::CUstream {
+    pub(crate) fn raw(self) -> driver_sys::CUstream {
         self.0
     }
 }
@@ -106,18 +107,35 @@ unsafe impl Send for Handle {}
 #[allow(unsafe_code)]
 unsafe impl Send for CudaStream {}
 
-static HANDLE: Mutex<Option<Handle>> = Mutex::new(None);
+pub(crate) static HANDLE: Mutex<Option<Handle>> = Mutex::new(None);
 
-/// The first error of a product queued on CubeCL's runtime thread, which cannot return it: the next
-/// product issued panics with it.
+/// The first error of an operation queued on CubeCL's runtime thread, which cannot return it: the
+/// next product or copy issued panics with it.
 static FAILED: Mutex<Option<String>> = Mutex::new(None);
+
+/// Panics with the error of an earlier operation queued on CubeCL's runtime thread, if one failed.
+pub(crate) fn panic_if_failed() {
+    if let Some(why) = FAILED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
+        panic!("a CUDA operation queued on CubeCL's stream failed: {why}");
+    }
+}
+
+/// Records the first error of an operation queued on CubeCL's runtime thread (see
+/// [`panic_if_failed`]).
+pub(crate) fn record_failure(why: String) {
+    tracing::error!("a CUDA operation queued on CubeCL's stream failed: {why}");
+    FAILED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(why);
+}
 
 static STRICT_F32: AtomicBool = AtomicBool::new(false);
 
-/// Load libcublas and create the handle for `device` (once per process), and set the arithmetic
-/// of later products.
-pub(crate) fn open(arithmetic: Arithmetic, device: usize) -> Result<(), CublasError> {
+/// Set the arithmetic of later products.
+pub(crate) fn set_arithmetic(arithmetic: Arithmetic) {
     STRICT_F32.store(arithmetic == Arithmetic::F32, Ordering::Relaxed);
+}
+
+/// Load libcublas and create the handle for `device` (once per process).
+pub(crate) fn open(device: usize) -> Result<(), CublasError> {
     let mut handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(handle) = handle.as_ref() {
         return match handle.device == device {
@@ -170,9 +188,56 @@ pub(crate) fn order() -> Order {
 
 /// Where products issued from the current Burn stream go, when its CUDA stream was learnt
 /// ([`share_stream`]).
-fn shared_here() -> Option<Shared> {
+pub(crate) fn shared_here() -> Option<Shared> {
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     handle.as_ref()?.shared.clone().filter(|shared| shared.burn_stream == StreamId::current())
+}
+
+/// Hand `run` to CubeCL's runtime thread like a kernel launch, without waiting: in its turn
+/// there it looks up `buffers` (each with the bytes it must hold at least), makes CubeCL's context
+/// current and calls `run` with the handle, CubeCL's stream and the buffers' device addresses, so
+/// that what `run` queues on the stream comes after the kernels submitted before it and before
+/// those submitted after. The bindings keep the buffers allocated until then; after that CubeCL
+/// reuses their memory only for work queued later on the same stream. An error is recorded for
+/// [`panic_if_failed`], as `what`.
+pub(crate) fn queue(
+    shared: Shared,
+    device: usize,
+    buffers: Vec<(Binding, usize)>,
+    what: &'static str,
+    run: impl FnOnce(&Handle, driver_sys::CUstream, &[u64]) -> Result<(), String> + Send + 'static,
+) {
+    let Shared { stream, burn_stream, runner } = shared;
+    runner.submit(move |server| {
+        let queued = buffers
+            .into_iter()
+            .map(|(binding, bytes)| server.get_resource(binding, burn_stream).map(|r| (r, bytes)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| format!("CubeCL's memory of a buffer: {error:?}"))
+            .and_then(|resources| {
+                let mut pointers = Vec::with_capacity(resources.len());
+                for (resource, bytes) in &resources {
+                    let r = resource.resource();
+                    if (r.size as usize) < *bytes {
+                        return Err(format!("a buffer of {} bytes where {bytes} are needed", r.size));
+                    }
+                    pointers.push(r.ptr);
+                }
+                let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let handle = handle.as_ref().ok_or("the CUDA handle is gone")?;
+                if handle.device != device {
+                    return Err(format!("set up for device {}, not {device}", handle.device));
+                }
+                // SAFETY: the context is CubeCL's primary one, retained for the process.
+                #[allow(unsafe_code)]
+                unsafe { driver::ctx::set_current(handle.context) }
+                    .map_err(|error| format!("making CubeCL's CUDA context current: {error:?}"))?;
+                run(handle, stream.raw(), &pointers)
+            });
+        if let Err(why) = queued {
+            record_failure(format!("{what}: {why}"));
+        }
+    });
 }
 
 /// Retain `device`'s primary context (the one CubeCL uses) and make it current on this thread.
@@ -230,9 +295,7 @@ pub(crate) fn gemm(
     b: CubeTensor<CudaRuntime>,
     transpose_b: bool,
 ) -> CubeTensor<CudaRuntime> {
-    if let Some(why) = FAILED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
-        panic!("a cuBLAS product failed: {why}");
-    }
+    panic_if_failed();
     let (a, layout_a) = readable(a, transpose_a);
     let (b, layout_b) = readable(b, transpose_b);
     let args = GemmArgs::new(layout_a, layout_b).expect("gemm: the inner dimensions differ");
@@ -244,31 +307,10 @@ pub(crate) fn gemm(
     }
     let strict = STRICT_F32.load(Ordering::Relaxed);
     match shared_here() {
-        Some(Shared { stream, burn_stream, runner }) => {
-            let buffers: [Binding; 3] = [&a, &b, &out].map(|tensor| tensor.handle.clone().binding());
-            let device = device.index;
-            // The buffers stay allocated until the runtime thread has queued the product (`buffers`
-            // holds them); after that CubeCL reuses their memory only for kernels queued later on
-            // the same stream.
-            runner.submit(move |server| {
-                let queued = buffers
-                    .into_iter()
-                    .map(|binding| server.get_resource(binding, burn_stream))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|error| format!("CubeCL's memory of a product operand: {error:?}"))
-                    .and_then(|resources| {
-                        let pointers = [0, 1, 2].map(|i| resources[i].resource().ptr);
-                        let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                        let handle = handle.as_ref().ok_or("the cuBLAS handle is gone")?;
-                        if handle.device != device {
-                            return Err(format!("cuBLAS is set up for device {}, not {device}", handle.device));
-                        }
-                        call(handle, stream.raw(), &args, pointers, strict)
-                    });
-                if let Err(why) = queued {
-                    tracing::error!("a cuBLAS product failed: {why}");
-                    FAILED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(why);
-                }
+        Some(shared) => {
+            let buffers = [&a, &b, &out].map(|tensor| (tensor.handle.clone().binding(), 0)).to_vec();
+            queue(shared, device.index, buffers, "a cuBLAS product", move |handle, stream, pointers| {
+                call(handle, stream, &args, [pointers[0], pointers[1], pointers[2]], strict)
             });
         }
         None => {

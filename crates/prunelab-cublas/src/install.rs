@@ -42,24 +42,32 @@ pub const ORDER_VARIABLE: &str = "PRUNELAB_CUBLAS_ORDER";
 /// `device`; on any failure nothing is installed and the error says why. Returns how products
 /// issued from this Burn stream are ordered.
 pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, CublasError> {
-    cublas::open(arithmetic, device.index)?;
-    match std::env::var(ORDER_VARIABLE).as_deref() {
-        Ok("host") => tracing::info!("{ORDER_VARIABLE}=host: cuBLAS's products are ordered by the host"),
-        Ok(other) if !other.is_empty() => {
-            return Err(CublasError::Setting(format!("{ORDER_VARIABLE}={other}: the only value it takes is `host`")));
-        }
-        _ => match crate::stream::learn(|| launch_one_kernel(device)) {
-            Ok(stream) => cublas::share_stream(stream, device),
-            Err(why) => tracing::warn!(
-                "cuBLAS's products are ordered by the host, which is slow (CubeCL's stream is unknown: {why})"
-            ),
-        },
+    cublas::open(device.index)?;
+    cublas::set_arithmetic(arithmetic);
+    if let Err(why) = share_stream(device)? {
+        tracing::warn!("cuBLAS's products are ordered by the host, which is slow (CubeCL's stream is unknown: {why})");
     }
     check(device)?;
     set_product_kernel(Some(kernel));
     let order = cublas::order();
     tracing::info!(?arithmetic, ?order, "projection products through cuBLAS");
     Ok(order)
+}
+
+/// Learn CubeCL's CUDA stream for the current Burn stream (once), unless [`ORDER_VARIABLE`] says
+/// `host`: the inner `Err` says why it is not known.
+pub(crate) fn share_stream(device: &Device<Cuda>) -> Result<Result<(), String>, CublasError> {
+    match std::env::var(ORDER_VARIABLE).as_deref() {
+        Ok("host") => return Ok(Err(format!("{ORDER_VARIABLE}=host"))),
+        Ok(other) if !other.is_empty() => {
+            return Err(CublasError::Setting(format!("{ORDER_VARIABLE}={other}: the only value it takes is `host`")));
+        }
+        _ => {}
+    }
+    if cublas::order() == Order::Stream {
+        return Ok(Ok(()));
+    }
+    Ok(crate::stream::learn(|| launch_one_kernel(device)).map(|stream| cublas::share_stream(stream, device)))
 }
 
 /// One element-wise kernel of the current Burn stream, waited for.

@@ -27,20 +27,38 @@
 //! products, slower than with Burn's kernels (`bench/NOTES.md`). Either way `Arithmetic::F32` gives strict f32 projections on the GPU, which
 //! Burn's TF32-staged matmul cannot do.
 //!
+//! The same queueing serves the flat optimizer step's gathers ([`install_copies`]): its copy of
+//! every gradient into one buffer becomes one fill and a device-to-device copy per gradient on
+//! CubeCL's stream, in one submission to the runtime thread, instead of a kernel per gradient.
+//!
+//! And it serves kernels of prunelab's own, in CUDA C compiled at run time by NVRTC
+//! (`kernels`): LayerNorm forward and backward ([`install_norms`]), one submission each where
+//! Burn's decomposed norm takes about twenty kernels.
+//!
 //! Without the `cuda` feature the crate holds only [`layout`], the mapping of a row-major product
 //! onto cuBLAS's column-major call, which is tested on the CPU.
 
+#[cfg(feature = "cuda")]
+mod copies;
 #[cfg(feature = "cuda")]
 mod cublas;
 #[cfg(feature = "fusion")]
 mod fusion;
 #[cfg(feature = "cuda")]
 mod install;
+#[cfg(feature = "cuda")]
+mod kernels;
 pub mod layout;
+#[cfg(feature = "cuda")]
+mod norm;
 #[cfg(feature = "cuda")]
 mod stream;
 
 #[cfg(feature = "cuda")]
+pub use copies::{Gather, install_copies};
+#[cfg(feature = "cuda")]
 pub use cublas::{Arithmetic, CublasError, Order};
 #[cfg(feature = "cuda")]
 pub use install::{Gemm, ORDER_VARIABLE, install};
+#[cfg(feature = "cuda")]
+pub use norm::{LayerNormKernels, install_norms};

@@ -1,12 +1,14 @@
 //! Building blocks shared by the architectures: activations as transformers names them,
 //! attention masks in transformers' additive form, the matrix products of mixed precision, the
-//! element-wise operations a backend may fuse ([`fused`]), and the modules several architectures
+//! element-wise operations a backend may fuse ([`fused`]), LayerNorm as one operation ([`norm`]), and the modules several architectures
 //! share ([`blocks`]).
 
 pub mod blocks;
 pub mod fused;
+pub mod norm;
 
 pub use fused::{dropout, softmax};
+pub use norm::layer_norm;
 
 use std::any::Any;
 use std::sync::RwLock;

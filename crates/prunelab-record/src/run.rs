@@ -81,7 +81,8 @@ pub struct RunRecord {
     /// What multiplied the projections' f32 matrices (`burn`, `cublas`, ...).
     #[serde(default)]
     pub gemm: Option<String>,
-    /// What ran softmax, GELU and dropout (`cpu-threads`: prunelab's fused CPU kernels; `burn`).
+    /// What ran softmax, GELU and dropout, and the flat optimizer step's gathers (`cpu-threads`:
+    /// prunelab's fused CPU kernels; `cuda-stream`: the gathers as copies on CubeCL's stream; `burn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fused: Option<String>,
     /// The measured arithmetic of the projections' f32 products.

@@ -105,7 +105,7 @@ impl<B: Backend> BertEmbeddings<B> {
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(types);
-        layers::dropout(&self.dropout, self.layer_norm.forward(x))
+        layers::dropout(&self.dropout, layers::layer_norm(&self.layer_norm, x))
     }
 }
 

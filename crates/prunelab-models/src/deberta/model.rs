@@ -175,7 +175,7 @@ impl<B: Backend> DebertaEmbeddings<B> {
         if let Some(proj) = &self.embed_proj {
             x = proj.forward(x);
         }
-        let x = self.layer_norm.forward(x) * attention_mask.float().reshape([batch, seq, 1]);
+        let x = layers::layer_norm(&self.layer_norm, x) * attention_mask.float().reshape([batch, seq, 1]);
         layers::dropout(&self.dropout, x)
     }
 

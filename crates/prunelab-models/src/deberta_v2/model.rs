@@ -230,7 +230,7 @@ impl<B: Backend> ConvLayer<B> {
         let out = self.conv.forward(x.swap_dims(1, 2)).swap_dims(1, 2);
         let padding = attention_mask.clone().equal_elem(0).reshape([batch, seq, 1]).expand([batch, seq, hidden]);
         let out = self.act.forward(layers::dropout(&self.dropout, out.mask_fill(padding, 0.0)));
-        self.layer_norm.forward(residual + out) * attention_mask.float().reshape([batch, seq, 1])
+        layers::layer_norm(&self.layer_norm, residual + out) * attention_mask.float().reshape([batch, seq, 1])
     }
 }
 
@@ -259,7 +259,7 @@ impl<B: Backend> DebertaV2Encoder<B> {
         let table = self.rel_embeddings.as_ref()?;
         let mut embeddings = table.weight.val();
         if let Some(norm) = &self.layer_norm {
-            embeddings = norm.forward(embeddings);
+            embeddings = layers::layer_norm(norm, embeddings);
         }
         let buckets = (self.position_buckets > 0).then_some((self.position_buckets, self.max_relative_positions));
         let relative = relative::relative_positions(seq, buckets);

@@ -133,9 +133,9 @@ impl<B: Backend> Gpt2Block<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, hidden]`; `mask`: `[batch, 1, seq, seq]` additive
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), mask);
+        let x = x.clone() + self.attn.forward(layers::layer_norm(&self.ln_1, x), mask);
         let mlp = &self.mlp;
-        let inner = mlp.act.forward(layers::linear(&mlp.c_fc, self.ln_2.forward(x.clone())));
+        let inner = mlp.act.forward(layers::linear(&mlp.c_fc, layers::layer_norm(&self.ln_2, x.clone())));
         x + layers::dropout(&mlp.dropout, layers::linear(&mlp.c_proj, inner))
     }
 }
@@ -178,7 +178,7 @@ impl<B: Backend> Gpt2Model<B> {
             let next = block.forward(states.last().cloned().expect("embedding output"), mask.clone());
             states.push(next);
         }
-        let last = self.ln_f.forward(states.last().cloned().expect("embedding output"));
+        let last = layers::layer_norm(&self.ln_f, states.last().cloned().expect("embedding output"));
         (states, last)
     }
 }

@@ -51,7 +51,7 @@ impl<B: Backend> PostLnOutput<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, d_in]`; `residual` and output: `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.layer_norm.forward(super::dropout(&self.dropout, linear(&self.dense, x)) + residual)
+        super::layer_norm(&self.layer_norm, super::dropout(&self.dropout, linear(&self.dense, x)) + residual)
     }
 }
 
@@ -125,7 +125,7 @@ impl<B: Backend> RobertaEmbeddings<B> {
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(token_type_ids);
-        super::dropout(&self.dropout, self.layer_norm.forward(x))
+        super::dropout(&self.dropout, super::layer_norm(&self.layer_norm, x))
     }
 
     /// The longest sequence the positions cover (those up to `pad_token_id` are never a real

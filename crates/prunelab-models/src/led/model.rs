@@ -155,9 +155,9 @@ impl<B: Backend> LedEncoderLayer<B> {
     pub fn forward(&self, x: Tensor<B, 3>, pattern: &AttentionPattern<B>) -> Tensor<B, 3> {
         let attn =
             layers::linear(&self.self_attn.output, self.self_attn.longformer_self_attn.forward(x.clone(), pattern));
-        let x = self.self_attn_layer_norm.forward(x + layers::dropout(&self.dropout, attn));
+        let x = layers::layer_norm(&self.self_attn_layer_norm, x + layers::dropout(&self.dropout, attn));
         let inner = layers::dropout(&self.activation_dropout, self.act.forward(layers::linear(&self.fc1, x.clone())));
-        self.final_layer_norm.forward(x + layers::dropout(&self.dropout, layers::linear(&self.fc2, inner)))
+        layers::layer_norm(&self.final_layer_norm, x + layers::dropout(&self.dropout, layers::linear(&self.fc2, inner)))
     }
 }
 
@@ -200,7 +200,7 @@ impl<B: Backend> LedEncoder<B> {
         );
         let positions = Tensor::<B, 1, Int>::arange(0..padded as i64, &device).reshape([1, padded]);
         let x = shared.forward(input_ids) + self.embed_positions.forward(positions);
-        let mut states = vec![layers::dropout(&self.dropout, self.layernorm_embedding.forward(x))];
+        let mut states = vec![layers::dropout(&self.dropout, layers::layer_norm(&self.layernorm_embedding, x))];
         for layer in &self.layers {
             let next = layer.forward(states.last().cloned().expect("embedding output"), &pattern);
             states.push(next);
@@ -278,11 +278,11 @@ impl<B: Backend> LedDecoderLayer<B> {
         cross: Tensor<B, 4>,
     ) -> Tensor<B, 3> {
         let attn = self.self_attn.forward(x.clone(), x.clone(), causal);
-        let x = self.self_attn_layer_norm.forward(x + layers::dropout(&self.dropout, attn));
+        let x = layers::layer_norm(&self.self_attn_layer_norm, x + layers::dropout(&self.dropout, attn));
         let attn = self.encoder_attn.forward(x.clone(), encoder, cross);
-        let x = self.encoder_attn_layer_norm.forward(x + layers::dropout(&self.dropout, attn));
+        let x = layers::layer_norm(&self.encoder_attn_layer_norm, x + layers::dropout(&self.dropout, attn));
         let inner = layers::dropout(&self.activation_dropout, self.act.forward(layers::linear(&self.fc1, x.clone())));
-        self.final_layer_norm.forward(x + layers::dropout(&self.dropout, layers::linear(&self.fc2, inner)))
+        layers::layer_norm(&self.final_layer_norm, x + layers::dropout(&self.dropout, layers::linear(&self.fc2, inner)))
     }
 }
 
@@ -323,7 +323,7 @@ impl<B: Backend> LedDecoder<B> {
         let causal = layers::causal_mask(Tensor::<B, 2, Int>::ones([1, tgt], &device));
         let cross = layers::padding_mask(encoder_attention_mask);
         let x = shared.forward(decoder_input_ids) + self.embed_positions.forward(positions);
-        let mut states = vec![layers::dropout(&self.dropout, self.layernorm_embedding.forward(x))];
+        let mut states = vec![layers::dropout(&self.dropout, layers::layer_norm(&self.layernorm_embedding, x))];
         for layer in &self.layers {
             let x = states.last().cloned().expect("embedding output");
             states.push(layer.forward(x, encoder.clone(), causal.clone(), cross.clone()));

@@ -3,8 +3,9 @@
 //! optimizer step is a fixed handful of whole-buffer operations — the masked gradient, its sum
 //! of squares (two reductions), the clipping coefficient (on the device: no host read) and one
 //! chain of element-wise AdamW arithmetic that Burn's kernel fusion compiles into one kernel —
-//! plus one copy per gradient tensor into the flat gradient buffer (autodiff hands gradients
-//! over one tensor at a time). The module's parameters are views into the flat parameter buffer
+//! plus the copy of the gradients into the flat gradient buffer (autodiff hands gradients over
+//! one tensor at a time: a `slice_assign` each, or one operation of an installed
+//! [`super::gather`] kernel). The module's parameters are views into the flat parameter buffer
 //! (segments start at multiples of [`ALIGN`] elements, so slicing copies nothing on the GPU
 //! backends), and AdamW's state is kept and saved per parameter in Burn's own record format.
 //!
@@ -29,6 +30,7 @@ use prunelab_models::info::{ParamFn, for_each_param};
 use prunelab_models::{Classifier, HfModule};
 use prunelab_prune::DeviceMasks;
 
+use super::gather::gather;
 use super::{GroupRecord, ParamEntry, StepSettings};
 
 /// Segments start at multiples of this many elements (1 KiB of f32): a multiple of every
@@ -301,19 +303,14 @@ fn has_grad<B: AutodiffBackend>(grads: &GradientsParams, e: &ParamEntry) -> bool
 }
 
 impl<B: Backend> FlatState<B> {
-    fn range(&self, i: usize) -> std::ops::Range<usize> {
-        self.segments[i].offset..self.segments[i].offset + self.segments[i].len
-    }
-
     fn index(&self) -> HashMap<ParamId, &Segment> {
         self.segments.iter().map(|s| (s.id, s)).collect()
     }
 
     /// The gradients, in place (zeros in the padding and where a parameter has no gradient).
     fn gather_grads(&self, grads: &mut GradientsParams, device: &B::Device) -> Tensor<B, 1> {
-        let mut flat = Tensor::zeros([self.len], device);
-        let mut missing = 0;
-        for (i, s) in self.segments.iter().enumerate() {
+        let mut parts = Vec::with_capacity(self.segments.len());
+        for s in &self.segments {
             let grad = match s.shape.len() {
                 1 => grads.remove::<B, 1>(s.id),
                 2 => grads.remove::<B, 2>(s.id).map(|g| g.reshape([s.len])),
@@ -321,15 +318,13 @@ impl<B: Backend> FlatState<B> {
                 4 => grads.remove::<B, 4>(s.id).map(|g| g.reshape([s.len])),
                 _ => None,
             };
-            match grad {
-                Some(g) => flat = flat.slice_assign([self.range(i)], g),
-                None => missing += 1,
-            }
+            parts.extend(grad.map(|g| (g, s.offset)));
         }
+        let missing = self.segments.len() - parts.len();
         if missing > 0 {
             tracing::warn!(missing, "parameters without a gradient this step get a zero one");
         }
-        flat
+        gather(parts, self.len, 0.0, device)
     }
 
     /// The module's parameters, in place.
@@ -348,24 +343,14 @@ impl<B: Backend> FlatState<B> {
         }
         let mut collect = Collect::<B>(HashMap::new());
         for_each_param(model, &mut collect);
-        let mut flat = Tensor::zeros([self.len], device);
-        for (i, s) in self.segments.iter().enumerate() {
-            if let Some(value) = collect.0.remove(&s.id) {
-                flat = flat.slice_assign([self.range(i)], value);
-            }
-        }
-        flat
+        let parts = self.segments.iter().filter_map(|s| collect.0.remove(&s.id).map(|value| (value, s.offset)));
+        gather(parts.collect(), self.len, 0.0, device)
     }
 
     /// The held masks in place, 1 outside masked tensors.
     fn gather_mask(&self, masks: &DeviceMasks<B>, device: &B::Device) -> Tensor<B, 1> {
-        let mut flat = Tensor::ones([self.len], device);
-        for (i, s) in self.segments.iter().enumerate() {
-            if let Some(m) = masks.get::<1>(&s.path, [s.len]) {
-                flat = flat.slice_assign([self.range(i)], m);
-            }
-        }
-        flat
+        let parts = self.segments.iter().filter_map(|s| masks.get::<1>(&s.path, [s.len]).map(|m| (m, s.offset)));
+        gather(parts.collect(), self.len, 1.0, device)
     }
 }
 

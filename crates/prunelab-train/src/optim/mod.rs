@@ -9,7 +9,8 @@
 //!   of whole-buffer operations, however many tensors the model has (the module's parameters
 //!   are views into the flat buffer);
 //!   (on Burn's CPU backend, with the `ndarray` feature, the element-wise part is one threaded
-//!   pass: `cpu`);
+//!   pass: `cpu`; on CUDA the gradients' copy into the flat buffer can be one operation of
+//!   `prunelab-cublas`'s, through the [`gather`] hook);
 //! - [`per_tensor`]: Burn's AdamW arithmetic one parameter at a time with the clipping and the
 //!   masks folded in (the reference the flat step is tested against, and a benchmark column).
 //!
@@ -25,6 +26,7 @@ use prunelab_prune::DeviceMasks;
 
 mod cpu;
 pub(crate) mod flat;
+pub mod gather;
 pub(crate) mod per_tensor;
 
 pub(crate) use per_tensor::GroupRecord;

@@ -1,0 +1,358 @@
+//! LayerNorm (`prunelab_models::layers::norm`) on CUDA as kernels of our own (`layer_norm.cu`):
+//! one launch forward and three backward, queued on CubeCL's stream in one submission each,
+//! where Burn's decomposed norm and its autodiff take about twenty kernels per norm and step.
+//!
+//! - [`LayerNormKernels`]: the forward (output, and each row's mean and reciprocal deviation) and
+//!   the backward (the gradients of the input, the scale and the shift) on a backend: CUDA, and
+//!   with the `fusion` feature a custom operation of Burn's fusion stream.
+//! - On `Autodiff<B>` the norm is one tracked operation whose backward is the backward kernels.
+//! - [`install_norms`] checks both against Burn's ops and autodiff on the device, then registers
+//!   the kernel with `prunelab_models::layers::norm::set_norm_kernel`.
+
+use std::any::Any;
+
+use burn::backend::Autodiff;
+use burn::nn::LayerNormConfig;
+use burn::prelude::*;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, Device, Distribution, TensorMetadata};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::{CheckpointStrategy, NoCheckpointing};
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_cubecl::cubecl::cuda::CudaRuntime;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
+use prunelab_models::layers::norm::{NormArgs, NormCall, layer_norm, set_norm_kernel};
+
+use crate::cublas::{self, CublasError};
+use crate::install::share_stream;
+use crate::kernels::{self, Arg, Launch};
+
+type Cuda = burn::backend::Cuda<f32, i32>;
+
+/// Threads per row of the row kernels (`THREADS` in `layer_norm.cu`).
+const ROW_THREADS: u32 = 256;
+
+/// LayerNorm's kernels on a backend, on `[rows, cols]` f32 inputs.
+pub trait LayerNormKernels: Backend {
+    /// `[output, mean, rstd]`: the norm of `x`, and each row's mean and `1 / √(var + ε)` (`[rows]`).
+    fn layer_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> [FloatTensor<Self>; 3];
+
+    /// `[d x, d gamma, d beta]` from the output's gradient `g` and what the forward saved.
+    fn layer_norm_backward(
+        g: FloatTensor<Self>,
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3];
+}
+
+impl<F: FloatElement, I: IntElement, BT: BoolElement> LayerNormKernels for CubeBackend<CudaRuntime, F, I, BT> {
+    fn layer_norm_forward(x: CubeTensor<CudaRuntime>, gamma: CubeTensor<CudaRuntime>, beta: CubeTensor<CudaRuntime>, epsilon: f32) -> [CubeTensor<CudaRuntime>; 3] {
+        let [x, gamma, beta] = [x, gamma, beta].map(contiguous);
+        let (rows, cols) = dims(&x);
+        let [y, mean, rstd] = [vec![rows, cols], vec![rows], vec![rows]].map(|shape| empty(&x, shape));
+        let buffers = [&x, &gamma, &beta, &y, &mean, &rstd].map(binding).to_vec();
+        let launch = Launch {
+            kernel: "layer_norm_forward",
+            grid: (rows as u32, 1, 1),
+            block: (ROW_THREADS, 1, 1),
+            args: [Arg::Buffer(0), Arg::Buffer(1), Arg::Buffer(2), Arg::Buffer(3), Arg::Buffer(4), Arg::Buffer(5)]
+                .into_iter()
+                .chain([Arg::I32(cols as i32), Arg::F32(epsilon)])
+                .collect(),
+        };
+        kernels::submit(x.device.index, buffers, vec![launch]);
+        [y, mean, rstd]
+    }
+
+    fn layer_norm_backward(
+        g: CubeTensor<CudaRuntime>,
+        x: CubeTensor<CudaRuntime>,
+        gamma: CubeTensor<CudaRuntime>,
+        mean: CubeTensor<CudaRuntime>,
+        rstd: CubeTensor<CudaRuntime>,
+    ) -> [CubeTensor<CudaRuntime>; 3] {
+        let [g, x, gamma, mean, rstd] = [g, x, gamma, mean, rstd].map(contiguous);
+        let (rows, cols) = dims(&x);
+        // The column sums run over `chunks` slices of rows (stage 1), then over the slices (stage 2).
+        let chunks = rows.div_ceil(64).clamp(1, 64);
+        let rows_per_chunk = rows.div_ceil(chunks);
+        let [dx, dgamma, dbeta, partial] =
+            [vec![rows, cols], vec![cols], vec![cols], vec![2 * chunks * cols]].map(|shape| empty(&x, shape));
+        let buffers = [&g, &x, &gamma, &mean, &rstd, &dx, &dgamma, &dbeta, &partial].map(binding).to_vec();
+        let buffer = |i: usize| Arg::Buffer(i);
+        let launches = vec![
+            Launch {
+                kernel: "layer_norm_backward_input",
+                grid: (rows as u32, 1, 1),
+                block: (ROW_THREADS, 1, 1),
+                args: [0, 1, 2, 3, 4, 5].map(buffer).into_iter().chain([Arg::I32(cols as i32)]).collect(),
+            },
+            Launch {
+                kernel: "layer_norm_backward_partial",
+                grid: (cols.div_ceil(32) as u32, chunks as u32, 1),
+                block: (32, 8, 1),
+                args: [0, 1, 3, 4, 8]
+                    .map(buffer)
+                    .into_iter()
+                    .chain([Arg::I32(rows as i32), Arg::I32(cols as i32), Arg::I32(rows_per_chunk as i32)])
+                    .collect(),
+            },
+            Launch {
+                kernel: "layer_norm_backward_params",
+                grid: (cols.div_ceil(256) as u32, 1, 1),
+                block: (256, 1, 1),
+                args: [8, 6, 7].map(buffer).into_iter().chain([Arg::I32(cols as i32), Arg::I32(chunks as i32)]).collect(),
+            },
+        ];
+        kernels::submit(x.device.index, buffers, launches);
+        [dx, dgamma, dbeta]
+    }
+}
+
+fn contiguous(t: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
+    if t.is_contiguous() { t } else { into_contiguous(t) }
+}
+
+/// `[rows, cols]` of a 2-D input.
+fn dims(x: &CubeTensor<CudaRuntime>) -> (usize, usize) {
+    let shape = x.meta.shape();
+    (shape[0], shape[1])
+}
+
+/// A new contiguous f32 tensor on `like`'s device.
+fn empty(like: &CubeTensor<CudaRuntime>, shape: Vec<usize>) -> CubeTensor<CudaRuntime> {
+    empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape.into(), DType::F32)
+}
+
+/// A tensor's buffer and the bytes the kernels address in it.
+fn binding(t: &CubeTensor<CudaRuntime>) -> (burn_cubecl::cubecl::server::Binding, usize) {
+    (t.handle.clone().binding(), t.meta.shape().num_elements() * std::mem::size_of::<f32>())
+}
+
+#[cfg(feature = "fusion")]
+impl<B: burn_fusion::FusionBackend + LayerNormKernels> LayerNormKernels for burn_fusion::Fusion<B> {
+    fn layer_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> [FloatTensor<Self>; 3] {
+        let rows = x.shape[0];
+        let shapes = [x.shape.clone(), Shape::new([rows]), Shape::new([rows])];
+        fused::register::<B, 3>("prunelab_layer_norm_forward", [x, gamma, beta].to_vec(), shapes, move |[x, gamma, beta]| {
+            B::layer_norm_forward(x, gamma, beta, epsilon)
+        })
+    }
+
+    fn layer_norm_backward(
+        g: FloatTensor<Self>,
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        let shapes = [x.shape.clone(), gamma.shape.clone(), gamma.shape.clone()];
+        fused::register::<B, 5>("prunelab_layer_norm_backward", [g, x, gamma, mean, rstd].to_vec(), shapes, |[g, x, gamma, mean, rstd]| {
+            B::layer_norm_backward(g, x, gamma, mean, rstd)
+        })
+    }
+}
+
+/// Custom operations of Burn's fusion stream, run unfused in order with the operations around
+/// them.
+#[cfg(feature = "fusion")]
+mod fused {
+    use std::marker::PhantomData;
+    use std::sync::Arc;
+
+    use burn::tensor::{DType, Shape};
+    use burn::tensor::ops::FloatTensor;
+    use burn_fusion::stream::{Operation, OperationStreams};
+    use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
+    use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
+
+    type Run<B, const N: usize> = dyn Fn([FloatTensor<B>; N]) -> [FloatTensor<B>; 3] + Send + Sync;
+
+    /// One operation of `N` f32 inputs and three f32 outputs of `shapes`, computed by `run` on the
+    /// fused backend's inner one.
+    pub(super) fn register<B: FusionBackend, const N: usize>(
+        id: &'static str,
+        inputs: Vec<FloatTensor<Fusion<B>>>,
+        shapes: [Shape; 3],
+        run: impl Fn([FloatTensor<B>; N]) -> [FloatTensor<B>; 3] + Send + Sync + 'static,
+    ) -> [FloatTensor<Fusion<B>>; 3] {
+        struct Op<B: FusionBackend, const N: usize> {
+            desc: CustomOpIr,
+            run: Arc<Run<B, N>>,
+            _backend: PhantomData<B>,
+        }
+
+        impl<B: FusionBackend, const N: usize> std::fmt::Debug for Op<B, N> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("Op").field("desc", &self.desc).finish()
+            }
+        }
+
+        impl<B: FusionBackend, const N: usize> Clone for Op<B, N> {
+            fn clone(&self) -> Self {
+                Self { desc: self.desc.clone(), run: self.run.clone(), _backend: PhantomData }
+            }
+        }
+
+        impl<B: FusionBackend, const N: usize> Operation<B::FusionRuntime> for Op<B, N> {
+            fn execute(&self, handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>) {
+                let (inputs, outputs) = self.desc.as_fixed::<N, 3>();
+                let inputs = inputs.each_ref().map(|ir| handles.get_float_tensor::<B>(ir));
+                let results = (self.run)(inputs);
+                for (ir, tensor) in outputs.iter().zip(results) {
+                    handles.register_float_tensor::<B>(&ir.id, tensor);
+                }
+            }
+        }
+
+        let client = inputs[0].client.clone();
+        let streams = OperationStreams::with_inputs(inputs.iter());
+        let outputs = shapes.map(|shape| TensorIr::uninit(client.create_empty_handle(), shape, DType::F32));
+        let inputs: Vec<TensorIr> = inputs.into_iter().map(|t| t.into_ir()).collect();
+        let desc = CustomOpIr::new(id, &inputs, &outputs);
+        let op = Op::<B, N> { desc: desc.clone(), run: Arc::new(run), _backend: PhantomData };
+        client.register(streams, OperationIr::Custom(desc), op).outputs()
+    }
+}
+
+/// The norm on `Autodiff<B>`: the forward kernel, and a backward of the backward kernels.
+fn tracked<B: LayerNormKernels, C: CheckpointStrategy>(
+    args: NormArgs<FloatTensor<Autodiff<B, C>>>,
+) -> FloatTensor<Autodiff<B, C>> {
+    /// What the backward reads: the input, the scale, and each row's mean and rstd.
+    #[derive(Debug, Clone)]
+    struct Saved<B: Backend> {
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        mean: FloatTensor<B>,
+        rstd: FloatTensor<B>,
+    }
+
+    #[derive(Debug)]
+    struct Norm;
+
+    impl<B: LayerNormKernels> Backward<B, 3> for Norm {
+        type State = Saved<B>;
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_gamma, node_beta] = ops.parents;
+            let g = grads.consume::<B>(&ops.node);
+            let Saved { x, gamma, mean, rstd } = ops.state;
+            let [dx, dgamma, dbeta] = B::layer_norm_backward(g, x, gamma, mean, rstd);
+            for (node, grad) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, grad);
+                }
+            }
+        }
+    }
+
+    let NormArgs { input, gamma, beta, epsilon } = args;
+    let nodes = [input.node.clone(), gamma.node.clone(), beta.node.clone()];
+    let [y, mean, rstd] =
+        B::layer_norm_forward(input.primitive.clone(), gamma.primitive.clone(), beta.primitive, epsilon as f32);
+    match Norm.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            prep.finish(Saved { x: input.primitive, gamma: gamma.primitive, mean, rstd }, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    }
+}
+
+/// Compile the kernels and hand LayerNorms on `burn::backend::Cuda` (plain or fused, and its
+/// `Autodiff`) to them, after checking them against Burn's norm on `device`. Needs CubeCL's
+/// stream (learnt here if not yet) and libnvrtc; without either, or when the check differs,
+/// nothing is installed and the error says why.
+pub fn install_norms(device: &Device<Cuda>) -> Result<(), CublasError> {
+    cublas::open(device.index)?;
+    share_stream(device)?.map_err(|why| CublasError::Unavailable(format!("CubeCL's stream is unknown: {why}")))?;
+    kernels::load()?;
+    set_norm_kernel(Some(kernel));
+    if let Err(error) = check(device) {
+        set_norm_kernel(None);
+        return Err(error);
+    }
+    tracing::info!("LayerNorm as prunelab's CUDA kernels on CubeCL's stream");
+    Ok(())
+}
+
+/// The kernel handed to `set_norm_kernel`: takes non-empty 2-D f32 norms of `Cuda` and
+/// `Autodiff<Cuda>` whose scale and shift have the input's width.
+fn kernel(call: &mut dyn Any) {
+    if let Some(call) = call.downcast_mut::<NormCall<FloatTensor<Autodiff<Cuda>>>>() {
+        take_if_fits(call, tracked::<Cuda, NoCheckpointing>);
+    } else if let Some(call) = call.downcast_mut::<NormCall<FloatTensor<Cuda>>>() {
+        take_if_fits(call, |args| {
+            let [y, _, _] = Cuda::layer_norm_forward(args.input, args.gamma, args.beta, args.epsilon as f32);
+            y
+        });
+    }
+}
+
+fn take_if_fits<P: TensorMetadata>(call: &mut NormCall<P>, run: impl FnOnce(NormArgs<P>) -> P) {
+    let Some(args) = call.args.take() else { return };
+    let shape = args.input.shape();
+    let fits = shape.num_dims() == 2
+        && shape.num_elements() > 0
+        && shape[0] <= i32::MAX as usize
+        && [&args.input, &args.gamma, &args.beta].iter().all(|t| t.dtype() == DType::F32)
+        && [&args.gamma, &args.beta].iter().all(|t| t.shape().dims::<1>() == [shape[1]]);
+    if fits {
+        call.output = Some(run(args));
+    } else {
+        call.args = Some(args);
+    }
+}
+
+/// The installed norm against Burn's on random inputs of a few widths: outputs and all three
+/// gradients within 1e-4 of the largest magnitude.
+fn check(device: &Device<Cuda>) -> Result<(), CublasError> {
+    type A = Autodiff<Cuda>;
+    const TOLERANCE: f64 = 1e-4;
+    for (rows, cols) in [(67, 768), (5, 1000), (130, 37)] {
+        let normal = Distribution::Normal(0.5, 2.0);
+        let x = Tensor::<A, 3>::random([1, rows, cols], normal, device);
+        let upstream = Tensor::<A, 3>::random([1, rows, cols], normal, device);
+        let mut norm = LayerNormConfig::new(cols).with_epsilon(1e-5).init::<A>(device);
+        norm.gamma = norm.gamma.map(|_| Tensor::random([cols], normal, device).require_grad());
+        norm.beta = norm.beta.map(|b| b.map(|_| Tensor::random([cols], normal, device).require_grad()));
+        let run = |ours: bool| {
+            let x = x.clone().require_grad();
+            let y = if ours { layer_norm(&norm, x.clone()) } else { norm.forward(x.clone()) };
+            let grads = (y.clone() * upstream.clone()).sum().backward();
+            let beta = norm.beta.as_ref().expect("a shift").val();
+            let grad = |t: Tensor<A, 1>| t.grad(&grads).expect("a gradient").into_data();
+            (y.inner().into_data(), x.grad(&grads).expect("a gradient").into_data(), grad(norm.gamma.val()), grad(beta))
+        };
+        let (ours, burn) = (run(true), run(false));
+        let pairs = [("output", ours.0, burn.0), ("d x", ours.1, burn.1), ("d gamma", ours.2, burn.2), ("d beta", ours.3, burn.3)];
+        for (what, a, b) in pairs {
+            let (a, b) = (a.to_vec::<f32>().unwrap_or_default(), b.to_vec::<f32>().unwrap_or_default());
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE) as f64;
+            let error = a.iter().zip(&b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) as f64 / scale;
+            if a.len() != b.len() || a.is_empty() || !(error <= TOLERANCE) {
+                return Err(CublasError::Unavailable(format!(
+                    "the LayerNorm kernels' {what} differs from Burn's by {error:.2e} (relative, [{rows}, {cols}]), \
+                     more than {TOLERANCE:.0e}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

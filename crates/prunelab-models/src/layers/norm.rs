@@ -1,0 +1,100 @@
+//! LayerNorm as one operation a backend may run as kernels of its own.
+//!
+//! Burn 0.21's `LayerNorm` is its backend's default `layer_norm`: two means, a subtraction, a
+//! square, a square root, a division, a product and a sum, whose backward autodiff takes apart
+//! again op by op — on the GPU about twenty kernel launches per norm and step, each with its
+//! host-side cost. A [`NormKernel`], installed by the binary for one concrete backend
+//! (`prunelab-cublas` on CUDA), takes the norm whole: forward, and a backward of its own.
+//!
+//! Without a kernel, or for a norm it leaves, [`layer_norm`] is `LayerNorm::forward` exactly.
+
+use std::any::Any;
+use std::sync::RwLock;
+
+use burn::module::{Content, DisplaySettings, ModuleDisplay};
+use burn::nn::LayerNorm;
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+
+/// A LayerNorm over the last axis of a `[rows, cols]` float primitive of the backend (the
+/// input's leading axes flattened): `(x − mean) / √(var + epsilon) · gamma + beta`, the variance
+/// biased, as `torch.nn.LayerNorm` and Burn compute it.
+#[derive(Debug)]
+pub struct NormArgs<P> {
+    /// The input, `[rows, cols]`.
+    pub input: P,
+    /// The scale, `[cols]`.
+    pub gamma: P,
+    /// The shift, `[cols]`.
+    pub beta: P,
+    /// Added to the variance.
+    pub epsilon: f64,
+}
+
+/// A [`NormArgs`] on its way to a kernel: the kernel takes `args` when it handles them and leaves
+/// the result (`[rows, cols]`, with gradients for all three tensors when the primitive is an
+/// autodiff one) in `output`; otherwise it leaves `args` for Burn's ops.
+#[derive(Debug)]
+pub struct NormCall<P> {
+    /// The arguments, until a kernel takes them.
+    pub args: Option<NormArgs<P>>,
+    /// The result.
+    pub output: Option<P>,
+}
+
+/// A kernel for [`NormCall`]s of one backend's float primitive, behind `dyn Any`.
+pub type NormKernel = fn(&mut dyn Any);
+
+static NORM_KERNEL: RwLock<Option<NormKernel>> = RwLock::new(None);
+
+/// Install (or with `None` remove) the kernel [`layer_norm`] tries first.
+pub fn set_norm_kernel(kernel: Option<NormKernel>) {
+    *NORM_KERNEL.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = kernel;
+}
+
+/// `norm.forward(x)`, through the installed kernel when there is one and the norm has a shift.
+pub fn layer_norm<B: Backend, const D: usize>(norm: &LayerNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    let kernel = *NORM_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (Some(kernel), Some(beta), Some(epsilon)) = (kernel, norm.beta.as_ref(), epsilon(norm)) else {
+        return norm.forward(x);
+    };
+    let dims = x.dims();
+    let cols = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let primitives = (x.reshape([rows, cols]).into_primitive(), norm.gamma.val().into_primitive(), beta.val().into_primitive());
+    let (TensorPrimitive::Float(input), TensorPrimitive::Float(gamma), TensorPrimitive::Float(beta)) = primitives else {
+        unreachable!("LayerNorm's parameters and inputs are float tensors, never quantized ones, in prunelab")
+    };
+    let mut call = NormCall { args: Some(NormArgs { input, gamma, beta, epsilon }), output: None };
+    kernel(&mut call);
+    match (call.output, call.args) {
+        (Some(out), _) => Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out)).reshape(dims),
+        (None, Some(args)) => norm.forward(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(args.input)).reshape(dims)),
+        (None, None) => unreachable!("a norm kernel took the arguments and returned nothing"),
+    }
+}
+
+/// The norm's epsilon, which Burn keeps private but shows (as Rust prints an `f64`, which parses
+/// back to the same value) in the module's display content.
+pub fn epsilon<B: Backend>(norm: &LayerNorm<B>) -> Option<f64> {
+    let content = norm.custom_content(Content::new(DisplaySettings::new()))?;
+    let attribute = content.attributes.iter().find(|a| a.name == "epsilon")?;
+    attribute.value.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::NdArray;
+    use burn::nn::LayerNormConfig;
+
+    use super::*;
+
+    #[test]
+    fn the_epsilon_is_read_back_exactly() {
+        let device = Default::default();
+        for eps in [1e-5, 1e-12, 1e-7, 0.1 + 0.2] {
+            let norm = LayerNormConfig::new(8).with_epsilon(eps).init::<NdArray>(&device);
+            assert_eq!(epsilon(&norm), Some(eps));
+        }
+    }
+}

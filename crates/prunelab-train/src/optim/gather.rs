@@ -1,0 +1,90 @@
+//! Many 1-D tensors copied into one flat buffer, as one operation a backend may run its own way:
+//! how the flat step ([`super::flat`]) collects its gradients (every step), its parameters and
+//! its masks (after a reset).
+//!
+//! With Burn's ops the copy is one `slice_assign` per tensor: on the GPU backends a kernel launch
+//! each (149 per step for GPT-2 small, about 44 µs of host time apiece, `bench/NOTES.md`). A
+//! [`GatherKernel`], installed by the binary for one concrete backend, takes the whole copy
+//! (`prunelab-cublas`: device-to-device copies queued on CubeCL's CUDA stream). On Burn's CPU
+//! backend the `slice_assign`s already copy in place, so it needs none.
+//!
+//! Without a kernel, or for a call it leaves, [`gather`] is Burn's ops exactly, and either way
+//! the result is the same bits: a copy does no arithmetic.
+
+use std::any::Any;
+use std::sync::RwLock;
+
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+
+/// A copy of `parts` into a new `[len]` buffer, on its way to a kernel: each part is a 1-D
+/// float primitive of the backend and the offset (in elements) where it goes; every element no
+/// part covers is `fill`. Parts do not overlap and end within `len`.
+///
+/// The kernel takes `parts` when it handles them all (dtype, layout, device) and leaves the
+/// buffer in `output`; otherwise it leaves `parts` for Burn's ops.
+#[derive(Debug)]
+pub struct GatherCall<P> {
+    /// The parts and their offsets, until a kernel takes them.
+    pub parts: Option<Vec<(P, usize)>>,
+    /// The buffer's length in elements.
+    pub len: usize,
+    /// The value of every element outside the parts.
+    pub fill: f32,
+    /// The buffer, when a kernel took the parts.
+    pub output: Option<P>,
+}
+
+/// A kernel for [`GatherCall`]s of one backend's float primitive, behind `dyn Any`.
+pub type GatherKernel = fn(&mut dyn Any);
+
+static GATHER_KERNEL: RwLock<Option<GatherKernel>> = RwLock::new(None);
+
+/// Install (or with `None` remove) the kernel [`gather`] tries first.
+pub fn set_gather_kernel(kernel: Option<GatherKernel>) {
+    *GATHER_KERNEL.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = kernel;
+}
+
+/// Whether a gather kernel is installed (for result files).
+pub fn gather_kernel_installed() -> bool {
+    GATHER_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some()
+}
+
+/// `parts` (1-D tensors and their offsets) copied into a new `[len]` buffer that is `fill`
+/// elsewhere: through the installed kernel, or Burn's `slice_assign`s.
+pub(crate) fn gather<B: Backend>(parts: Vec<(Tensor<B, 1>, usize)>, len: usize, fill: f32, device: &B::Device) -> Tensor<B, 1> {
+    debug_assert!(parts.iter().all(|(t, offset)| offset + t.dims()[0] <= len), "a part ends past the buffer");
+    let kernel = *GATHER_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let primitives = parts.into_iter().map(|(t, offset)| (t.into_primitive().tensor(), offset)).collect();
+    let mut call = GatherCall { parts: Some(primitives), len, fill, output: None };
+    if let Some(kernel) = kernel {
+        kernel(&mut call);
+    }
+    let rebuild = |p: B::FloatTensorPrimitive| Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(p));
+    match (call.output, call.parts) {
+        (Some(out), _) => rebuild(out),
+        (None, Some(parts)) => parts.into_iter().fold(Tensor::full([len], fill, device), |flat, (part, offset)| {
+            let part = rebuild(part);
+            let end = offset + part.dims()[0];
+            flat.slice_assign([offset..end], part)
+        }),
+        (None, None) => unreachable!("a gather kernel took the parts and returned nothing"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::NdArray;
+
+    use super::*;
+
+    /// Without a kernel: the parts at their offsets, the gaps filled.
+    #[test]
+    fn parts_land_at_their_offsets() {
+        let device = Default::default();
+        let part = |values: &[f32]| Tensor::<NdArray, 1>::from_floats(values, &device);
+        let parts = vec![(part(&[1.0, 2.0, 3.0]), 0), (part(&[4.0]), 5), (part(&[5.0, 6.0]), 8)];
+        let values = gather(parts, 12, 0.5, &device).into_data().to_vec::<f32>().unwrap();
+        assert_eq!(values, [1.0, 2.0, 3.0, 0.5, 0.5, 4.0, 0.5, 0.5, 5.0, 6.0, 0.5, 0.5]);
+    }
+}
