@@ -19,6 +19,7 @@
 #   bash bench/device.sh gemm       # a --features cublas build: --gemm burn / cublas (on CubeCL's stream, or host-ordered) / cublas-f32 vs torch (GEMMS, REPEATS, TUNE, INFER, LIMIT)
 #   bash bench/device.sh flat       # the flat optimizer step vs the per-tensor one (VARIANT), torch beside, GPU busy time from CUPTI (REPEATS, TUNE_LIMIT)
 #   bash bench/device.sh fused      # issue 22: --fused burn / gathers / norms / auto (VARIANT) vs torch, CUPTI launches (REPEATS, TUNE_LIMIT, LIMIT)
+#   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
 #   bash bench/device.sh timing     # the seed grid (or GRID) timed on random checkpoints of its models' shapes (ROWS, JOBS, RUN_LIMIT)
 #   bash bench/device.sh wgpu       # the wgpu build (.device/bin/prunelab-wgpu.xz) on Vulkan beside cuda: a fine-tune each, xtask bench --parts PARTS
@@ -460,6 +461,51 @@ fused_gpu() {
   tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" . && du -sh "$OUT/kernels-$v.tgz"
 }
 
+# Which build `cargo xtask reproduce` takes on a GPU (issue 22, item 6): each of VARIANTS
+# (.device/bin/prunelab-<v>.xz, default "fused fusion-cublas": with and without CubeCL's
+# autotuning), `--fused auto`. First a real fine-tune with dynamic padding from an EMPTY kernel
+# cache, as a grid's first cell meets it (a random MiniLM-shaped checkpoint with MiniLM's
+# tokenizer, ROWS SST-2 rows, one epoch, 300 dev rows, FT_LIMIT seconds at most): its first step,
+# its training samples/s and its wall time. Then `bench train` on GPT-2 small and MiniLM's shape,
+# each build from its carried cache (.device/kernels-<v>.tgz) after one tuning run, alternated
+# REPEATS times with torch TF32. Records in $OUT/builds/.
+builds() {
+  local dir=$OUT/builds log=$OUT/logs/builds.log limit=${LIMIT:-480} variants=${VARIANTS:-fused fusion-cublas}
+  mkdir -p "$dir"
+  cuda_libs
+  for v in $variants; do unpack_build "$v"; done
+  local first=${variants%% *}
+  "/tmp/pl-$first" --quiet bench init --arch minilm --out /tmp/minilm-tok --tokenizer .device/minilm/tokenizer.json > /dev/null
+  "/tmp/pl-$first" --quiet bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  "/tmp/pl-$first" --quiet bench init --arch minilm --out /tmp/minilm-random > /dev/null
+  for v in $variants; do
+    local start=$SECONDS
+    timeout "${FT_LIMIT:-150}" "/tmp/pl-$v" --quiet --kernel-cache "/tmp/cold-$v" finetune /tmp/minilm-tok --task sst2 \
+      --data-dir "$GLUE" --train-limit "${ROWS:-2000}" --dev-limit 300 --epochs 1 --no-export --no-test-predictions \
+      --out "$dir/ft-$v" > "$OUT/logs/ft-$v.log" 2>&1
+    echo "finetune $v (empty cache): exit $? in $((SECONDS - start)) s; $(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); e=r['epochs'][0]; print('first step', round(r.get('first_step_seconds') or 0,1), 's; train', round(e['samples_per_second'],1), 'samples/s; loss', round(e.get('train_loss') or 0, 6))" "$dir/ft-$v/result.json" 2>&1 | tail -n 1)"
+  done
+  for v in $variants; do
+    for arch in gpt2-small minilm-random; do
+      timeout "${TUNE_LIMIT:-150}" "/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v" bench train "/tmp/$arch" --steps 3 \
+        > "$dir/tune-$v-$arch.json" 2>> "$log"
+      echo "tuned $v $arch: exit $? at ${SECONDS} s"
+    done
+  done
+  for r in $(seq "${REPEATS:-2}"); do
+    for arch in gpt2-small minilm-random; do
+      for v in $variants; do
+        [ "$SECONDS" -lt "$limit" ] || break 3
+        timeout 120 "/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v" bench train "/tmp/$arch" --steps 50 \
+          > "$dir/$arch-$v-$r.json" 2>> "$log"
+      done
+      timeout 120 python3 bench/torch_bench.py train "/tmp/$arch" --steps 50 --precision tf32 > "$dir/$arch-torch-tf32-$r.json" 2>> "$log"
+    done
+    echo "round $r done at ${SECONDS} s"
+  done
+  summarize "$dir"
+}
+
 # The flat optimizer step against the per-tensor one (one VARIANT build, `bench train
 # --optimizer`), GPT-2 small and MiniLM's shape (random weights), alternated REPEATS times, with
 # torch f32 and TF32 beside them; then each one's GPU busy time and kernels per step from CUPTI's
@@ -554,6 +600,10 @@ case ${1:-} in
   fused)
     info
     fused_gpu
+    ;;
+  builds)
+    info
+    builds
     ;;
   gemm)
     info
