@@ -179,7 +179,7 @@ pub fn run(root: &Path, mut args: ReproduceArgs) -> Result<()> {
     write_json(&args.out.join("skipped.json"), &serde_json::Value::Array(skipped))?;
     write_json(
         &args.out.join("grid.json"),
-        &serde_json::json!({"preset": grid.name, "grid": grid, "backend": backend, "data_dir": args.data_dir}),
+        &serde_json::json!({"preset": grid.name, "grid": grid, "backend": backend, "features": args.bin.is_none().then(|| features(&backend)), "data_dir": args.data_dir}),
     )?;
 
     let cells: Vec<(Cell, String)> = grid
@@ -510,16 +510,30 @@ fn resolve_backend(choice: &str) -> String {
     if render_node || cfg!(target_os = "macos") { "wgpu".into() } else { "ndarray".into() }
 }
 
-/// Builds the release binary with one backend feature and returns its path.
+/// The cargo features `reproduce` and `bench` build prunelab with for a backend: on `cuda`, Burn's
+/// kernel fusion and cuBLAS (which bring LayerNorm's kernels and the optimizer's gathers on
+/// CubeCL's stream), the fastest GPU build that needs no autotuning wait — autotuning measured no
+/// faster on a fixed shape and spent minutes on each new sequence length of a real fine-tune
+/// (`bench/NOTES.md`, "Which build `cargo xtask reproduce` takes"); elsewhere the backend's own.
+pub fn features(backend: &str) -> &str {
+    match backend {
+        "cuda" => "cuda,fusion,cublas",
+        other => other,
+    }
+}
+
+/// Builds the release binary for a backend (with [`features`]) and returns its path.
 pub fn build(root: &Path, backend: &str) -> Result<PathBuf> {
-    say(&format!("building prunelab (release, {backend}); the first build takes several minutes"));
+    let features = features(backend);
+    let why = if features == backend { String::new() } else { ": the fastest GPU build without autotuning waits".into() };
+    say(&format!("building prunelab (release, --features {features}{why}); the first build takes several minutes"));
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(root)
-        .args(["build", "--release", "-p", "prunelab-cli", "--no-default-features", "--features", backend])
+        .args(["build", "--release", "-p", "prunelab-cli", "--no-default-features", "--features", features])
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("building prunelab with --features {backend} failed ({status})");
+        bail!("building prunelab with --features {features} failed ({status})");
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     Ok(target.join("release").join("prunelab"))
