@@ -525,7 +525,8 @@ pub fn features(backend: &str) -> &str {
 /// Builds the release binary for a backend (with [`features`]) and returns its path.
 pub fn build(root: &Path, backend: &str) -> Result<PathBuf> {
     let features = features(backend);
-    let why = if features == backend { String::new() } else { ": the fastest GPU build without autotuning waits".into() };
+    let why =
+        if features == backend { String::new() } else { ": the fastest GPU build without autotuning waits".into() };
     say(&format!("building prunelab (release, --features {features}{why}); the first build takes several minutes"));
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(root)

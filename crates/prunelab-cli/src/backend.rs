@@ -254,7 +254,8 @@ fn auto_fused() -> &'static str {
 #[cfg(feature = "cublas")]
 fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
     let alone = gathers != norms;
-    let install = |wanted: bool, what: &str, f: fn(&burn::tensor::Device<Backend>) -> Result<(), prunelab_cublas::CublasError>| {
+    type Install = fn(&burn::tensor::Device<Backend>) -> Result<(), prunelab_cublas::CublasError>;
+    let install = |wanted: bool, what: &str, f: Install| {
         if !wanted {
             return Ok(false);
         }
@@ -280,7 +281,9 @@ fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
 /// Without cublas there are no CUDA kernels of prunelab's own.
 #[cfg(not(feature = "cublas"))]
 fn cuda_fused(_: bool, _: bool) -> anyhow::Result<&'static str> {
-    anyhow::bail!("--fused gathers and --fused norms need a build with --features cublas (cuda); this prunelab is built with {NAME}")
+    anyhow::bail!(
+        "--fused gathers and --fused norms need a build with --features cublas (cuda); this prunelab is built with {NAME}"
+    )
 }
 
 /// The `--fused` in effect, for result files: "cpu-threads", "cuda-stream" (or "cuda-stream

@@ -156,9 +156,10 @@ fn check(device: &Device<Cuda>) -> Result<(), CublasError> {
     let parts = [(a, 0), (b, 1024), (c, 1280)];
     for fill in [0.0, 1.0] {
         let primitives = parts.iter().map(|(t, o)| (t.clone().into_primitive().tensor(), *o)).collect();
-        let ours = Tensor::<Cuda, 1>::from_primitive(TensorPrimitive::Float(<Cuda as Gather>::gather(primitives, 1536, fill)));
+        let ours =
+            Tensor::<Cuda, 1>::from_primitive(TensorPrimitive::Float(<Cuda as Gather>::gather(primitives, 1536, fill)));
         let burn = parts.iter().fold(Tensor::<Cuda, 1>::full([1536], fill, device), |flat, (t, o)| {
-            flat.slice_assign([*o..*o + t.dims()[0]], t.clone())
+            flat.slice_assign(*o..*o + t.dims()[0], t.clone())
         });
         let (ours, burn) = (ours.into_data().to_vec::<f32>(), burn.into_data().to_vec::<f32>());
         let same = matches!((&ours, &burn), (Ok(x), Ok(y)) if x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()));

@@ -103,7 +103,9 @@ pub(crate) struct Launch {
 pub(crate) fn submit(device: usize, buffers: Vec<(Binding, usize)>, launches: Vec<Launch>) {
     cublas::panic_if_failed();
     let shared = cublas::shared_here().expect("kernels are installed with CubeCL's stream");
-    cublas::queue(shared, device, buffers, "a kernel", move |_, stream, pointers| launch_all(stream, pointers, &launches));
+    cublas::queue(shared, device, buffers, "a kernel", move |_, stream, pointers| {
+        launch_all(stream, pointers, &launches)
+    });
 }
 
 /// `cuLaunchKernel` for each launch, with `pointers` for its buffer arguments (the context is

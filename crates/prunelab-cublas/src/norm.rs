@@ -57,7 +57,12 @@ pub trait LayerNormKernels: Backend {
 }
 
 impl<F: FloatElement, I: IntElement, BT: BoolElement> LayerNormKernels for CubeBackend<CudaRuntime, F, I, BT> {
-    fn layer_norm_forward(x: CubeTensor<CudaRuntime>, gamma: CubeTensor<CudaRuntime>, beta: CubeTensor<CudaRuntime>, epsilon: f32) -> [CubeTensor<CudaRuntime>; 3] {
+    fn layer_norm_forward(
+        x: CubeTensor<CudaRuntime>,
+        gamma: CubeTensor<CudaRuntime>,
+        beta: CubeTensor<CudaRuntime>,
+        epsilon: f32,
+    ) -> [CubeTensor<CudaRuntime>; 3] {
         let [x, gamma, beta] = [x, gamma, beta].map(contiguous);
         let (rows, cols) = dims(&x);
         let [y, mean, rstd] = [vec![rows, cols], vec![rows], vec![rows]].map(|shape| empty(&x, shape));
@@ -112,7 +117,11 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> LayerNormKernels for CubeB
                 kernel: "layer_norm_backward_params",
                 grid: (cols.div_ceil(256) as u32, 1, 1),
                 block: (256, 1, 1),
-                args: [8, 6, 7].map(buffer).into_iter().chain([Arg::I32(cols as i32), Arg::I32(chunks as i32)]).collect(),
+                args: [8, 6, 7]
+                    .map(buffer)
+                    .into_iter()
+                    .chain([Arg::I32(cols as i32), Arg::I32(chunks as i32)])
+                    .collect(),
             },
         ];
         kernels::submit(x.device.index, buffers, launches);
@@ -150,9 +159,12 @@ impl<B: burn_fusion::FusionBackend + LayerNormKernels> LayerNormKernels for burn
     ) -> [FloatTensor<Self>; 3] {
         let rows = x.shape[0];
         let shapes = [x.shape.clone(), Shape::new([rows]), Shape::new([rows])];
-        fused::register::<B, 3>("prunelab_layer_norm_forward", [x, gamma, beta].to_vec(), shapes, move |[x, gamma, beta]| {
-            B::layer_norm_forward(x, gamma, beta, epsilon)
-        })
+        fused::register::<B, 3>(
+            "prunelab_layer_norm_forward",
+            [x, gamma, beta].to_vec(),
+            shapes,
+            move |[x, gamma, beta]| B::layer_norm_forward(x, gamma, beta, epsilon),
+        )
     }
 
     fn layer_norm_backward(
@@ -163,9 +175,12 @@ impl<B: burn_fusion::FusionBackend + LayerNormKernels> LayerNormKernels for burn
         rstd: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3] {
         let shapes = [x.shape.clone(), gamma.shape.clone(), gamma.shape.clone()];
-        fused::register::<B, 5>("prunelab_layer_norm_backward", [g, x, gamma, mean, rstd].to_vec(), shapes, |[g, x, gamma, mean, rstd]| {
-            B::layer_norm_backward(g, x, gamma, mean, rstd)
-        })
+        fused::register::<B, 5>(
+            "prunelab_layer_norm_backward",
+            [g, x, gamma, mean, rstd].to_vec(),
+            shapes,
+            |[g, x, gamma, mean, rstd]| B::layer_norm_backward(g, x, gamma, mean, rstd),
+        )
     }
 }
 
@@ -176,8 +191,8 @@ mod fused {
     use std::marker::PhantomData;
     use std::sync::Arc;
 
-    use burn::tensor::{DType, Shape};
     use burn::tensor::ops::FloatTensor;
+    use burn::tensor::{DType, Shape};
     use burn_fusion::stream::{Operation, OperationStreams};
     use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
     use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
@@ -268,9 +283,7 @@ fn tracked<B: LayerNormKernels, C: CheckpointStrategy>(
     let [y, mean, rstd] =
         B::layer_norm_forward(input.primitive.clone(), gamma.primitive.clone(), beta.primitive, epsilon as f32);
     match Norm.prepare::<C>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            prep.finish(Saved { x: input.primitive, gamma: gamma.primitive, mean, rstd }, y)
-        }
+        OpsKind::Tracked(prep) => prep.finish(Saved { x: input.primitive, gamma: gamma.primitive, mean, rstd }, y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     }
 }
@@ -341,12 +354,17 @@ fn check(device: &Device<Cuda>) -> Result<(), CublasError> {
             (y.inner().into_data(), x.grad(&grads).expect("a gradient").into_data(), grad(norm.gamma.val()), grad(beta))
         };
         let (ours, burn) = (run(true), run(false));
-        let pairs = [("output", ours.0, burn.0), ("d x", ours.1, burn.1), ("d gamma", ours.2, burn.2), ("d beta", ours.3, burn.3)];
+        let pairs = [
+            ("output", ours.0, burn.0),
+            ("d x", ours.1, burn.1),
+            ("d gamma", ours.2, burn.2),
+            ("d beta", ours.3, burn.3),
+        ];
         for (what, a, b) in pairs {
             let (a, b) = (a.to_vec::<f32>().unwrap_or_default(), b.to_vec::<f32>().unwrap_or_default());
             let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE) as f64;
             let error = a.iter().zip(&b).fold(0f32, |m, (p, q)| m.max((p - q).abs())) as f64 / scale;
-            if a.len() != b.len() || a.is_empty() || !(error <= TOLERANCE) {
+            if a.len() != b.len() || a.is_empty() || error.is_nan() || error > TOLERANCE {
                 return Err(CublasError::Unavailable(format!(
                     "the LayerNorm kernels' {what} differs from Burn's by {error:.2e} (relative, [{rows}, {cols}]), \
                      more than {TOLERANCE:.0e}"

@@ -61,15 +61,19 @@ pub fn layer_norm<B: Backend, const D: usize>(norm: &LayerNorm<B>, x: Tensor<B, 
     let dims = x.dims();
     let cols = dims[D - 1];
     let rows = dims[..D - 1].iter().product::<usize>();
-    let primitives = (x.reshape([rows, cols]).into_primitive(), norm.gamma.val().into_primitive(), beta.val().into_primitive());
-    let (TensorPrimitive::Float(input), TensorPrimitive::Float(gamma), TensorPrimitive::Float(beta)) = primitives else {
+    let primitives =
+        (x.reshape([rows, cols]).into_primitive(), norm.gamma.val().into_primitive(), beta.val().into_primitive());
+    let (TensorPrimitive::Float(input), TensorPrimitive::Float(gamma), TensorPrimitive::Float(beta)) = primitives
+    else {
         unreachable!("LayerNorm's parameters and inputs are float tensors, never quantized ones, in prunelab")
     };
     let mut call = NormCall { args: Some(NormArgs { input, gamma, beta, epsilon }), output: None };
     kernel(&mut call);
     match (call.output, call.args) {
         (Some(out), _) => Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out)).reshape(dims),
-        (None, Some(args)) => norm.forward(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(args.input)).reshape(dims)),
+        (None, Some(args)) => {
+            norm.forward(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(args.input)).reshape(dims))
+        }
         (None, None) => unreachable!("a norm kernel took the arguments and returned nothing"),
     }
 }

@@ -52,7 +52,12 @@ pub fn gather_kernel_installed() -> bool {
 
 /// `parts` (1-D tensors and their offsets) copied into a new `[len]` buffer that is `fill`
 /// elsewhere: through the installed kernel, or Burn's `slice_assign`s.
-pub(crate) fn gather<B: Backend>(parts: Vec<(Tensor<B, 1>, usize)>, len: usize, fill: f32, device: &B::Device) -> Tensor<B, 1> {
+pub(crate) fn gather<B: Backend>(
+    parts: Vec<(Tensor<B, 1>, usize)>,
+    len: usize,
+    fill: f32,
+    device: &B::Device,
+) -> Tensor<B, 1> {
     debug_assert!(parts.iter().all(|(t, offset)| offset + t.dims()[0] <= len), "a part ends past the buffer");
     let kernel = *GATHER_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner());
     let primitives = parts.into_iter().map(|(t, offset)| (t.into_primitive().tensor(), offset)).collect();
@@ -66,7 +71,7 @@ pub(crate) fn gather<B: Backend>(parts: Vec<(Tensor<B, 1>, usize)>, len: usize, 
         (None, Some(parts)) => parts.into_iter().fold(Tensor::full([len], fill, device), |flat, (part, offset)| {
             let part = rebuild(part);
             let end = offset + part.dims()[0];
-            flat.slice_assign([offset..end], part)
+            flat.slice_assign(offset..end, part)
         }),
         (None, None) => unreachable!("a gather kernel took the parts and returned nothing"),
     }
