@@ -1,4 +1,6 @@
-//! cuBLAS for the projections of prunelab's models on Burn's CUDA backend.
+//! CUDA work of prunelab's own on Burn's CUDA backend, queued on CubeCL's stream: cuBLAS for the
+//! projections ([`install`]), the flat optimizer step's gathers as device copies
+//! ([`install_copies`]) and LayerNorm as kernels of its own ([`install_norms`]).
 //!
 //! Burn 0.21 multiplies f32 matrices on CUDA with CubeCL's own kernels, in TF32 arithmetic, at
 //! 49–94 TFLOP/s on an H200 where cuBLAS reaches 410 (`bench/NOTES.md`). This crate hands every
