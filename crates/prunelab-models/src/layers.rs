@@ -5,13 +5,12 @@
 
 pub mod blocks;
 pub mod fused;
+pub mod hook;
 pub mod norm;
 
 pub use fused::{dropout, softmax};
 pub use norm::layer_norm;
 
-use std::any::Any;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use burn::nn::Linear;
@@ -207,14 +206,14 @@ pub struct ProductCall<P> {
 /// binary for one concrete backend (`prunelab-cublas` for cuBLAS on CUDA). It receives a
 /// [`ProductCall`] of that backend's float primitive behind `dyn Any`, and must compute exactly
 /// `lhs · rhs`, gradients included when the primitive is an autodiff one.
-pub type ProductKernel = fn(&mut dyn Any);
+pub type ProductKernel = hook::Kernel;
 
 /// The installed [`ProductKernel`], if any.
-static PRODUCT_KERNEL: RwLock<Option<ProductKernel>> = RwLock::new(None);
+static PRODUCT_KERNEL: hook::Hook = hook::Hook::new();
 
 /// Install (or with `None` remove) the kernel every f32 projection's product goes through.
 pub fn set_product_kernel(kernel: Option<ProductKernel>) {
-    *PRODUCT_KERNEL.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = kernel;
+    PRODUCT_KERNEL.set(kernel);
 }
 
 /// `x · weight` through the installed [`ProductKernel`], or the operands back when there is none
@@ -224,8 +223,7 @@ fn kernel_product<B: Backend, const D: usize, const E: usize>(
     x: Tensor<B, D>,
     weight: Tensor<B, E>,
 ) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, E>)> {
-    let kernel = *PRODUCT_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let Some(kernel) = kernel else { return Err((x, weight)) };
+    let Some(kernel) = PRODUCT_KERNEL.get() else { return Err((x, weight)) };
     let (lhs, rhs) = match (x.into_primitive(), weight.into_primitive()) {
         (TensorPrimitive::Float(lhs), TensorPrimitive::Float(rhs)) => (lhs, rhs),
         (lhs, rhs) => return Err((Tensor::from_primitive(lhs), Tensor::from_primitive(rhs))),
@@ -272,6 +270,8 @@ pub fn attention<B: Backend>(
 
 #[cfg(test)]
 mod tests {
+    use std::any::Any;
+
     use burn::backend::NdArray;
 
     use super::*;

@@ -10,9 +10,6 @@
 //!
 //! Without a kernel, or for an operation it leaves, each function is Burn's op exactly.
 
-use std::any::Any;
-use std::sync::RwLock;
-
 use burn::nn::Dropout;
 use burn::prelude::*;
 use burn::tensor::{TensorPrimitive, activation};
@@ -77,18 +74,18 @@ pub struct FusedCall<P> {
 
 /// A kernel for [`FusedOp`]s, receiving a [`FusedCall`] of one backend's float primitive behind
 /// `dyn Any`.
-pub type FusedKernel = fn(&mut dyn Any);
+pub type FusedKernel = super::hook::Kernel;
 
-static FUSED_KERNEL: RwLock<Option<FusedKernel>> = RwLock::new(None);
+static FUSED_KERNEL: super::hook::Hook = super::hook::Hook::new();
 
 /// Install (or with `None` remove) the kernel the functions of this module try first.
 pub fn set_fused_kernel(kernel: Option<FusedKernel>) {
-    *FUSED_KERNEL.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = kernel;
+    FUSED_KERNEL.set(kernel);
 }
 
 /// Whether a fused kernel is installed (for result files).
 pub fn fused_kernel_installed() -> bool {
-    FUSED_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some()
+    FUSED_KERNEL.get().is_some()
 }
 
 /// `softmax(x, dim)`; through the installed kernel when `dim` is the last axis.
@@ -125,8 +122,7 @@ fn fused<B: Backend, const D: usize>(
     op: impl FnOnce(B::FloatTensorPrimitive) -> FusedOp<B::FloatTensorPrimitive>,
     burn: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
 ) -> Tensor<B, D> {
-    let kernel = *FUSED_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let Some(kernel) = kernel else { return burn(x) };
+    let Some(kernel) = FUSED_KERNEL.get() else { return burn(x) };
     let dims = x.dims();
     let cols = dims[D - 1];
     let rows = dims[..D - 1].iter().product::<usize>();

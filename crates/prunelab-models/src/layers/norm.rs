@@ -2,14 +2,11 @@
 //!
 //! Burn 0.21's `LayerNorm` is its backend's default `layer_norm`: two means, a subtraction, a
 //! square, a square root, a division, a product and a sum, whose backward autodiff takes apart
-//! again op by op — on the GPU about twenty kernel launches per norm and step, each with its
-//! host-side cost. A [`NormKernel`], installed by the binary for one concrete backend
+//! again op by op — on the GPU about seventeen kernels per norm and step under Burn's fusion (GPT-2
+//! small, `bench/NOTES.md`), each with its host-side cost. A [`NormKernel`], installed by the binary for one concrete backend
 //! (`prunelab-cublas` on CUDA), takes the norm whole: forward, and a backward of its own.
 //!
 //! Without a kernel, or for a norm it leaves, [`layer_norm`] is `LayerNorm::forward` exactly.
-
-use std::any::Any;
-use std::sync::RwLock;
 
 use burn::module::{Content, DisplaySettings, ModuleDisplay};
 use burn::nn::LayerNorm;
@@ -43,18 +40,18 @@ pub struct NormCall<P> {
 }
 
 /// A kernel for [`NormCall`]s of one backend's float primitive, behind `dyn Any`.
-pub type NormKernel = fn(&mut dyn Any);
+pub type NormKernel = super::hook::Kernel;
 
-static NORM_KERNEL: RwLock<Option<NormKernel>> = RwLock::new(None);
+static NORM_KERNEL: super::hook::Hook = super::hook::Hook::new();
 
 /// Install (or with `None` remove) the kernel [`layer_norm`] tries first.
 pub fn set_norm_kernel(kernel: Option<NormKernel>) {
-    *NORM_KERNEL.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = kernel;
+    NORM_KERNEL.set(kernel);
 }
 
 /// `norm.forward(x)`, through the installed kernel when there is one and the norm has a shift.
 pub fn layer_norm<B: Backend, const D: usize>(norm: &LayerNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
-    let kernel = *NORM_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let kernel = NORM_KERNEL.get();
     let (Some(kernel), Some(beta), Some(epsilon)) = (kernel, norm.beta.as_ref(), epsilon(norm)) else {
         return norm.forward(x);
     };

@@ -11,8 +11,7 @@
 //! Without a kernel, or for a call it leaves, [`gather`] is Burn's ops exactly, and either way
 //! the result is the same bits: a copy does no arithmetic.
 
-use std::any::Any;
-use std::sync::RwLock;
+use prunelab_models::layers::hook::Hook;
 
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
@@ -36,18 +35,18 @@ pub struct GatherCall<P> {
 }
 
 /// A kernel for [`GatherCall`]s of one backend's float primitive, behind `dyn Any`.
-pub type GatherKernel = fn(&mut dyn Any);
+pub type GatherKernel = prunelab_models::layers::hook::Kernel;
 
-static GATHER_KERNEL: RwLock<Option<GatherKernel>> = RwLock::new(None);
+static GATHER_KERNEL: Hook = Hook::new();
 
 /// Install (or with `None` remove) the kernel [`gather`] tries first.
 pub fn set_gather_kernel(kernel: Option<GatherKernel>) {
-    *GATHER_KERNEL.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = kernel;
+    GATHER_KERNEL.set(kernel);
 }
 
 /// Whether a gather kernel is installed (for result files).
 pub fn gather_kernel_installed() -> bool {
-    GATHER_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some()
+    GATHER_KERNEL.get().is_some()
 }
 
 /// `parts` (1-D tensors and their offsets) copied into a new `[len]` buffer that is `fill`
@@ -59,7 +58,7 @@ pub(crate) fn gather<B: Backend>(
     device: &B::Device,
 ) -> Tensor<B, 1> {
     debug_assert!(parts.iter().all(|(t, offset)| offset + t.dims()[0] <= len), "a part ends past the buffer");
-    let kernel = *GATHER_KERNEL.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let kernel = GATHER_KERNEL.get();
     let primitives = parts.into_iter().map(|(t, offset)| (t.into_primitive().tensor(), offset)).collect();
     let mut call = GatherCall { parts: Some(primitives), len, fill, output: None };
     if let Some(kernel) = kernel {
