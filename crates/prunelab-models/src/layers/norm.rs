@@ -85,8 +85,14 @@ pub fn epsilon<B: Backend>(norm: &LayerNorm<B>) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use burn::backend::NdArray;
+    use std::any::Any;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use burn::backend::{Autodiff, NdArray};
     use burn::nn::LayerNormConfig;
+    use burn::tensor::Distribution;
+    use burn::tensor::TensorMetadata;
+    use burn::tensor::ops::{FloatTensor, ModuleOps};
 
     use super::*;
 
@@ -96,6 +102,52 @@ mod tests {
         for eps in [1e-5, 1e-12, 1e-7, 0.1 + 0.2] {
             let norm = LayerNormConfig::new(8).with_epsilon(eps).init::<NdArray>(&device);
             assert_eq!(epsilon(&norm), Some(eps));
+        }
+    }
+
+    type A = Autodiff<NdArray>;
+
+    /// Calls the test kernel took.
+    static TAKEN: AtomicUsize = AtomicUsize::new(0);
+
+    /// A kernel that computes the norm with Burn's own op on what the hook hands it, so that its
+    /// results are Burn's (other tests running meanwhile are unaffected) and only the hook's
+    /// plumbing is under test: the flattening, the epsilon, the parameters, the gradients.
+    fn burns_op_as_a_kernel(call: &mut dyn Any) {
+        let Some(call) = call.downcast_mut::<NormCall<FloatTensor<A>>>() else { return };
+        let Some(NormArgs { input, gamma, beta, epsilon }) = call.args.take() else { return };
+        assert_eq!(input.shape().num_dims(), 2, "the hook flattens the leading axes");
+        call.output = Some(A::layer_norm(input, gamma, Some(beta), epsilon));
+        TAKEN.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Through the hook, a 3-D input's output and all three gradients are `LayerNorm::forward`'s.
+    #[test]
+    fn a_kernel_gets_the_norm_whole_and_gradients_flow() {
+        let device = Default::default();
+        let mut norm = LayerNormConfig::new(6).with_epsilon(1e-3).init::<A>(&device);
+        norm.gamma = norm.gamma.map(|_| Tensor::random([6], Distribution::Normal(1.0, 0.5), &device).require_grad());
+        let x = Tensor::<A, 3>::random([2, 3, 6], Distribution::Normal(0.3, 2.0), &device);
+        let upstream = Tensor::<A, 3>::random([2, 3, 6], Distribution::Default, &device);
+        let run = |through_hook: bool| {
+            let x = x.clone().require_grad();
+            let y = if through_hook { layer_norm(&norm, x.clone()) } else { norm.forward(x.clone()) };
+            let grads = (y.clone() * upstream.clone()).sum().backward();
+            let grad = |t: Tensor<A, 1>| t.grad(&grads).expect("a gradient").into_data();
+            let beta = norm.beta.as_ref().expect("a shift").val();
+            [y.inner().into_data(), x.grad(&grads).expect("a gradient").into_data(), grad(norm.gamma.val()), grad(beta)]
+        };
+        set_norm_kernel(Some(burns_op_as_a_kernel));
+        let before = TAKEN.load(Ordering::SeqCst);
+        let hooked = run(true);
+        let taken = TAKEN.load(Ordering::SeqCst) - before;
+        set_norm_kernel(None);
+        assert!(taken >= 1, "the kernel was not called");
+        // The scale's and shift's gradients are summed over 6 rows instead of 2 × 3: equal up to
+        // the order of the sums.
+        for (got, want) in hooked.into_iter().zip(run(false)) {
+            assert_eq!(got.shape, want.shape);
+            got.assert_approx_eq::<f32>(&want, burn::tensor::Tolerance::rel_abs(1e-5, 1e-6));
         }
     }
 }

@@ -78,17 +78,60 @@ pub(crate) fn gather<B: Backend>(
 
 #[cfg(test)]
 mod tests {
+    use std::any::Any;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use burn::backend::NdArray;
+    use burn::tensor::ops::FloatTensor;
 
     use super::*;
+
+    fn parts(device: &burn::tensor::Device<NdArray>) -> Vec<(Tensor<NdArray, 1>, usize)> {
+        let part = |values: &[f32]| Tensor::<NdArray, 1>::from_floats(values, device);
+        vec![(part(&[1.0, 2.0, 3.0]), 0), (part(&[4.0]), 5), (part(&[5.0, 6.0]), 8)]
+    }
+
+    const WANT: [f32; 12] = [1.0, 2.0, 3.0, 0.5, 0.5, 4.0, 0.5, 0.5, 5.0, 6.0, 0.5, 0.5];
 
     /// Without a kernel: the parts at their offsets, the gaps filled.
     #[test]
     fn parts_land_at_their_offsets() {
         let device = Default::default();
-        let part = |values: &[f32]| Tensor::<NdArray, 1>::from_floats(values, &device);
-        let parts = vec![(part(&[1.0, 2.0, 3.0]), 0), (part(&[4.0]), 5), (part(&[5.0, 6.0]), 8)];
-        let values = gather(parts, 12, 0.5, &device).into_data().to_vec::<f32>().unwrap();
-        assert_eq!(values, [1.0, 2.0, 3.0, 0.5, 0.5, 4.0, 0.5, 0.5, 5.0, 6.0, 0.5, 0.5]);
+        let values = gather(parts(&device), 12, 0.5, &device).into_data().to_vec::<f32>().unwrap();
+        assert_eq!(values, WANT);
+    }
+
+    /// Copies `host_copy` made.
+    static COPIES: AtomicUsize = AtomicUsize::new(0);
+
+    /// A kernel that copies on the host what the hook hands it (parts, offsets, length, fill).
+    fn host_copy(call: &mut dyn Any) {
+        let Some(call) = call.downcast_mut::<GatherCall<FloatTensor<NdArray>>>() else { return };
+        let Some(parts) = call.parts.take() else { return };
+        let mut out = vec![call.fill; call.len];
+        for (part, offset) in parts {
+            let values = Tensor::<NdArray, 1>::from_primitive(TensorPrimitive::Float(part)).into_data();
+            let values = values.to_vec::<f32>().expect("f32 parts");
+            out[offset..offset + values.len()].copy_from_slice(&values);
+        }
+        let len = call.len;
+        let tensor = Tensor::<NdArray, 1>::from_data(burn::tensor::TensorData::new(out, [len]), &Default::default());
+        call.output = Some(tensor.into_primitive().tensor());
+        COPIES.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// With a kernel installed, `gather` hands it the whole copy and returns what it made.
+    #[test]
+    fn a_kernel_gets_the_whole_copy() {
+        let device = Default::default();
+        set_gather_kernel(Some(host_copy));
+        let installed = gather_kernel_installed();
+        let before = COPIES.load(Ordering::SeqCst);
+        let values = gather(parts(&device), 12, 0.5, &device).into_data().to_vec::<f32>().unwrap();
+        let copies = COPIES.load(Ordering::SeqCst) - before;
+        set_gather_kernel(None);
+        assert!(installed);
+        assert!(copies >= 1, "the kernel was not called");
+        assert_eq!(values, WANT);
     }
 }
