@@ -13,15 +13,14 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Device, Distribution, TensorPrimitive};
 use burn_cubecl::cubecl::cuda::CudaRuntime;
-use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
 use cudarc::driver::{result as driver, sys as driver_sys};
 use prunelab_train::gather::{GatherCall, set_gather_kernel};
 
-use crate::cublas::{self, CublasError, Order};
-use crate::install::share_stream;
+use crate::cublas::{self, CublasError};
+use crate::install::require_stream;
 
 type Cuda = burn::backend::Cuda<f32, i32>;
 
@@ -86,20 +85,17 @@ impl<B: burn_fusion::FusionBackend + Gather> Gather for burn_fusion::Fusion<B> {
 /// operation queued on it failed.
 fn gather(parts: Vec<(CubeTensor<CudaRuntime>, usize)>, len: usize, fill: f32) -> CubeTensor<CudaRuntime> {
     const F32: usize = std::mem::size_of::<f32>();
-    cublas::panic_if_failed();
-    let shared = cublas::shared_here().expect("copies are installed with CubeCL's stream");
     let client = parts[0].0.client.clone();
     let device = parts[0].0.device.clone();
     let out = empty_device_contiguous_dtype(client, device.clone(), [len].into(), DType::F32);
-    let parts: Vec<_> =
-        parts.into_iter().map(|(t, offset)| (if t.is_contiguous() { t } else { into_contiguous(t) }, offset)).collect();
+    let parts: Vec<_> = parts.into_iter().map(|(t, offset)| (cublas::contiguous(t), offset)).collect();
     let spans: Vec<(usize, usize)> = parts.iter().map(|(t, offset)| (*offset, t.meta.shape().num_elements())).collect();
     assert!(spans.iter().all(|(offset, n)| offset + n <= len), "a gathered part ends past the buffer");
     let buffers = std::iter::once((&out, len))
         .chain(parts.iter().zip(&spans).map(|((t, _), (_, n))| (t, *n)))
         .map(|(t, n)| (t.handle.clone().binding(), n * F32))
         .collect();
-    cublas::queue(shared, device.index, buffers, "a gather", move |_, stream, pointers| {
+    cublas::queue_here(device.index, buffers, "a gather", move |_, stream, pointers| {
         // SAFETY: every pointer is a live CubeCL allocation of at least the bytes addressed (`queue`
         // checked the sizes, and the parts end within the buffer), and `stream` is CubeCL's, which
         // orders these copies with the kernels that wrote the parts and those that will read the
@@ -124,9 +120,7 @@ fn gather(parts: Vec<(CubeTensor<CudaRuntime>, usize)>, len: usize, fill: f32) -
 /// for the current Burn stream (learnt here if `install` has not): without it, or when the check
 /// differs, nothing is installed and the error says why.
 pub fn install_copies(device: &Device<Cuda>) -> Result<(), CublasError> {
-    cublas::open(device.index)?;
-    share_stream(device)?.map_err(|why| CublasError::Unavailable(format!("CubeCL's stream is unknown: {why}")))?;
-    debug_assert_eq!(cublas::order(), Order::Stream);
+    require_stream(device)?;
     check(device)?;
     set_gather_kernel(Some(kernel));
     tracing::info!("the flat optimizer step's gathers as copies on CubeCL's stream");

@@ -240,6 +240,28 @@ pub(crate) fn queue(
     });
 }
 
+/// [`queue`] on the current Burn stream's CUDA stream, after panicking with an earlier queued
+/// operation's error, if one failed.
+///
+/// # Panics
+/// Also when that stream is unknown: the copies and kernels that call this are installed only
+/// when it is known.
+pub(crate) fn queue_here(
+    device: usize,
+    buffers: Vec<(Binding, usize)>,
+    what: &'static str,
+    run: impl FnOnce(&Handle, driver_sys::CUstream, &[u64]) -> Result<(), String> + Send + 'static,
+) {
+    panic_if_failed();
+    let shared = shared_here().expect("installed only where CubeCL's stream is known");
+    queue(shared, device, buffers, what, run);
+}
+
+/// `tensor`, copied into a contiguous one when it is not.
+pub(crate) fn contiguous(tensor: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
+    if tensor.is_contiguous() { tensor } else { into_contiguous(tensor) }
+}
+
 /// Retain `device`'s primary context (the one CubeCL uses) and make it current on this thread.
 fn primary_context(device: usize) -> Result<driver_sys::CUcontext, CublasError> {
     let unavailable = |what: &str, error: driver::DriverError| CublasError::Unavailable(format!("{what}: {error:?}"));

@@ -70,6 +70,13 @@ pub(crate) fn share_stream(device: &Device<Cuda>) -> Result<Result<(), String>, 
     Ok(crate::stream::learn(|| launch_one_kernel(device)).map(|stream| cublas::share_stream(stream, device)))
 }
 
+/// Open CUDA for `device` and learn CubeCL's stream ([`share_stream`]), which the copies and
+/// kernels of this crate need: without it, the error says why.
+pub(crate) fn require_stream(device: &Device<Cuda>) -> Result<(), CublasError> {
+    cublas::open(device.index)?;
+    share_stream(device)?.map_err(|why| CublasError::Unavailable(format!("CubeCL's stream is unknown: {why}")))
+}
+
 /// One element-wise kernel of the current Burn stream, waited for.
 fn launch_one_kernel(device: &Device<Cuda>) {
     let _ = Tensor::<Cuda, 1>::ones([4], device).add_scalar(1.0).into_data();

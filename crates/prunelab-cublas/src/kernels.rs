@@ -84,6 +84,11 @@ pub(crate) enum Arg {
     F32(f32),
 }
 
+/// `Arg::Buffer` for each of `buffers`, then `scalars`: a launch's arguments in order.
+pub(crate) fn args(buffers: &[usize], scalars: impl IntoIterator<Item = Arg>) -> Vec<Arg> {
+    buffers.iter().map(|&i| Arg::Buffer(i)).chain(scalars).collect()
+}
+
 /// One kernel launch.
 #[derive(Debug, Clone)]
 pub(crate) struct Launch {
@@ -101,11 +106,7 @@ pub(crate) struct Launch {
 /// When CubeCL's stream is unknown (these kernels are installed only when it is known) or an
 /// earlier operation queued on it failed.
 pub(crate) fn submit(device: usize, buffers: Vec<(Binding, usize)>, launches: Vec<Launch>) {
-    cublas::panic_if_failed();
-    let shared = cublas::shared_here().expect("kernels are installed with CubeCL's stream");
-    cublas::queue(shared, device, buffers, "a kernel", move |_, stream, pointers| {
-        launch_all(stream, pointers, &launches)
-    });
+    cublas::queue_here(device, buffers, "a kernel", move |_, stream, pointers| launch_all(stream, pointers, &launches));
 }
 
 /// `cuLaunchKernel` for each launch, with `pointers` for its buffer arguments (the context is

@@ -22,15 +22,14 @@ use burn_autodiff::checkpoint::strategy::{CheckpointStrategy, NoCheckpointing};
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_cubecl::cubecl::cuda::CudaRuntime;
-use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
 use prunelab_models::layers::norm::{NormArgs, NormCall, layer_norm, set_norm_kernel};
 
 use crate::cublas::{self, CublasError};
-use crate::install::share_stream;
-use crate::kernels::{self, Arg, Launch};
+use crate::install::require_stream;
+use crate::kernels::{self, Arg, Launch, args};
 
 type Cuda = burn::backend::Cuda<f32, i32>;
 
@@ -64,7 +63,7 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> LayerNormKernels for CubeB
         beta: CubeTensor<CudaRuntime>,
         epsilon: f32,
     ) -> [CubeTensor<CudaRuntime>; 3] {
-        let [x, gamma, beta] = [x, gamma, beta].map(contiguous);
+        let [x, gamma, beta] = [x, gamma, beta].map(cublas::contiguous);
         let (rows, cols) = dims(&x);
         let [y, mean, rstd] = [vec![rows, cols], vec![rows], vec![rows]].map(|shape| empty(&x, shape));
         let buffers = [&x, &gamma, &beta, &y, &mean, &rstd].map(binding).to_vec();
@@ -72,10 +71,7 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> LayerNormKernels for CubeB
             kernel: "layer_norm_forward",
             grid: (rows as u32, 1, 1),
             block: (ROW_THREADS, 1, 1),
-            args: [Arg::Buffer(0), Arg::Buffer(1), Arg::Buffer(2), Arg::Buffer(3), Arg::Buffer(4), Arg::Buffer(5)]
-                .into_iter()
-                .chain([Arg::I32(cols as i32), Arg::F32(epsilon)])
-                .collect(),
+            args: args(&[0, 1, 2, 3, 4, 5], [Arg::I32(cols as i32), Arg::F32(epsilon)]),
         };
         kernels::submit(x.device.index, buffers, vec![launch]);
         [y, mean, rstd]
@@ -88,7 +84,7 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> LayerNormKernels for CubeB
         mean: CubeTensor<CudaRuntime>,
         rstd: CubeTensor<CudaRuntime>,
     ) -> [CubeTensor<CudaRuntime>; 3] {
-        let [g, x, gamma, mean, rstd] = [g, x, gamma, mean, rstd].map(contiguous);
+        let [g, x, gamma, mean, rstd] = [g, x, gamma, mean, rstd].map(cublas::contiguous);
         let (rows, cols) = dims(&x);
         // The column sums run over `chunks` slices of rows (stage 1), then over the slices (stage 2).
         let chunks = rows.div_ceil(64).clamp(1, 64);
@@ -96,42 +92,32 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> LayerNormKernels for CubeB
         let [dx, dgamma, dbeta, partial] =
             [vec![rows, cols], vec![cols], vec![cols], vec![2 * chunks * cols]].map(|shape| empty(&x, shape));
         let buffers = [&g, &x, &gamma, &mean, &rstd, &dx, &dgamma, &dbeta, &partial].map(binding).to_vec();
-        let buffer = |i: usize| Arg::Buffer(i);
         let launches = vec![
             Launch {
                 kernel: "layer_norm_backward_input",
                 grid: (rows as u32, 1, 1),
                 block: (ROW_THREADS, 1, 1),
-                args: [0, 1, 2, 3, 4, 5].map(buffer).into_iter().chain([Arg::I32(cols as i32)]).collect(),
+                args: args(&[0, 1, 2, 3, 4, 5], [Arg::I32(cols as i32)]),
             },
             Launch {
                 kernel: "layer_norm_backward_partial",
                 grid: (cols.div_ceil(32) as u32, chunks as u32, 1),
                 block: (32, 8, 1),
-                args: [0, 1, 3, 4, 8]
-                    .map(buffer)
-                    .into_iter()
-                    .chain([Arg::I32(rows as i32), Arg::I32(cols as i32), Arg::I32(rows_per_chunk as i32)])
-                    .collect(),
+                args: args(
+                    &[0, 1, 3, 4, 8],
+                    [Arg::I32(rows as i32), Arg::I32(cols as i32), Arg::I32(rows_per_chunk as i32)],
+                ),
             },
             Launch {
                 kernel: "layer_norm_backward_params",
                 grid: (cols.div_ceil(256) as u32, 1, 1),
                 block: (256, 1, 1),
-                args: [8, 6, 7]
-                    .map(buffer)
-                    .into_iter()
-                    .chain([Arg::I32(cols as i32), Arg::I32(chunks as i32)])
-                    .collect(),
+                args: args(&[8, 6, 7], [Arg::I32(cols as i32), Arg::I32(chunks as i32)]),
             },
         ];
         kernels::submit(x.device.index, buffers, launches);
         [dx, dgamma, dbeta]
     }
-}
-
-fn contiguous(t: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
-    if t.is_contiguous() { t } else { into_contiguous(t) }
 }
 
 /// `[rows, cols]` of a 2-D input.
@@ -294,8 +280,7 @@ fn tracked<B: LayerNormKernels, C: CheckpointStrategy>(
 /// stream (learnt here if not yet) and libnvrtc; without either, or when the check differs,
 /// nothing is installed and the error says why.
 pub fn install_norms(device: &Device<Cuda>) -> Result<(), CublasError> {
-    cublas::open(device.index)?;
-    share_stream(device)?.map_err(|why| CublasError::Unavailable(format!("CubeCL's stream is unknown: {why}")))?;
+    require_stream(device)?;
     kernels::load()?;
     set_norm_kernel(Some(kernel));
     if let Err(error) = check(device) {

@@ -1,6 +1,7 @@
 //! Building blocks shared by the architectures: activations as transformers names them,
 //! attention masks in transformers' additive form, the matrix products of mixed precision, the
-//! element-wise operations a backend may fuse ([`fused`]), LayerNorm as one operation ([`norm`]), and the modules several architectures
+//! element-wise operations a backend may fuse ([`fused`]), LayerNorm as one operation
+//! ([`norm`]), the slot those kernels go in ([`hook`]), and the modules several architectures
 //! share ([`blocks`]).
 
 pub mod blocks;
