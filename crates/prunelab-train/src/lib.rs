@@ -15,7 +15,8 @@
 //! - [`calibrate`]: input norms of every projection over calibration examples (Wanda).
 //! - [`evaluate`]: predictions and [`prunelab_glue::Scores`] on a split; [`time_inference`]:
 //!   latency and throughput of a model.
-//! - [`Reporter`]: progress callbacks (the CLI draws bars; libraries never do).
+//! - [`Reporter`]: progress callbacks (the CLI draws bars; libraries never do); [`phase`]: marks
+//!   between a step's phases, for profilers.
 #![warn(missing_docs)]
 
 pub mod calibrate;
@@ -25,6 +26,7 @@ mod error;
 mod evaluate;
 mod gradual;
 mod optim;
+pub mod phase;
 mod timing;
 mod trainer;
 

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::evaluate::evaluate;
 use crate::gradual::GradualPruning;
 use crate::optim::{OptimizerKind, ParamEntry, StepSettings, TrainerOptimizer, linear_schedule, param_entries};
+use crate::phase::{self, Phase};
 
 /// The examples a run trains and evaluates on.
 #[derive(Debug, Clone, Copy)]
@@ -325,6 +326,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         let mut loss_sum: Option<Tensor<B::InnerBackend, 1>> = None;
         let mut tokens = 0;
         for indices in group {
+            phase::enter(Phase::Forward);
             let batch: GlueBatch<B> =
                 self.data.batcher.batch(indices.iter().map(|&i| self.data.train[i].clone()).collect(), self.device);
             tokens += batch.num_tokens;
@@ -335,6 +337,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                 Some(sum) => sum + detached,
                 None => detached,
             });
+            phase::enter(Phase::Backward);
             accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
         }
         let grads = accumulator.grads();
@@ -342,7 +345,9 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         let lr =
             linear_schedule(config.learning_rate, self.progress.step, self.plan.warmup_steps, self.plan.total_steps);
         let settings = StepSettings { lr, max_norm: config.max_grad_norm, masks: self.held.as_ref() };
+        phase::enter(Phase::Update);
         let model = self.optimizer.step(model, grads, &self.entries, &settings, self.device);
+        phase::enter(Phase::Other);
         self.progress.step += 1;
         let loss =
             loss_sum.ok_or(Error::Config { key: "data", message: "an optimizer step without examples".into() })?;

@@ -207,3 +207,34 @@ fn gradual_pruning_ends_at_exactly_its_amount() {
     let masks = outcome.final_masks.expect("the final masks");
     assert_eq!(masks.pruned(), expected);
 }
+
+/// A probe installed with `phase::set_probe` sees every step's phases in order: forward and
+/// backward, then the flat optimizer step's gather, norm, update and scatter, then the rest.
+#[test]
+fn a_probe_sees_each_steps_phases_in_order() {
+    use prunelab_train::phase::{self, Phase};
+    use std::sync::Mutex;
+    static SEEN: Mutex<Vec<Phase>> = Mutex::new(Vec::new());
+    // Only this test's thread: the other tests of this binary run the loop concurrently.
+    let this = std::thread::current().id();
+    let probe = Box::new(move |p: Phase| {
+        if std::thread::current().id() == this {
+            SEEN.lock().unwrap().push(p);
+        }
+    });
+    assert!(phase::set_probe(probe).is_ok(), "the only probe of this test binary");
+    let (train, dev) = (data(48, 5), data(16, 6));
+    let outcome = fine_tune(
+        fresh_bert(),
+        &TrainData { train: &train, dev: &dev, task: GlueTask::Sst2, batcher: &batcher() },
+        &TrainOptions { config: quick(1e-3, 1), masks: None, ..Default::default() },
+        &Default::default(),
+        &mut Silent,
+    )
+    .unwrap();
+    let steps = outcome.epochs.iter().map(|e| e.steps).sum::<usize>();
+    assert_eq!(steps, 3, "48 examples in batches of 16");
+    use Phase::*;
+    let step = [Forward, Backward, Update, Gather, Norm, Update, Scatter, Other];
+    assert_eq!(*SEEN.lock().unwrap(), step.repeat(steps));
+}

@@ -31,6 +31,7 @@ use prunelab_models::{Classifier, HfModule};
 use prunelab_prune::DeviceMasks;
 
 use super::gather::gather;
+use crate::phase::{self, Phase};
 use super::{GroupRecord, ParamEntry, StepSettings};
 
 /// Segments start at multiples of this many elements (1 KiB of f32): a multiple of every
@@ -113,6 +114,7 @@ impl<B: AutodiffBackend> FlatAdamW<B> {
             state.mask = Some(settings.masks.map(|m| state.gather_mask(m, device)));
         }
         let mask = state.mask.clone().flatten();
+        phase::enter(Phase::Gather);
         let grad = state.gather_grads(&mut grads, device);
         // The norm is that of the masked gradients (pruned weights have none), as torch's
         // pruning hooks give them.
@@ -120,10 +122,12 @@ impl<B: AutodiffBackend> FlatAdamW<B> {
             Some(m) => grad * m.clone(),
             None => grad,
         };
+        phase::enter(Phase::Norm);
         let rows = state.len / ROW;
         let sum_sq = grad.clone().square().reshape([rows, ROW]).sum_dim(1).reshape([rows]).sum_dim(0);
         let clip = (sum_sq.sqrt().add_scalar(1e-6).recip() * settings.max_norm).clamp_max(1.0);
 
+        phase::enter(Phase::Update);
         state.time += 1;
         let scalars = AdamWScalars::new(beta_1, beta_2, epsilon, weight_decay, settings.lr, state.time);
         let update = Update {
@@ -142,6 +146,7 @@ impl<B: AutodiffBackend> FlatAdamW<B> {
         state.moment_1 = moment_1;
         state.moment_2 = moment_2;
         state.params = Some(params.clone());
+        phase::enter(Phase::Scatter);
         model.map(&mut Scatter { segments: state.index(), params })
     }
 
