@@ -12,8 +12,15 @@
  * memset intervals: time the GPU had work), and the span from the first start to the last end.
  * Per-step figures come from two runs of different lengths (their difference cancels start-up,
  * warm-up and evaluation): bench/device.sh does that.
+ *
+ * Phases: a program may call `cupti_busy_phase(name)` (exported; prunelab does with
+ * PRUNELAB_PHASES=1, bench/torch_bench.py too) after waiting for the device. Every record
+ * completed since the previous call is then counted for the phase that call named, and the JSON
+ * gains "phases": per name, how often it was entered and its kernels, memcpys, memsets and
+ * kernel time. Records before the first call count for "start".
  */
 #include <cupti.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +31,15 @@ typedef struct { uint64_t start, end; } span;
 static span *spans;
 static size_t n_spans, cap_spans;
 static uint64_t kernels, memcpys, memsets, kernel_ns;
+/* The counters above are written by CUPTI's delivery thread and read by phase marks. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define MAX_PHASES 32
+typedef struct { char name[32]; uint64_t entries, kernels, memcpys, memsets, kernel_ns; } phase;
+static phase phases[MAX_PHASES] = {{"start", 1, 0, 0, 0, 0}};
+static int n_phases = 1, current;
+/* The counters when the current phase was entered. */
+static uint64_t at_kernels, at_memcpys, at_memsets, at_kernel_ns;
 
 static void add(uint64_t start, uint64_t end) {
   if (end <= start) return;
@@ -52,6 +68,7 @@ static void CUPTIAPI requested(uint8_t **buffer, size_t *size, size_t *max_recor
 static void CUPTIAPI completed(CUcontext ctx, uint32_t stream, uint8_t *buffer, size_t size, size_t valid) {
   (void)ctx; (void)stream; (void)size;
   CUpti_Activity *record = NULL;
+  pthread_mutex_lock(&lock);
   while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
     uint64_t start, end;
     switch (record->kind) {
@@ -76,7 +93,37 @@ static void CUPTIAPI completed(CUcontext ctx, uint32_t stream, uint8_t *buffer, 
         break;
     }
   }
+  pthread_mutex_unlock(&lock);
   free(buffer);
+}
+
+/* Count what was completed since the current phase was entered for it (under `lock`). */
+static void settle(void) {
+  phase *p = &phases[current];
+  p->kernels += kernels - at_kernels;
+  p->memcpys += memcpys - at_memcpys;
+  p->memsets += memsets - at_memsets;
+  p->kernel_ns += kernel_ns - at_kernel_ns;
+  at_kernels = kernels, at_memcpys = memcpys, at_memsets = memsets, at_kernel_ns = kernel_ns;
+}
+
+/* Enter phase `name`: the caller has waited for the device, so every record of the phase it
+ * leaves is complete; a forced flush delivers them before they are counted. */
+__attribute__((visibility("default"))) void cupti_busy_phase(const char *name) {
+  cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+  pthread_mutex_lock(&lock);
+  settle();
+  int i = 0;
+  while (i < n_phases && strncmp(phases[i].name, name, sizeof phases[i].name - 1) != 0) i++;
+  if (i == n_phases && n_phases < MAX_PHASES) {
+    snprintf(phases[i].name, sizeof phases[i].name, "%s", name);
+    n_phases++;
+  }
+  if (i < n_phases) {
+    current = i;
+    phases[i].entries++;
+  }
+  pthread_mutex_unlock(&lock);
 }
 
 static int by_start(const void *a, const void *b) {
@@ -85,7 +132,9 @@ static int by_start(const void *a, const void *b) {
 }
 
 static void report(void) {
-  cuptiActivityFlushAll(1);
+  cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+  pthread_mutex_lock(&lock);
+  settle();
   qsort(spans, n_spans, sizeof(span), by_start);
   uint64_t busy = 0, first = n_spans ? spans[0].start : 0, last = 0, open_start = 0, open_end = 0;
   for (size_t i = 0; i < n_spans; i++) {
@@ -104,10 +153,18 @@ static void report(void) {
   if (!out) out = stderr;
   fprintf(out,
           "{\"kernels\": %llu, \"memcpys\": %llu, \"memsets\": %llu, \"kernel_ms\": %.3f, \"busy_ms\": %.3f, "
-          "\"span_ms\": %.3f}\n",
+          "\"span_ms\": %.3f, \"phases\": {",
           (unsigned long long)kernels, (unsigned long long)memcpys, (unsigned long long)memsets, kernel_ns / 1e6,
           busy / 1e6, n_spans ? (last - first) / 1e6 : 0.0);
+  for (int i = 0; i < n_phases; i++) {
+    const phase *p = &phases[i];
+    fprintf(out, "%s\"%s\": {\"entries\": %llu, \"kernels\": %llu, \"memcpys\": %llu, \"memsets\": %llu, \"kernel_ms\": %.3f}",
+            i ? ", " : "", p->name, (unsigned long long)p->entries, (unsigned long long)p->kernels,
+            (unsigned long long)p->memcpys, (unsigned long long)p->memsets, p->kernel_ns / 1e6);
+  }
+  fprintf(out, "}}\n");
   if (out != stderr) fclose(out);
+  pthread_mutex_unlock(&lock);
 }
 
 int InitializeInjection(void) {

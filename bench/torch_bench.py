@@ -31,6 +31,22 @@ def sync():
         torch.cuda.synchronize()
 
 
+def phase_marker():
+    """With PRUNELAB_PHASES set, under bench/cupti_busy.c (CUDA_INJECTION64_PATH): wait for the
+    device, then tell the counter which phase begins, as prunelab does; else nothing."""
+    if not os.environ.get("PRUNELAB_PHASES"):
+        return lambda name: None
+    import ctypes
+
+    lib = ctypes.CDLL(os.environ["CUDA_INJECTION64_PATH"])
+
+    def mark(name):
+        sync()
+        lib.cupti_busy_phase(name.encode())
+
+    return mark
+
+
 def device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -110,16 +126,22 @@ def train(args):
     ids, labels = synthetic(args.batch_size * total, args.seq_len, vocab, gen)
     mask = torch.ones_like(ids)
     dev = device()
+    mark = phase_marker()
 
     def step(i):
         s = slice(i * args.batch_size, (i + 1) * args.batch_size)
+        mark("forward")
         with autocast():
             loss = step_fn(input_ids=ids[s].to(dev), attention_mask=mask[s].to(dev), labels=labels[s].to(dev)).loss
+        mark("backward")
         loss.backward()
+        mark("norm")
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        mark("update")
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+        mark("other")
         return loss
 
     sync()

@@ -5,7 +5,8 @@
 //! Burn 0.21 multiplies f32 matrices on CUDA with CubeCL's own kernels, in TF32 arithmetic, at
 //! 49–94 TFLOP/s on an H200 where cuBLAS reaches 410 (`bench/NOTES.md`). This crate hands every
 //! f32 projection product (`prunelab_models::layers::linear`: forward, and both products of its
-//! backward) to cuBLAS's `cublasGemmEx`, in TF32 like Burn's or in strict f32 ([`Arithmetic`]).
+//! backward) to cuBLAS's `cublasGemmEx`, in TF32 like Burn's, in strict f32, or in bf16 on the
+//! f32 operands (mixed precision without casts; [`Arithmetic`]).
 //!
 //! How it fits in Burn:
 //! - [`Gemm`] is `op(a) · op(b)` on a backend: cuBLAS on `CubeBackend<CudaRuntime>`, and, with the
@@ -37,6 +38,9 @@
 //! (`kernels`): LayerNorm forward and backward ([`install_norms`]), one submission each where
 //! Burn's decomposed norm takes about seventeen kernels.
 //!
+//! For measurement, [`phase_marker`] finds the phase mark of the CUPTI counter
+//! `bench/cupti_busy.c`, which the CLI calls between a training step's phases when asked.
+//!
 //! Without the `cuda` feature the crate holds only [`layout`], the mapping of a row-major product
 //! onto cuBLAS's column-major call, which is tested on the CPU.
 
@@ -52,6 +56,8 @@ mod install;
 mod kernels;
 pub mod layout;
 #[cfg(feature = "cuda")]
+mod marks;
+#[cfg(feature = "cuda")]
 mod norm;
 #[cfg(feature = "cuda")]
 mod stream;
@@ -62,5 +68,7 @@ pub use copies::{Gather, install_copies};
 pub use cublas::{Arithmetic, CublasError, Order};
 #[cfg(feature = "cuda")]
 pub use install::{Gemm, ORDER_VARIABLE, install};
+#[cfg(feature = "cuda")]
+pub use marks::{PHASES_VARIABLE, PhaseMarker, phase_marker};
 #[cfg(feature = "cuda")]
 pub use norm::{LayerNormKernels, install_norms};
