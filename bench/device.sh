@@ -19,6 +19,7 @@
 #   bash bench/device.sh gemm       # a --features cublas build: --gemm burn / cublas (on CubeCL's stream, or host-ordered) / cublas-f32 vs torch (GEMMS, REPEATS, TUNE, INFER, LIMIT)
 #   bash bench/device.sh flat       # the flat optimizer step vs the per-tensor one (VARIANT), torch beside, GPU busy time from CUPTI (REPEATS, TUNE_LIMIT)
 #   bash bench/device.sh fused      # issue 22: --fused burn / gathers / norms / auto (VARIANT) vs torch, CUPTI launches (REPEATS, TUNE_LIMIT, LIMIT)
+#   bash bench/device.sh precision  # issue 22: --precision bf16 through cuBLAS (no casts) vs torch bf16 autocast; CUPTI launches per phase of a step
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
 #   bash bench/device.sh timing     # the seed grid (or GRID) timed on random checkpoints of its models' shapes (ROWS, JOBS, RUN_LIMIT)
@@ -506,6 +507,71 @@ builds() {
   summarize "$dir"
 }
 
+# Issue 22, items 4 and 1, one VARIANT build (default fusion-cublas: cuda,fusion,cublas).
+# bf16: `--precision bf16` with cuBLAS multiplying the f32 operands in bf16 (gemm cublas-bf16, no
+# casts) against the same build's TF32 and Burn's casts (`--gemm burn --precision bf16`, round 1),
+# and torch bf16 autocast / TF32, GPT-2 small and MiniLM's shape (random weights), alternated
+# REPEATS times; `bench matmul` in each arithmetic (8192³ and GPT-2's MLP shape). Phases: kernels,
+# copies and fills per phase of a step from CUPTI (bench/cupti_busy.c, PRUNELAB_PHASES=1: the
+# device is waited for at each mark), prunelab TF32 and torch TF32, runs of STEPS_A and STEPS_B
+# steps (their difference is per step; PHASES=0 skips them). Nothing new starts after LIMIT seconds.
+# Records in $OUT/precision/.
+precision_gpu() {
+  local v=${VARIANT:-fusion-cublas} dir=$OUT/precision log=$OUT/logs/precision.log limit=${LIMIT:-470}
+  mkdir -p "$dir"
+  unpack_build "$v"
+  cuda_libs
+  cupti_build "$log"
+  local pl=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v")
+  "${pl[@]}" bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  "${pl[@]}" bench init --arch minilm --out /tmp/minilm-random > /dev/null
+  for arch in gpt2-small minilm-random; do
+    for p in f32 bf16; do
+      RUST_LOG=info timeout 120 "${pl[@]}" --precision "$p" bench train "/tmp/$arch" --steps 3 \
+        > "$dir/warm-$arch-$p.json" 2> "$OUT/logs/warm-$arch-$p.log"
+      echo "warmed $arch $p: exit $? at ${SECONDS} s; $(grep -h 'cuBLAS\|LayerNorm\|WARN\|ERROR' "$OUT/logs/warm-$arch-$p.log" | cut -c1-200 | head -n 3)"
+    done
+  done
+  for shape in 8192 4096,768,3072; do
+    local size=(--n "$shape") torch_size=(--n "$shape")
+    [ "$shape" != 8192 ] && size=(--shape "$shape") torch_size=()
+    for p in f32 bf16; do
+      timeout 60 "${pl[@]}" --precision "$p" bench matmul "${size[@]}" > "$dir/matmul-${shape//,/x}-$p.json" 2>> "$log"
+    done
+    [ "$shape" = 8192 ] && for p in tf32 bf16; do
+      timeout 60 python3 bench/torch_bench.py matmul "${torch_size[@]}" --precision "$p" > "$dir/matmul-8192-torch-$p.json" 2>> "$log"
+    done
+  done
+  for r in $(seq "${REPEATS:-3}"); do
+    for arch in gpt2-small minilm-random; do
+      [ "$SECONDS" -lt "$limit" ] || break 2
+      for p in bf16 f32; do
+        timeout 120 "${pl[@]}" --precision "$p" bench train "/tmp/$arch" --steps 50 > "$dir/$arch-$p-$r.json" 2>> "$log"
+      done
+      [ "$r" = 1 ] && timeout 120 "${pl[@]}" --gemm burn --precision bf16 bench train "/tmp/$arch" --steps 50 \
+        > "$dir/$arch-bf16-casts-$r.json" 2>> "$log"
+      for p in bf16 tf32; do
+        timeout 120 python3 bench/torch_bench.py train "/tmp/$arch" --steps 50 --precision "$p" > "$dir/$arch-torch-$p-$r.json" 2>> "$log"
+      done
+    done
+    echo "round $r done at ${SECONDS} s"
+  done
+  if [ -e /tmp/libbusy.so ] && [ "${PHASES:-1}" != 0 ]; then
+    for arch in gpt2-small minilm-random; do
+      for steps in "${STEPS_A:-5}" "${STEPS_B:-15}"; do
+        [ "$SECONDS" -lt "$((limit + 60))" ] || break 2
+        PRUNELAB_PHASES=1 CUDA_INJECTION64_PATH=/tmp/libbusy.so CUPTI_BUSY_OUT="$dir/phases-$arch-prunelab-$steps.json" \
+          timeout 60 "${pl[@]}" bench train "/tmp/$arch" --steps "$steps" > /dev/null 2>> "$log"
+        PRUNELAB_PHASES=1 CUDA_INJECTION64_PATH=/tmp/libbusy.so CUPTI_BUSY_OUT="$dir/phases-$arch-torch-$steps.json" \
+          timeout 60 python3 bench/torch_bench.py train "/tmp/$arch" --steps "$steps" --precision tf32 > /dev/null 2>> "$log"
+      done
+    done
+  fi
+  summarize "$dir"
+  for f in "$dir"/phases-*.json; do [ -e "$f" ] && echo "$(basename "$f" .json): $(cat "$f")"; done
+  tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" . && du -sh "$OUT/kernels-$v.tgz"
+}
+
 # The flat optimizer step against the per-tensor one (one VARIANT build, `bench train
 # --optimizer`), GPT-2 small and MiniLM's shape (random weights), alternated REPEATS times, with
 # torch f32 and TF32 beside them; then each one's GPU busy time and kernels per step from CUPTI's
@@ -600,6 +666,10 @@ case ${1:-} in
   fused)
     info
     fused_gpu
+    ;;
+  precision)
+    info
+    precision_gpu
     ;;
   builds)
     info
@@ -785,7 +855,7 @@ case ${1:-} in
     echo "fixtures: exit $?"; tail -n 30 "$OUT/logs/fixtures.log"
     ;;
   *)
-    echo "usage: bench/device.sh probe|accuracy|bench|minilm|timing|wgpu|speed|variants|alternate|mixed|launches|flat|gemm|auto|fixtures GROUP..." >&2
+    echo "usage: bench/device.sh probe|accuracy|bench|minilm|timing|wgpu|speed|variants|alternate|mixed|launches|flat|fused|precision|builds|gemm|auto|fixtures GROUP..." >&2
     exit 2
     ;;
 esac

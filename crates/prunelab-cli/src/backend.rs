@@ -1,5 +1,7 @@
 //! The Burn backend, chosen at build time by cargo feature: `cuda` > `wgpu` > `ndarray`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 #[cfg(feature = "cuda")]
 pub type Backend = burn::backend::Cuda;
 
@@ -53,11 +55,15 @@ pub const KERNELS: &str = match (cfg!(feature = "fusion"), cfg!(feature = "autot
 pub enum Precision {
     /// Everything in f32.
     F32,
-    /// Matrix products in bf16; weights, LayerNorm, softmax, loss and optimizer in f32.
+    /// Matrix products in bf16; weights, LayerNorm, softmax, loss and optimizer in f32. With cuBLAS
+    /// on Burn's CUDA stream (`--gemm auto` or `cublas` on a cublas build) one kernel of
+    /// prunelab's own rounds both operands and cuBLAS multiplies them in bf16; otherwise Burn
+    /// casts around each product.
     Bf16,
 }
 
-/// Sets the process-wide precision; bf16 needs a backend with bf16 kernels (cuda).
+/// Sets the process-wide precision; bf16 needs a backend with bf16 kernels (cuda). Until
+/// [`set_gemm`] hands the products to cuBLAS in bf16, bf16 means Burn's casts around each product.
 pub fn set_precision(precision: Precision) -> anyhow::Result<()> {
     match precision {
         Precision::F32 => prunelab_models::layers::set_matmul_dtype(None),
@@ -74,9 +80,21 @@ pub fn set_precision(precision: Precision) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The precision set by [`set_precision`], for result files: "f32" or "bf16-mixed".
+/// Whether `--precision bf16` was asked for (whichever way the products then run).
+#[cfg(feature = "cublas")]
+fn bf16_asked() -> bool {
+    prunelab_models::layers::matmul_dtype() == Some(burn::tensor::FloatDType::BF16) || CUBLAS_BF16.load(Ordering::Relaxed)
+}
+
+/// Whether cuBLAS multiplies in bf16 (`--precision bf16` with cuBLAS installed): the models then
+/// hand f32 tensors to the product kernel, which rounds them, and cast nothing themselves.
+static CUBLAS_BF16: AtomicBool = AtomicBool::new(false);
+
+/// The precision set by [`set_precision`], for result files: "f32" or "bf16-mixed" (which
+/// implementation: [`gemm_name`]).
 pub fn precision_name() -> &'static str {
     match prunelab_models::layers::matmul_dtype() {
+        _ if CUBLAS_BF16.load(Ordering::Relaxed) => "bf16-mixed",
         Some(burn::tensor::FloatDType::BF16) => "bf16-mixed",
         Some(_) => "mixed",
         None => "f32",
@@ -116,11 +134,16 @@ pub fn set_gemm(gemm: Gemm) -> anyhow::Result<()> {
         Gemm::Burn | Gemm::CpuThreads => (Gemm::Burn, false),
         #[cfg(feature = "cublas")]
         Gemm::Cublas | Gemm::CublasF32 => {
-            let arithmetic = match gemm {
-                Gemm::CublasF32 => prunelab_cublas::Arithmetic::F32,
-                _ => prunelab_cublas::Arithmetic::Tf32,
+            let arithmetic = match (gemm, bf16_asked()) {
+                (Gemm::CublasF32, true) => {
+                    anyhow::bail!("--gemm cublas-f32 and --precision bf16 ask for two arithmetics: drop one")
+                }
+                (Gemm::CublasF32, false) => prunelab_cublas::Arithmetic::F32,
+                (_, bf16) => cublas_arithmetic(bf16),
             };
-            (gemm, prunelab_cublas::install(&device(), arithmetic)? == prunelab_cublas::Order::Host)
+            let order = prunelab_cublas::install(&device(), arithmetic)?;
+            products_in_cublas(arithmetic);
+            (gemm, order == prunelab_cublas::Order::Host)
         }
         #[cfg(not(feature = "cublas"))]
         Gemm::Cublas | Gemm::CublasF32 => return check_gemm(gemm),
@@ -129,6 +152,22 @@ pub fn set_gemm(gemm: Gemm) -> anyhow::Result<()> {
         anyhow::bail!("--gemm is set once per process");
     }
     Ok(())
+}
+
+/// cuBLAS's arithmetic for `--gemm auto` and `cublas`: TF32, or bf16 under `--precision bf16`.
+#[cfg(feature = "cublas")]
+fn cublas_arithmetic(bf16: bool) -> prunelab_cublas::Arithmetic {
+    if bf16 { prunelab_cublas::Arithmetic::Bf16 } else { prunelab_cublas::Arithmetic::Tf32 }
+}
+
+/// After cuBLAS is installed in `arithmetic`: in bf16 the models stop casting (the product
+/// kernel rounds the operands), and result files say so.
+#[cfg(feature = "cublas")]
+fn products_in_cublas(arithmetic: prunelab_cublas::Arithmetic) {
+    if arithmetic == prunelab_cublas::Arithmetic::Bf16 {
+        prunelab_models::layers::set_matmul_dtype(None);
+        CUBLAS_BF16.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Whether this build can do what `gemm` asks (checked for every command, also those that
@@ -150,8 +189,12 @@ pub fn check_gemm(gemm: Gemm) -> anyhow::Result<()> {
 /// take (`PRUNELAB_CUBLAS_ORDER`) is an error all the same.
 #[cfg(feature = "cublas")]
 fn auto_gemm() -> anyhow::Result<Gemm> {
-    Ok(match prunelab_cublas::install(&device(), prunelab_cublas::Arithmetic::Tf32) {
-        Ok(prunelab_cublas::Order::Stream) => Gemm::Cublas,
+    let arithmetic = cublas_arithmetic(bf16_asked());
+    Ok(match prunelab_cublas::install(&device(), arithmetic) {
+        Ok(prunelab_cublas::Order::Stream) => {
+            products_in_cublas(arithmetic);
+            Gemm::Cublas
+        }
         Ok(prunelab_cublas::Order::Host) => {
             // Host-ordered products are slower than Burn's kernels in fine-tuning: take them out.
             prunelab_models::layers::set_product_kernel(None);
@@ -179,11 +222,16 @@ fn auto_gemm() -> anyhow::Result<Gemm> {
     Ok(Gemm::Burn)
 }
 
-/// The `--gemm` in effect, for result files: "burn", "cublas" (TF32) or "cublas-f32", the latter
-/// two followed by ", host-ordered" when cuBLAS's products wait on the host.
+/// The `--gemm` in effect, for result files: "burn", "cublas" (TF32), "cublas-f32" or
+/// "cublas-bf16" (`--precision bf16`), the cuBLAS ones followed by ", host-ordered" when its
+/// products wait on the host.
 pub fn gemm_name() -> &'static str {
     let (gemm, host_ordered) = GEMM.get().copied().unwrap_or((Gemm::Burn, false));
-    gemm_label(gemm, host_ordered)
+    match (CUBLAS_BF16.load(Ordering::Relaxed), host_ordered) {
+        (true, false) => "cublas-bf16",
+        (true, true) => "cublas-bf16, host-ordered",
+        (false, _) => gemm_label(gemm, host_ordered),
+    }
 }
 
 fn gemm_label(gemm: Gemm, host_ordered: bool) -> &'static str {
@@ -290,6 +338,33 @@ fn cuda_fused(_: bool, _: bool) -> anyhow::Result<&'static str> {
 /// gathers" / "cuda-stream norms": only those) or "burn".
 pub fn fused_name() -> &'static str {
     FUSED.get().copied().unwrap_or("burn")
+}
+
+/// With `PRUNELAB_PHASES` set, under the CUPTI counter `bench/cupti_busy.c` (cuda builds with
+/// cublas): at each phase of a training step, wait for the device and tell the counter, so that
+/// it counts launches per phase. Waiting changes the timing and splits Burn's fusion at the
+/// marks: for counting only.
+#[cfg(feature = "cublas")]
+pub fn set_phase_marks() -> anyhow::Result<()> {
+    let Some(marker) = prunelab_cublas::phase_marker()? else { return Ok(()) };
+    let probe = Box::new(move |phase: prunelab_train::phase::Phase| {
+        <Backend as burn::tensor::backend::Backend>::sync(&device()).expect("waiting for the device at a phase mark");
+        marker.mark(phase.name());
+    });
+    if prunelab_train::phase::set_probe(probe).is_err() {
+        anyhow::bail!("phase marks are set once per process");
+    }
+    tracing::info!("phase marks for the CUPTI counter: the device is waited for at each phase of a step");
+    Ok(())
+}
+
+/// Phase marks need the CUPTI counter's cuda build (`--features cublas`).
+#[cfg(not(feature = "cublas"))]
+pub fn set_phase_marks() -> anyhow::Result<()> {
+    if std::env::var_os("PRUNELAB_PHASES").is_some_and(|v| !v.is_empty()) {
+        anyhow::bail!("PRUNELAB_PHASES needs a build with --features cublas (cuda); this prunelab is built with {NAME}");
+    }
+    Ok(())
 }
 
 /// The shape [`matmul_arithmetic`] probes: [512, 768] × [768, 768], a GPT-2/BERT-base-sized product.

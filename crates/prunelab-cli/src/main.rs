@@ -45,7 +45,8 @@ struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR", help_heading = GPU_OPTIONS, hide = !backend::GPU)]
     kernel_cache: Option<std::path::PathBuf>,
     /// Matrix products in f32, or in bf16 with f32 master weights, LayerNorm, softmax and loss
-    /// (mixed precision, like torch.autocast; cuda only)
+    /// (mixed precision, like torch.autocast; cuda only: through cuBLAS, with one rounding kernel
+    /// per product, where cuBLAS runs the products on Burn's stream; else with Burn's casts)
     #[arg(long, global = true, value_enum, default_value_t = backend::Precision::F32, help_heading = GPU_OPTIONS, hide = !backend::GPU)]
     precision: backend::Precision,
     /// What multiplies the projections' f32 matrices: Burn's kernels, or cuBLAS in TF32 or strict
@@ -130,6 +131,7 @@ fn run(cli: Cli) -> Result<()> {
         backend::start()?;
         backend::set_gemm(cli.global.gemm)?;
         backend::set_fused(cli.global.fused)?;
+        backend::set_phase_marks()?;
     }
     match cli.command {
         Command::Data(cmd) => cmd.run(),

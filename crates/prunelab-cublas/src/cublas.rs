@@ -3,7 +3,7 @@
 
 use std::ffi::c_void;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use burn::tensor::{DType, StreamId};
 use burn_cubecl::cubecl::Runtime;
@@ -18,6 +18,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cudarc::cublas::{result as blas, sys as blas_sys};
 use cudarc::driver::{result as driver, sys as driver_sys};
 
+use crate::kernels::{self, Arg};
 use crate::layout::{GemmArgs, Layout};
 
 /// The arithmetic of cuBLAS's f32 products.
@@ -28,6 +29,31 @@ pub enum Arithmetic {
     Tf32,
     /// Strict f32 (`CUBLAS_COMPUTE_32F`): torch's default.
     F32,
+    /// bf16 tensor cores, as `torch.autocast(bfloat16)` multiplies: a kernel of this crate
+    /// rounds both f32 operands to bf16 (one launch, `bf16.cu`) and cuBLAS multiplies those with
+    /// f32 accumulation into an f32 output (`CUBLAS_COMPUTE_32F` on `CUDA_R_16BF` operands).
+    /// Only on CubeCL's stream ([`Order::Stream`]). (`CUBLAS_COMPUTE_32F_FAST_16BF` on the f32
+    /// operands, which needs no rounding kernel, was tried first: on an H100 cuBLAS 13 ran its TF32
+    /// kernels for it, bit for bit.)
+    Bf16,
+}
+
+impl Arithmetic {
+    /// cuBLAS's compute type.
+    fn compute_type(self) -> blas_sys::cublasComputeType_t {
+        match self {
+            Arithmetic::Tf32 => blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+            Arithmetic::F32 | Arithmetic::Bf16 => blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        }
+    }
+
+    /// The type of the operands cuBLAS reads.
+    fn operand_type(self) -> blas_sys::cudaDataType {
+        match self {
+            Arithmetic::Tf32 | Arithmetic::F32 => blas_sys::cudaDataType::CUDA_R_32F,
+            Arithmetic::Bf16 => blas_sys::cudaDataType::CUDA_R_16BF,
+        }
+    }
 }
 
 /// Why cuBLAS cannot serve the products.
@@ -127,11 +153,19 @@ pub(crate) fn record_failure(why: String) {
     FAILED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(why);
 }
 
-static STRICT_F32: AtomicBool = AtomicBool::new(false);
+/// The arithmetic of later products, as its index in [`ARITHMETICS`].
+static ARITHMETIC: AtomicU8 = AtomicU8::new(0);
+const ARITHMETICS: [Arithmetic; 3] = [Arithmetic::Tf32, Arithmetic::F32, Arithmetic::Bf16];
 
 /// Set the arithmetic of later products.
 pub(crate) fn set_arithmetic(arithmetic: Arithmetic) {
-    STRICT_F32.store(arithmetic == Arithmetic::F32, Ordering::Relaxed);
+    let index = ARITHMETICS.iter().position(|&a| a == arithmetic).expect("every arithmetic is listed");
+    ARITHMETIC.store(index as u8, Ordering::Relaxed);
+}
+
+/// The arithmetic set by [`set_arithmetic`] (TF32 before any).
+pub(crate) fn arithmetic() -> Arithmetic {
+    ARITHMETICS[usize::from(ARITHMETIC.load(Ordering::Relaxed))]
 }
 
 /// Load libcublas and create the handle for `device` (once per process).
@@ -327,15 +361,19 @@ pub(crate) fn gemm(
     if args.m == 0 || args.n == 0 {
         return out;
     }
-    let strict = STRICT_F32.load(Ordering::Relaxed);
+    let arithmetic = arithmetic();
     match shared_here() {
+        Some(shared) if arithmetic == Arithmetic::Bf16 && args.k > 0 => {
+            queue_bf16(shared, [(&a, layout_a), (&b, layout_b)], &out, args);
+        }
         Some(shared) => {
             let buffers = [&a, &b, &out].map(|tensor| (tensor.handle.clone().binding(), 0)).to_vec();
             queue(shared, device.index, buffers, "a cuBLAS product", move |handle, stream, pointers| {
-                call(handle, stream, &args, [pointers[0], pointers[1], pointers[2]], strict)
+                call(handle, stream, &args, [pointers[0], pointers[1], pointers[2]], arithmetic)
             });
         }
         None => {
+            assert!(arithmetic != Arithmetic::Bf16, "bf16 products run only on CubeCL's stream (install checks it)");
             // Every kernel queued so far (those writing a and b, and the allocation of `out`) finishes.
             block_on(client.sync()).expect("CubeCL's queue before a cuBLAS product");
             let pointers = [&a, &b, &out].map(|tensor| {
@@ -348,7 +386,7 @@ pub(crate) fn gemm(
             let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let handle = handle.as_ref().expect("prunelab-cublas used before install()");
             assert_eq!(handle.device, device.index, "cuBLAS is set up for another device");
-            call(handle, handle.stream, &args, pointers, strict).expect("a cuBLAS product");
+            call(handle, handle.stream, &args, pointers, arithmetic).expect("a cuBLAS product");
             // SAFETY: `handle.stream` is cuBLAS's own stream, alive for the process.
             #[allow(unsafe_code)]
             unsafe { driver::stream::synchronize(handle.stream) }.expect("cuBLAS's stream");
@@ -357,22 +395,53 @@ pub(crate) fn gemm(
     out
 }
 
+/// Queue a bf16 product on CubeCL's stream: both operands rounded into bf16 buffers of their own
+/// (one launch), then cuBLAS on those. Each bf16 buffer holds its operand's stored extent, so the
+/// product reads it with the operand's own layout.
+fn queue_bf16(
+    shared: Shared,
+    [(a, layout_a), (b, layout_b)]: [(&CubeTensor<CudaRuntime>, Layout); 2],
+    out: &CubeTensor<CudaRuntime>,
+    args: GemmArgs,
+) {
+    let extent = |l: Layout| (l.rows - 1) * l.ld + l.cols;
+    let (extent_a, extent_b) = (extent(layout_a), extent(layout_b));
+    let half = |n: usize| empty_device_contiguous_dtype(a.client.clone(), a.device.clone(), [n].into(), DType::BF16);
+    let (a16, b16) = (half(extent_a), half(extent_b));
+    let buffers = [(a, 4 * extent_a), (b, 4 * extent_b), (out, 4 * args.m * args.n), (&a16, 2 * extent_a), (&b16, 2 * extent_b)]
+        .map(|(tensor, bytes)| (tensor.handle.clone().binding(), bytes))
+        .to_vec();
+    let to_int = |v: usize| i32::try_from(v).expect("an operand of fewer than 2^31 elements");
+    let threads = 256;
+    let blocks = (extent_a + extent_b).div_ceil(threads).clamp(1, 4096) as u32;
+    let round = kernels::Launch {
+        kernel: "round_to_bf16",
+        grid: (blocks, 1, 1),
+        block: (threads as u32, 1, 1),
+        args: kernels::args(&[0, 3], [Arg::I32(to_int(extent_a))])
+            .into_iter()
+            .chain(kernels::args(&[1, 4], [Arg::I32(to_int(extent_b))]))
+            .collect(),
+    };
+    queue(shared, a.device.index, buffers, "a bf16 product", move |handle, stream, pointers| {
+        kernels::launch_all(stream, pointers, std::slice::from_ref(&round))?;
+        call(handle, stream, &args, [pointers[3], pointers[4], pointers[2]], Arithmetic::Bf16)
+    });
+    // `a16` and `b16` drop here: CubeCL reuses their memory only for work queued after this.
+}
+
 /// Queue `args`'s product of the buffers at `pointers` (a, b, out) on `stream`.
 fn call(
     handle: &Handle,
     stream: driver_sys::CUstream,
     args: &GemmArgs,
     pointers: [u64; 3],
-    strict: bool,
+    arithmetic: Arithmetic,
 ) -> Result<(), String> {
     let [ptr_a, ptr_b, ptr_c] = pointers;
     let to_int = |v: usize| i32::try_from(v).map_err(|_| format!("a product dimension above 2^31: {v}"));
     let op = |transposed: bool| {
         if transposed { blas_sys::cublasOperation_t::CUBLAS_OP_T } else { blas_sys::cublasOperation_t::CUBLAS_OP_N }
-    };
-    let compute = match strict {
-        true => blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-        false => blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
     };
     let (alpha, beta) = (1.0f32, 0.0f32);
     let (m, n, k) = (to_int(args.m_cm)?, to_int(args.n_cm)?, to_int(args.k)?);
@@ -397,16 +466,16 @@ fn call(
             k,
             (&alpha as *const f32).cast::<c_void>(),
             ptr_b as *const c_void,
-            blas_sys::cudaDataType::CUDA_R_32F,
+            arithmetic.operand_type(),
             ld_first,
             ptr_a as *const c_void,
-            blas_sys::cudaDataType::CUDA_R_32F,
+            arithmetic.operand_type(),
             ld_second,
             (&beta as *const f32).cast::<c_void>(),
             ptr_c as *mut c_void,
             blas_sys::cudaDataType::CUDA_R_32F,
             ldc,
-            compute,
+            arithmetic.compute_type(),
             blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
         )
         .map_err(|error| format!("cublasGemmEx: {error:?}"))

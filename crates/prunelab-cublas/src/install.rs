@@ -35,6 +35,8 @@ pub const ORDER_VARIABLE: &str = "PRUNELAB_CUBLAS_ORDER";
 
 /// Route every f32 projection product of prunelab's models on `burn::backend::Cuda` (and its
 /// `Autodiff`) through cuBLAS in `arithmetic`; call it from the thread that will run the model.
+/// [`Arithmetic::Bf16`] needs CubeCL's stream and NVRTC (its operands are rounded by a kernel):
+/// without them it is an error, not host-ordered products.
 ///
 /// Loads libcublas, learns CubeCL's CUDA stream for the current Burn stream through CUPTI (falling
 /// back to host ordering, with a warning, where CUPTI is missing or held by a profiler, or when
@@ -43,10 +45,14 @@ pub const ORDER_VARIABLE: &str = "PRUNELAB_CUBLAS_ORDER";
 /// issued from this Burn stream are ordered.
 pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, CublasError> {
     cublas::open(device.index)?;
-    cublas::set_arithmetic(arithmetic);
-    if let Err(why) = share_stream(device)? {
+    if arithmetic == Arithmetic::Bf16 {
+        // bf16 products round their operands with a kernel of this crate, on CubeCL's stream.
+        require_stream(device)?;
+        crate::kernels::load()?;
+    } else if let Err(why) = share_stream(device)? {
         tracing::warn!("cuBLAS's products are ordered by the host, which is slow (CubeCL's stream is unknown: {why})");
     }
+    cublas::set_arithmetic(arithmetic);
     check(device)?;
     set_product_kernel(Some(kernel));
     let order = cublas::order();

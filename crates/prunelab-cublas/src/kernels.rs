@@ -1,5 +1,6 @@
-//! CUDA kernels of prunelab's own (`layer_norm.cu`), compiled once at run time by NVRTC and
-//! launched on CubeCL's stream by CubeCL's runtime thread, in order with Burn's kernels.
+//! CUDA kernels of prunelab's own (`layer_norm.cu`, and `bf16.cu` for the bf16 products),
+//! compiled once at run time by NVRTC and launched on CubeCL's stream by CubeCL's runtime thread,
+//! in order with Burn's kernels.
 //!
 //! Burn 0.21 cannot launch a kernel it did not write; CubeCL's own kernels would each go through
 //! Burn's per-operation planning, whose host cost is what these kernels save (`bench/NOTES.md`).
@@ -17,10 +18,15 @@ use cudarc::nvrtc;
 use crate::cublas::{self, CublasError, HANDLE};
 
 /// The kernels' source.
-const SOURCE: &str = include_str!("layer_norm.cu");
+const SOURCE: &str = concat!(include_str!("layer_norm.cu"), include_str!("bf16.cu"));
 /// The kernels in it.
-const NAMES: [&str; 4] =
-    ["layer_norm_forward", "layer_norm_backward_input", "layer_norm_backward_partial", "layer_norm_backward_params"];
+const NAMES: [&str; 5] = [
+    "layer_norm_forward",
+    "layer_norm_backward_input",
+    "layer_norm_backward_partial",
+    "layer_norm_backward_params",
+    "round_to_bf16",
+];
 
 /// The loaded kernels, by name.
 struct Module(HashMap<&'static str, Function>);
@@ -51,7 +57,7 @@ fn compile() -> Result<Module, String> {
                     LD_LIBRARY_PATH)"
             .to_string());
     }
-    let ptx = nvrtc::compile_ptx(SOURCE).map_err(|error| format!("NVRTC compiling layer_norm.cu: {error:?}"))?;
+    let ptx = nvrtc::compile_ptx(SOURCE).map_err(|error| format!("NVRTC compiling layer_norm.cu and bf16.cu: {error:?}"))?;
     let image = CString::new(ptx.to_src()).map_err(|_| "NVRTC's PTX holds a NUL byte".to_string())?;
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let handle = handle.as_ref().ok_or("kernels loaded before the CUDA context was opened")?;
@@ -111,7 +117,7 @@ pub(crate) fn submit(device: usize, buffers: Vec<(Binding, usize)>, launches: Ve
 
 /// `cuLaunchKernel` for each launch, with `pointers` for its buffer arguments (the context is
 /// current: `cublas::queue`).
-fn launch_all(stream: driver_sys::CUstream, pointers: &[u64], launches: &[Launch]) -> Result<(), String> {
+pub(crate) fn launch_all(stream: driver_sys::CUstream, pointers: &[u64], launches: &[Launch]) -> Result<(), String> {
     let module = MODULE.get().and_then(|m| m.as_ref().ok()).ok_or("the kernels are not loaded")?;
     for launch in launches {
         let function = module.0.get(launch.kernel).ok_or_else(|| format!("no kernel {}", launch.kernel))?;
