@@ -1,5 +1,12 @@
 //! The flat step's element-wise AdamW arithmetic on Burn's CPU backend as one pass over the
-//! buffers, split over the cores (feature `ndarray`).
+//! buffers, split over the cores, its gradient norm as another, and views of its buffers that
+//! copy nothing (feature `ndarray`).
+//!
+//! burn-ndarray 0.21 copies on every `reshape` and `slice`, and the flat step reshapes each
+//! gradient into its buffer, squares the whole gradient into a new one for the norm, and slices
+//! and reshapes every parameter back out of the flat buffer: four to five copies of all the
+//! parameters per step, single-threaded, into fresh memory. [`flatten`] and [`view`] share the
+//! memory instead where the layout allows, and [`sum_of_squares`] reads the gradient once.
 //!
 //! [`super::flat::Update::with_burn_ops`] is a dozen whole-buffer ops: on the CPU backend each is a
 //! single-threaded pass into a fresh buffer (a copy first, when the input is shared), which made
@@ -8,8 +15,136 @@
 //! — Rust does not contract them into fused multiply-adds — so the result is the op chain's bit
 //! for bit, whatever the number of threads.
 
+use std::ops::Range;
+
 use super::flat::{AdamWScalars, Update};
 use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+
+/// `tensor` as one dimension: on Burn's CPU backend the same memory when it is in standard
+/// layout, else Burn's `reshape`.
+pub(crate) fn flatten<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, 1> {
+    let len = tensor.shape().num_elements();
+    let primitive = tensor.into_primitive().tensor();
+    match shared_view::<B>(primitive, None, &[len]) {
+        Ok(view) => Tensor::from_primitive(TensorPrimitive::Float(view)),
+        Err(primitive) => Tensor::<B, D>::from_primitive(TensorPrimitive::Float(primitive)).reshape([len]),
+    }
+}
+
+/// `flat[range]` as a tensor of `shape`: on Burn's CPU backend a view of the same memory, else
+/// Burn's `slice` and `reshape`.
+pub(crate) fn view<B: Backend, const E: usize>(flat: Tensor<B, 1>, range: Range<usize>, shape: [usize; E]) -> Tensor<B, E> {
+    let primitive = flat.into_primitive().tensor();
+    match shared_view::<B>(primitive, Some(range.clone()), &shape) {
+        Ok(view) => Tensor::from_primitive(TensorPrimitive::Float(view)),
+        Err(primitive) => Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(primitive)).slice(range).reshape(shape),
+    }
+}
+
+/// `primitive` (its elements `range` of a 1-D one, when given) as `shape`, sharing its memory,
+/// when it is a standard-layout f32 array of Burn's CPU backend; else the primitive back.
+#[cfg(feature = "ndarray")]
+fn shared_view<B: Backend>(
+    primitive: B::FloatTensorPrimitive,
+    range: Option<Range<usize>>,
+    shape: &[usize],
+) -> Result<B::FloatTensorPrimitive, B::FloatTensorPrimitive> {
+    use std::any::Any;
+
+    use burn_ndarray::NdArrayTensor;
+
+    let mut slot = Some(primitive);
+    let Some(cpu) = (&mut slot as &mut dyn Any).downcast_mut::<Option<NdArrayTensor>>() else {
+        return Err(slot.expect("set above"));
+    };
+    let viewed = match cpu.take().expect("set above") {
+        NdArrayTensor::F32(storage) => {
+            let mut array = storage.into_shared();
+            if array.is_standard_layout() {
+                if let Some(range) = range {
+                    array.slice_axis_inplace(ndarray::Axis(0), ndarray::Slice::from(range));
+                }
+                match array.into_shape_with_order(ndarray::IxDyn(shape)) {
+                    Ok(array) => Some(NdArrayTensor::from(array)),
+                    Err(error) => panic!("a view of {shape:?} that does not fit its buffer: {error}"),
+                }
+            } else {
+                *cpu = Some(NdArrayTensor::from(array));
+                None
+            }
+        }
+        other => {
+            *cpu = Some(other);
+            None
+        }
+    };
+    if let Some(view) = viewed {
+        *cpu = Some(view);
+        Ok(slot.expect("set above"))
+    } else {
+        Err(slot.expect("put back above"))
+    }
+}
+
+/// Without the CPU backend, always Burn's ops.
+#[cfg(not(feature = "ndarray"))]
+fn shared_view<B: Backend>(
+    primitive: B::FloatTensorPrimitive,
+    _: Option<Range<usize>>,
+    _: &[usize],
+) -> Result<B::FloatTensorPrimitive, B::FloatTensorPrimitive> {
+    Err(primitive)
+}
+
+/// The sum of the squares of `grad` (a flat buffer whose length is a multiple of `row`) as a
+/// one-element tensor, in one pass over the cores on Burn's CPU backend: each `row` summed in
+/// eight lanes, the lanes and then the rows added in order, so the result does not depend on
+/// the number of threads. `None` elsewhere (or for a buffer that is not a contiguous f32 one).
+#[cfg(feature = "ndarray")]
+pub(crate) fn sum_of_squares<B: Backend>(grad: &Tensor<B, 1>, row: usize) -> Option<Tensor<B, 1>> {
+    use std::any::Any;
+
+    use burn_ndarray::NdArrayTensor;
+
+    let primitive = grad.clone().into_primitive().tensor();
+    let NdArrayTensor::F32(storage) = (&primitive as &dyn Any).downcast_ref::<NdArrayTensor>()?.clone() else {
+        return None;
+    };
+    let array = storage.into_shared();
+    let values = array.as_slice()?;
+    if row == 0 || !values.len().is_multiple_of(row) {
+        return None;
+    }
+    let rows = values.len() / row;
+    let mut sums = vec![0f32; rows];
+    let threads = prunelab_gemm::cpu::threads().min(rows).max(1);
+    let chunk = rows.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (k, out) in sums.chunks_mut(chunk).enumerate() {
+            scope.spawn(move || {
+                for (i, sum) in out.iter_mut().enumerate() {
+                    let start = (k * chunk + i) * row;
+                    let mut lanes = [0f32; 8];
+                    for block in values[start..start + row].chunks(8) {
+                        for (lane, v) in lanes.iter_mut().zip(block) {
+                            *lane += v * v;
+                        }
+                    }
+                    *sum = lanes.iter().sum();
+                }
+            });
+        }
+    });
+    let total: f32 = sums.iter().sum();
+    Some(Tensor::from_floats([total], &grad.device()))
+}
+
+/// Without the CPU backend, always Burn's ops.
+#[cfg(not(feature = "ndarray"))]
+pub(crate) fn sum_of_squares<B: Backend>(_: &Tensor<B, 1>, _: usize) -> Option<Tensor<B, 1>> {
+    None
+}
 
 /// The step on `update`'s buffers when the backend is Burn's CPU one (the new parameters and
 /// moments), else the buffers back.
@@ -21,7 +156,6 @@ pub(crate) fn update<B: Backend>(
 ) -> Result<(Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>), Update<B>> {
     use std::any::Any;
 
-    use burn::tensor::TensorPrimitive;
     use burn_ndarray::NdArrayTensor;
 
     let Update { grad, clip, moment_1, moment_2, params, decay, mask } = update;
@@ -82,7 +216,8 @@ fn ndarray_step(
     let mask = slices.get(6).copied();
     let len = grad.len();
     let (mut new_params, mut new_m1, mut new_m2) = (vec![0f32; len], vec![0f32; len], vec![0f32; len]);
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(len.div_ceil(1 << 16)).max(1);
+    // As many threads as the products (`PRUNELAB_CPU_THREADS`, else the cores), fewer for short buffers.
+    let threads = prunelab_gemm::cpu::threads().min(len.div_ceil(1 << 16)).max(1);
     let chunk = len.div_ceil(threads);
     let run = |start: usize, p_out: &mut [f32], m1_out: &mut [f32], m2_out: &mut [f32]| {
         for i in 0..p_out.len() {
@@ -166,5 +301,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The first element's address of a CPU tensor's memory.
+    fn address<const D: usize>(t: &Tensor<NdArray, D>) -> usize {
+        match t.clone().into_primitive().tensor() {
+            burn_ndarray::NdArrayTensor::F32(storage) => storage.into_shared().as_ptr() as usize,
+            _ => panic!("an f32 tensor"),
+        }
+    }
+
+    /// `view` and `flatten` give Burn's `slice` + `reshape` and `reshape`, in the same memory
+    /// where the layout allows; a transposed tensor is flattened in its logical order.
+    #[test]
+    fn views_are_burns_slices_and_reshapes_without_a_copy() {
+        let device = Default::default();
+        let flat = Tensor::<NdArray, 1>::random([24], Distribution::Default, &device);
+        let viewed = view(flat.clone(), 6..18, [3, 4]);
+        assert_eq!(viewed.to_data(), flat.clone().slice(6..18).reshape([3, 4]).to_data());
+        assert_eq!(address(&viewed), address(&flat) + 6 * 4, "a view of the same memory");
+        let matrix = Tensor::<NdArray, 2>::random([5, 7], Distribution::Default, &device);
+        let flattened = flatten(matrix.clone());
+        assert_eq!(flattened.to_data(), matrix.clone().reshape([35]).to_data());
+        assert_eq!(address(&flattened), address(&matrix));
+        let transposed = matrix.transpose();
+        assert_eq!(flatten(transposed.clone()).to_data(), transposed.reshape([35]).to_data());
+    }
+
+    /// The threaded norm is the sum of squares (against f64, and Burn's reductions) and reads
+    /// nothing past the buffer's rows.
+    #[test]
+    fn the_sum_of_squares_is_the_norm_squared() {
+        let device = Default::default();
+        let (row, rows) = (4096, 37);
+        let grad = Tensor::<NdArray, 1>::random([row * rows], Distribution::Normal(0.0, 1e-3), &device);
+        let ours = sum_of_squares(&grad, row).expect("the CPU backend").into_scalar() as f64;
+        let values = grad.to_data().to_vec::<f32>().unwrap();
+        let exact: f64 = values.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        let burn = grad.clone().square().sum().into_scalar() as f64;
+        assert!((ours - exact).abs() <= 1e-6 * exact, "{ours} against {exact}");
+        // Burn's single f32 reduction over 151,552 elements is itself off by about 2e-6.
+        assert!((ours - burn).abs() <= 1e-5 * exact, "{ours} against Burn's {burn}");
+        assert!(sum_of_squares(&grad.slice(0..row * rows - 1), row).is_none(), "not whole rows");
     }
 }

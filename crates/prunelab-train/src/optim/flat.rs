@@ -7,7 +7,9 @@
 //! one tensor at a time: a `slice_assign` each, or one operation of an installed
 //! [`super::gather`] kernel). The module's parameters are views into the flat parameter buffer
 //! (segments start at multiples of [`ALIGN`] elements, so slicing copies nothing on the GPU
-//! backends), and AdamW's state is kept and saved per parameter in Burn's own record format.
+//! backends; on the CPU backend, whose `slice` and `reshape` copy, [`super::cpu::view`] and
+//! [`super::cpu::flatten`] share the memory, and [`super::cpu::sum_of_squares`] is the norm's
+//! one pass), and AdamW's state is kept and saved per parameter in Burn's own record format.
 //!
 //! The arithmetic is Burn's AdamW's (the same operations in the same order per element, weight
 //! decay applied through a 0/1 decay vector that leaves the plain group's values untouched); only
@@ -30,6 +32,7 @@ use prunelab_models::info::{ParamFn, for_each_param};
 use prunelab_models::{Classifier, HfModule};
 use prunelab_prune::DeviceMasks;
 
+use super::cpu::{flatten, view};
 use super::gather::gather;
 use crate::phase::{self, Phase};
 use super::{GroupRecord, ParamEntry, StepSettings};
@@ -124,7 +127,8 @@ impl<B: AutodiffBackend> FlatAdamW<B> {
         };
         phase::enter(Phase::Norm);
         let rows = state.len / ROW;
-        let sum_sq = grad.clone().square().reshape([rows, ROW]).sum_dim(1).reshape([rows]).sum_dim(0);
+        let sum_sq = super::cpu::sum_of_squares(&grad, ROW)
+            .unwrap_or_else(|| grad.clone().square().reshape([rows, ROW]).sum_dim(1).reshape([rows]).sum_dim(0));
         let clip = (sum_sq.sqrt().add_scalar(1e-6).recip() * settings.max_norm).clamp_max(1.0);
 
         phase::enter(Phase::Update);
@@ -318,9 +322,9 @@ impl<B: Backend> FlatState<B> {
         for s in &self.segments {
             let grad = match s.shape.len() {
                 1 => grads.remove::<B, 1>(s.id),
-                2 => grads.remove::<B, 2>(s.id).map(|g| g.reshape([s.len])),
-                3 => grads.remove::<B, 3>(s.id).map(|g| g.reshape([s.len])),
-                4 => grads.remove::<B, 4>(s.id).map(|g| g.reshape([s.len])),
+                2 => grads.remove::<B, 2>(s.id).map(flatten),
+                3 => grads.remove::<B, 3>(s.id).map(flatten),
+                4 => grads.remove::<B, 4>(s.id).map(flatten),
                 _ => None,
             };
             parts.extend(grad.map(|g| (g, s.offset)));
@@ -341,9 +345,7 @@ impl<B: Backend> FlatState<B> {
         struct Collect<B: Backend>(HashMap<ParamId, Tensor<B, 1>>);
         impl<AB: AutodiffBackend> ParamFn<AB> for Collect<AB::InnerBackend> {
             fn param<const D: usize>(&mut self, _: &str, _: HfModule, param: &Param<Tensor<AB, D>>) {
-                let value = param.val().inner();
-                let len = value.shape().num_elements();
-                self.0.insert(param.id, value.reshape([len]));
+                self.0.insert(param.id, flatten(param.val().inner()));
             }
         }
         let mut collect = Collect::<B>(HashMap::new());
@@ -416,7 +418,7 @@ impl<AB: AutodiffBackend> ModuleMapper<AB> for Scatter<'_, AB::InnerBackend> {
         let Some(s) = self.segments.get(&param.id) else { return param };
         let (id, tensor, mapper) = param.consume();
         let shape: [usize; D] = s.shape.as_slice().try_into().expect("a parameter keeps its rank");
-        let view = self.params.clone().slice(s.offset..s.offset + s.len).reshape(shape);
+        let view = view(self.params.clone(), s.offset..s.offset + s.len, shape);
         let mut updated = Tensor::from_inner(view);
         if tensor.is_require_grad() {
             updated = updated.require_grad();
