@@ -3,8 +3,9 @@
 //! matrixmultiply, the kernel Burn's CPU backend calls, has AVX2 + FMA kernels only; on an
 //! AVX-512 Xeon, torch's products are 2.1× faster (`bench/NOTES.md`). This is the textbook
 //! blocked product (GotoBLAS's loop order): `B` packed in panels of [`NR`] columns for each
-//! [`KC`]-deep slice of `k`, `A` in panels of [`MR`] rows for each [`MC`]-row block, and an
-//! `MR × NR` micro-kernel keeping its 16 accumulators in registers.
+//! [`KC`]-deep slice of `k`, `A` read in blocks of [`MR`] rows where it lies (packed only when
+//! neither axis has a unit stride, or for a last, partial block), and an `MR × NR` micro-kernel
+//! keeping its 16 accumulators in registers.
 //!
 //! Every output element is the same sum in the same order whatever the split of the rows over
 //! threads: within a `KC` slice, fused multiply-adds in `k` order from 0; the slices' sums added
@@ -50,27 +51,50 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut out: ArrayViewMu
     let (mut b_store, mut a_store) = (vec![0f32; KC * NR * panels + 16], vec![0f32; KC * MC + 16]);
     let (b_pack, a_pack) = (aligned(&mut b_store), aligned(&mut a_store));
     let mut tile = [0f32; MR * NR];
+    // Where `a` has a unit stride along one axis, whole MR-row blocks are read in place (element
+    // (r, p) at `r·row + p·col`), and only a last, partial block is packed: packing every block
+    // cost about a third of the kernel's time on MiniLM's products (`bench/NOTES.md`).
+    let strides = a.strides();
+    let in_place = match (strides[0], strides[1]) {
+        (row, 1) if row >= 0 => Some((row as usize, 1)),
+        (1, col) if col >= 0 => Some((1, col as usize)),
+        _ => None,
+    };
+    let a_ptr = a.as_ptr();
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         pack_b(&b, k0, kc, b_pack);
         for m0 in (0..m).step_by(MC) {
             let mc = MC.min(m - m0);
-            pack_a(&a, m0, mc, k0, kc, a_pack);
+            let packed = in_place.is_none() || !mc.is_multiple_of(MR);
+            if packed {
+                pack_a(&a, m0, mc, k0, kc, a_pack);
+            }
             for (panel, j0) in (0..n).step_by(NR).enumerate() {
                 let nr = NR.min(n - j0);
                 let b_panel = &b_pack[panel * KC * NR..][..kc * NR];
                 for i0 in (0..mc).step_by(MR) {
                     let mr = MR.min(mc - i0);
-                    let a_panel = &a_pack[i0 * kc..][..kc * MR];
+                    // The block's element (r, p) at `a_block + r·a_row + p·a_col`.
+                    let (a_block, a_row, a_col) = match in_place {
+                        Some((row, col)) if !packed => {
+                            // SAFETY: rows `m0 + i0 ..+ MR` and columns `k0 ..+ kc` are inside `a`
+                            // (`mc` is whole blocks here), whose strides these are.
+                            (unsafe { a_ptr.add((m0 + i0) * row + k0 * col) }, row, col)
+                        }
+                        _ => (a_pack[i0 * kc..][..kc * MR].as_ptr(), 1, MR),
+                    };
                     let at = (m0 + i0) * n + j0;
-                    // SAFETY: `available()` was checked above; the panels hold `kc` steps of
-                    // MR and NR values; a full tile writes rows `at + r·n .. + NR` of `out`,
-                    // inside it because `mr == MR` and `nr == NR`; `tile` is MR × NR.
+                    // SAFETY: `available()` was checked above; the A block holds `kc` steps of
+                    // MR values at its strides and the B panel `kc` steps of NR; a full tile
+                    // writes rows `at + r·n .. + NR` of `out`, inside it because `mr == MR` and
+                    // `nr == NR`; `tile` is MR × NR.
                     unsafe {
+                        let a = Block { at: a_block, row: a_row, col: a_col };
                         if mr == MR && nr == NR {
-                            kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), out[at..].as_mut_ptr(), n, k0 > 0);
+                            kernel(kc, a, b_panel.as_ptr(), out[at..].as_mut_ptr(), n, k0 > 0);
                         } else {
-                            kernel(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile.as_mut_ptr(), NR, false);
+                            kernel(kc, a, b_panel.as_ptr(), tile.as_mut_ptr(), NR, false);
                             for r in 0..mr {
                                 let row = &mut out[at + r * n..][..nr];
                                 for (o, t) in row.iter_mut().zip(&tile[r * NR..][..nr]) {
@@ -130,23 +154,32 @@ fn pack_a(a: &ArrayView2<'_, f32>, m0: usize, mc: usize, k0: usize, kc: usize, p
     }
 }
 
+/// `MR` rows of `A`, `kc` deep, where the kernel reads them: element (r, p) at
+/// `at + r·row + p·col` — a packed panel (`row` 1, `col` MR), or `A` itself.
+#[derive(Clone, Copy)]
+struct Block {
+    at: *const f32,
+    row: usize,
+    col: usize,
+}
+
 /// The `MR × NR` tile at `c` (row stride `ldc`) gets — or, with `add`, is added — the product of
-/// a packed `A` panel and a packed `B` panel, `kc` deep.
+/// an `A` block and a packed `B` panel, `kc` deep.
 ///
 /// # Safety
-/// AVX-512F present; `a` holds `kc · MR` values, `b` `kc · NR`, and `c` MR rows of NR writable
-/// values `ldc` apart.
+/// AVX-512F present; `a` addresses `kc` steps of MR readable values, `b` holds `kc · NR`, and
+/// `c` MR rows of NR writable values `ldc` apart.
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, add: bool) {
+unsafe fn kernel(kc: usize, a: Block, b: *const f32, c: *mut f32, ldc: usize, add: bool) {
     let mut acc: [__m512; 2 * MR] = [_mm512_setzero_ps(); 2 * MR];
     for p in 0..kc {
-        // SAFETY: within the panels (the caller's contract).
+        // SAFETY: within the block and the panel (the caller's contract).
         unsafe {
             let b0 = _mm512_loadu_ps(b.add(p * NR));
             let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
-            let a_p = a.add(p * MR);
+            let a_p = a.at.add(p * a.col);
             for r in 0..MR {
-                let a_r = _mm512_set1_ps(*a_p.add(r));
+                let a_r = _mm512_set1_ps(*a_p.add(r * a.row));
                 acc[2 * r] = _mm512_fmadd_ps(a_r, b0, acc[2 * r]);
                 acc[2 * r + 1] = _mm512_fmadd_ps(a_r, b1, acc[2 * r + 1]);
             }
