@@ -251,7 +251,8 @@ fn gemm_label(gemm: Gemm, host_ordered: bool) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fused {
     /// prunelab's own kernels where this build has them (the CPU build: softmax, GELU and dropout
-    /// in one pass each, forward and backward, over every core, deterministic; a cuda build with
+    /// in one pass each, forward and backward, over every core, deterministic, and reshapes that
+    /// share memory instead of copying; a cuda build with
     /// cublas: LayerNorm as CUDA kernels of its own, and the optimizer's gradient copies, both
     /// queued on CubeCL's stream), else Burn's ops
     Auto,
@@ -277,10 +278,12 @@ pub fn set_fused(fused: Fused) -> anyhow::Result<()> {
     FUSED.set(name).map_err(|_| anyhow::anyhow!("--fused is set once per process"))
 }
 
-/// On the CPU backend, prunelab-gemm's fused softmax, GELU and dropout.
+/// On the CPU backend, prunelab-gemm's fused softmax, GELU and dropout, and its reshapes that
+/// share memory instead of copying.
 #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
 fn auto_fused() -> &'static str {
     prunelab_gemm::cpu::fused::install();
+    prunelab_gemm::cpu::view::install();
     "cpu-threads"
 }
 

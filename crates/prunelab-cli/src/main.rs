@@ -57,7 +57,8 @@ struct GlobalArgs {
     gemm: backend::Gemm,
     /// What runs softmax, GELU, dropout and LayerNorm, and the optimizer's gradient copies:
     /// prunelab's own kernels where the build has them (the CPU build: softmax, GELU and dropout in
-    /// one pass each over every core, deterministic, its dropout masks differing from Burn's; a
+    /// one pass each over every core, deterministic, its dropout masks differing from Burn's, and
+    /// reshapes without copies; a
     /// cuda build with cublas: LayerNorm and the gradient copies on CubeCL's stream), or Burn's
     /// ops. Result files name the one used
     #[arg(long, global = true, value_enum, default_value_t = backend::Fused::Auto)]

@@ -1,13 +1,14 @@
 //! Building blocks shared by the architectures: activations as transformers names them,
 //! attention masks in transformers' additive form, the matrix products of mixed precision, the
 //! element-wise operations a backend may fuse ([`fused`]), LayerNorm as one operation
-//! ([`norm`]), the slot those kernels go in ([`hook`]), and the modules several architectures
-//! share ([`blocks`]).
+//! ([`norm`]), reshapes a backend may do without copying ([`view`]), the slot those kernels go
+//! in ([`hook`]), and the modules several architectures share ([`blocks`]).
 
 pub mod blocks;
 pub mod fused;
 pub mod hook;
 pub mod norm;
+pub mod view;
 
 pub use fused::{dropout, softmax};
 pub use norm::layer_norm;
@@ -158,7 +159,8 @@ pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) ->
     let tokens = dims[..D - 1].iter().product();
     let mut out_dims = dims;
     out_dims[D - 1] = d_out;
-    plus_bias(product(x.reshape([tokens, d_in]), layer.weight.val(), None).reshape(out_dims), bias)
+    let out = product(view::reshape(x, [tokens, d_in]), layer.weight.val(), None);
+    plus_bias(view::reshape(out, out_dims), bias)
 }
 
 /// `out + bias`, the bias broadcast over the leading axes.

@@ -11,12 +11,13 @@
 //! Burn's product makes, so the result equals Burn's bit for bit, whatever the number of threads.
 //!
 //! [`fused`] does the same for softmax, GELU and dropout, which Burn runs as chains of
-//! single-threaded ops.
+//! single-threaded ops, and [`view`] reshapes without the copy burn-ndarray makes of each.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod fused;
 mod math;
+pub mod view;
 
 use std::any::Any;
 use std::num::NonZeroUsize;

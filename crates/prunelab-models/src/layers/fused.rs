@@ -126,14 +126,14 @@ fn fused<B: Backend, const D: usize>(
     let dims = x.dims();
     let cols = dims[D - 1];
     let rows = dims[..D - 1].iter().product::<usize>();
-    let input = match x.reshape([rows, cols]).into_primitive() {
+    let input = match super::view::reshape(x, [rows, cols]).into_primitive() {
         TensorPrimitive::Float(input) => input,
         quantized => return burn(Tensor::<B, 2>::from_primitive(quantized).reshape(dims)),
     };
     let mut call = FusedCall { op: Some(op(input)), output: None };
     kernel(&mut call);
     match (call.output, call.op) {
-        (Some(out), _) => Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out)).reshape(dims),
+        (Some(out), _) => super::view::reshape(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out)), dims),
         (None, Some(op)) => burn(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(op.into_input())).reshape(dims)),
         (None, None) => unreachable!("a fused kernel took the operation and returned nothing"),
     }

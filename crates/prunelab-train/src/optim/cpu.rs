@@ -43,7 +43,8 @@ pub(crate) fn view<B: Backend, const E: usize>(flat: Tensor<B, 1>, range: Range<
 }
 
 /// `primitive` (its elements `range` of a 1-D one, when given) as `shape`, sharing its memory,
-/// when it is a standard-layout f32 array of Burn's CPU backend; else the primitive back.
+/// when it is a standard-layout f32 array of Burn's CPU backend (`prunelab-gemm`'s view); else
+/// the primitive back.
 #[cfg(feature = "ndarray")]
 fn shared_view<B: Backend>(
     primitive: B::FloatTensorPrimitive,
@@ -55,36 +56,16 @@ fn shared_view<B: Backend>(
     use burn_ndarray::NdArrayTensor;
 
     let mut slot = Some(primitive);
-    let Some(cpu) = (&mut slot as &mut dyn Any).downcast_mut::<Option<NdArrayTensor>>() else {
-        return Err(slot.expect("set above"));
-    };
-    let viewed = match cpu.take().expect("set above") {
-        NdArrayTensor::F32(storage) => {
-            let mut array = storage.into_shared();
-            if array.is_standard_layout() {
-                if let Some(range) = range {
-                    array.slice_axis_inplace(ndarray::Axis(0), ndarray::Slice::from(range));
-                }
-                match array.into_shape_with_order(ndarray::IxDyn(shape)) {
-                    Ok(array) => Some(NdArrayTensor::from(array)),
-                    Err(error) => panic!("a view of {shape:?} that does not fit its buffer: {error}"),
-                }
-            } else {
-                *cpu = Some(NdArrayTensor::from(array));
-                None
-            }
+    if let Some(cpu) = (&mut slot as &mut dyn Any).downcast_mut::<Option<NdArrayTensor>>() {
+        let tensor = cpu.take().expect("set above");
+        let viewed = prunelab_gemm::cpu::view::shared_reshape(tensor, range, shape);
+        let ok = viewed.is_ok();
+        *cpu = Some(viewed.unwrap_or_else(|tensor| tensor));
+        if ok {
+            return Ok(slot.expect("put back above"));
         }
-        other => {
-            *cpu = Some(other);
-            None
-        }
-    };
-    if let Some(view) = viewed {
-        *cpu = Some(view);
-        Ok(slot.expect("set above"))
-    } else {
-        Err(slot.expect("put back above"))
     }
+    Err(slot.expect("put back above"))
 }
 
 /// Without the CPU backend, always Burn's ops.
