@@ -83,7 +83,8 @@ pub fn set_precision(precision: Precision) -> anyhow::Result<()> {
 /// Whether `--precision bf16` was asked for (whichever way the products then run).
 #[cfg(feature = "cublas")]
 fn bf16_asked() -> bool {
-    prunelab_models::layers::matmul_dtype() == Some(burn::tensor::FloatDType::BF16) || CUBLAS_BF16.load(Ordering::Relaxed)
+    prunelab_models::layers::matmul_dtype() == Some(burn::tensor::FloatDType::BF16)
+        || CUBLAS_BF16.load(Ordering::Relaxed)
 }
 
 /// Whether cuBLAS multiplies in bf16 (`--precision bf16` with cuBLAS installed): the models then
@@ -365,7 +366,9 @@ pub fn set_phase_marks() -> anyhow::Result<()> {
 #[cfg(not(feature = "cublas"))]
 pub fn set_phase_marks() -> anyhow::Result<()> {
     if std::env::var_os("PRUNELAB_PHASES").is_some_and(|v| !v.is_empty()) {
-        anyhow::bail!("PRUNELAB_PHASES needs a build with --features cublas (cuda); this prunelab is built with {NAME}");
+        anyhow::bail!(
+            "PRUNELAB_PHASES needs a build with --features cublas (cuda); this prunelab is built with {NAME}"
+        );
     }
     Ok(())
 }

@@ -408,9 +408,10 @@ fn queue_bf16(
     let (extent_a, extent_b) = (extent(layout_a), extent(layout_b));
     let half = |n: usize| empty_device_contiguous_dtype(a.client.clone(), a.device.clone(), [n].into(), DType::BF16);
     let (a16, b16) = (half(extent_a), half(extent_b));
-    let buffers = [(a, 4 * extent_a), (b, 4 * extent_b), (out, 4 * args.m * args.n), (&a16, 2 * extent_a), (&b16, 2 * extent_b)]
-        .map(|(tensor, bytes)| (tensor.handle.clone().binding(), bytes))
-        .to_vec();
+    let buffers =
+        [(a, 4 * extent_a), (b, 4 * extent_b), (out, 4 * args.m * args.n), (&a16, 2 * extent_a), (&b16, 2 * extent_b)]
+            .map(|(tensor, bytes)| (tensor.handle.clone().binding(), bytes))
+            .to_vec();
     let to_int = |v: usize| i32::try_from(v).expect("an operand of fewer than 2^31 elements");
     let threads = 256;
     let blocks = (extent_a + extent_b).div_ceil(threads).clamp(1, 4096) as u32;

@@ -59,7 +59,8 @@ pub fn shared_reshape(
 /// `tensor` as `shape`: a view where the layout allows, else Burn's copying reshape.
 fn reshape(tensor: NdArrayTensor, shape: Shape) -> NdArrayTensor {
     let dims = shape.clone();
-    shared_reshape(tensor, None, &dims).unwrap_or_else(|tensor| <NdArray as FloatTensorOps<NdArray>>::float_reshape(tensor, shape))
+    shared_reshape(tensor, None, &dims)
+        .unwrap_or_else(|tensor| <NdArray as FloatTensorOps<NdArray>>::float_reshape(tensor, shape))
 }
 
 /// The reshape as a tracked operation: the gradient goes back to the input's shape.

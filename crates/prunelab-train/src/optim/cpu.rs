@@ -34,7 +34,11 @@ pub(crate) fn flatten<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tenso
 
 /// `flat[range]` as a tensor of `shape`: on Burn's CPU backend a view of the same memory, else
 /// Burn's `slice` and `reshape`.
-pub(crate) fn view<B: Backend, const E: usize>(flat: Tensor<B, 1>, range: Range<usize>, shape: [usize; E]) -> Tensor<B, E> {
+pub(crate) fn view<B: Backend, const E: usize>(
+    flat: Tensor<B, 1>,
+    range: Range<usize>,
+    shape: [usize; E],
+) -> Tensor<B, E> {
     let primitive = flat.into_primitive().tensor();
     match shared_view::<B>(primitive, Some(range.clone()), &shape) {
         Ok(view) => Tensor::from_primitive(TensorPrimitive::Float(view)),

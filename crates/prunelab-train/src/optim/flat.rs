@@ -34,8 +34,8 @@ use prunelab_prune::DeviceMasks;
 
 use super::cpu::{flatten, view};
 use super::gather::gather;
-use crate::phase::{self, Phase};
 use super::{GroupRecord, ParamEntry, StepSettings};
+use crate::phase::{self, Phase};
 
 /// Segments start at multiples of this many elements (1 KiB of f32): a multiple of every
 /// backend's offset alignment (CUDA's is 512 bytes), so a segment's view copies nothing.
