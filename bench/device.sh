@@ -403,6 +403,18 @@ cupti_build() {
     && echo "cupti_busy built against $cupti_lib" || echo "cupti_busy did not build: see $1"
 }
 
+# gpu_setup VARIANT LOG: the build unpacked, CUDA's libraries found, the CUPTI counter built
+# (its compiler output in LOG), random checkpoints of GPT-2 small and MiniLM's shape in /tmp;
+# sets PL to the build's command with its kernel cache.
+gpu_setup() {
+  unpack_build "$1"
+  cuda_libs
+  cupti_build "$2"
+  PL=("/tmp/pl-$1" --quiet --kernel-cache "/tmp/kernels-$1")
+  "${PL[@]}" bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
+  "${PL[@]}" bench init --arch minilm --out /tmp/minilm-random > /dev/null
+}
+
 # Issue 22: prunelab's own CUDA work on CubeCL's stream — `--fused gathers` (the flat optimizer
 # step's gradient copies), `--fused norms` (LayerNorm's kernels), `--fused auto` (both) — against
 # `--fused burn`, one VARIANT build (cuda,fusion,autotune,cublas), GPT-2 small and MiniLM's shape
@@ -413,12 +425,8 @@ cupti_build() {
 fused_gpu() {
   local v=${VARIANT:?set VARIANT} dir=$OUT/fused log=$OUT/logs/fused.log limit=${LIMIT:-500}
   mkdir -p "$dir"
-  unpack_build "$v"
-  cuda_libs
-  cupti_build "$log"
-  local pl=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v")
-  "${pl[@]}" bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
-  "${pl[@]}" bench init --arch minilm --out /tmp/minilm-random > /dev/null
+  gpu_setup "$v" "$log"
+  local pl=("${PL[@]}")
   for arch in gpt2-small minilm-random; do
     for f in auto burn; do
       RUST_LOG=info timeout "${TUNE_LIMIT:-240}" "${pl[@]}" --fused "$f" bench train "/tmp/$arch" --steps 3 \
@@ -519,12 +527,8 @@ builds() {
 precision_gpu() {
   local v=${VARIANT:-fusion-cublas} dir=$OUT/precision log=$OUT/logs/precision.log limit=${LIMIT:-470}
   mkdir -p "$dir"
-  unpack_build "$v"
-  cuda_libs
-  cupti_build "$log"
-  local pl=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v")
-  "${pl[@]}" bench init --arch gpt2-small --out /tmp/gpt2-small > /dev/null
-  "${pl[@]}" bench init --arch minilm --out /tmp/minilm-random > /dev/null
+  gpu_setup "$v" "$log"
+  local pl=("${PL[@]}")
   for arch in gpt2-small minilm-random; do
     for p in f32 bf16; do
       RUST_LOG=info timeout 120 "${pl[@]}" --precision "$p" bench train "/tmp/$arch" --steps 3 \
