@@ -412,7 +412,8 @@ fn queue_bf16(
         [(a, 4 * extent_a), (b, 4 * extent_b), (out, 4 * args.m * args.n), (&a16, 2 * extent_a), (&b16, 2 * extent_b)]
             .map(|(tensor, bytes)| (tensor.handle.clone().binding(), bytes))
             .to_vec();
-    let to_int = |v: usize| i32::try_from(v).expect("an operand of fewer than 2^31 elements");
+    let to_int = |v: usize| i32::try_from(v).expect("bf16 operands of fewer than 2^31 elements together");
+    to_int(extent_a + extent_b); // the kernel indexes both with one int
     let threads = 256;
     let blocks = (extent_a + extent_b).div_ceil(threads).clamp(1, 4096) as u32;
     let round = kernels::Launch {
