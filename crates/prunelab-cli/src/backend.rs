@@ -81,7 +81,6 @@ pub fn set_precision(precision: Precision) -> anyhow::Result<()> {
 }
 
 /// Whether `--precision bf16` was asked for (whichever way the products then run).
-#[cfg(feature = "cublas")]
 fn bf16_asked() -> bool {
     prunelab_models::layers::matmul_dtype() == Some(burn::tensor::FloatDType::BF16)
         || CUBLAS_BF16.load(Ordering::Relaxed)
@@ -95,8 +94,7 @@ static CUBLAS_BF16: AtomicBool = AtomicBool::new(false);
 /// implementation: [`gemm_name`]).
 pub fn precision_name() -> &'static str {
     match prunelab_models::layers::matmul_dtype() {
-        _ if CUBLAS_BF16.load(Ordering::Relaxed) => "bf16-mixed",
-        Some(burn::tensor::FloatDType::BF16) => "bf16-mixed",
+        _ if bf16_asked() => "bf16-mixed",
         Some(_) => "mixed",
         None => "f32",
     }
@@ -223,16 +221,15 @@ fn auto_gemm() -> anyhow::Result<Gemm> {
     Ok(Gemm::Burn)
 }
 
-/// The `--gemm` in effect, for result files: "burn", "cublas" (TF32), "cublas-f32" or
-/// "cublas-bf16" (`--precision bf16`), the cuBLAS ones followed by ", host-ordered" when its
-/// products wait on the host.
+/// The `--gemm` in effect, for result files: "burn", "cublas" (TF32), "cublas-f32" (either
+/// followed by ", host-ordered" when cuBLAS's products wait on the host) or "cublas-bf16"
+/// (`--precision bf16`, which runs only on Burn's CUDA stream).
 pub fn gemm_name() -> &'static str {
-    let (gemm, host_ordered) = GEMM.get().copied().unwrap_or((Gemm::Burn, false));
-    match (CUBLAS_BF16.load(Ordering::Relaxed), host_ordered) {
-        (true, false) => "cublas-bf16",
-        (true, true) => "cublas-bf16, host-ordered",
-        (false, _) => gemm_label(gemm, host_ordered),
+    if CUBLAS_BF16.load(Ordering::Relaxed) {
+        return "cublas-bf16";
     }
+    let (gemm, host_ordered) = GEMM.get().copied().unwrap_or((Gemm::Burn, false));
+    gemm_label(gemm, host_ordered)
 }
 
 fn gemm_label(gemm: Gemm, host_ordered: bool) -> &'static str {

@@ -75,14 +75,13 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut out: ArrayViewMu
                 let b_panel = &b_pack[panel * KC * NR..][..kc * NR];
                 for i0 in (0..mc).step_by(MR) {
                     let mr = MR.min(mc - i0);
-                    // The block's element (r, p) at `a_block + r·a_row + p·a_col`.
-                    let (a_block, a_row, a_col) = match in_place {
+                    let a = match in_place {
                         Some((row, col)) if !packed => {
                             // SAFETY: rows `m0 + i0 ..+ MR` and columns `k0 ..+ kc` are inside `a`
                             // (`mc` is whole blocks here), whose strides these are.
-                            (unsafe { a_ptr.add((m0 + i0) * row + k0 * col) }, row, col)
+                            Block { at: unsafe { a_ptr.add((m0 + i0) * row + k0 * col) }, row, col }
                         }
-                        _ => (a_pack[i0 * kc..][..kc * MR].as_ptr(), 1, MR),
+                        _ => Block { at: a_pack[i0 * kc..][..kc * MR].as_ptr(), row: 1, col: MR },
                     };
                     let at = (m0 + i0) * n + j0;
                     // SAFETY: `available()` was checked above; the A block holds `kc` steps of
@@ -90,7 +89,6 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut out: ArrayViewMu
                     // writes rows `at + r·n .. + NR` of `out`, inside it because `mr == MR` and
                     // `nr == NR`; `tile` is MR × NR.
                     unsafe {
-                        let a = Block { at: a_block, row: a_row, col: a_col };
                         if mr == MR && nr == NR {
                             kernel(kc, a, b_panel.as_ptr(), out[at..].as_mut_ptr(), n, k0 > 0);
                         } else {

@@ -60,16 +60,14 @@ fn shared_view<B: Backend>(
     use burn_ndarray::NdArrayTensor;
 
     let mut slot = Some(primitive);
-    if let Some(cpu) = (&mut slot as &mut dyn Any).downcast_mut::<Option<NdArrayTensor>>() {
-        let tensor = cpu.take().expect("set above");
-        let viewed = prunelab_gemm::cpu::view::shared_reshape(tensor, range, shape);
+    let viewed = (&mut slot as &mut dyn Any).downcast_mut::<Option<NdArrayTensor>>().is_some_and(|cpu| {
+        let viewed = prunelab_gemm::cpu::view::shared_reshape(cpu.take().expect("set above"), range, shape);
         let ok = viewed.is_ok();
         *cpu = Some(viewed.unwrap_or_else(|tensor| tensor));
-        if ok {
-            return Ok(slot.expect("put back above"));
-        }
-    }
-    Err(slot.expect("put back above"))
+        ok
+    });
+    let primitive = slot.expect("put back above");
+    if viewed { Ok(primitive) } else { Err(primitive) }
 }
 
 /// Without the CPU backend, always Burn's ops.
