@@ -18,6 +18,10 @@
  * completed since the previous call is then counted for the phase that call named, and the JSON
  * gains "phases": per name, how often it was entered and its kernels, memcpys, memsets and
  * kernel time. Records before the first call count for "start".
+ *
+ * Kernels by name: the JSON's "by_name" lists the TOP kernel names (by summed time) with their
+ * launches and summed time, over the whole process (the difference of two runs gives them per
+ * step, as above).
  */
 #include <cupti.h>
 #include <pthread.h>
@@ -41,6 +45,26 @@ static int n_phases = 1, current;
 /* The counters when the current phase was entered. */
 static uint64_t at_kernels, at_memcpys, at_memsets, at_kernel_ns;
 
+/* Kernel time by name: an open-addressing table keyed by CUPTI's name pointer (shared by every
+ * record of one kernel); equal names behind different pointers are merged in the report. */
+#define NAME_SLOTS 8192
+#define TOP 50
+typedef struct { const char *name; uint64_t count, ns; } named;
+static named by_name[NAME_SLOTS];
+
+static void add_named(const char *name, uint64_t ns) {
+  if (!name) return;
+  size_t i = ((uintptr_t)name >> 3) % NAME_SLOTS;
+  for (size_t probe = 0; probe < NAME_SLOTS; probe++, i = (i + 1) % NAME_SLOTS) {
+    if (by_name[i].name == name || !by_name[i].name) {
+      by_name[i].name = name;
+      by_name[i].count++;
+      by_name[i].ns += ns;
+      return;
+    }
+  }
+}
+
 static void add(uint64_t start, uint64_t end) {
   if (end <= start) return;
   if (n_spans == cap_spans) {
@@ -57,6 +81,14 @@ static void add(uint64_t start, uint64_t end) {
 static void times(const CUpti_Activity *record, uint64_t *start, uint64_t *end) {
   memcpy(start, (const uint8_t *)record + 16, 8);
   memcpy(end, (const uint8_t *)record + 24, 8);
+}
+
+/* The kernel's name: at byte 104 of every kernel record version since CUpti_ActivityKernel4
+ * (after the grid, block, memory and correlation fields and the 8-byte grid id). */
+static const char *kernel_name(const CUpti_Activity *record) {
+  const char *name;
+  memcpy(&name, (const uint8_t *)record + 104, sizeof name);
+  return name;
 }
 
 static void CUPTIAPI requested(uint8_t **buffer, size_t *size, size_t *max_records) {
@@ -78,6 +110,7 @@ static void CUPTIAPI completed(CUcontext ctx, uint32_t stream, uint8_t *buffer, 
         kernels++;
         kernel_ns += end - start;
         add(start, end);
+        add_named(kernel_name(record), end > start ? end - start : 0);
         break;
       case CUPTI_ACTIVITY_KIND_MEMCPY:
         times(record, &start, &end);
@@ -131,6 +164,35 @@ static int by_start(const void *a, const void *b) {
   return (x->start > y->start) - (x->start < y->start);
 }
 
+static int by_time(const void *a, const void *b) {
+  const named *x = a, *y = b;
+  return (x->ns < y->ns) - (x->ns > y->ns);
+}
+
+/* The TOP names by summed time, as a JSON list (equal names merged; quotes and backslashes in a
+ * name dropped). */
+static void report_names(FILE *out) {
+  static named merged[NAME_SLOTS];
+  size_t n = 0;
+  for (size_t i = 0; i < NAME_SLOTS; i++) {
+    if (!by_name[i].name) continue;
+    size_t j = 0;
+    while (j < n && strcmp(merged[j].name, by_name[i].name) != 0) j++;
+    if (j == n) merged[n++] = (named){by_name[i].name, 0, 0};
+    merged[j].count += by_name[i].count;
+    merged[j].ns += by_name[i].ns;
+  }
+  qsort(merged, n, sizeof(named), by_time);
+  fprintf(out, "[");
+  for (size_t i = 0; i < n && i < TOP; i++) {
+    fprintf(out, "%s{\"name\": \"", i ? ", " : "");
+    for (const char *c = merged[i].name; *c && c - merged[i].name < 200; c++)
+      if (*c != '"' && *c != '\\' && (unsigned char)*c >= 32) fputc(*c, out);
+    fprintf(out, "\", \"count\": %llu, \"ms\": %.3f}", (unsigned long long)merged[i].count, merged[i].ns / 1e6);
+  }
+  fprintf(out, "]");
+}
+
 static void report(void) {
   cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   pthread_mutex_lock(&lock);
@@ -162,7 +224,9 @@ static void report(void) {
             i ? ", " : "", p->name, (unsigned long long)p->entries, (unsigned long long)p->kernels,
             (unsigned long long)p->memcpys, (unsigned long long)p->memsets, p->kernel_ns / 1e6);
   }
-  fprintf(out, "}}\n");
+  fprintf(out, "}, \"by_name\": ");
+  report_names(out);
+  fprintf(out, "}\n");
   if (out != stderr) fclose(out);
   pthread_mutex_unlock(&lock);
 }

@@ -20,6 +20,7 @@
 #   bash bench/device.sh flat       # the flat optimizer step vs the per-tensor one (VARIANT), torch beside, GPU busy time from CUPTI (REPEATS, TUNE_LIMIT)
 #   bash bench/device.sh fused      # issue 22: --fused burn / gathers / norms / auto (VARIANT) vs torch, CUPTI launches (REPEATS, TUNE_LIMIT, LIMIT)
 #   bash bench/device.sh precision  # issue 22: --precision bf16 through cuBLAS (no casts) vs torch bf16 autocast; CUPTI launches per phase of a step
+#   bash bench/device.sh norm       # issue 22: the optimizer's norm kernel, build before (prunelab-before.xz) vs after, torch beside; CUPTI kernel time by name
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
 #   bash bench/device.sh timing     # the seed grid (or GRID) timed on random checkpoints of its models' shapes (ROWS, JOBS, RUN_LIMIT)
@@ -576,6 +577,63 @@ precision_gpu() {
   tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" . && du -sh "$OUT/kernels-$v.tgz"
 }
 
+# Issue 22: the flat step's global norm as a kernel of our own (squares.cu). The build before it
+# (.device/bin/prunelab-before.xz) against VARIANT's (default fusion-cublas), sharing one kernel
+# cache: GPT-2 small and MiniLM's shape (random weights), `bench train` alternated REPEATS times
+# with torch TF32 beside them, then MiniLM's `bench infer` (both builds, torch TF32); then, under the
+# CUPTI counter, launches per phase of a step (both builds, GPT-2 small; STEPS_A and STEPS_B
+# steps) and kernel time by name for MiniLM's inference (BATCHES_A and BATCHES_B batches, the new
+# build and torch) and training step. Nothing new starts after LIMIT seconds.
+norm_gpu() {
+  local v=${VARIANT:-fusion-cublas} dir=$OUT/norm log=$OUT/logs/norm.log limit=${LIMIT:-400}
+  mkdir -p "$dir"
+  gpu_setup "$v" "$log"
+  unpack_build before
+  local new=("${PL[@]}") old=(/tmp/pl-before --quiet --kernel-cache "/tmp/kernels-$v")
+  for arch in gpt2-small minilm-random; do
+    for b in old new; do
+      local -n cmd=$b
+      RUST_LOG=info timeout 120 "${cmd[@]}" bench train "/tmp/$arch" --steps 3 > "$dir/warm-$arch-$b.json" 2> "$OUT/logs/warm-$arch-$b.log"
+      echo "warmed $arch $b: exit $? at ${SECONDS} s; $(grep -h 'norm\|gathers\|WARN\|ERROR' "$OUT/logs/warm-$arch-$b.log" | cut -c1-200 | head -n 3)"
+    done
+  done
+  for r in $(seq "${REPEATS:-2}"); do
+    for arch in gpt2-small minilm-random; do
+      [ "$SECONDS" -lt "$limit" ] || break 2
+      timeout 120 "${old[@]}" bench train "/tmp/$arch" --steps 50 > "$dir/$arch-before-$r.json" 2>> "$log"
+      timeout 120 "${new[@]}" bench train "/tmp/$arch" --steps 50 > "$dir/$arch-after-$r.json" 2>> "$log"
+      timeout 120 python3 bench/torch_bench.py train "/tmp/$arch" --steps 50 --precision tf32 > "$dir/$arch-torch-tf32-$r.json" 2>> "$log"
+    done
+    echo "round $r done at ${SECONDS} s"
+  done
+  timeout 60 "${old[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-before.json" 2>> "$log"
+  timeout 60 "${new[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-after.json" 2>> "$log"
+  timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 > "$dir/infer-minilm-torch-tf32.json" 2>> "$log"
+  summarize "$dir"
+  [ -e /tmp/libbusy.so ] || return
+  local busy=(env CUDA_INJECTION64_PATH=/tmp/libbusy.so)
+  for b in old new; do
+    local -n cmd=$b
+    for steps in "${STEPS_A:-5}" "${STEPS_B:-15}"; do
+      [ "$SECONDS" -lt "$((limit + 60))" ] || break 2
+      PRUNELAB_PHASES=1 CUPTI_BUSY_OUT="$dir/phases-gpt2-small-$b-$steps.json" \
+        timeout 60 "${busy[@]}" "${cmd[@]}" bench train /tmp/gpt2-small --steps "$steps" > /dev/null 2>> "$log"
+    done
+  done
+  for n in "${BATCHES_A:-10}" "${BATCHES_B:-30}"; do
+    [ "$SECONDS" -lt "$((limit + 90))" ] || break
+    CUPTI_BUSY_OUT="$dir/names-infer-minilm-prunelab-$n.json" timeout 60 "${busy[@]}" "${new[@]}" bench infer /tmp/minilm-random --batches "$n" > /dev/null 2>> "$log"
+    CUPTI_BUSY_OUT="$dir/names-infer-minilm-torch-$n.json" timeout 60 "${busy[@]}" python3 bench/torch_bench.py infer /tmp/minilm-random --batches "$n" --precision tf32 > /dev/null 2>> "$log"
+  done
+  for steps in "${STEPS_A:-5}" "${STEPS_B:-15}"; do
+    [ "$SECONDS" -lt "$((limit + 120))" ] || break
+    CUPTI_BUSY_OUT="$dir/names-train-minilm-prunelab-$steps.json" timeout 60 "${busy[@]}" "${new[@]}" bench train /tmp/minilm-random --steps "$steps" > /dev/null 2>> "$log"
+    CUPTI_BUSY_OUT="$dir/names-train-minilm-torch-$steps.json" timeout 60 "${busy[@]}" python3 bench/torch_bench.py train /tmp/minilm-random --steps "$steps" --precision tf32 > /dev/null 2>> "$log"
+  done
+  for f in "$dir"/phases-*.json; do [ -e "$f" ] && echo "$(basename "$f" .json): $(cut -c1-900 "$f")"; done
+  ls "$dir"/names-*.json 2>/dev/null
+}
+
 # The flat optimizer step against the per-tensor one (one VARIANT build, `bench train
 # --optimizer`), GPT-2 small and MiniLM's shape (random weights), alternated REPEATS times, with
 # torch f32 and TF32 beside them; then each one's GPU busy time and kernels per step from CUPTI's
@@ -674,6 +732,10 @@ case ${1:-} in
   precision)
     info
     precision_gpu
+    ;;
+  norm)
+    info
+    norm_gpu
     ;;
   builds)
     info

@@ -244,20 +244,20 @@ fn gemm_label(gemm: Gemm, host_ordered: bool) -> &'static str {
     }
 }
 
-/// What runs softmax, GELU, dropout and LayerNorm, and the flat optimizer step's gathers
-/// (`--fused`).
+/// What runs softmax, GELU, dropout and LayerNorm, and the flat optimizer step's gathers and
+/// global norm (`--fused`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fused {
     /// prunelab's own kernels where this build has them (the CPU build: softmax, GELU and dropout
     /// in one pass each, forward and backward, over every core, deterministic, and reshapes that
     /// share memory instead of copying; a cuda build with
-    /// cublas: LayerNorm as CUDA kernels of its own, and the optimizer's gradient copies, both
-    /// queued on CubeCL's stream), else Burn's ops
+    /// cublas: LayerNorm as CUDA kernels of its own, and the optimizer's gradient copies and
+    /// global norm, all queued on CubeCL's stream), else Burn's ops
     Auto,
     /// Burn's ops (each a chain of small kernels; on the CPU, on one core)
     Burn,
-    /// Only the optimizer's gradient copies on CubeCL's stream (cuda builds with cublas; for
-    /// benchmarks)
+    /// Only the optimizer's gradient copies and global norm on CubeCL's stream (cuda builds with
+    /// cublas; for benchmarks)
     Gathers,
     /// Only LayerNorm as CUDA kernels of prunelab's own (cuda builds with cublas; for benchmarks)
     Norms,
@@ -285,7 +285,7 @@ fn auto_fused() -> &'static str {
     "cpu-threads"
 }
 
-/// On cuda with cublas, LayerNorm's kernels and the gathers (each where it installs; a warning
+/// On cuda with cublas, LayerNorm's kernels and the optimizer's (each where it installs; a warning
 /// says why not, and Burn's ops stay).
 #[cfg(feature = "cublas")]
 fn auto_fused() -> &'static str {
@@ -298,7 +298,7 @@ fn auto_fused() -> &'static str {
     "burn"
 }
 
-/// Install the gathers and/or LayerNorm's kernels on cuda with cublas; the name of what was
+/// Install the optimizer's gathers and norm and/or LayerNorm's kernels on cuda with cublas; the name of what was
 /// installed. Asked for one alone, failing to install it is an error; asked for both, a warning.
 #[cfg(feature = "cublas")]
 fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
@@ -317,7 +317,11 @@ fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
             }
         }
     };
-    let gathers = install(gathers, "the optimizer's gathers", prunelab_cublas::install_copies)?;
+    let optimizer: Install = |device| {
+        prunelab_cublas::install_copies(device)?;
+        prunelab_cublas::install_squares(device)
+    };
+    let gathers = install(gathers, "the optimizer's gathers and norm", optimizer)?;
     let norms = install(norms, "LayerNorms", prunelab_cublas::install_norms)?;
     Ok(match (gathers, norms) {
         (true, true) => "cuda-stream",

@@ -1,6 +1,7 @@
 //! CUDA work of prunelab's own on Burn's CUDA backend, queued on CubeCL's stream: cuBLAS for the
 //! projections ([`install`]), the flat optimizer step's gathers as device copies
-//! ([`install_copies`]) and LayerNorm as kernels of its own ([`install_norms`]).
+//! ([`install_copies`]) and its global norm as a kernel of its own ([`install_squares`]), and
+//! LayerNorm as kernels of its own ([`install_norms`]).
 //!
 //! Burn 0.21 multiplies f32 matrices on CUDA with CubeCL's own kernels, in TF32 arithmetic, at
 //! 49–94 TFLOP/s on an H200 where cuBLAS reaches 410 (`bench/NOTES.md`). This crate hands every
@@ -36,7 +37,8 @@
 //!
 //! And it serves kernels of prunelab's own, in CUDA C compiled at run time by NVRTC
 //! (`kernels`): LayerNorm forward and backward ([`install_norms`]), one submission each where
-//! Burn's decomposed norm takes about seventeen kernels.
+//! Burn's decomposed norm takes about seventeen kernels, and the flat optimizer step's global
+//! norm ([`install_squares`]), two launches where Burn's ops take three slower kernels.
 //!
 //! For measurement, [`phase_marker`] finds the phase mark of the CUPTI counter
 //! `bench/cupti_busy.c`, which the CLI calls between a training step's phases when asked.
@@ -60,6 +62,8 @@ mod marks;
 #[cfg(feature = "cuda")]
 mod norm;
 #[cfg(feature = "cuda")]
+mod squares;
+#[cfg(feature = "cuda")]
 mod stream;
 
 #[cfg(feature = "cuda")]
@@ -72,3 +76,5 @@ pub use install::{Gemm, ORDER_VARIABLE, install};
 pub use marks::{PHASES_VARIABLE, PhaseMarker, phase_marker};
 #[cfg(feature = "cuda")]
 pub use norm::{LayerNormKernels, install_norms};
+#[cfg(feature = "cuda")]
+pub use squares::{SumOfSquares, install_squares};

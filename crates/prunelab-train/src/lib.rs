@@ -35,7 +35,7 @@ pub use distill::{Distillation, distillation_loss};
 pub use error::{Error, Result};
 pub use evaluate::{Evaluation, evaluate, predict};
 pub use gradual::GradualPruning;
-pub use optim::{OptimizerKind, gather};
+pub use optim::{OptimizerKind, gather, squares};
 pub use prunelab_record::{EpochRecord, MaskMode, TrainConfig};
 pub use timing::time_inference;
 pub use trainer::{TrainData, TrainOptions, TrainOutcome, fine_tune};

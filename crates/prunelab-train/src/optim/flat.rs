@@ -1,8 +1,9 @@
 //! The flat step: every trained parameter, its gradient, its AdamW moments, whether weight decay
 //! applies to it and its held mask live at the same offset of one flat buffer each, so one
 //! optimizer step is a fixed handful of whole-buffer operations — the masked gradient, its sum
-//! of squares (two reductions), the clipping coefficient (on the device: no host read) and one
-//! chain of element-wise AdamW arithmetic that Burn's kernel fusion compiles into one kernel —
+//! of squares ([`super::squares`]: two reductions, or a kernel of the backend's), the clipping
+//! coefficient (on the device: no host read) and one chain of element-wise AdamW arithmetic that
+//! Burn's kernel fusion compiles into one kernel —
 //! plus the copy of the gradients into the flat gradient buffer (autodiff hands gradients over
 //! one tensor at a time: a `slice_assign` each, or one operation of an installed
 //! [`super::gather`] kernel). The module's parameters are views into the flat parameter buffer
@@ -34,16 +35,13 @@ use prunelab_prune::DeviceMasks;
 
 use super::cpu::{flatten, view};
 use super::gather::gather;
+use super::squares::{ROW, sum_of_squares};
 use super::{GroupRecord, ParamEntry, StepSettings};
 use crate::phase::{self, Phase};
 
 /// Segments start at multiples of this many elements (1 KiB of f32): a multiple of every
 /// backend's offset alignment (CUDA's is 512 bytes), so a segment's view copies nothing.
 const ALIGN: usize = 256;
-/// The norm's first reduction sums rows of this many elements; the buffer's length is a
-/// multiple of it. (One reduction over a whole 1-D buffer runs in a single thread block on
-/// CubeCL without autotuning: see `bench/NOTES.md`.)
-const ROW: usize = 4096;
 
 /// One parameter's place in the flat buffers.
 struct Segment {
@@ -126,9 +124,7 @@ impl<B: AutodiffBackend> FlatAdamW<B> {
             None => grad,
         };
         phase::enter(Phase::Norm);
-        let rows = state.len / ROW;
-        let sum_sq = super::cpu::sum_of_squares(&grad, ROW)
-            .unwrap_or_else(|| grad.clone().square().reshape([rows, ROW]).sum_dim(1).reshape([rows]).sum_dim(0));
+        let sum_sq = sum_of_squares(grad.clone());
         let clip = (sum_sq.sqrt().add_scalar(1e-6).recip() * settings.max_norm).clamp_max(1.0);
 
         phase::enter(Phase::Update);

@@ -10,7 +10,8 @@
 //!   are views into the flat buffer);
 //!   (on Burn's CPU backend, with the `ndarray` feature, the element-wise part is one threaded
 //!   pass: `cpu`; on CUDA the gradients' copy into the flat buffer can be one operation of
-//!   `prunelab-cublas`'s, through the [`gather`] hook);
+//!   `prunelab-cublas`'s, through the [`gather`] hook, and the global norm's sum of squares one
+//!   of its kernels, through the [`squares`] hook);
 //! - [`per_tensor`]: Burn's AdamW arithmetic one parameter at a time with the clipping and the
 //!   masks folded in (the reference the flat step is tested against, and a benchmark column).
 //!
@@ -28,6 +29,7 @@ mod cpu;
 pub(crate) mod flat;
 pub mod gather;
 pub(crate) mod per_tensor;
+pub mod squares;
 
 pub(crate) use per_tensor::GroupRecord;
 
