@@ -60,8 +60,8 @@ fn compile() -> Result<Module, String> {
                     LD_LIBRARY_PATH)"
             .to_string());
     }
-    let ptx =
-        nvrtc::compile_ptx(SOURCE).map_err(|error| format!("NVRTC compiling layer_norm.cu, bf16.cu and squares.cu: {error:?}"))?;
+    let ptx = nvrtc::compile_ptx(SOURCE)
+        .map_err(|error| format!("NVRTC compiling layer_norm.cu, bf16.cu and squares.cu: {error:?}"))?;
     let image = CString::new(ptx.to_src()).map_err(|_| "NVRTC's PTX holds a NUL byte".to_string())?;
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let handle = handle.as_ref().ok_or("kernels loaded before the CUDA context was opened")?;

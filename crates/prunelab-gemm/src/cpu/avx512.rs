@@ -19,7 +19,9 @@ use std::arch::x86_64::{
     __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use std::mem::MaybeUninit;
+
+use ndarray::ArrayView2;
 
 /// Rows of the micro-kernel's tile.
 const MR: usize = 8;
@@ -36,15 +38,16 @@ pub fn available() -> bool {
     *AVAILABLE.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
 }
 
-/// `out = a · b`, `out` row-major and contiguous. Call only where [`available`] is true.
-pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, f32>) {
+/// `out = a · b`, `out` the `m × n` row-major output, which need not be initialised: every
+/// element is written (and only read back after that, to add a later slice of `k`). Call only
+/// where [`available`] is true.
+pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, out: &mut [MaybeUninit<f32>]) {
     assert!(available(), "the AVX-512 product on a CPU without AVX-512");
     let (m, k) = a.dim();
     let n = b.ncols();
-    assert_eq!((b.nrows(), out.dim()), (k, (m, n)), "operand shapes");
-    let out = out.as_slice_mut().expect("a contiguous, row-major output");
+    assert_eq!((b.nrows(), out.len()), (k, m * n), "operand shapes");
     if k == 0 {
-        out.fill(0.0);
+        out.fill(MaybeUninit::new(0.0));
         return;
     }
     let panels = n.div_ceil(NR);
@@ -87,16 +90,17 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut out: ArrayViewMu
                     // SAFETY: `available()` was checked above; the A block holds `kc` steps of
                     // MR values at its strides and the B panel `kc` steps of NR; a full tile
                     // writes rows `at + r·n .. + NR` of `out`, inside it because `mr == MR` and
-                    // `nr == NR`; `tile` is MR × NR.
+                    // `nr == NR`, and reads them (`add`) only after the slice `k0 - KC` wrote
+                    // them; `tile` is MR × NR.
                     unsafe {
                         if mr == MR && nr == NR {
-                            kernel(kc, a, b_panel.as_ptr(), out[at..].as_mut_ptr(), n, k0 > 0);
+                            kernel(kc, a, b_panel.as_ptr(), out[at..].as_mut_ptr().cast(), n, k0 > 0);
                         } else {
                             kernel(kc, a, b_panel.as_ptr(), tile.as_mut_ptr(), NR, false);
                             for r in 0..mr {
                                 let row = &mut out[at + r * n..][..nr];
                                 for (o, t) in row.iter_mut().zip(&tile[r * NR..][..nr]) {
-                                    *o = if k0 > 0 { *o + t } else { *t };
+                                    o.write(if k0 > 0 { o.assume_init() + t } else { *t });
                                 }
                             }
                         }
@@ -226,8 +230,11 @@ mod tests {
             [(1, 1, 1, false), (9, 33, 31, false), (70, 300, 65, true), (128, 600, 96, false)]
         {
             let (a, b) = (matrix(m, k, 1, column_major), matrix(k, n, 2, false));
-            let mut out = Array2::<f32>::from_elem((m, n), f32::NAN);
-            gemm(a.view(), b.view(), out.view_mut());
+            // NaN where nothing writes: an element the product skipped would show.
+            let mut out = vec![MaybeUninit::new(f32::NAN); m * n];
+            gemm(a.view(), b.view(), &mut out);
+            // SAFETY: every element was initialised (to NaN) above.
+            let out = Array2::from_shape_fn((m, n), |(i, j)| unsafe { out[i * n + j].assume_init() });
             for i in 0..m {
                 for j in 0..n {
                     let want: f64 = (0..k).map(|p| a[[i, p]] as f64 * b[[p, j]] as f64).sum();

@@ -20,6 +20,7 @@ mod math;
 pub mod view;
 
 use std::any::Any;
+use std::mem::MaybeUninit;
 use std::num::NonZeroUsize;
 
 use burn::backend::{Autodiff, NdArray};
@@ -89,6 +90,7 @@ pub fn primitive_gemm(a: NdArrayTensor, transpose_a: bool, b: NdArrayTensor, tra
 /// single-threaded kernel Burn calls and on the operands' own strides — Burn's batched matmul
 /// first copies non-contiguous operands (the attention's heads and transposed keys) — the
 /// batch split over `threads` threads. Bit for bit Burn's batched product.
+#[allow(unsafe_code)]
 pub fn batched_gemm(
     a: ArrayViewD<'_, f32>,
     transpose_a: bool,
@@ -100,41 +102,44 @@ pub fn batched_gemm(
     let (lhs, rhs) = (batch_matrices(a, transpose_a), batch_matrices(b, transpose_b));
     let (m, n) = (lhs[0].nrows(), rhs[0].ncols());
     out_shape.extend([m, n]);
-    let mut out = ArrayD::<f32>::zeros(out_shape);
+    let mut out = ArrayD::<f32>::uninit(out_shape);
     let threads = if m * n * lhs[0].ncols() * lhs.len() < PARALLEL_MIN_WORK { 1 } else { threads };
     let slice = out.as_slice_mut().expect("a new array is contiguous");
     in_blocks(slice, m * n, lhs.len().div_ceil(threads.clamp(1, lhs.len())), |first, out| {
         for (i, out) in out.chunks_mut(m * n).enumerate() {
-            let out = ArrayViewMut2::from_shape((m, n), out).expect("m × n elements");
             block_product(&lhs[first + i], &rhs[first + i], out);
         }
     });
-    out
+    // SAFETY: the blocks cover the output, and `block_product` writes every element of its block.
+    unsafe { out.assume_init() }
 }
 
 /// `a · b`, its rows split over `threads` threads (bit for bit the single-threaded product).
+#[allow(unsafe_code)]
 pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> Array2<f32> {
     let (m, n) = (a.nrows(), b.ncols());
-    let mut out = Array2::<f32>::zeros((m, n));
+    // Not zeroed first: the products write every element (zeroing every product's output cost
+    // about 5 % of a CPU fine-tuning step, `bench/NOTES.md`).
+    let mut out = Array2::<f32>::uninit((m, n));
     let work = m * n * a.ncols();
     let threads = if work < PARALLEL_MIN_WORK { 1 } else { threads.clamp(1, m.max(1)) };
-    if out.is_empty() {
-        return out;
+    if !out.is_empty() {
+        // Blocks of whole 8-row panels (matrixmultiply's), the last one shorter.
+        let rows = m.div_ceil(threads).div_ceil(8) * 8;
+        let slice = out.as_slice_mut().expect("a new array is contiguous");
+        in_blocks(slice, n, rows, |first, out| {
+            block_product(&a.slice(ndarray::s![first..first + out.len() / n, ..]), &b, out);
+        });
     }
-    // Blocks of whole 8-row panels (matrixmultiply's), the last one shorter.
-    let rows = m.div_ceil(threads).div_ceil(8) * 8;
-    let slice = out.as_slice_mut().expect("a new array is contiguous");
-    in_blocks(slice, n, rows, |first, out| {
-        let out = ArrayViewMut2::from_shape((out.len() / n, n), out).expect("whole rows");
-        block_product(&a.slice(ndarray::s![first..first + out.nrows(), ..]), &b, out);
-    });
-    out
+    // SAFETY: the blocks cover the output (none when it is empty), and `block_product` writes
+    // every element of its block.
+    unsafe { out.assume_init() }
 }
 
 /// `out` cut into blocks of `block` units of `unit` elements (the last one shorter), and
 /// `run(index of the block's first unit, the block)` for each: one thread per block, or this
 /// thread when there is one block. `unit` > 0.
-pub(crate) fn in_blocks(out: &mut [f32], unit: usize, block: usize, run: impl Fn(usize, &mut [f32]) + Sync) {
+pub(crate) fn in_blocks<T: Send>(out: &mut [T], unit: usize, block: usize, run: impl Fn(usize, &mut [T]) + Sync) {
     let len = block.max(1) * unit;
     if len >= out.len() {
         return run(0, out);
@@ -147,13 +152,20 @@ pub(crate) fn in_blocks(out: &mut [f32], unit: usize, block: usize, run: impl Fn
     });
 }
 
-/// `out = a · b` on one thread (`out` contiguous, row-major): the AVX-512 kernel where the CPU
-/// has AVX-512, else matrixmultiply (Burn's kernel).
-fn block_product(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, f32>) {
+/// `out = a · b` on one thread (`out` the row-major output, not necessarily initialised; every
+/// element is written): the AVX-512 kernel where the CPU has AVX-512, else matrixmultiply
+/// (Burn's kernel) on zeros.
+#[allow(unsafe_code)]
+fn block_product(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, out: &mut [MaybeUninit<f32>]) {
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {
         return avx512::gemm(a.view(), b.view(), out);
     }
+    out.fill(MaybeUninit::new(0.0));
+    // SAFETY: every element was initialised on the line above, and `MaybeUninit<f32>` has
+    // `f32`'s layout.
+    let out: &mut [f32] = unsafe { &mut *(std::ptr::from_mut(out) as *mut [f32]) };
+    let mut out = ArrayViewMut2::from_shape((a.nrows(), b.ncols()), out).expect("a · b's shape");
     general_mat_mul(1.0, a, b, 0.0, &mut out);
 }
 
