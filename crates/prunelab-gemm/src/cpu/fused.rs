@@ -10,7 +10,7 @@
 //!   and its backward pass recomputes the mask instead of keeping it;
 //! - the functions are the branch-free approximations of [`math`] (within 6e-7 of f64), which
 //!   the compiler vectorises — 16 lanes wide on CPUs with AVX-512, where each block of rows runs
-//!   in a copy of its loop compiled for it ([`block_of_rows`]; the same bits as the 4-lane one).
+//!   in a copy of its loop compiled for it (`block_of_rows`; the same bits as the 4-lane one).
 
 use std::any::Any;
 use std::borrow::Cow;
