@@ -298,8 +298,9 @@ fn auto_fused() -> &'static str {
     "burn"
 }
 
-/// Install the optimizer's gathers and norm and/or LayerNorm's kernels on cuda with cublas; the name of what was
-/// installed. Asked for one alone, failing to install it is an error; asked for both, a warning.
+/// Install the optimizer's gathers and norm and/or LayerNorm's kernels on cuda with cublas; the
+/// name of what was installed. Asked for one alone, failing to install it is an error; asked for
+/// both, a warning.
 #[cfg(feature = "cublas")]
 fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
     let alone = gathers != norms;
