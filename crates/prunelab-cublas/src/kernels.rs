@@ -31,6 +31,10 @@ const NAMES: [&str; 7] = [
     "sum_squares_total",
 ];
 
+/// Threads per block of the kernels that reduce within a block (`THREADS` in `layer_norm.cu`, whose
+/// `block_sum` `squares.cu` shares).
+pub(crate) const BLOCK_THREADS: u32 = 256;
+
 /// The loaded kernels, by name.
 struct Module(HashMap<&'static str, Function>);
 

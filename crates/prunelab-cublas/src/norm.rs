@@ -33,9 +33,6 @@ use crate::kernels::{self, Arg, Launch, args};
 
 type Cuda = burn::backend::Cuda<f32, i32>;
 
-/// Threads per row of the row kernels (`THREADS` in `layer_norm.cu`).
-const ROW_THREADS: u32 = 256;
-
 /// LayerNorm's kernels on a backend, on `[rows, cols]` f32 inputs.
 pub trait LayerNormKernels: Backend {
     /// `[output, mean, rstd]`: the norm of `x`, and each row's mean and `1 / √(var + ε)` (`[rows]`).
@@ -70,7 +67,7 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> LayerNormKernels for CubeB
         let launch = Launch {
             kernel: "layer_norm_forward",
             grid: (rows as u32, 1, 1),
-            block: (ROW_THREADS, 1, 1),
+            block: (kernels::BLOCK_THREADS, 1, 1),
             args: args(&[0, 1, 2, 3, 4, 5], [Arg::I32(cols as i32), Arg::F32(epsilon)]),
         };
         kernels::submit(x.device.index, buffers, vec![launch]);
@@ -96,7 +93,7 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> LayerNormKernels for CubeB
             Launch {
                 kernel: "layer_norm_backward_input",
                 grid: (rows as u32, 1, 1),
-                block: (ROW_THREADS, 1, 1),
+                block: (kernels::BLOCK_THREADS, 1, 1),
                 args: args(&[0, 1, 2, 3, 4, 5], [Arg::I32(cols as i32)]),
             },
             Launch {

@@ -25,8 +25,6 @@ type Cuda = burn::backend::Cuda<f32, i32>;
 /// Blocks of the first launch (each sums a strided share into one partial sum). A constant, so
 /// that the order of additions, and with it the sum's bits, is the same on every card.
 const BLOCKS: usize = 1024;
-/// Threads per block (`THREADS` in `layer_norm.cu`).
-const THREADS: u32 = 256;
 
 /// The sum of the squares of a 1-D f32 tensor, as a `[1]` tensor, on one backend.
 pub trait SumOfSquares: Backend {
@@ -51,13 +49,13 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> SumOfSquares for CubeBacke
             Launch {
                 kernel: "sum_squares_partial",
                 grid: (BLOCKS as u32, 1, 1),
-                block: (THREADS, 1, 1),
+                block: (kernels::BLOCK_THREADS, 1, 1),
                 args: vec![Arg::Buffer(0), Arg::I32(n), Arg::Buffer(1)],
             },
             Launch {
                 kernel: "sum_squares_total",
                 grid: (1, 1, 1),
-                block: (THREADS, 1, 1),
+                block: (kernels::BLOCK_THREADS, 1, 1),
                 args: vec![Arg::Buffer(1), Arg::I32(BLOCKS as i32), Arg::Buffer(2)],
             },
         ];
@@ -127,7 +125,11 @@ fn kernel(call: &mut dyn Any) {
 /// Ours against Burn's `square().sum()` on lengths that exercise the aligned path, its scalar
 /// tail and an unaligned start (a slice one element in): within 1e-5 relative.
 fn check(device: &Device<Cuda>) -> Result<(), CublasError> {
-    let values = Tensor::<Cuda, 1>::random([3 * BLOCKS * THREADS as usize + 7], Distribution::Normal(0.0, 1.0), device);
+    let values = Tensor::<Cuda, 1>::random(
+        [3 * BLOCKS * kernels::BLOCK_THREADS as usize + 7],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    );
     let len = values.dims()[0];
     for part in [values.clone(), values.clone().slice(1..len), values.slice(0..1000)] {
         let ours = <Cuda as SumOfSquares>::sum_of_squares(part.clone().into_primitive().tensor());
