@@ -21,6 +21,7 @@
 #   bash bench/device.sh fused      # issue 22: --fused burn / gathers / norms / auto (VARIANT) vs torch, CUPTI launches (REPEATS, TUNE_LIMIT, LIMIT)
 #   bash bench/device.sh precision  # issue 22: --precision bf16 through cuBLAS (no casts) vs torch bf16 autocast; CUPTI launches per phase of a step
 #   bash bench/device.sh norm       # issue 22: the optimizer's norm kernel, build before (prunelab-before.xz) vs after, torch beside; CUPTI kernel time by name
+#   bash bench/device.sh embed      # issue 22: the embedding-gradient kernel, the same comparison (records in embed/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
 #   bash bench/device.sh timing     # the seed grid (or GRID) timed on random checkpoints of its models' shapes (ROWS, JOBS, RUN_LIMIT)
@@ -577,7 +578,9 @@ precision_gpu() {
   tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" . && du -sh "$OUT/kernels-$v.tgz"
 }
 
-# Issue 22: the flat step's global norm as a kernel of our own (squares.cu). The build before it
+# Issue 22: a build with a kernel of our own against the build before it — the flat step's
+# global norm (squares.cu; mode `norm`, records in $OUT/norm) or the embedding gradient
+# (embed.cu; mode `embed`, records in $OUT/embed). The build before
 # (.device/bin/prunelab-before.xz) against VARIANT's (default fusion-cublas), sharing one kernel
 # cache: GPT-2 small and MiniLM's shape (random weights), `bench train` alternated REPEATS times
 # with torch TF32 beside them, then MiniLM's `bench infer` (both builds, torch TF32); then, under the
@@ -585,7 +588,7 @@ precision_gpu() {
 # steps) and kernel time by name for MiniLM's inference (BATCHES_A and BATCHES_B batches, the new
 # build and torch) and training step. Nothing new starts after LIMIT seconds.
 norm_gpu() {
-  local v=${VARIANT:-fusion-cublas} dir=$OUT/norm log=$OUT/logs/norm.log limit=${LIMIT:-400}
+  local v=${VARIANT:-fusion-cublas} dir=$OUT/${1:-norm} log=$OUT/logs/${1:-norm}.log limit=${LIMIT:-400}
   mkdir -p "$dir"
   gpu_setup "$v" "$log"
   unpack_build before
@@ -594,7 +597,7 @@ norm_gpu() {
     for b in old new; do
       local -n cmd=$b
       RUST_LOG=info timeout 120 "${cmd[@]}" bench train "/tmp/$arch" --steps 3 > "$dir/warm-$arch-$b.json" 2> "$OUT/logs/warm-$arch-$b.log"
-      echo "warmed $arch $b: exit $? at ${SECONDS} s; $(grep -h 'norm\|gathers\|WARN\|ERROR' "$OUT/logs/warm-$arch-$b.log" | cut -c1-200 | head -n 3)"
+      echo "warmed $arch $b: exit $? at ${SECONDS} s; $(grep -h 'norm\|gathers\|embedding\|WARN\|ERROR' "$OUT/logs/warm-$arch-$b.log" | cut -c1-200 | head -n 4)"
     done
   done
   for r in $(seq "${REPEATS:-2}"); do
@@ -736,6 +739,10 @@ case ${1:-} in
   norm)
     info
     norm_gpu
+    ;;
+  embed)
+    info
+    norm_gpu embed
     ;;
   builds)
     info

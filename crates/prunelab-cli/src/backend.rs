@@ -251,15 +251,16 @@ pub enum Fused {
     /// prunelab's own kernels where this build has them (the CPU build: softmax, GELU and dropout
     /// in one pass each, forward and backward, over every core, deterministic, and reshapes that
     /// share memory instead of copying; a cuda build with
-    /// cublas: LayerNorm as CUDA kernels of its own, and the optimizer's gradient copies and
-    /// global norm, all queued on CubeCL's stream), else Burn's ops
+    /// cublas: LayerNorm and embedding gradients as CUDA kernels of its own, and the optimizer's
+    /// gradient copies and global norm, all queued on CubeCL's stream), else Burn's ops
     Auto,
     /// Burn's ops (each a chain of small kernels; on the CPU, on one core)
     Burn,
     /// Only the optimizer's gradient copies and global norm on CubeCL's stream (cuda builds with
     /// cublas; for benchmarks)
     Gathers,
-    /// Only LayerNorm as CUDA kernels of prunelab's own (cuda builds with cublas; for benchmarks)
+    /// Only LayerNorm and embedding gradients as CUDA kernels of prunelab's own (cuda builds with
+    /// cublas; for benchmarks)
     Norms,
 }
 
@@ -285,7 +286,7 @@ fn auto_fused() -> &'static str {
     "cpu-threads"
 }
 
-/// On cuda with cublas, LayerNorm's kernels and the optimizer's (each where it installs; a warning
+/// On cuda with cublas, LayerNorm's and the embeddings' kernels and the optimizer's (each where it installs; a warning
 /// says why not, and Burn's ops stay).
 #[cfg(feature = "cublas")]
 fn auto_fused() -> &'static str {
@@ -323,7 +324,11 @@ fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
         prunelab_cublas::install_squares(device)
     };
     let gathers = install(gathers, "the optimizer's gathers and norm", optimizer)?;
-    let norms = install(norms, "LayerNorms", prunelab_cublas::install_norms)?;
+    let layers: Install = |device| {
+        prunelab_cublas::install_norms(device)?;
+        prunelab_cublas::install_embeddings(device)
+    };
+    let norms = install(norms, "LayerNorms and embedding gradients", layers)?;
     Ok(match (gathers, norms) {
         (true, true) => "cuda-stream",
         (true, false) => "cuda-stream gathers",

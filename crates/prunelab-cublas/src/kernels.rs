@@ -1,5 +1,5 @@
-//! CUDA kernels of prunelab's own (`layer_norm.cu`, `bf16.cu` for the bf16 products and
-//! `squares.cu` for the optimizer's global norm),
+//! CUDA kernels of prunelab's own (`layer_norm.cu`, `bf16.cu` for the bf16 products,
+//! `squares.cu` for the optimizer's global norm and `embed.cu` for embedding gradients),
 //! compiled once at run time by NVRTC and launched on CubeCL's stream by CubeCL's runtime thread,
 //! in order with Burn's kernels.
 //!
@@ -19,9 +19,14 @@ use cudarc::nvrtc;
 use crate::cublas::{self, CublasError, HANDLE};
 
 /// The kernels' source.
-const SOURCE: &str = concat!(include_str!("layer_norm.cu"), include_str!("bf16.cu"), include_str!("squares.cu"));
+const SOURCE: &str = concat!(
+    include_str!("layer_norm.cu"),
+    include_str!("bf16.cu"),
+    include_str!("squares.cu"),
+    include_str!("embed.cu")
+);
 /// The kernels in it.
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 11] = [
     "layer_norm_forward",
     "layer_norm_backward_input",
     "layer_norm_backward_partial",
@@ -29,6 +34,10 @@ const NAMES: [&str; 7] = [
     "round_to_bf16",
     "sum_squares_partial",
     "sum_squares_total",
+    "embed_zero",
+    "embed_sort",
+    "embed_partial",
+    "embed_rows",
 ];
 
 /// Threads per block of the kernels that reduce within a block (`THREADS` in `layer_norm.cu`, whose
@@ -65,7 +74,7 @@ fn compile() -> Result<Module, String> {
             .to_string());
     }
     let ptx = nvrtc::compile_ptx(SOURCE)
-        .map_err(|error| format!("NVRTC compiling layer_norm.cu, bf16.cu and squares.cu: {error:?}"))?;
+        .map_err(|error| format!("NVRTC compiling layer_norm.cu, bf16.cu, squares.cu and embed.cu: {error:?}"))?;
     let image = CString::new(ptx.to_src()).map_err(|_| "NVRTC's PTX holds a NUL byte".to_string())?;
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let handle = handle.as_ref().ok_or("kernels loaded before the CUDA context was opened")?;

@@ -1,7 +1,8 @@
 //! CUDA work of prunelab's own on Burn's CUDA backend, queued on CubeCL's stream: cuBLAS for the
 //! projections ([`install`]), the flat optimizer step's gathers as device copies
 //! ([`install_copies`]) and its global norm as a kernel of its own ([`install_squares`]), and
-//! LayerNorm as kernels of its own ([`install_norms`]).
+//! LayerNorm and embedding gradients as kernels of its own ([`install_norms`],
+//! [`install_embeddings`]).
 //!
 //! Burn 0.21 multiplies f32 matrices on CUDA with CubeCL's own kernels, in TF32 arithmetic, at
 //! 49–94 TFLOP/s on an H200 where cuBLAS reaches 410 (`bench/NOTES.md`). This crate hands every
@@ -37,8 +38,10 @@
 //!
 //! And it serves kernels of prunelab's own, in CUDA C compiled at run time by NVRTC
 //! (`kernels`): LayerNorm forward and backward ([`install_norms`]), one submission each where
-//! Burn's decomposed norm takes about seventeen kernels, and the flat optimizer step's global
-//! norm ([`install_squares`]), two launches where Burn's ops take three slower kernels.
+//! Burn's decomposed norm takes about seventeen kernels, the flat optimizer step's global norm
+//! ([`install_squares`]), two launches where Burn's ops take three slower kernels, and embedding
+//! tables' gradients ([`install_embeddings`]): a deterministic sort-and-sum in one submission
+//! where Burn's `select_add` serialises on rows many tokens share.
 //!
 //! For measurement, [`phase_marker`] finds the phase mark of the CUPTI counter
 //! `bench/cupti_busy.c`, which the CLI calls between a training step's phases when asked.
@@ -50,6 +53,8 @@
 mod copies;
 #[cfg(feature = "cuda")]
 mod cublas;
+#[cfg(feature = "cuda")]
+mod embed;
 #[cfg(feature = "fusion")]
 mod fusion;
 #[cfg(feature = "cuda")]
@@ -70,6 +75,8 @@ mod stream;
 pub use copies::{Gather, install_copies};
 #[cfg(feature = "cuda")]
 pub use cublas::{Arithmetic, CublasError, Order};
+#[cfg(feature = "cuda")]
+pub use embed::{EmbeddingGrad, install_embeddings};
 #[cfg(feature = "cuda")]
 pub use install::{Gemm, ORDER_VARIABLE, install};
 #[cfg(feature = "cuda")]

@@ -1,15 +1,17 @@
 //! Building blocks shared by the architectures: activations as transformers names them,
 //! attention masks in transformers' additive form, the matrix products of mixed precision, the
 //! element-wise operations a backend may fuse ([`fused`]), LayerNorm as one operation
-//! ([`norm`]), reshapes a backend may do without copying ([`view`]), the slot those kernels go
+//! ([`norm`]), embedding lookups whose gradient a backend may compute ([`embed`]), reshapes a backend may do without copying ([`view`]), the slot those kernels go
 //! in ([`hook`]), and the modules several architectures share ([`blocks`]).
 
 pub mod blocks;
+pub mod embed;
 pub mod fused;
 pub mod hook;
 pub mod norm;
 pub mod view;
 
+pub use embed::embedding;
 pub use fused::{dropout, softmax};
 pub use norm::layer_norm;
 

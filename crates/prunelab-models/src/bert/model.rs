@@ -102,9 +102,9 @@ impl<B: Backend> BertEmbeddings<B> {
         let device = input_ids.device();
         let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
         let types = token_type_ids.unwrap_or_else(|| Tensor::zeros([batch, seq], &device));
-        let x = self.word_embeddings.forward(input_ids)
-            + self.position_embeddings.forward(positions)
-            + self.token_type_embeddings.forward(types);
+        let x = layers::embedding(&self.word_embeddings, input_ids)
+            + layers::embedding(&self.position_embeddings, positions)
+            + layers::embedding(&self.token_type_embeddings, types);
         layers::dropout(&self.dropout, layers::layer_norm(&self.layer_norm, x))
     }
 }

@@ -163,14 +163,14 @@ impl<B: Backend> DebertaEmbeddings<B> {
     ) -> Tensor<B, 3> {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
-        let mut x = self.word_embeddings.forward(input_ids);
+        let mut x = layers::embedding(&self.word_embeddings, input_ids);
         if let Some(position) = &self.position_embeddings {
             let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
-            x = x + position.forward(positions);
+            x = x + layers::embedding(position, positions);
         }
         if let Some(token_type) = &self.token_type_embeddings {
             let types = token_type_ids.unwrap_or_else(|| Tensor::zeros([batch, seq], &device));
-            x = x + token_type.forward(types);
+            x = x + layers::embedding(token_type, types);
         }
         if let Some(proj) = &self.embed_proj {
             x = proj.forward(x);

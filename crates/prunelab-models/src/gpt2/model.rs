@@ -173,7 +173,7 @@ impl<B: Backend> Gpt2Model<B> {
         let device = input_ids.device();
         let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
         let mask = layers::causal_mask(attention_mask);
-        let mut states = vec![layers::dropout(&self.drop, self.wte.forward(input_ids) + self.wpe.forward(positions))];
+        let mut states = vec![layers::dropout(&self.drop, layers::embedding(&self.wte, input_ids) + layers::embedding(&self.wpe, positions))];
         for block in &self.h {
             let next = block.forward(states.last().cloned().expect("embedding output"), mask.clone());
             states.push(next);

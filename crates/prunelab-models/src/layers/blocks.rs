@@ -122,9 +122,9 @@ impl<B: Backend> RobertaEmbeddings<B> {
         let pad = self.pad_token_id as i64;
         let not_pad = input_ids.clone().not_equal_elem(pad).int();
         let positions = not_pad.clone().cumsum(1) * not_pad + pad;
-        let x = self.word_embeddings.forward(input_ids)
-            + self.position_embeddings.forward(positions)
-            + self.token_type_embeddings.forward(token_type_ids);
+        let x = super::embedding(&self.word_embeddings, input_ids)
+            + super::embedding(&self.position_embeddings, positions)
+            + super::embedding(&self.token_type_embeddings, token_type_ids);
         super::dropout(&self.dropout, super::layer_norm(&self.layer_norm, x))
     }
 

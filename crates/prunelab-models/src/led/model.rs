@@ -199,7 +199,7 @@ impl<B: Backend> LedEncoder<B> {
             global_attention_mask.map(|g| pad_columns(g, padded, 0)),
         );
         let positions = Tensor::<B, 1, Int>::arange(0..padded as i64, &device).reshape([1, padded]);
-        let x = shared.forward(input_ids) + self.embed_positions.forward(positions);
+        let x = layers::embedding(shared, input_ids) + layers::embedding(&self.embed_positions, positions);
         let mut states = vec![layers::dropout(&self.dropout, layers::layer_norm(&self.layernorm_embedding, x))];
         for layer in &self.layers {
             let next = layer.forward(states.last().cloned().expect("embedding output"), &pattern);
@@ -322,7 +322,7 @@ impl<B: Backend> LedDecoder<B> {
         let positions = Tensor::<B, 1, Int>::arange(0..tgt as i64, &device).reshape([1, tgt]);
         let causal = layers::causal_mask(Tensor::<B, 2, Int>::ones([1, tgt], &device));
         let cross = layers::padding_mask(encoder_attention_mask);
-        let x = shared.forward(decoder_input_ids) + self.embed_positions.forward(positions);
+        let x = layers::embedding(shared, decoder_input_ids) + layers::embedding(&self.embed_positions, positions);
         let mut states = vec![layers::dropout(&self.dropout, layers::layer_norm(&self.layernorm_embedding, x))];
         for layer in &self.layers {
             let x = states.last().cloned().expect("embedding output");
