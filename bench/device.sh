@@ -22,6 +22,7 @@
 #   bash bench/device.sh precision  # issue 22: --precision bf16 through cuBLAS (no casts) vs torch bf16 autocast; CUPTI launches per phase of a step
 #   bash bench/device.sh norm       # issue 22: the optimizer's norm kernel, build before (prunelab-before.xz) vs after, torch beside; CUPTI kernel time by name
 #   bash bench/device.sh embed      # issue 22: the embedding-gradient kernel, the same comparison (records in embed/)
+#   bash bench/device.sh softmax    # issue 22: the softmax kernel, the same comparison (records in softmax/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
 #   bash bench/device.sh timing     # the seed grid (or GRID) timed on random checkpoints of its models' shapes (ROWS, JOBS, RUN_LIMIT)
@@ -579,8 +580,8 @@ precision_gpu() {
 }
 
 # Issue 22: a build with a kernel of our own against the build before it — the flat step's
-# global norm (squares.cu; mode `norm`, records in $OUT/norm) or the embedding gradient
-# (embed.cu; mode `embed`, records in $OUT/embed). The build before
+# global norm (squares.cu; mode `norm`, records in $OUT/norm), the embedding gradient
+# (embed.cu; mode `embed`) or softmax (softmax.cu; mode `softmax`), records in $OUT/<mode>. The build before
 # (.device/bin/prunelab-before.xz) against VARIANT's (default fusion-cublas), sharing one kernel
 # cache: GPT-2 small and MiniLM's shape (random weights), `bench train` alternated REPEATS times
 # with torch TF32 beside them, then MiniLM's `bench infer` (both builds, torch TF32); then, under the
@@ -740,9 +741,9 @@ case ${1:-} in
     info
     norm_gpu
     ;;
-  embed)
+  embed|softmax)
     info
-    norm_gpu embed
+    norm_gpu "$1"
     ;;
   builds)
     info

@@ -248,19 +248,19 @@ fn gemm_label(gemm: Gemm, host_ordered: bool) -> &'static str {
 /// global norm (`--fused`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fused {
-    /// prunelab's own kernels where this build has them (the CPU build: softmax, GELU and dropout
-    /// in one pass each, forward and backward, over every core, deterministic, and reshapes that
-    /// share memory instead of copying; a cuda build with
-    /// cublas: LayerNorm and embedding gradients as CUDA kernels of its own, and the optimizer's
-    /// gradient copies and global norm, all queued on CubeCL's stream), else Burn's ops
+    /// prunelab's own kernels where this build has them (the CPU build: softmax, GELU, dropout
+    /// and LayerNorm in one pass each, forward and backward, over every core, deterministic, and
+    /// reshapes that share memory instead of copying; a cuda build with
+    /// cublas: LayerNorm, embedding gradients and softmax as CUDA kernels of its own, and the
+    /// optimizer's gradient copies and global norm, all queued on CubeCL's stream), else Burn's ops
     Auto,
     /// Burn's ops (each a chain of small kernels; on the CPU, on one core)
     Burn,
     /// Only the optimizer's gradient copies and global norm on CubeCL's stream (cuda builds with
     /// cublas; for benchmarks)
     Gathers,
-    /// Only LayerNorm and embedding gradients as CUDA kernels of prunelab's own (cuda builds with
-    /// cublas; for benchmarks)
+    /// Only LayerNorm, embedding gradients and softmax as CUDA kernels of prunelab's own (cuda
+    /// builds with cublas; for benchmarks)
     Norms,
 }
 
@@ -277,17 +277,18 @@ pub fn set_fused(fused: Fused) -> anyhow::Result<()> {
     FUSED.set(name).map_err(|_| anyhow::anyhow!("--fused is set once per process"))
 }
 
-/// On the CPU backend, prunelab-gemm's fused softmax, GELU and dropout, and its reshapes that
-/// share memory instead of copying.
+/// On the CPU backend, prunelab-gemm's fused softmax, GELU, dropout and LayerNorm, and its
+/// reshapes that share memory instead of copying.
 #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
 fn auto_fused() -> &'static str {
     prunelab_gemm::cpu::fused::install();
+    prunelab_gemm::cpu::norm::install();
     prunelab_gemm::cpu::view::install();
     "cpu-threads"
 }
 
-/// On cuda with cublas, LayerNorm's and the embeddings' kernels and the optimizer's (each where it installs; a warning
-/// says why not, and Burn's ops stay).
+/// On cuda with cublas, the layers' kernels (LayerNorm, embeddings, softmax) and the optimizer's
+/// (each group where it installs; a warning says why not, and Burn's ops stay).
 #[cfg(feature = "cublas")]
 fn auto_fused() -> &'static str {
     cuda_fused(true, true).expect("cuda_fused only fails where asked for one part that did not install")
@@ -326,9 +327,10 @@ fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
     let gathers = install(gathers, "the optimizer's gathers and norm", optimizer)?;
     let layers: Install = |device| {
         prunelab_cublas::install_norms(device)?;
-        prunelab_cublas::install_embeddings(device)
+        prunelab_cublas::install_embeddings(device)?;
+        prunelab_cublas::install_softmax(device)
     };
-    let norms = install(norms, "LayerNorms and embedding gradients", layers)?;
+    let norms = install(norms, "LayerNorm, embedding gradients and softmax", layers)?;
     Ok(match (gathers, norms) {
         (true, true) => "cuda-stream",
         (true, false) => "cuda-stream gathers",

@@ -1,10 +1,12 @@
-//! [`Gemm`] on Burn's fused backend: a custom operation of the fusion stream, run unfused in order
-//! with the operations around it.
+//! Custom operations of Burn's fusion stream, run unfused in order with the operations around
+//! them: [`Gemm`] on Burn's fused backend, and [`register`], which the kernels of this crate
+//! with f32 inputs and outputs (LayerNorm's, softmax's) go through.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
-use burn::tensor::Shape;
 use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, Shape};
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
@@ -47,4 +49,52 @@ impl<B: FusionBackend + Gemm> Gemm for Fusion<B> {
         let op = GemmOp::<B> { desc: desc.clone(), transpose_a, transpose_b, _backend: PhantomData };
         client.register(streams, OperationIr::Custom(desc), op).output()
     }
+}
+
+type Run<B, const N: usize, const M: usize> = dyn Fn([FloatTensor<B>; N]) -> [FloatTensor<B>; M] + Send + Sync;
+
+/// One operation of `N` f32 inputs and `M` f32 outputs of `shapes`, computed by `run` on the
+/// fused backend's inner one. `id` names what `run` computes, whatever it captures.
+pub(crate) fn register<B: FusionBackend, const N: usize, const M: usize>(
+    id: &'static str,
+    inputs: [FloatTensor<Fusion<B>>; N],
+    shapes: [Shape; M],
+    run: impl Fn([FloatTensor<B>; N]) -> [FloatTensor<B>; M] + Send + Sync + 'static,
+) -> [FloatTensor<Fusion<B>>; M] {
+    struct Op<B: FusionBackend, const N: usize, const M: usize> {
+        desc: CustomOpIr,
+        run: Arc<Run<B, N, M>>,
+        _backend: PhantomData<B>,
+    }
+
+    impl<B: FusionBackend, const N: usize, const M: usize> std::fmt::Debug for Op<B, N, M> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Op").field("desc", &self.desc).finish()
+        }
+    }
+
+    impl<B: FusionBackend, const N: usize, const M: usize> Clone for Op<B, N, M> {
+        fn clone(&self) -> Self {
+            Self { desc: self.desc.clone(), run: self.run.clone(), _backend: PhantomData }
+        }
+    }
+
+    impl<B: FusionBackend, const N: usize, const M: usize> Operation<B::FusionRuntime> for Op<B, N, M> {
+        fn execute(&self, handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>) {
+            let (inputs, outputs) = self.desc.as_fixed::<N, M>();
+            let inputs = inputs.each_ref().map(|ir| handles.get_float_tensor::<B>(ir));
+            let results = (self.run)(inputs);
+            for (ir, tensor) in outputs.iter().zip(results) {
+                handles.register_float_tensor::<B>(&ir.id, tensor);
+            }
+        }
+    }
+
+    let client = inputs[0].client.clone();
+    let streams = OperationStreams::with_inputs(inputs.iter());
+    let outputs = shapes.map(|shape| TensorIr::uninit(client.create_empty_handle(), shape, DType::F32));
+    let inputs = inputs.map(|t| t.into_ir());
+    let desc = CustomOpIr::new(id, &inputs, &outputs);
+    let op = Op::<B, N, M> { desc: desc.clone(), run: Arc::new(run), _backend: PhantomData };
+    client.register(streams, OperationIr::Custom(desc), op).outputs()
 }

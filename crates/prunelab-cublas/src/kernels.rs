@@ -1,5 +1,6 @@
 //! CUDA kernels of prunelab's own (`layer_norm.cu`, `bf16.cu` for the bf16 products,
-//! `squares.cu` for the optimizer's global norm and `embed.cu` for embedding gradients),
+//! `squares.cu` for the optimizer's global norm, `embed.cu` for embedding gradients and
+//! `softmax.cu`),
 //! compiled once at run time by NVRTC and launched on CubeCL's stream by CubeCL's runtime thread,
 //! in order with Burn's kernels.
 //!
@@ -23,10 +24,11 @@ const SOURCE: &str = concat!(
     include_str!("layer_norm.cu"),
     include_str!("bf16.cu"),
     include_str!("squares.cu"),
-    include_str!("embed.cu")
+    include_str!("embed.cu"),
+    include_str!("softmax.cu")
 );
 /// The kernels in it.
-const NAMES: [&str; 11] = [
+const NAMES: [&str; 13] = [
     "layer_norm_forward",
     "layer_norm_backward_input",
     "layer_norm_backward_partial",
@@ -38,6 +40,8 @@ const NAMES: [&str; 11] = [
     "embed_sort",
     "embed_partial",
     "embed_rows",
+    "softmax_forward",
+    "softmax_backward",
 ];
 
 /// Threads per block of the kernels that reduce within a block (`THREADS` in `layer_norm.cu`, whose
@@ -73,8 +77,9 @@ fn compile() -> Result<Module, String> {
                     LD_LIBRARY_PATH)"
             .to_string());
     }
-    let ptx = nvrtc::compile_ptx(SOURCE)
-        .map_err(|error| format!("NVRTC compiling layer_norm.cu, bf16.cu, squares.cu and embed.cu: {error:?}"))?;
+    let ptx = nvrtc::compile_ptx(SOURCE).map_err(|error| {
+        format!("NVRTC compiling layer_norm.cu, bf16.cu, squares.cu, embed.cu and softmax.cu: {error:?}")
+    })?;
     let image = CString::new(ptx.to_src()).map_err(|_| "NVRTC's PTX holds a NUL byte".to_string())?;
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let handle = handle.as_ref().ok_or("kernels loaded before the CUDA context was opened")?;

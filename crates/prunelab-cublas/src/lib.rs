@@ -1,8 +1,8 @@
 //! CUDA work of prunelab's own on Burn's CUDA backend, queued on CubeCL's stream: cuBLAS for the
 //! projections ([`install`]), the flat optimizer step's gathers as device copies
 //! ([`install_copies`]) and its global norm as a kernel of its own ([`install_squares`]), and
-//! LayerNorm and embedding gradients as kernels of its own ([`install_norms`],
-//! [`install_embeddings`]).
+//! LayerNorm, embedding gradients and softmax as kernels of its own ([`install_norms`],
+//! [`install_embeddings`], [`install_softmax`]).
 //!
 //! Burn 0.21 multiplies f32 matrices on CUDA with CubeCL's own kernels, in TF32 arithmetic, at
 //! 49–94 TFLOP/s on an H200 where cuBLAS reaches 410 (`bench/NOTES.md`). This crate hands every
@@ -41,7 +41,8 @@
 //! Burn's decomposed norm takes about seventeen kernels, the flat optimizer step's global norm
 //! ([`install_squares`]), two launches where Burn's ops take three slower kernels, and embedding
 //! tables' gradients ([`install_embeddings`]): a deterministic sort-and-sum in one submission
-//! where Burn's `select_add` serialises on rows many tokens share.
+//! where Burn's `select_add` serialises on rows many tokens share, and the attention's softmax
+//! ([`install_softmax`]), one launch forward and one backward.
 //!
 //! For measurement, [`phase_marker`] finds the phase mark of the CUPTI counter
 //! `bench/cupti_busy.c`, which the CLI calls between a training step's phases when asked.
@@ -67,6 +68,8 @@ mod marks;
 #[cfg(feature = "cuda")]
 mod norm;
 #[cfg(feature = "cuda")]
+mod softmax;
+#[cfg(feature = "cuda")]
 mod squares;
 #[cfg(feature = "cuda")]
 mod stream;
@@ -83,5 +86,7 @@ pub use install::{Gemm, ORDER_VARIABLE, install};
 pub use marks::{PHASES_VARIABLE, PhaseMarker, phase_marker};
 #[cfg(feature = "cuda")]
 pub use norm::{LayerNormKernels, install_norms};
+#[cfg(feature = "cuda")]
+pub use softmax::{SoftmaxKernels, install_softmax};
 #[cfg(feature = "cuda")]
 pub use squares::{SumOfSquares, install_squares};

@@ -6,7 +6,8 @@
 //! - [`LayerNormKernels`]: the forward (output, and each row's mean and reciprocal deviation) and
 //!   the backward (the gradients of the input, the scale and the shift) on a backend: CUDA, and
 //!   with the `fusion` feature a custom operation of Burn's fusion stream.
-//! - On `Autodiff<B>` the norm is one tracked operation whose backward is the backward kernels.
+//! - On `Autodiff<B>` the norm is one tracked operation whose backward is the backward kernels
+//!   (`prunelab_gemm::autodiff::layer_norm`, shared with the CPU kernels).
 //! - [`install_norms`] checks both against Burn's ops and autodiff on the device, then registers
 //!   the kernel with `prunelab_models::layers::norm::set_norm_kernel`.
 
@@ -17,10 +18,7 @@ use burn::nn::LayerNormConfig;
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Device, Distribution, TensorMetadata};
-use burn_autodiff::checkpoint::base::Checkpointer;
-use burn_autodiff::checkpoint::strategy::{CheckpointStrategy, NoCheckpointing};
-use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_cubecl::cubecl::cuda::CudaRuntime;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
@@ -143,9 +141,9 @@ impl<B: burn_fusion::FusionBackend + LayerNormKernels> LayerNormKernels for burn
     ) -> [FloatTensor<Self>; 3] {
         let rows = x.shape[0];
         let shapes = [x.shape.clone(), Shape::new([rows]), Shape::new([rows])];
-        fused::register::<B, 3>(
+        crate::fusion::register::<B, 3, 3>(
             "prunelab_layer_norm_forward",
-            [x, gamma, beta].to_vec(),
+            [x, gamma, beta],
             shapes,
             move |[x, gamma, beta]| B::layer_norm_forward(x, gamma, beta, epsilon),
         )
@@ -159,116 +157,12 @@ impl<B: burn_fusion::FusionBackend + LayerNormKernels> LayerNormKernels for burn
         rstd: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3] {
         let shapes = [x.shape.clone(), gamma.shape.clone(), gamma.shape.clone()];
-        fused::register::<B, 5>(
+        crate::fusion::register::<B, 5, 3>(
             "prunelab_layer_norm_backward",
-            [g, x, gamma, mean, rstd].to_vec(),
+            [g, x, gamma, mean, rstd],
             shapes,
             |[g, x, gamma, mean, rstd]| B::layer_norm_backward(g, x, gamma, mean, rstd),
         )
-    }
-}
-
-/// Custom operations of Burn's fusion stream, run unfused in order with the operations around
-/// them.
-#[cfg(feature = "fusion")]
-mod fused {
-    use std::marker::PhantomData;
-    use std::sync::Arc;
-
-    use burn::tensor::ops::FloatTensor;
-    use burn::tensor::{DType, Shape};
-    use burn_fusion::stream::{Operation, OperationStreams};
-    use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
-    use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
-
-    type Run<B, const N: usize> = dyn Fn([FloatTensor<B>; N]) -> [FloatTensor<B>; 3] + Send + Sync;
-
-    /// One operation of `N` f32 inputs and three f32 outputs of `shapes`, computed by `run` on the
-    /// fused backend's inner one.
-    pub(super) fn register<B: FusionBackend, const N: usize>(
-        id: &'static str,
-        inputs: Vec<FloatTensor<Fusion<B>>>,
-        shapes: [Shape; 3],
-        run: impl Fn([FloatTensor<B>; N]) -> [FloatTensor<B>; 3] + Send + Sync + 'static,
-    ) -> [FloatTensor<Fusion<B>>; 3] {
-        struct Op<B: FusionBackend, const N: usize> {
-            desc: CustomOpIr,
-            run: Arc<Run<B, N>>,
-            _backend: PhantomData<B>,
-        }
-
-        impl<B: FusionBackend, const N: usize> std::fmt::Debug for Op<B, N> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct("Op").field("desc", &self.desc).finish()
-            }
-        }
-
-        impl<B: FusionBackend, const N: usize> Clone for Op<B, N> {
-            fn clone(&self) -> Self {
-                Self { desc: self.desc.clone(), run: self.run.clone(), _backend: PhantomData }
-            }
-        }
-
-        impl<B: FusionBackend, const N: usize> Operation<B::FusionRuntime> for Op<B, N> {
-            fn execute(&self, handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>) {
-                let (inputs, outputs) = self.desc.as_fixed::<N, 3>();
-                let inputs = inputs.each_ref().map(|ir| handles.get_float_tensor::<B>(ir));
-                let results = (self.run)(inputs);
-                for (ir, tensor) in outputs.iter().zip(results) {
-                    handles.register_float_tensor::<B>(&ir.id, tensor);
-                }
-            }
-        }
-
-        let client = inputs[0].client.clone();
-        let streams = OperationStreams::with_inputs(inputs.iter());
-        let outputs = shapes.map(|shape| TensorIr::uninit(client.create_empty_handle(), shape, DType::F32));
-        let inputs: Vec<TensorIr> = inputs.into_iter().map(|t| t.into_ir()).collect();
-        let desc = CustomOpIr::new(id, &inputs, &outputs);
-        let op = Op::<B, N> { desc: desc.clone(), run: Arc::new(run), _backend: PhantomData };
-        client.register(streams, OperationIr::Custom(desc), op).outputs()
-    }
-}
-
-/// The norm on `Autodiff<B>`: the forward kernel, and a backward of the backward kernels.
-fn tracked<B: LayerNormKernels, C: CheckpointStrategy>(
-    args: NormArgs<FloatTensor<Autodiff<B, C>>>,
-) -> FloatTensor<Autodiff<B, C>> {
-    /// What the backward reads: the input, the scale, and each row's mean and rstd.
-    #[derive(Debug, Clone)]
-    struct Saved<B: Backend> {
-        x: FloatTensor<B>,
-        gamma: FloatTensor<B>,
-        mean: FloatTensor<B>,
-        rstd: FloatTensor<B>,
-    }
-
-    #[derive(Debug)]
-    struct Norm;
-
-    impl<B: LayerNormKernels> Backward<B, 3> for Norm {
-        type State = Saved<B>;
-
-        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let [node_x, node_gamma, node_beta] = ops.parents;
-            let g = grads.consume::<B>(&ops.node);
-            let Saved { x, gamma, mean, rstd } = ops.state;
-            let [dx, dgamma, dbeta] = B::layer_norm_backward(g, x, gamma, mean, rstd);
-            for (node, grad) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
-                if let Some(node) = node {
-                    grads.register::<B>(node.id, grad);
-                }
-            }
-        }
-    }
-
-    let NormArgs { input, gamma, beta, epsilon } = args;
-    let nodes = [input.node.clone(), gamma.node.clone(), beta.node.clone()];
-    let [y, mean, rstd] =
-        B::layer_norm_forward(input.primitive.clone(), gamma.primitive.clone(), beta.primitive, epsilon as f32);
-    match Norm.prepare::<C>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(Saved { x: input.primitive, gamma: gamma.primitive, mean, rstd }, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
     }
 }
 
@@ -292,7 +186,13 @@ pub fn install_norms(device: &Device<Cuda>) -> Result<(), CublasError> {
 /// `Autodiff<Cuda>` whose scale and shift have the input's width.
 fn kernel(call: &mut dyn Any) {
     if let Some(call) = call.downcast_mut::<NormCall<FloatTensor<Autodiff<Cuda>>>>() {
-        take_if_fits(call, tracked::<Cuda, NoCheckpointing>);
+        take_if_fits(call, |args| {
+            prunelab_gemm::autodiff::layer_norm::<Cuda, NoCheckpointing>(
+                args,
+                Cuda::layer_norm_forward,
+                Cuda::layer_norm_backward,
+            )
+        });
     } else if let Some(call) = call.downcast_mut::<NormCall<FloatTensor<Cuda>>>() {
         take_if_fits(call, |args| {
             let [y, _, _] = Cuda::layer_norm_forward(args.input, args.gamma, args.beta, args.epsilon as f32);

@@ -67,31 +67,11 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> SumOfSquares for CubeBacke
 #[cfg(feature = "fusion")]
 impl<B: burn_fusion::FusionBackend + SumOfSquares> SumOfSquares for burn_fusion::Fusion<B> {
     fn sum_of_squares(values: FloatTensor<Self>) -> FloatTensor<Self> {
-        use std::marker::PhantomData;
-
-        use burn_fusion::FusionRuntime;
-        use burn_fusion::stream::{Operation, OperationStreams};
-        use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
-
-        #[derive(Clone, Debug)]
-        struct SquaresOp<B> {
-            desc: CustomOpIr,
-            _backend: PhantomData<B>,
-        }
-
-        impl<B: burn_fusion::FusionBackend + SumOfSquares> Operation<B::FusionRuntime> for SquaresOp<B> {
-            fn execute(&self, handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>) {
-                let values = handles.get_float_tensor::<B>(&self.desc.inputs[0]);
-                handles.register_float_tensor::<B>(&self.desc.outputs[0].id, B::sum_of_squares(values));
-            }
-        }
-
-        let client = values.client.clone();
-        let streams = OperationStreams::with_inputs([&values]);
-        let out = TensorIr::uninit(client.create_empty_handle(), Shape::new([1]), DType::F32);
-        let desc = CustomOpIr::new("prunelab_sum_of_squares", &[values.into_ir()], &[out]);
-        let op = SquaresOp::<B> { desc: desc.clone(), _backend: PhantomData };
-        client.register(streams, OperationIr::Custom(desc), op).output()
+        let [sum] =
+            crate::fusion::register::<B, 1, 1>("prunelab_sum_of_squares", [values], [Shape::new([1])], |[values]| {
+                [B::sum_of_squares(values)]
+            });
+        sum
     }
 }
 

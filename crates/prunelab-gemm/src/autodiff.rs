@@ -1,5 +1,10 @@
-//! A projection product as its own tracked operation of Burn's autodiff, whose forward and both
-//! gradients are products of a [`GemmFn`].
+//! Operations of prunelab's own kernels as tracked operations of Burn's autodiff, for every
+//! backend that has such kernels (cuBLAS and CUDA kernels in `prunelab-cublas`, the CPU ones in
+//! [`crate::cpu`]):
+//! - [`product`]: a projection product, whose forward and both gradients are products of a
+//!   [`GemmFn`];
+//! - [`layer_norm`]: a LayerNorm, whose forward is a [`NormForwardFn`] and whose backward is a
+//!   [`NormBackwardFn`].
 
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
@@ -9,6 +14,7 @@ use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind, binary};
+use prunelab_models::layers::norm::NormArgs;
 
 /// `op(a) · op(b)` of two 2-D f32 tensors of a backend, `op` transposing when its flag is set:
 /// a new `[rows of op(a), cols of op(b)]` tensor.
@@ -54,5 +60,60 @@ pub fn product<B: Backend, C: CheckpointStrategy>(
             prep.finish((lhs_state, rhs_state), gemm(lhs.primitive, false, rhs.primitive, false))
         }
         OpsKind::UnTracked(prep) => prep.finish(gemm(lhs.primitive, false, rhs.primitive, false)),
+    }
+}
+
+/// LayerNorm's forward on `[rows, cols]` f32 inputs: `[output, mean, rstd]` of `(x, gamma, beta,
+/// epsilon)`, the last two each row's mean and `1 / √(var + ε)` (`[rows]`).
+pub type NormForwardFn<B> = fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f32) -> [FloatTensor<B>; 3];
+
+/// LayerNorm's backward: `[d x, d gamma, d beta]` of `(g, x, gamma, mean, rstd)`, `g` the output's
+/// gradient and the others what the forward read or saved.
+pub type NormBackwardFn<B> =
+    fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> [FloatTensor<B>; 3];
+
+/// A LayerNorm on `Autodiff<B>`: `forward`, and a backward of `backward` for the input, the
+/// scale and the shift.
+pub fn layer_norm<B: Backend, C: CheckpointStrategy>(
+    args: NormArgs<FloatTensor<Autodiff<B, C>>>,
+    forward: NormForwardFn<B>,
+    backward: NormBackwardFn<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    /// What the backward reads: the input, the scale, and each row's mean and rstd.
+    #[derive(Debug, Clone)]
+    struct Saved<B: Backend> {
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        mean: FloatTensor<B>,
+        rstd: FloatTensor<B>,
+    }
+
+    #[derive(Debug)]
+    struct Norm<B: Backend> {
+        backward: NormBackwardFn<B>,
+    }
+
+    impl<B: Backend> Backward<B, 3> for Norm<B> {
+        type State = Saved<B>;
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_gamma, node_beta] = ops.parents;
+            let g = grads.consume::<B>(&ops.node);
+            let Saved { x, gamma, mean, rstd } = ops.state;
+            let [dx, dgamma, dbeta] = (self.backward)(g, x, gamma, mean, rstd);
+            for (node, grad) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, grad);
+                }
+            }
+        }
+    }
+
+    let NormArgs { input, gamma, beta, epsilon } = args;
+    let nodes = [input.node.clone(), gamma.node.clone(), beta.node.clone()];
+    let [y, mean, rstd] = forward(input.primitive.clone(), gamma.primitive.clone(), beta.primitive, epsilon as f32);
+    match (Norm { backward }).prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(Saved { x: input.primitive, gamma: gamma.primitive, mean, rstd }, y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
     }
 }

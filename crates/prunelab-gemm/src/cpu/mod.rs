@@ -10,13 +10,15 @@
 //! computes the same sums in the same order twice as wide: every output element is the sum
 //! Burn's product makes, so the result equals Burn's bit for bit, whatever the number of threads.
 //!
-//! [`fused`] does the same for softmax, GELU and dropout, which Burn runs as chains of
-//! single-threaded ops, and [`view`] reshapes without the copy burn-ndarray makes of each.
+//! [`fused`] does the same for softmax, GELU and dropout, and [`norm`] for LayerNorm, which Burn
+//! runs as chains of single-threaded ops, and [`view`] reshapes without the copy burn-ndarray
+//! makes of each.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod fused;
 mod math;
+pub mod norm;
 pub mod view;
 
 use std::any::Any;

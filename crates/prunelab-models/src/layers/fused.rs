@@ -10,6 +10,8 @@
 //!
 //! Without a kernel, or for an operation it leaves, each function is Burn's op exactly.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use burn::nn::Dropout;
 use burn::prelude::*;
 use burn::tensor::{TensorPrimitive, activation};
@@ -78,9 +80,45 @@ pub type FusedKernel = super::hook::Kernel;
 
 static FUSED_KERNEL: super::hook::Hook = super::hook::Hook::new();
 
-/// Install (or with `None` remove) the kernel the functions of this module try first.
+/// Which operations the installed kernel is handed ([`Kinds`] bits).
+static FUSED_KINDS: AtomicU8 = AtomicU8::new(Kinds::ALL.0);
+
+/// A set of [`FusedOp`] kinds: those a kernel takes. The others never reach it (nor the flattening
+/// to `[rows, cols]` a kernel's call needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kinds(u8);
+
+impl Kinds {
+    /// Softmax only.
+    pub const SOFTMAX: Self = Self(1);
+    /// GELU only (both forms).
+    pub const GELU: Self = Self(2);
+    /// Dropout only.
+    pub const DROPOUT: Self = Self(4);
+    /// Every kind.
+    pub const ALL: Self = Self(7);
+
+    fn has(self, kind: Self) -> bool {
+        self.0 & kind.0 == kind.0
+    }
+}
+
+/// Install (or with `None` remove) the kernel the functions of this module try first, for every
+/// kind of operation.
 pub fn set_fused_kernel(kernel: Option<FusedKernel>) {
+    set_fused_kernel_for(kernel, Kinds::ALL);
+}
+
+/// Install (or with `None` remove) the kernel the functions of this module try first, for the
+/// operations of `kinds`; the others run as Burn's ops.
+pub fn set_fused_kernel_for(kernel: Option<FusedKernel>, kinds: Kinds) {
+    FUSED_KINDS.store(kinds.0, Ordering::Relaxed);
     FUSED_KERNEL.set(kernel);
+}
+
+/// The installed kernel, when it takes operations of `kind`.
+fn kernel_for(kind: Kinds) -> Option<FusedKernel> {
+    FUSED_KERNEL.get().filter(|_| Kinds(FUSED_KINDS.load(Ordering::Relaxed)).has(kind))
 }
 
 /// Whether a fused kernel is installed (for result files).
@@ -93,17 +131,17 @@ pub fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tenso
     if dim + 1 != D {
         return activation::softmax(x, dim);
     }
-    fused(x, FusedOp::Softmax, |x| activation::softmax(x, D - 1))
+    fused(x, Kinds::SOFTMAX, FusedOp::Softmax, |x| activation::softmax(x, D - 1))
 }
 
 /// Exact GELU (`gelu`), through the installed kernel when there is one.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    fused(x, |input| FusedOp::Gelu { input, approximate: false }, activation::gelu)
+    fused(x, Kinds::GELU, |input| FusedOp::Gelu { input, approximate: false }, activation::gelu)
 }
 
 /// GELU's tanh approximation (`gelu_new`), through the installed kernel when there is one.
 pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    fused(x, |input| FusedOp::Gelu { input, approximate: true }, activation::gelu_approximate)
+    fused(x, Kinds::GELU, |input| FusedOp::Gelu { input, approximate: true }, activation::gelu_approximate)
 }
 
 /// `dropout.forward(x)`: the identity outside training (no autodiff) or at probability 0, else
@@ -113,16 +151,18 @@ pub fn dropout<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -
         return x;
     }
     let prob = dropout.prob;
-    fused(x, |input| FusedOp::Dropout { input, prob }, |x| dropout.forward(x))
+    fused(x, Kinds::DROPOUT, |input| FusedOp::Dropout { input, prob }, |x| dropout.forward(x))
 }
 
-/// `op` of `x` (flattened to `[rows, last axis]`) through the installed kernel, or `burn(x)`.
+/// `op` of `x` (flattened to `[rows, last axis]`) through the installed kernel when it takes
+/// `kind`, or `burn(x)`.
 fn fused<B: Backend, const D: usize>(
     x: Tensor<B, D>,
+    kind: Kinds,
     op: impl FnOnce(B::FloatTensorPrimitive) -> FusedOp<B::FloatTensorPrimitive>,
     burn: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
 ) -> Tensor<B, D> {
-    let Some(kernel) = FUSED_KERNEL.get() else { return burn(x) };
+    let Some(kernel) = kernel_for(kind) else { return burn(x) };
     let dims = x.dims();
     let cols = dims[D - 1];
     let rows = dims[..D - 1].iter().product::<usize>();
