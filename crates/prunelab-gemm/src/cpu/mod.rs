@@ -154,6 +154,25 @@ pub(crate) fn in_blocks<T: Send>(out: &mut [T], unit: usize, block: usize, run: 
     });
 }
 
+/// A buffer of `len` elements, none initialised.
+pub(crate) fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
+    let mut buffer = Vec::with_capacity(len);
+    buffer.resize_with(len, MaybeUninit::uninit);
+    buffer
+}
+
+/// The buffer as initialised values.
+///
+/// # Safety
+/// Every element was written.
+#[allow(unsafe_code)]
+pub(crate) unsafe fn assume_init(buffer: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+    let mut buffer = std::mem::ManuallyDrop::new(buffer);
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, the allocation is handed over whole (pointer,
+    // length, capacity), and the caller vouches that every element is initialised.
+    unsafe { Vec::from_raw_parts(buffer.as_mut_ptr().cast::<f32>(), buffer.len(), buffer.capacity()) }
+}
+
 /// `out = a · b` on one thread (`out` the row-major output, not necessarily initialised; every
 /// element is written): the AVX-512 kernel where the CPU has AVX-512, else matrixmultiply
 /// (Burn's kernel) on zeros.

@@ -16,7 +16,6 @@
 //! formulas, `(x − mean) · rstd` multiplying by the reciprocal where Burn divides).
 
 use std::any::Any;
-use std::mem::MaybeUninit;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::ops::FloatTensor;
@@ -26,7 +25,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, ArrayD, IxDyn};
 use prunelab_models::layers::norm::{NormArgs, NormCall, set_norm_kernel};
 
-use super::threads;
+use super::{assume_init, threads, uninit};
 
 /// Rows per block of the scale's and shift's gradient sums (a constant: the sums' order).
 const CHUNK: usize = 32;
@@ -208,25 +207,6 @@ fn split<T: Send>(parts: impl Iterator<Item = T>, run: impl Fn(T) + Sync) {
 /// Threads for a norm of `elements` elements.
 fn threads_for(elements: usize) -> usize {
     if elements < PARALLEL_MIN_ELEMENTS { 1 } else { threads() }
-}
-
-/// A buffer of `len` elements, none initialised.
-fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
-    let mut buffer = Vec::with_capacity(len);
-    buffer.resize_with(len, MaybeUninit::uninit);
-    buffer
-}
-
-/// The buffer as initialised values.
-///
-/// # Safety
-/// Every element was written.
-#[allow(unsafe_code)]
-unsafe fn assume_init(buffer: Vec<MaybeUninit<f32>>) -> Vec<f32> {
-    let mut buffer = std::mem::ManuallyDrop::new(buffer);
-    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, the allocation is handed over whole (pointer,
-    // length, capacity), and the caller vouches that every element is initialised.
-    unsafe { Vec::from_raw_parts(buffer.as_mut_ptr().cast::<f32>(), buffer.len(), buffer.capacity()) }
 }
 
 /// An f32 primitive in row-major layout (shared, copied only when laid out otherwise); its
