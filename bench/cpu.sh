@@ -8,7 +8,8 @@
 # layout. Two workloads, each as one JSON record per tool in OUT (default bench/results/cpu-<date>):
 #   1. `bench train` / `torch_bench.py train` on a random checkpoint of MiniLM's shape: synthetic
 #      batches of 32 x 128, STEPS timed steps (default 5), prunelab by default (products, softmax,
-#      GELU and dropout on every core), with --fused burn (Burn's softmax, GELU and dropout), and
+#      GELU, dropout and LayerNorm on every core), with --fused burn (Burn's softmax, GELU, dropout
+#      and LayerNorm), and
 #      with --gemm burn --fused burn (Burn's single-threaded ops only);
 #   2. fine-tuning the real MiniLM on the first 640 SST-2 training rows (batch 32, dynamic padding,
 #      max length 128, one epoch) and evaluating the 872 dev sentences.
@@ -52,7 +53,7 @@ ft = json.load(open(f"{out}/sst2-640-prunelab/result.json"))["epochs"][0]
 tt = json.load(open(f"{out}/sst2-640-torch.json"))["epochs"][0]
 rows = [
     ("MiniLM shape, 32 x 128, fine-tune samples/s (default build and options)", pl["auto"], pt),
-    ("... --fused burn (Burn's softmax, GELU and dropout)", pl["unfused"], pt),
+    ("... --fused burn (Burn's softmax, GELU, dropout and LayerNorm)", pl["unfused"], pt),
     ("... --gemm burn --fused burn (Burn's single-threaded ops only)", pl["burn"], pt),
     ("SST-2, 640 rows: fine-tune samples/s", ft["samples_per_second"], tt["samples_per_second"]),
     ("SST-2: evaluation of 872 dev sentences, samples/s", ft["eval"]["examples"] / ft["eval_seconds"], tt["eval_samples_per_second"]),
