@@ -300,9 +300,9 @@ fn auto_fused() -> &'static str {
     "burn"
 }
 
-/// Install the optimizer's gathers and norm and/or LayerNorm's kernels on cuda with cublas; the
-/// name of what was installed. Asked for one alone, failing to install it is an error; asked for
-/// both, a warning.
+/// Install the optimizer's gathers and norm and/or the layers' kernels (LayerNorm, embedding
+/// gradients, softmax) on cuda with cublas; the name of what was installed whole. Asked for one
+/// part alone, failing to install any of it is an error; asked for both, a warning.
 #[cfg(feature = "cublas")]
 fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
     let alone = gathers != norms;
@@ -325,12 +325,17 @@ fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
         prunelab_cublas::install_squares(device)
     };
     let gathers = install(gathers, "the optimizer's gathers and norm", optimizer)?;
-    let layers: Install = |device| {
-        prunelab_cublas::install_norms(device)?;
-        prunelab_cublas::install_embeddings(device)?;
-        prunelab_cublas::install_softmax(device)
-    };
-    let norms = install(norms, "LayerNorm, embedding gradients and softmax", layers)?;
+    // The layers' kernels, each on its own: one that fails its check leaves the others installed.
+    let layers: [(&str, Install); 3] = [
+        ("LayerNorms", prunelab_cublas::install_norms),
+        ("embedding gradients", prunelab_cublas::install_embeddings),
+        ("softmaxes", prunelab_cublas::install_softmax),
+    ];
+    let mut all_layers = norms;
+    for (what, kernels) in layers {
+        all_layers &= install(norms, what, kernels)?;
+    }
+    let norms = all_layers;
     Ok(match (gathers, norms) {
         (true, true) => "cuda-stream",
         (true, false) => "cuda-stream gathers",
