@@ -30,7 +30,6 @@ use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
 use prunelab_models::layers::embed::{EmbedArgs, EmbedCall, embedding, set_embed_kernel};
 
 use crate::cublas::{self, CublasError};
-use crate::install::require_stream;
 use crate::kernels::{self, Arg, Launch, args};
 
 type Cuda = burn::backend::Cuda<f32, i32>;
@@ -192,13 +191,7 @@ fn tracked<B: EmbeddingGrad, C: CheckpointStrategy>(args: Args<Autodiff<B, C>>) 
 /// Needs CubeCL's stream (learnt here if not yet) and libnvrtc; without either, or when the check
 /// differs, nothing is installed and the error says why.
 pub fn install_embeddings(device: &Device<Cuda>) -> Result<(), CublasError> {
-    require_stream(device)?;
-    kernels::load()?;
-    set_embed_kernel(Some(kernel));
-    if let Err(error) = check(device) {
-        set_embed_kernel(None);
-        return Err(error);
-    }
+    kernels::install_hook(device, set_embed_kernel, kernel, check)?;
     tracing::info!("embedding gradients as prunelab CUDA kernels on CubeCL's stream");
     Ok(())
 }

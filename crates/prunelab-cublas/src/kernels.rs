@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use burn_cubecl::cubecl::server::Binding;
 use cudarc::driver::{result as driver, sys as driver_sys};
 use cudarc::nvrtc;
+use prunelab_models::layers::hook::Kernel;
 
 use crate::cublas::{self, CublasError, HANDLE};
 
@@ -63,6 +64,27 @@ unsafe impl Send for Function {}
 unsafe impl Sync for Function {}
 
 static MODULE: OnceLock<Result<Module, String>> = OnceLock::new();
+
+/// The CUDA device of prunelab's cuda builds.
+type Device = burn::tensor::Device<burn::backend::Cuda<f32, i32>>;
+/// A check of an installed kernel against Burn's ops on a device.
+type Check = fn(&Device) -> Result<(), CublasError>;
+
+/// Install `kernel` in a `prunelab_models` hook (through `set`) for the layers' kernels of this
+/// crate, and keep it only if `check` — which runs through the hook — passes on `device`. Needs
+/// CubeCL's stream (learnt here if not yet) and the kernels compiled ([`load`]); the error says
+/// why not.
+pub(crate) fn install_hook(
+    device: &Device,
+    set: fn(Option<Kernel>),
+    kernel: Kernel,
+    check: Check,
+) -> Result<(), CublasError> {
+    crate::install::require_stream(device)?;
+    load()?;
+    set(Some(kernel));
+    check(device).inspect_err(|_| set(None))
+}
 
 /// Compile and load the kernels (once per process), in the context [`cublas::open`] made current.
 pub(crate) fn load() -> Result<(), CublasError> {

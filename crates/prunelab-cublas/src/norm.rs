@@ -26,7 +26,6 @@ use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
 use prunelab_models::layers::norm::{NormArgs, NormCall, layer_norm, set_norm_kernel};
 
 use crate::cublas::{self, CublasError};
-use crate::install::require_stream;
 use crate::kernels::{self, Arg, Launch, args};
 
 type Cuda = burn::backend::Cuda<f32, i32>;
@@ -171,13 +170,7 @@ impl<B: burn_fusion::FusionBackend + LayerNormKernels> LayerNormKernels for burn
 /// stream (learnt here if not yet) and libnvrtc; without either, or when the check differs,
 /// nothing is installed and the error says why.
 pub fn install_norms(device: &Device<Cuda>) -> Result<(), CublasError> {
-    require_stream(device)?;
-    kernels::load()?;
-    set_norm_kernel(Some(kernel));
-    if let Err(error) = check(device) {
-        set_norm_kernel(None);
-        return Err(error);
-    }
+    kernels::install_hook(device, set_norm_kernel, kernel, check)?;
     tracing::info!("LayerNorm as prunelab's CUDA kernels on CubeCL's stream");
     Ok(())
 }

@@ -26,10 +26,9 @@ use burn_cubecl::cubecl::cuda::CudaRuntime;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
-use prunelab_models::layers::fused::{FusedCall, FusedOp, Kinds, set_fused_kernel, set_fused_kernel_for, softmax};
+use prunelab_models::layers::fused::{FusedCall, FusedOp, Kinds, set_fused_kernel_for, softmax};
 
 use crate::cublas::{self, CublasError};
-use crate::install::require_stream;
 use crate::kernels::{self, Arg, Launch, args};
 
 type Cuda = burn::backend::Cuda<f32, i32>;
@@ -132,13 +131,7 @@ fn tracked<B: SoftmaxKernels, C: CheckpointStrategy>(x: FloatTensor<Autodiff<B, 
 /// stream (learnt here if not yet) and libnvrtc; without either, or when the check differs,
 /// nothing is installed and the error says why.
 pub fn install_softmax(device: &Device<Cuda>) -> Result<(), CublasError> {
-    require_stream(device)?;
-    kernels::load()?;
-    set_fused_kernel_for(Some(kernel), Kinds::SOFTMAX);
-    if let Err(error) = check(device) {
-        set_fused_kernel(None);
-        return Err(error);
-    }
+    kernels::install_hook(device, |kernel| set_fused_kernel_for(kernel, Kinds::SOFTMAX), kernel, check)?;
     tracing::info!("softmax as prunelab CUDA kernels on CubeCL's stream");
     Ok(())
 }
