@@ -164,7 +164,7 @@ impl Row for SoftmaxBackward {
 
     #[inline(always)]
     fn row(_: &Self::Context, _: usize, g: &[f32], y: &[f32], out: &mut [f32]) {
-        let dot = lanes_sum(g.iter().zip(y).map(|(g, y)| g * y));
+        let dot = math::lanes_sum(g.len(), |i| g[i] * y[i]);
         out.iter_mut().zip(g.iter().zip(y)).for_each(|(o, (&g, &y))| *o = y * (g - dot));
     }
 }
@@ -248,12 +248,12 @@ fn each_pair(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32)
 /// (below 1.2e-38, they carry nothing, and every product that meets one is slow on x86).
 #[inline(always)]
 fn softmax_row(x: &[f32], out: &mut [f32]) {
-    let max = lanes_max(x);
+    let max = math::lanes_max(x.len(), |i| x[i]);
     let out = &mut out[..x.len()];
     for i in 0..x.len() {
         out[i] = math::exp(x[i] - max);
     }
-    let scale = 1.0 / lanes_sum(out.iter().copied());
+    let scale = 1.0 / math::lanes_sum(out.len(), |i| out[i]);
     for o in out.iter_mut() {
         let p = *o * scale;
         *o = if p < f32::MIN_POSITIVE { 0.0 } else { p };
@@ -282,26 +282,6 @@ fn draw_seed() -> u64 {
     let NdArrayTensor::F32(draws) = draws else { unreachable!("drawn as f32") };
     let bits: Vec<u64> = draws.into_shared().iter().map(|v| u64::from(v.to_bits())).collect();
     math::hash((bits[0] << 32) | bits[1], (bits[2] << 32) | bits[3])
-}
-
-/// A sum in eight interleaved lanes (so the compiler vectorises it; the order is fixed).
-#[inline(always)]
-fn lanes_sum(values: impl Iterator<Item = f32>) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    for (i, v) in values.enumerate() {
-        lanes[i % 8] += v;
-    }
-    lanes.iter().sum()
-}
-
-/// The maximum of a non-empty row.
-#[inline(always)]
-fn lanes_max(x: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    for (i, &v) in x.iter().enumerate() {
-        lanes[i % 8] = lanes[i % 8].max(v);
-    }
-    lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// `R::row(context, index of the row, row of a, row of b, row of the output)` for every row of

@@ -33,8 +33,45 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 0.166_666_65;
     p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
-    let value = e * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2ⁿ from the bits of n + 2²³ + 127 (its low mantissa bits hold n + 127, in 1..=255 for the
+    // clamped argument): the value `((n as i32 + 127) as u32) << 23` gives, without the
+    // saturating cast, which the compiler does not vectorise.
+    let value = e * f32::from_bits((n + 8_388_735.0).to_bits() << 23);
     if underflow { 0.0 } else { value }
+}
+
+/// `Σ f(i)` for `i` in `0..len`, element `i` added to lane `i % 8`, then the lanes in order: a
+/// fixed order, written as whole chunks of eight so that the compiler adds eight lanes at once
+/// (an indexed `lanes[i % 8]` stays a scalar loop).
+#[inline(always)]
+pub fn lanes_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let whole = len / 8 * 8;
+    for chunk in (0..whole).step_by(8) {
+        for (j, lane) in lanes.iter_mut().enumerate() {
+            *lane += f(chunk + j);
+        }
+    }
+    for (lane, i) in lanes.iter_mut().zip(whole..len) {
+        *lane += f(i);
+    }
+    lanes.iter().sum()
+}
+
+/// The maximum of `f(i)` for `i` in `0..len` (`len` > 0), in the lanes of [`lanes_sum`].
+#[inline(always)]
+pub fn lanes_max(len: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let whole = len / 8 * 8;
+    for chunk in (0..whole).step_by(8) {
+        for (j, lane) in lanes.iter_mut().enumerate() {
+            *lane = lane.max(f(chunk + j));
+        }
+    }
+    for (lane, i) in lanes.iter_mut().zip(whole..len) {
+        *lane = lane.max(f(i));
+    }
+    lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// `erf(x)` (Abramowitz & Stegun 7.1.26, absolute error ≤ 1.5e-7 in exact arithmetic).
@@ -101,6 +138,47 @@ mod tests {
 
     fn grid(lo: f32, hi: f32, n: usize) -> impl Iterator<Item = f32> {
         (0..=n).map(move |i| lo + (hi - lo) * i as f32 / n as f32)
+    }
+
+    /// `exp` as it was written before its `2ⁿ` was built from bits (with a saturating cast).
+    fn exp_with_cast(x: f32) -> f32 {
+        let underflow = x < EXP_MIN;
+        let x = x.clamp(EXP_MIN, 88.722_83);
+        let n = (x * LOG2_E + ROUND) - ROUND;
+        let r = x - n * LN2_HI - n * LN2_LO;
+        let mut p = 1.987_569_1e-4_f32;
+        p = p * r + 1.398_199_9e-3;
+        p = p * r + 8.333_452e-3;
+        p = p * r + 4.166_579_6e-2;
+        p = p * r + 0.166_666_65;
+        p = p * r + 0.5;
+        let e = p * r * r + r + 1.0;
+        let value = e * f32::from_bits(((n as i32 + 127) as u32) << 23);
+        if underflow { 0.0 } else { value }
+    }
+
+    #[test]
+    fn exp_has_the_bits_of_the_cast_version() {
+        for x in grid(-100.0, 100.0, 200_000).chain([EXP_MIN, 88.722_83, f32::MIN, f32::MAX, -0.0]) {
+            assert_eq!(exp(x).to_bits(), exp_with_cast(x).to_bits(), "exp({x})");
+        }
+    }
+
+    #[test]
+    fn lane_sums_and_maxima_keep_each_element_in_lane_i_mod_8() {
+        let values: Vec<f32> = (0..29).map(|i| ((i * 7919) % 113) as f32 * 0.37 - 20.0).collect();
+        for len in [1, 7, 8, 9, 16, 29] {
+            let mut lanes = [0.0f32; 8];
+            let mut maxima = [f32::NEG_INFINITY; 8];
+            for (i, &v) in values[..len].iter().enumerate() {
+                lanes[i % 8] += v;
+                maxima[i % 8] = maxima[i % 8].max(v);
+            }
+            let sum: f32 = lanes.iter().sum();
+            assert_eq!(lanes_sum(len, |i| values[i]).to_bits(), sum.to_bits(), "sum of {len}");
+            let max = maxima.into_iter().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(lanes_max(len, |i| values[i]), max, "max of {len}");
+        }
     }
 
     #[test]

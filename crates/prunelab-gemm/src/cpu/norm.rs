@@ -25,7 +25,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, ArrayD, IxDyn};
 use prunelab_models::layers::norm::{NormArgs, NormCall, set_norm_kernel};
 
-use super::{assume_init, threads, uninit};
+use super::{assume_init, math, threads, uninit};
 
 /// Rows per block of the scale's and shift's gradient sums (a constant: the sums' order).
 const CHUNK: usize = 32;
@@ -93,8 +93,8 @@ fn forward_rows(
         let first = i * block;
         for (r, y) in y.chunks_mut(cols).enumerate() {
             let row = &x[(first + r) * cols..(first + r + 1) * cols];
-            let m = lanes_sum(cols, |c| row[c]) / cols as f32;
-            let var = lanes_sum(cols, |c| (row[c] - m) * (row[c] - m)) / cols as f32;
+            let m = math::lanes_sum(cols, |c| row[c]) / cols as f32;
+            let var = math::lanes_sum(cols, |c| (row[c] - m) * (row[c] - m)) / cols as f32;
             let s = 1.0 / (var + epsilon).sqrt();
             for c in 0..cols {
                 y[c].write((row[c] - m) * s * gamma[c] + beta[c]);
@@ -152,8 +152,8 @@ fn backward_rows(
                 let row = first + k * CHUNK + r;
                 let (g, x) = (&g[row * cols..(row + 1) * cols], &x[row * cols..(row + 1) * cols]);
                 let (m, s) = (mean[row], rstd[row]);
-                let a = lanes_sum(cols, |c| g[c] * gamma[c]) / cols as f32;
-                let b = lanes_sum(cols, |c| g[c] * gamma[c] * ((x[c] - m) * s)) / cols as f32;
+                let a = math::lanes_sum(cols, |c| g[c] * gamma[c]) / cols as f32;
+                let b = math::lanes_sum(cols, |c| g[c] * gamma[c] * ((x[c] - m) * s)) / cols as f32;
                 for c in 0..cols {
                     let xhat = (x[c] - m) * s;
                     dx[c].write(s * (g[c] * gamma[c] - a - xhat * b));
@@ -175,17 +175,6 @@ fn backward_rows(
     #[allow(unsafe_code)]
     let dx = unsafe { assume_init(dx) };
     (dx, dgamma, dbeta)
-}
-
-/// `Σ f(i)` for `i` in `0..len`, in eight interleaved lanes (so the compiler vectorises it; the
-/// order is fixed).
-#[inline(always)]
-fn lanes_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    for i in 0..len {
-        lanes[i % 8] += f(i);
-    }
-    lanes.iter().sum()
 }
 
 /// `run(part)` for every part, each on a thread of its own (this thread's when there is one).
