@@ -178,3 +178,45 @@ fn fused<B: Backend, const D: usize>(
         (None, None) => unreachable!("a fused kernel took the operation and returned nothing"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::any::Any;
+    use std::sync::atomic::AtomicUsize;
+
+    use burn::backend::NdArray;
+
+    use super::*;
+
+    /// Calls of each kind [`counting_kernel`] was handed for inputs 13 wide (other tests running
+    /// meanwhile never use that width): softmax, GELU, dropout.
+    static HANDED: [AtomicUsize; 3] = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+
+    /// Counts what it is handed and takes nothing (Burn's ops run).
+    fn counting_kernel(call: &mut dyn Any) {
+        let Some(call) = call.downcast_mut::<FusedCall<burn::tensor::ops::FloatTensor<NdArray>>>() else { return };
+        let Some(op) = &call.op else { return };
+        if burn::tensor::TensorMetadata::shape(op.input())[1] != 13 {
+            return;
+        }
+        let kind = match op {
+            FusedOp::Softmax(_) => 0,
+            FusedOp::Gelu { .. } => 1,
+            FusedOp::Dropout { .. } => 2,
+        };
+        HANDED[kind].fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_kernel_installed_for_some_kinds_is_handed_only_those() {
+        let x = Tensor::<NdArray, 3>::random([2, 3, 13], burn::tensor::Distribution::Default, &Default::default());
+        set_fused_kernel_for(Some(counting_kernel), Kinds::SOFTMAX);
+        let (soft, gelu_out) = (softmax(x.clone(), 2), gelu(x.clone()));
+        set_fused_kernel(None);
+        let handed: Vec<usize> = HANDED.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+        assert_eq!(handed, [1, 0, 0]);
+        // Left by the kernel, both are Burn's ops.
+        assert_eq!((soft - activation::softmax(x.clone(), 2)).abs().max().into_scalar(), 0.0);
+        assert_eq!((gelu_out - activation::gelu(x)).abs().max().into_scalar(), 0.0);
+    }
+}
