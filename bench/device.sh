@@ -23,6 +23,7 @@
 #   bash bench/device.sh norm       # issue 22: the optimizer's norm kernel, build before (prunelab-before.xz) vs after, torch beside; CUPTI kernel time by name
 #   bash bench/device.sh embed      # issue 22: the embedding-gradient kernel, the same comparison (records in embed/)
 #   bash bench/device.sh softmax    # issue 22: the softmax kernel, the same comparison (records in softmax/)
+#   bash bench/device.sh batched    # issue 22: the attention's products through cuBLAS's batches, the same comparison (batched/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
 #   bash bench/device.sh timing     # the seed grid (or GRID) timed on random checkpoints of its models' shapes (ROWS, JOBS, RUN_LIMIT)
@@ -581,10 +582,11 @@ precision_gpu() {
 
 # Issue 22: a build with a kernel of our own against the build before it — the flat step's
 # global norm (squares.cu; mode `norm`, records in $OUT/norm), the embedding gradient
-# (embed.cu; mode `embed`) or softmax (softmax.cu; mode `softmax`), records in $OUT/<mode>. The build before
+# (embed.cu; mode `embed`), softmax (softmax.cu; mode `softmax`) or the attention's batched products
+# (mode `batched`), records in $OUT/<mode>. The build before
 # (.device/bin/prunelab-before.xz) against VARIANT's (default fusion-cublas), sharing one kernel
-# cache: GPT-2 small and MiniLM's shape (random weights), `bench train` alternated REPEATS times
-# with torch TF32 beside them, then MiniLM's `bench infer` (both builds, torch TF32); then, under the
+# cache: GPT-2 small and MiniLM's shape (random weights), `bench train` and MiniLM's `bench infer`
+# alternated REPEATS times with torch TF32 beside them; then, under the
 # CUPTI counter, launches per phase of a step (both builds, GPT-2 small; STEPS_A and STEPS_B
 # steps) and kernel time by name for MiniLM's inference (BATCHES_A and BATCHES_B batches, the new
 # build and torch) and training step. Nothing new starts after LIMIT seconds.
@@ -608,11 +610,12 @@ norm_gpu() {
       timeout 120 "${new[@]}" bench train "/tmp/$arch" --steps 50 > "$dir/$arch-after-$r.json" 2>> "$log"
       timeout 120 python3 bench/torch_bench.py train "/tmp/$arch" --steps 50 --precision tf32 > "$dir/$arch-torch-tf32-$r.json" 2>> "$log"
     done
+    # Evaluation alternated too (one run each once said 0.97x where three said 1.11-1.24x).
+    timeout 60 "${old[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-before-$r.json" 2>> "$log"
+    timeout 60 "${new[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-after-$r.json" 2>> "$log"
+    timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 > "$dir/infer-minilm-torch-tf32-$r.json" 2>> "$log"
     echo "round $r done at ${SECONDS} s"
   done
-  timeout 60 "${old[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-before.json" 2>> "$log"
-  timeout 60 "${new[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-after.json" 2>> "$log"
-  timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 > "$dir/infer-minilm-torch-tf32.json" 2>> "$log"
   summarize "$dir"
   [ -e /tmp/libbusy.so ] || return
   local busy=(env CUDA_INJECTION64_PATH=/tmp/libbusy.so)
@@ -741,7 +744,7 @@ case ${1:-} in
     info
     norm_gpu
     ;;
-  embed|softmax)
+  embed|softmax|batched)
     info
     norm_gpu "$1"
     ;;

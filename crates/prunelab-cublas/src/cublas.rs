@@ -1,5 +1,7 @@
-//! One `cublasGemmEx` on CubeCL's memory, and what every operation of this crate queued on
-//! CubeCL's stream shares: the handle, CubeCL's stream and the first error of a queued call.
+//! One `cublasGemmEx` on CubeCL's memory (a projection's product, [`gemm`]) or one
+//! `cublasGemmBatchedEx` (the attention's batches of products, [`gemm_batched`]), and what every
+//! operation of this crate queued on CubeCL's stream shares: the handle, CubeCL's stream and the
+//! first error of a queued call.
 
 use std::ffi::c_void;
 use std::sync::Mutex;
@@ -19,7 +21,7 @@ use cudarc::cublas::{result as blas, sys as blas_sys};
 use cudarc::driver::{result as driver, sys as driver_sys};
 
 use crate::kernels::{self, Arg};
-use crate::layout::{GemmArgs, Layout};
+use crate::layout::{Batch, GemmArgs, Layout, extent};
 
 /// The arithmetic of cuBLAS's f32 products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -432,6 +434,153 @@ fn queue_bf16(
     // `a16` and `b16` drop here: CubeCL reuses their memory only for work queued after this.
 }
 
+/// `tensor` (rank 3 or 4, f32) with a [`Layout`] cuBLAS can read each of its matrices with (its
+/// last two axes), the whole tensor copied only when those strides are neither row-major nor
+/// those of a transposed row-major matrix. Its batch axes may have any strides.
+fn readable_matrices(tensor: CubeTensor<CudaRuntime>, transposed: bool) -> (CubeTensor<CudaRuntime>, Layout) {
+    let rank = tensor.meta.shape().num_dims();
+    let (shape, strides) = (tensor.meta.shape().clone(), tensor.meta.strides().clone());
+    let (rows, cols) = (shape[rank - 2], shape[rank - 1]);
+    match Layout::of([rows, cols], [strides[rank - 2], strides[rank - 1]], transposed) {
+        Some(layout) => (tensor, layout),
+        None => {
+            let tensor = into_contiguous(tensor);
+            (tensor, Layout::of([rows, cols], [cols, 1], transposed).expect("a contiguous matrix"))
+        }
+    }
+}
+
+/// `op(a[i]) · op(b[i])` for every matrix `i` of two batches of matrices (rank 3 or 4, equal batch
+/// axes), `op` transposing when its flag is set: a new contiguous `[batch axes.., rows, cols]`
+/// tensor.
+///
+/// One submission to CubeCL's runtime thread, queued on CubeCL's stream like [`gemm`]: a kernel
+/// writes each matrix's address (`batched.cu`; the batch axes of the attention's head views
+/// cannot be merged into one stride), then one `cublasGemmBatchedEx` multiplies them all, reading
+/// every operand where it lies — where Burn's matmul first copies the heads into contiguous
+/// tensors.
+///
+/// # Panics
+/// When CubeCL's stream is unknown (the kernel takes batches only when it is known), the batch
+/// axes or inner dimensions differ, a stride or offset exceeds 2³¹ elements, or an earlier
+/// operation queued on the stream failed.
+pub(crate) fn gemm_batched(
+    a: CubeTensor<CudaRuntime>,
+    transpose_a: bool,
+    b: CubeTensor<CudaRuntime>,
+    transpose_b: bool,
+) -> CubeTensor<CudaRuntime> {
+    panic_if_failed();
+    let shared = shared_here().expect("batched products run only on CubeCL's stream (install checks it)");
+    let (a, layout_a) = readable_matrices(a, transpose_a);
+    let (b, layout_b) = readable_matrices(b, transpose_b);
+    let args = GemmArgs::new(layout_a, layout_b).expect("gemm: the inner dimensions differ");
+    let rank = a.meta.shape().num_dims();
+    let batch_axes = a.meta.shape()[..rank - 2].to_vec();
+    assert_eq!(batch_axes, b.meta.shape()[..rank - 2], "gemm: the batch axes differ");
+    let (client, device) = (a.client.clone(), a.device.clone());
+    let out_shape: Vec<usize> = batch_axes.iter().copied().chain([args.m, args.n]).collect();
+    let out = empty_device_contiguous_dtype(client.clone(), device.clone(), out_shape.into(), DType::F32);
+    let count: usize = batch_axes.iter().product();
+    if count == 0 || args.m == 0 || args.n == 0 {
+        return out;
+    }
+    let batch = |t: &CubeTensor<CudaRuntime>| {
+        Batch::of(t.meta.shape(), t.meta.strides()).expect("gemm_batched takes tensors of rank 3 or 4")
+    };
+    let [batch_a, batch_b, batch_c] = [&a, &b, &out].map(batch);
+    let pointers = empty_device_contiguous_dtype(client, device.clone(), [3 * count].into(), DType::I64);
+    let bytes = |t: &CubeTensor<CudaRuntime>| 4 * extent(t.meta.shape(), t.meta.strides());
+    let buffers = [(&a, bytes(&a)), (&b, bytes(&b)), (&out, bytes(&out)), (&pointers, 24 * count)]
+        .map(|(tensor, bytes)| (tensor.handle.clone().binding(), bytes))
+        .to_vec();
+    let int = |v: usize| Arg::I32(i32::try_from(v).expect("a batched product's strides below 2^31 elements"));
+    let strides = [batch_a, batch_b, batch_c].into_iter().flat_map(|x| [int(x.outer_stride), int(x.inner_stride)]);
+    let threads = 128;
+    let fill = kernels::Launch {
+        kernel: "gemm_pointers",
+        grid: (count.div_ceil(threads) as u32, 1, 1),
+        block: (threads as u32, 1, 1),
+        args: kernels::args(&[0, 1, 2], [int(count), int(batch_a.inner)].into_iter().chain(strides))
+            .into_iter()
+            .chain([Arg::Buffer(3)])
+            .collect(),
+    };
+    let arithmetic = arithmetic();
+    queue(shared, device.index, buffers, "a batched cuBLAS product", move |handle, stream, pointers| {
+        kernels::launch_all(stream, pointers, std::slice::from_ref(&fill))?;
+        call_batched(handle, stream, &args, pointers[3], count, arithmetic)
+    });
+    // `pointers` drops here: CubeCL reuses its memory only for work queued after this.
+    out
+}
+
+/// cuBLAS's integer arguments of `args`: `[m, n, k, ld_first, ld_second, ldc]`.
+fn dimensions(args: &GemmArgs) -> Result<[i32; 6], String> {
+    let to_int = |v: usize| i32::try_from(v).map_err(|_| format!("a product dimension above 2^31: {v}"));
+    Ok([
+        to_int(args.m_cm)?,
+        to_int(args.n_cm)?,
+        to_int(args.k)?,
+        to_int(args.ld_first)?,
+        to_int(args.ld_second)?,
+        to_int(args.ldc)?,
+    ])
+}
+
+fn operation(transposed: bool) -> blas_sys::cublasOperation_t {
+    if transposed { blas_sys::cublasOperation_t::CUBLAS_OP_T } else { blas_sys::cublasOperation_t::CUBLAS_OP_N }
+}
+
+/// Queue `args`'s products of `count` matrices on `stream`: `addresses` holds the device
+/// addresses of a's matrices, then b's, then the outputs' (`gemm_pointers`, queued before).
+fn call_batched(
+    handle: &Handle,
+    stream: driver_sys::CUstream,
+    args: &GemmArgs,
+    addresses: u64,
+    count: usize,
+    arithmetic: Arithmetic,
+) -> Result<(), String> {
+    let [m, n, k, ld_first, ld_second, ldc] = dimensions(args)?;
+    let count_int = i32::try_from(count).map_err(|_| format!("a batch of {count} products"))?;
+    let (alpha, beta) = (1.0f32, 0.0f32);
+    let list = |index: u64| (addresses + index * 8 * count as u64) as *const *const c_void;
+    // SAFETY: `addresses` is a live CubeCL allocation of 3 · count device addresses, each the start
+    // of a matrix inside a live allocation of the extent these dimensions address (the caller
+    // checked every operand's extent), written by the kernel queued before on the same `stream`,
+    // which orders the products after it and after the kernels writing the operands.
+    #[allow(unsafe_code)]
+    unsafe {
+        blas::set_stream(handle.blas, stream.cast()).map_err(|error| format!("cublasSetStream: {error:?}"))?;
+        // `args` puts b first: see `GemmArgs`.
+        blas_sys::cublasGemmBatchedEx(
+            handle.blas,
+            operation(args.transpose_first),
+            operation(args.transpose_second),
+            m,
+            n,
+            k,
+            (&alpha as *const f32).cast::<c_void>(),
+            list(1),
+            arithmetic.operand_type(),
+            ld_first,
+            list(0),
+            arithmetic.operand_type(),
+            ld_second,
+            (&beta as *const f32).cast::<c_void>(),
+            list(2) as *const *mut c_void,
+            blas_sys::cudaDataType::CUDA_R_32F,
+            ldc,
+            count_int,
+            arithmetic.compute_type(),
+            blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+        )
+        .result()
+        .map_err(|error| format!("cublasGemmBatchedEx: {error:?}"))
+    }
+}
+
 /// Queue `args`'s product of the buffers at `pointers` (a, b, out) on `stream`.
 fn call(
     handle: &Handle,
@@ -441,13 +590,8 @@ fn call(
     arithmetic: Arithmetic,
 ) -> Result<(), String> {
     let [ptr_a, ptr_b, ptr_c] = pointers;
-    let to_int = |v: usize| i32::try_from(v).map_err(|_| format!("a product dimension above 2^31: {v}"));
-    let op = |transposed: bool| {
-        if transposed { blas_sys::cublasOperation_t::CUBLAS_OP_T } else { blas_sys::cublasOperation_t::CUBLAS_OP_N }
-    };
     let (alpha, beta) = (1.0f32, 0.0f32);
-    let (m, n, k) = (to_int(args.m_cm)?, to_int(args.n_cm)?, to_int(args.k)?);
-    let (ld_first, ld_second, ldc) = (to_int(args.ld_first)?, to_int(args.ld_second)?, to_int(args.ldc)?);
+    let [m, n, k, ld_first, ld_second, ldc] = dimensions(args)?;
     // SAFETY: the three pointers are live CubeCL allocations in `handle.context` of at least the
     // sizes these dimensions and leading dimensions address, and `stream` orders the product with
     // whatever else uses them: CubeCL's own stream (CubeCL reuses memory only within the stream it
@@ -461,8 +605,8 @@ fn call(
         // `args` puts b first: see `GemmArgs`.
         blas::gemm_ex(
             handle.blas,
-            op(args.transpose_first),
-            op(args.transpose_second),
+            operation(args.transpose_first),
+            operation(args.transpose_second),
             m,
             n,
             k,

@@ -1,5 +1,5 @@
 //! Custom operations of Burn's fusion stream, run unfused in order with the operations around
-//! them: [`Gemm`] on Burn's fused backend, and [`register`], which the kernels of this crate
+//! them: [`Gemm`] on Burn's fused backend (matrices and batches of them), and [`register`], which the kernels of this crate
 //! with f32 inputs and outputs (LayerNorm's, softmax's) go through.
 
 use std::marker::PhantomData;
@@ -33,11 +33,13 @@ impl<B: FusionBackend + Gemm> Gemm for Fusion<B> {
             }
         }
 
-        let rows = if transpose_a { a.shape[1] } else { a.shape[0] };
-        let cols = if transpose_b { b.shape[0] } else { b.shape[1] };
+        let rank = a.shape.num_dims();
+        let rows = if transpose_a { a.shape[rank - 1] } else { a.shape[rank - 2] };
+        let cols = if transpose_b { b.shape[rank - 2] } else { b.shape[rank - 1] };
+        let dims: Vec<usize> = a.shape[..rank - 2].iter().copied().chain([rows, cols]).collect();
         let client = a.client.clone();
         let streams = OperationStreams::with_inputs([&a, &b]);
-        let out = TensorIr::uninit(client.create_empty_handle(), Shape::new([rows, cols]), a.dtype);
+        let out = TensorIr::uninit(client.create_empty_handle(), Shape::from(dims), a.dtype);
         // One id per transpose combination, so that no cached plan mixes them up.
         let id = match (transpose_a, transpose_b) {
             (false, false) => "prunelab_cublas_gemm_nn",

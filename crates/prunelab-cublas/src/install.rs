@@ -1,6 +1,7 @@
 //! [`Gemm`] on the CUDA backend, and [`install`]: the product kernel prunelab's models call.
 
 use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
@@ -9,7 +10,7 @@ use burn::tensor::{Device, Distribution, TensorPrimitive};
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_cubecl::cubecl::cuda::CudaRuntime;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
-use prunelab_gemm::take_if_f32_matrices;
+use prunelab_gemm::take_if_f32_of_rank;
 use prunelab_models::layers::{ProductCall, set_product_kernel};
 
 use crate::cublas::{self, Arithmetic, CublasError, Order};
@@ -17,24 +18,34 @@ use crate::cublas::{self, Arithmetic, CublasError, Order};
 /// The backend prunelab's cuda builds run on: plain, or fused with the `fusion` feature.
 type Cuda = burn::backend::Cuda<f32, i32>;
 
-/// `op(a) · op(b)` of two 2-D f32 tensors, `op` transposing when its flag is set.
+/// `op(a) · op(b)` of two f32 tensors, `op` transposing when its flag is set: two matrices, or two
+/// batches of matrices (rank 3 or 4, equal batch axes) multiplied matrix by matrix.
 pub trait Gemm: Backend {
-    /// The product, a new `[rows of op(a), cols of op(b)]` tensor.
+    /// The product, a new `[batch axes.., rows of op(a), cols of op(b)]` tensor.
     fn gemm(a: FloatTensor<Self>, transpose_a: bool, b: FloatTensor<Self>, transpose_b: bool) -> FloatTensor<Self>;
 }
 
 impl<F: FloatElement, I: IntElement, BT: BoolElement> Gemm for CubeBackend<CudaRuntime, F, I, BT> {
     fn gemm(a: FloatTensor<Self>, transpose_a: bool, b: FloatTensor<Self>, transpose_b: bool) -> FloatTensor<Self> {
-        cublas::gemm(a, transpose_a, b, transpose_b)
+        match a.meta.shape().num_dims() {
+            2 => cublas::gemm(a, transpose_a, b, transpose_b),
+            _ => cublas::gemm_batched(a, transpose_a, b, transpose_b),
+        }
     }
 }
+
+/// Whether the kernel takes the attention's batches of products too (set by [`install`] where
+/// CubeCL's stream is known and the arithmetic is TF32 or f32), or projections only.
+static BATCHES: AtomicBool = AtomicBool::new(false);
 
 /// The variable that, set to `host`, keeps cuBLAS on its own stream, ordered by the host (to
 /// compare the two orderings with one build).
 pub const ORDER_VARIABLE: &str = "PRUNELAB_CUBLAS_ORDER";
 
 /// Route every f32 projection product of prunelab's models on `burn::backend::Cuda` (and its
-/// `Autodiff`) through cuBLAS in `arithmetic`; call it from the thread that will run the model.
+/// `Autodiff`) through cuBLAS in `arithmetic`, and in TF32 or f32 where CubeCL's stream is known
+/// the attention's batched products too (`cublasGemmBatchedEx`); call it from the thread that will
+/// run the model.
 /// [`Arithmetic::Bf16`] needs CubeCL's stream and NVRTC (its operands are rounded by a kernel):
 /// without them it is an error, not host-ordered products.
 ///
@@ -54,9 +65,19 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
     }
     cublas::set_arithmetic(arithmetic);
     check(device)?;
+    // Batches need CubeCL's stream and the kernel that writes their matrices' addresses.
+    let batches = arithmetic != Arithmetic::Bf16
+        && cublas::order() == Order::Stream
+        && crate::kernels::load()
+            .and_then(|()| check_batches(device))
+            .inspect_err(|why| {
+                tracing::warn!("the attention's products stay Burn's: {why}");
+            })
+            .is_ok();
+    BATCHES.store(batches, Ordering::Relaxed);
     set_product_kernel(Some(kernel));
     let order = cublas::order();
-    tracing::info!(?arithmetic, ?order, "projection products through cuBLAS");
+    tracing::info!(?arithmetic, ?order, batches, "projection products through cuBLAS (and the attention's: batches)");
     Ok(order)
 }
 
@@ -89,22 +110,21 @@ fn launch_one_kernel(device: &Device<Cuda>) {
 }
 
 /// The kernel handed to `set_product_kernel`: takes the operands when they are 2-D f32 tensors of
-/// `Cuda` or `Autodiff<Cuda>`, and leaves anything else to Burn.
+/// `Cuda` or `Autodiff<Cuda>` (or batches of rank 3 or 4 with equal batch axes, when [`BATCHES`]),
+/// and leaves anything else to Burn.
 fn kernel(call: &mut dyn Any) {
+    let ranks = if BATCHES.load(Ordering::Relaxed) { 2..=4 } else { 2..=2 };
     if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Autodiff<Cuda>>>>() {
-        take_if_f32_matrices(call, |a, b| {
+        take_if_f32_of_rank(call, ranks, |a, b| {
             prunelab_gemm::autodiff::product::<Cuda, NoCheckpointing>(a, b, <Cuda as Gemm>::gemm)
         });
     } else if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Cuda>>>() {
-        take_if_f32_matrices(call, |a, b| <Cuda as Gemm>::gemm(a, false, b, false));
+        take_if_f32_of_rank(call, ranks, |a, b| <Cuda as Gemm>::gemm(a, false, b, false));
     }
 }
 
 /// Compare cuBLAS with Burn's matmul on random operands, in the three layouts a projection uses.
 fn check(device: &Device<Cuda>) -> Result<(), CublasError> {
-    // Burn's own CUDA matmul is TF32 too (relative error ~3e-4), so the bound is loose enough for
-    // both arithmetics and tight enough to catch a wrong layout (errors of order 1).
-    const TOLERANCE: f64 = 1e-2;
     let normal = Distribution::Normal(0.0, 1.0);
     let a = Tensor::<Cuda, 2>::random([67, 96], normal, device);
     let b = Tensor::<Cuda, 2>::random([96, 45], normal, device);
@@ -113,12 +133,53 @@ fn check(device: &Device<Cuda>) -> Result<(), CublasError> {
         let (x, y) = (x.into_primitive().tensor(), y.into_primitive().tensor());
         Tensor::<Cuda, 2>::from_primitive(TensorPrimitive::Float(Cuda::gemm(x, tx, y, ty)))
     };
-    let cases = [
+    compare([
         (ours(a.clone(), false, b.clone(), false), a.clone().matmul(b.clone())),
         (ours(g.clone(), false, b.clone(), true), g.clone().matmul(b.clone().transpose())),
         (ours(a.clone(), true, g.clone(), false), a.transpose().matmul(g)),
-    ];
+    ])
+}
+
+/// Compare batched cuBLAS products with Burn's matmul in the layouts the attention uses: its
+/// forward's `q·kᵀ` and `p·v` and its backward's `g·vᵀ` and `pᵀ·g`, with `q`, `k` and `v` views
+/// of one `[batch, seq, 3 · hidden]` projection as GPT-2 splits it (offsets, strided heads), and a
+/// contiguous rank-3 batch.
+fn check_batches(device: &Device<Cuda>) -> Result<(), CublasError> {
+    let normal = Distribution::Normal(0.0, 1.0);
+    let (batch, seq, heads, dim) = (3, 37, 4, 24);
+    let qkv = Tensor::<Cuda, 3>::random([batch, seq, 3 * heads * dim], normal, device);
+    let [q, k, v] = [0, 1, 2].map(|i| {
+        let part = qkv.clone().narrow(2, i * heads * dim, heads * dim);
+        part.reshape([batch, seq, heads, dim]).swap_dims(1, 2)
+    });
+    let p = Tensor::<Cuda, 4>::random([batch, heads, seq, seq], normal, device);
+    let g = Tensor::<Cuda, 4>::random([batch, heads, seq, dim], normal, device);
+    let ours = |x: Tensor<Cuda, 4>, tx: bool, y: Tensor<Cuda, 4>, ty: bool| {
+        let (x, y) = (x.into_primitive().tensor(), y.into_primitive().tensor());
+        Tensor::<Cuda, 4>::from_primitive(TensorPrimitive::Float(Cuda::gemm(x, tx, y, ty)))
+    };
+    let x3 = Tensor::<Cuda, 3>::random([5, 19, 33], normal, device);
+    let y3 = Tensor::<Cuda, 3>::random([5, 33, 7], normal, device);
+    let (x3p, y3p) = (x3.clone().into_primitive().tensor(), y3.clone().into_primitive().tensor());
+    let three = Tensor::<Cuda, 3>::from_primitive(TensorPrimitive::Float(Cuda::gemm(x3p, false, y3p, false)));
+    compare([
+        (ours(q.clone(), false, k.clone(), true), q.matmul(k.swap_dims(2, 3))),
+        (ours(p.clone(), false, v.clone(), false), p.clone().matmul(v.clone())),
+        (ours(g.clone(), false, v.clone(), true), g.clone().matmul(v.swap_dims(2, 3))),
+        (ours(p.clone(), true, g.clone(), false), p.swap_dims(2, 3).matmul(g)),
+    ])?;
+    compare([(three, x3.matmul(y3))])
+}
+
+/// The largest difference of each pair over its expected values' largest magnitude, against a
+/// bound that Burn's own TF32 matmul (relative error ~3e-4) meets and a wrong layout (errors of
+/// order 1) does not.
+fn compare<const D: usize, const N: usize>(cases: [(Tensor<Cuda, D>, Tensor<Cuda, D>); N]) -> Result<(), CublasError> {
+    const TOLERANCE: f64 = 1e-2;
     for (got, want) in cases {
+        if got.dims() != want.dims() {
+            return Err(CublasError::Mismatch { error: f64::INFINITY, tolerance: TOLERANCE });
+        }
         let scale = want.clone().abs().max().into_scalar().elem::<f64>().max(f64::MIN_POSITIVE);
         let error = (got - want).abs().max().into_scalar().elem::<f64>() / scale;
         if error.is_nan() || error > TOLERANCE {

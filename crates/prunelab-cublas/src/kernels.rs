@@ -1,6 +1,6 @@
 //! CUDA kernels of prunelab's own (`layer_norm.cu`, `bf16.cu` for the bf16 products,
-//! `squares.cu` for the optimizer's global norm, `embed.cu` for embedding gradients and
-//! `softmax.cu`),
+//! `batched.cu` for the batched products' matrix addresses, `squares.cu` for the optimizer's
+//! global norm, `embed.cu` for embedding gradients and `softmax.cu`),
 //! compiled once at run time by NVRTC and launched on CubeCL's stream by CubeCL's runtime thread,
 //! in order with Burn's kernels.
 //!
@@ -24,17 +24,19 @@ use crate::cublas::{self, CublasError, HANDLE};
 const SOURCE: &str = concat!(
     include_str!("layer_norm.cu"),
     include_str!("bf16.cu"),
+    include_str!("batched.cu"),
     include_str!("squares.cu"),
     include_str!("embed.cu"),
     include_str!("softmax.cu")
 );
 /// The kernels in it.
-const NAMES: [&str; 13] = [
+const NAMES: [&str; 14] = [
     "layer_norm_forward",
     "layer_norm_backward_input",
     "layer_norm_backward_partial",
     "layer_norm_backward_params",
     "round_to_bf16",
+    "gemm_pointers",
     "sum_squares_partial",
     "sum_squares_total",
     "embed_zero",
@@ -100,7 +102,7 @@ fn compile() -> Result<Module, String> {
             .to_string());
     }
     let ptx = nvrtc::compile_ptx(SOURCE).map_err(|error| {
-        format!("NVRTC compiling layer_norm.cu, bf16.cu, squares.cu, embed.cu and softmax.cu: {error:?}")
+        format!("NVRTC compiling layer_norm.cu, bf16.cu, batched.cu, squares.cu, embed.cu and softmax.cu: {error:?}")
     })?;
     let image = CString::new(ptx.to_src()).map_err(|_| "NVRTC's PTX holds a NUL byte".to_string())?;
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

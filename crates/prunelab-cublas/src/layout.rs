@@ -1,5 +1,6 @@
-//! How a row-major product `op(a) · op(b)` maps onto cuBLAS's column-major `gemm`: arithmetic on
-//! shapes and strides only, so that it is tested on the CPU (the tests emulate cuBLAS's indexing).
+//! How a row-major product `op(a) · op(b)` maps onto cuBLAS's column-major `gemm`, and where each
+//! matrix of a batch of them starts ([`Batch`]): arithmetic on shapes and strides only, so that it
+//! is tested on the CPU (the tests emulate cuBLAS's indexing).
 
 /// A 2-D operand as stored: a row-major `rows × cols` matrix with `ld` elements from one row to
 /// the next, used as it is or transposed.
@@ -87,6 +88,53 @@ impl GemmArgs {
             ldc: n.max(1),
         })
     }
+}
+
+/// Where the matrices of a batch start: a tensor of rank 3 or 4 is a batch of matrices over its
+/// leading axes, and matrix `i` (in row-major order of those axes) starts
+/// `(i / inner) · outer_stride + (i % inner) · inner_stride` elements after the tensor's first.
+///
+/// Any strides are allowed (the attention's heads are views whose batch axes cannot be merged into
+/// one stride, which is why the products take one pointer per matrix, not cuBLAS's strided batches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    /// Matrices in the batch.
+    pub count: usize,
+    /// The length of the last batch axis.
+    pub inner: usize,
+    /// Elements between consecutive indices of the first batch axis (0 for rank 3).
+    pub outer_stride: usize,
+    /// Elements between consecutive indices of the last batch axis.
+    pub inner_stride: usize,
+}
+
+impl Batch {
+    /// The batch of a tensor of `shape` and `strides` (in elements); `None` unless it has rank 3 or 4.
+    pub fn of(shape: &[usize], strides: &[usize]) -> Option<Self> {
+        match (shape, strides) {
+            ([inner, _, _], [inner_stride, _, _]) => {
+                Some(Self { count: *inner, inner: *inner, outer_stride: 0, inner_stride: *inner_stride })
+            }
+            ([outer, inner, _, _], [outer_stride, inner_stride, _, _]) => Some(Self {
+                count: outer * inner,
+                inner: *inner,
+                outer_stride: *outer_stride,
+                inner_stride: *inner_stride,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Where matrix `i` starts, in elements after the tensor's first.
+    pub fn offset(&self, i: usize) -> usize {
+        (i / self.inner) * self.outer_stride + (i % self.inner) * self.inner_stride
+    }
+}
+
+/// The elements a non-empty tensor of `shape` and `strides` spans from its first one to its last,
+/// both included: what its buffer must hold from the tensor's start.
+pub fn extent(shape: &[usize], strides: &[usize]) -> usize {
+    1 + shape.iter().zip(strides).map(|(&n, &s)| n.saturating_sub(1) * s).sum::<usize>()
 }
 
 #[cfg(test)]
@@ -211,5 +259,30 @@ mod tests {
         let b = Layout::of([4, 5], [5, 1], false).unwrap();
         assert_eq!(GemmArgs::new(a, b), None);
         assert!(GemmArgs::new(Layout { transposed: true, ..a }, b).is_some());
+    }
+
+    #[test]
+    fn a_batch_of_head_views_starts_each_matrix_where_the_view_says() {
+        // `[batch 2, seq 3, heads 4, dim 5]` split into heads: shape [2, 4, 3, 5], strides [60, 5, 20, 1].
+        let (shape, strides) = ([2, 4, 3, 5], [60, 5, 20, 1]);
+        let batch = Batch::of(&shape, &strides).unwrap();
+        assert_eq!(batch.count, 8);
+        for b in 0..2 {
+            for h in 0..4 {
+                assert_eq!(batch.offset(b * 4 + h), b * 60 + h * 5);
+            }
+        }
+        assert_eq!(extent(&shape, &strides), 120);
+        // Rank 3, and a contiguous rank 4 whose matrices follow one another.
+        let three = Batch::of(&[6, 3, 5], &[15, 5, 1]).unwrap();
+        assert_eq!((0..6).map(|i| three.offset(i)).collect::<Vec<_>>(), [0, 15, 30, 45, 60, 75]);
+        let four = Batch::of(&[2, 3, 4, 5], &[60, 20, 5, 1]).unwrap();
+        assert_eq!((0..6).map(|i| four.offset(i)).collect::<Vec<_>>(), [0, 20, 40, 60, 80, 100]);
+        assert_eq!(extent(&[2, 3, 4, 5], &[60, 20, 5, 1]), 120);
+        // A broadcast batch axis (stride 0) repeats its matrix.
+        let broadcast = Batch::of(&[2, 3, 4, 5], &[0, 20, 5, 1]).unwrap();
+        assert_eq!(broadcast.offset(4), broadcast.offset(1));
+        assert_eq!(Batch::of(&[4, 5], &[5, 1]), None);
+        assert_eq!(Batch::of(&[1, 2, 3, 4, 5], &[120, 60, 20, 5, 1]), None);
     }
 }
