@@ -51,8 +51,9 @@ struct GlobalArgs {
     precision: backend::Precision,
     /// What multiplies the projections' f32 matrices: Burn's kernels, or cuBLAS in TF32 or strict
     /// f32 arithmetic (cuBLAS needs a build with --features cublas, libcublas, and libcupti to run
-    /// on Burn's CUDA stream; without libcupti, or with PRUNELAB_CUBLAS_ORDER=host, each product
-    /// waits on the host, which is slow). Result files name the one used
+    /// on Burn's CUDA stream, where it takes the attention's products too; without libcupti, or
+    /// with PRUNELAB_CUBLAS_ORDER=host, each projection's product waits on the host, which is
+    /// slow). Result files name the one used
     #[arg(long, global = true, value_enum, default_value_t = backend::Gemm::Auto, help_heading = GPU_OPTIONS, hide = !backend::GPU)]
     gemm: backend::Gemm,
     /// What runs softmax, GELU, dropout and LayerNorm, and the optimizer's gradient copies:
