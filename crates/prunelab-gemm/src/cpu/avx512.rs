@@ -19,9 +19,10 @@ use std::arch::x86_64::{
     __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, s};
 
 /// Rows of the micro-kernel's tile.
 const MR: usize = 8;
@@ -51,8 +52,41 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, out: &mut [MaybeUnin
         return;
     }
     let panels = n.div_ceil(NR);
-    let (mut b_store, mut a_store) = (vec![0f32; KC * NR * panels + 16], vec![0f32; KC * MC + 16]);
-    let (b_pack, a_pack) = (aligned(&mut b_store), aligned(&mut a_store));
+    let depth = KC.min(k);
+    SCRATCH.with_borrow_mut(|(b_store, a_store)| {
+        let b_pack = aligned(at_least(b_store, depth * NR * panels + 16));
+        let a_pack = aligned(at_least(a_store, depth * MC.min(m).next_multiple_of(MR) + 16));
+        blocked(a, b, out, b_pack, a_pack);
+    });
+}
+
+thread_local! {
+    /// Each thread's packing buffers (`B`'s panels, `A`'s blocks), kept from one product to the
+    /// next: a pair of fresh zeroed 64 KiB buffers per call cost more than the product itself on
+    /// the attention's per-head matrices (`bench/NOTES.md`).
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// `buffer`, grown to at least `len` elements (new ones zero; the packing writes every element a
+/// product reads before it reads it).
+fn at_least(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
+}
+
+/// [`gemm`]'s loops, with packing buffers for `kc`-deep panels of every column of `b` and for
+/// `MC.min(m)` rows of `a` (rounded up to whole `MR`-row blocks), each from a 64-byte boundary.
+fn blocked(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    out: &mut [MaybeUninit<f32>],
+    b_pack: &mut [f32],
+    a_pack: &mut [f32],
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
     let mut tile = [0f32; MR * NR];
     // Where `a` has a unit stride along one axis, whole MR-row blocks are read in place (element
     // (r, p) at `r·row + p·col`), and only a last, partial block is packed: packing every block
@@ -75,7 +109,7 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, out: &mut [MaybeUnin
             }
             for (panel, j0) in (0..n).step_by(NR).enumerate() {
                 let nr = NR.min(n - j0);
-                let b_panel = &b_pack[panel * KC * NR..][..kc * NR];
+                let b_panel = &b_pack[panel * kc * NR..][..kc * NR];
                 for i0 in (0..mc).step_by(MR) {
                     let mr = MR.min(mc - i0);
                     let a = match in_place {
@@ -118,20 +152,34 @@ fn aligned(buffer: &mut [f32]) -> &mut [f32] {
     &mut buffer[skip..]
 }
 
-/// `b[k0..k0+kc, ..]` as `NR`-column panels, each `kc × NR` row-major, zero-padded on the right.
+/// `b[k0..k0+kc, ..]` as `NR`-column panels, each `kc × NR` row-major (one after the other),
+/// zero-padded on the right. Rows with a unit stride are copied as slices; otherwise (a transposed
+/// operand: the attention's `kᵀ`) each column is read down its own stride, in one pass — reading
+/// rows element by element through a skipping iterator cost more than the product on the
+/// attention's per-head matrices (`bench/NOTES.md`).
 fn pack_b(b: &ArrayView2<'_, f32>, k0: usize, kc: usize, pack: &mut [f32]) {
     let n = b.ncols();
-    for p in 0..kc {
-        let row = b.row(k0 + p);
-        let contiguous = row.as_slice();
-        for (panel, j0) in (0..n).step_by(NR).enumerate() {
-            let nr = NR.min(n - j0);
-            let dst = &mut pack[panel * KC * NR + p * NR..][..NR];
-            match contiguous {
-                Some(row) => dst[..nr].copy_from_slice(&row[j0..j0 + nr]),
-                None => dst[..nr].iter_mut().zip(row.iter().skip(j0)).for_each(|(d, v)| *d = *v),
+    let rows_contiguous = b.ncols() <= 1 || b.strides()[1] == 1;
+    for (panel, j0) in (0..n).step_by(NR).enumerate() {
+        let nr = NR.min(n - j0);
+        let dst = &mut pack[panel * kc * NR..][..kc * NR];
+        if rows_contiguous {
+            for (p, dst) in dst.chunks_exact_mut(NR).enumerate() {
+                let row = b.row(k0 + p);
+                let row = row.as_slice().expect("a row of unit stride");
+                dst[..nr].copy_from_slice(&row[j0..j0 + nr]);
+                dst[nr..].fill(0.0);
             }
-            dst[nr..].fill(0.0);
+        } else {
+            for jj in 0..nr {
+                let column = b.slice(s![k0..k0 + kc, j0 + jj]);
+                for (p, v) in column.iter().enumerate() {
+                    dst[p * NR + jj] = *v;
+                }
+            }
+            for dst in dst.chunks_exact_mut(NR) {
+                dst[nr..].fill(0.0);
+            }
         }
     }
 }
@@ -220,16 +268,17 @@ mod tests {
     }
 
     /// Against an f64 reference, on shapes with every kind of edge (rows, columns and depth not
-    /// multiples of the blocks) and on transposed (column-major) operands.
+    /// multiples of the blocks) and on transposed (column-major) operands, each thread's packing
+    /// buffers reused from one product to the next.
     #[test]
     fn products_match_an_f64_reference() {
         if !available() {
             return;
         }
-        for (m, k, n, column_major) in
-            [(1, 1, 1, false), (9, 33, 31, false), (70, 300, 65, true), (128, 600, 96, false)]
-        {
-            let (a, b) = (matrix(m, k, 1, column_major), matrix(k, n, 2, false));
+        let shapes = [(1, 1, 1), (9, 33, 31), (70, 300, 65), (128, 600, 96), (52, 32, 52), (3, 2, 70)];
+        let layouts = [(false, false), (true, false), (false, true), (true, true)];
+        for ((m, k, n), (a_column_major, b_column_major)) in shapes.into_iter().flat_map(|s| layouts.map(|l| (s, l))) {
+            let (a, b) = (matrix(m, k, 1, a_column_major), matrix(k, n, 2, b_column_major));
             // NaN where nothing writes: an element the product skipped would show.
             let mut out = vec![MaybeUninit::new(f32::NAN); m * n];
             gemm(a.view(), b.view(), &mut out);
@@ -240,7 +289,7 @@ mod tests {
                     let want: f64 = (0..k).map(|p| a[[i, p]] as f64 * b[[p, j]] as f64).sum();
                     assert!(
                         (out[[i, j]] as f64 - want).abs() < 1e-5 * (k as f64).sqrt(),
-                        "[{m}, {k}, {n}] at ({i}, {j})"
+                        "[{m}, {k}, {n}], column-major a {a_column_major} b {b_column_major}, at ({i}, {j})"
                     );
                 }
             }
