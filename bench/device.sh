@@ -24,6 +24,7 @@
 #   bash bench/device.sh embed      # issue 22: the embedding-gradient kernel, the same comparison (records in embed/)
 #   bash bench/device.sh softmax    # issue 22: the softmax kernel, the same comparison (records in softmax/)
 #   bash bench/device.sh batched    # issue 22: the attention's products through cuBLAS's batches, the same comparison (batched/)
+#   bash bench/device.sh pipeline   # issue 22: predictions read every 8 batches, the same comparison (pipeline/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
 #   bash bench/device.sh timing     # the seed grid (or GRID) timed on random checkpoints of its models' shapes (ROWS, JOBS, RUN_LIMIT)
@@ -614,6 +615,8 @@ norm_gpu() {
     timeout 60 "${old[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-before-$r.json" 2>> "$log"
     timeout 60 "${new[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-after-$r.json" 2>> "$log"
     timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 > "$dir/infer-minilm-torch-tf32-$r.json" 2>> "$log"
+    # torch reading after every batch, as bench/torch_bench.py did before 2026-12-06 (prunelab's build before did too).
+    TORCH_READ_EVERY=1 timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 > "$dir/infer-minilm-torch-tf32-every1-$r.json" 2>> "$log"
     echo "round $r done at ${SECONDS} s"
   done
   summarize "$dir"
@@ -744,7 +747,7 @@ case ${1:-} in
     info
     norm_gpu
     ;;
-  embed|softmax|batched)
+  embed|softmax|batched|pipeline)
     info
     norm_gpu "$1"
     ;;

@@ -26,6 +26,10 @@ from safetensors.torch import load_file
 from torch.nn.utils import prune
 
 
+# Batches whose predictions stay on the device before one read (prunelab's `predict` reads every 8;
+# TORCH_READ_EVERY=1 reads after every batch, as this script did before 2026-12-06).
+READ_EVERY = int(os.environ.get("TORCH_READ_EVERY", "8"))
+
 def sync():
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -171,11 +175,15 @@ def infer(args):
     fn = torch.compile(model) if args.compile else model
 
     def run(n):
-        out = []
+        # Predictions read back every READ_EVERY batches, as prunelab's `predict` does.
+        out, pending = [], []
         with torch.no_grad(), autocast():
             for i in range(n):
                 s = slice(i * args.batch_size, (i + 1) * args.batch_size)
-                out += fn(input_ids=ids[s].to(dev), attention_mask=mask[s].to(dev)).logits.argmax(-1).tolist()
+                pending.append(fn(input_ids=ids[s].to(dev), attention_mask=mask[s].to(dev)).logits.argmax(-1))
+                if len(pending) == READ_EVERY or i == n - 1:
+                    out += torch.cat(pending).tolist()
+                    pending = []
         return out
 
     t = time.perf_counter()

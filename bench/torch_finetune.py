@@ -100,8 +100,15 @@ def evaluate(model, enc, labels, batch_size, pad_id, device, autocast):
     preds = []
     start = time.perf_counter()
     with torch.no_grad(), autocast():
+        pending = []
         for ids, mask, _ in batches(enc, labels, list(range(len(enc))), batch_size, pad_id, device):
-            preds += model(input_ids=ids, attention_mask=mask).logits.argmax(-1).tolist()
+            # Read back every 8 batches, as prunelab's `predict` does.
+            pending.append(model(input_ids=ids, attention_mask=mask).logits.argmax(-1))
+            if len(pending) == 8:
+                preds += torch.cat(pending).tolist()
+                pending = []
+        if pending:
+            preds += torch.cat(pending).tolist()
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start

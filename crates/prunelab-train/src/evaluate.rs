@@ -16,6 +16,14 @@ pub struct Evaluation {
     pub seconds: f64,
 }
 
+/// Batches whose predicted classes stay on the device before one read brings them back.
+///
+/// Reading after every batch leaves a GPU idle while the host reads and builds the next batch
+/// (the read waits for everything queued before it); with several batches queued between reads,
+/// the host builds the next batches while the GPU computes. transformers' `Trainer` likewise keeps
+/// predictions on the device (until `eval_accumulation_steps`). The predictions are the same.
+const BATCHES_PER_READ: usize = 8;
+
 /// `(example idx, predicted class)` for every example, in order.
 pub fn predict<B: Backend>(
     model: &Classifier<B>,
@@ -25,6 +33,7 @@ pub fn predict<B: Backend>(
     device: &B::Device,
 ) -> Vec<(u32, u32)> {
     let mut out = Vec::with_capacity(data.len());
+    let mut pending = Vec::with_capacity(BATCHES_PER_READ);
     for chunk in data.chunks(batch_size.max(1)) {
         let batch: GlueBatch<B> = batcher.batch(chunk.to_vec(), device);
         let logits = model.forward(ModelInput {
@@ -32,10 +41,24 @@ pub fn predict<B: Backend>(
             attention_mask: batch.attention_mask,
             token_type_ids: batch.token_type_ids,
         });
-        let classes = logits.argmax(1).into_data().convert::<i64>().into_vec::<i64>().unwrap_or_default();
-        out.extend(batch.idx.iter().zip(classes).map(|(i, c)| (*i, c as u32)));
+        let [rows, _] = logits.dims();
+        pending.push((batch.idx, logits.argmax(1).reshape([rows])));
+        if pending.len() == BATCHES_PER_READ {
+            read(&mut pending, &mut out);
+        }
     }
+    read(&mut pending, &mut out);
     out
+}
+
+/// Append the pending batches' `(example idx, class)` pairs to `out`, in order, with one read.
+fn read<B: Backend>(pending: &mut Vec<(Vec<u32>, Tensor<B, 1, Int>)>, out: &mut Vec<(u32, u32)>) {
+    if pending.is_empty() {
+        return;
+    }
+    let (idx, classes): (Vec<_>, Vec<_>) = pending.drain(..).unzip();
+    let classes = Tensor::cat(classes, 0).into_data().convert::<i64>().into_vec::<i64>().unwrap_or_default();
+    out.extend(idx.into_iter().flatten().zip(classes).map(|(i, c)| (i, c as u32)));
 }
 
 /// Scores of `model` on labelled `data`.
