@@ -78,3 +78,46 @@ pub fn evaluate<B: Backend>(
         Confusion::from_pairs(task.spec().num_labels(), truth.into_iter().zip(predictions.iter().map(|(_, p)| *p)));
     Ok(Evaluation { scores: confusion.scores(task.spec().main_metric), seconds })
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::NdArray;
+    use burn::module::AutodiffModule;
+    use prunelab_glue::PaddingSide;
+
+    use super::*;
+    use crate::optim::testing::tiny_model;
+
+    /// Across several reads (more batches than [`BATCHES_PER_READ`], the last one short), every
+    /// example's class is the one its own batch predicts when read at once, in order.
+    #[test]
+    fn predictions_read_in_groups_match_each_batch_read_alone() {
+        let model = tiny_model().valid();
+        let batcher = GlueBatcher { pad_id: 0, padding_side: PaddingSide::Right, token_types: true };
+        let data: Vec<Encoded> = (0..41u32)
+            .map(|i| {
+                let ids: Vec<u32> =
+                    [2].into_iter().chain((0..1 + i % 5).map(|t| 5 + (i * 7 + t * 3) % 20)).chain([3]).collect();
+                Encoded { idx: 100 + i, token_type_ids: vec![0; ids.len()], input_ids: ids, label: Some(i % 2) }
+            })
+            .collect();
+        let device = Default::default();
+        let grouped = predict::<NdArray>(&model, &data, &batcher, 2, &device);
+        let alone: Vec<(u32, u32)> = data
+            .chunks(2)
+            .flat_map(|chunk| {
+                let batch: GlueBatch<NdArray> = batcher.batch(chunk.to_vec(), &device);
+                let logits = model.forward(ModelInput {
+                    input_ids: batch.input_ids,
+                    attention_mask: batch.attention_mask,
+                    token_type_ids: batch.token_type_ids,
+                });
+                let classes = logits.argmax(1).into_data().convert::<i64>().into_vec::<i64>().unwrap();
+                batch.idx.into_iter().zip(classes.into_iter().map(|c| c as u32)).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(grouped.len(), 41);
+        assert_eq!(grouped, alone);
+        assert_eq!(grouped.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (100..141).collect::<Vec<_>>());
+    }
+}
