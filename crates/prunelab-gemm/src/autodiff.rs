@@ -3,6 +3,8 @@
 //! [`crate::cpu`]):
 //! - [`product`]: a projection product, whose forward and both gradients are products of a
 //!   [`GemmFn`];
+//! - [`biased_product`]: a projection product with its bias added in the same pass (a
+//!   [`GemmBiasFn`]), whose bias gradient is the output gradient's column sums ([`ColumnSumsFn`]);
 //! - [`layer_norm`]: a LayerNorm, whose forward is a [`NormForwardFn`] and whose backward is a
 //!   [`NormBackwardFn`].
 
@@ -60,6 +62,62 @@ pub fn product<B: Backend, C: CheckpointStrategy>(
             prep.finish((lhs_state, rhs_state), gemm(lhs.primitive, false, rhs.primitive, false))
         }
         OpsKind::UnTracked(prep) => prep.finish(gemm(lhs.primitive, false, rhs.primitive, false)),
+    }
+}
+
+/// `a · b + bias` of a 2-D f32 `a`, `b` and a 1-D `bias` (one value per column of the product),
+/// the bias added to every row: a new `[rows of a, cols of b]` tensor.
+pub type GemmBiasFn<B> = fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
+
+/// The sum of each column of a 2-D f32 tensor: a new 1-D tensor (a bias's gradient).
+pub type ColumnSumsFn<B> = fn(FloatTensor<B>) -> FloatTensor<B>;
+
+/// `lhs · rhs + bias` on `Autodiff<B>`: the forward through `forward`, the operands' gradients as
+/// [`product`]'s (`gemm`) and the bias's as the column sums of the output's gradient (`sums`),
+/// as `torch.nn.Linear` computes them.
+pub fn biased_product<B: Backend, C: CheckpointStrategy>(
+    lhs: FloatTensor<Autodiff<B, C>>,
+    rhs: FloatTensor<Autodiff<B, C>>,
+    bias: FloatTensor<Autodiff<B, C>>,
+    (forward, gemm, sums): (GemmBiasFn<B>, GemmFn<B>, ColumnSumsFn<B>),
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct BiasedProduct<B: Backend> {
+        gemm: GemmFn<B>,
+        sums: ColumnSumsFn<B>,
+    }
+
+    impl<B: Backend> Backward<B, 3> for BiasedProduct<B> {
+        type State = (Option<NodeId>, Option<NodeId>);
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+            let (lhs, rhs) = ops.state;
+            let lhs = lhs.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
+            let rhs = rhs.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
+            let [node_lhs, node_rhs, node_bias] = ops.parents;
+            let g = grads.consume::<B>(&ops.node);
+            if let Some(node) = node_bias {
+                grads.register::<B>(node.id, (self.sums)(g.clone()));
+            }
+            if let Some(node) = node_lhs {
+                let rhs = rhs.expect("rhs saved when lhs is tracked");
+                grads.register::<B>(node.id, (self.gemm)(g.clone(), false, rhs, true));
+            }
+            if let Some(node) = node_rhs {
+                grads.register::<B>(node.id, (self.gemm)(lhs.expect("lhs saved when rhs is tracked"), true, g, false));
+            }
+        }
+    }
+
+    let (lhs_tracked, rhs_tracked) = (lhs.is_tracked(), rhs.is_tracked());
+    let nodes = [lhs.node.clone(), rhs.node.clone(), bias.node.clone()];
+    match (BiasedProduct { gemm, sums }).prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let lhs_state = rhs_tracked.then(|| prep.checkpoint(&lhs));
+            let rhs_state = lhs_tracked.then(|| prep.checkpoint(&rhs));
+            prep.finish((lhs_state, rhs_state), forward(lhs.primitive, rhs.primitive, bias.primitive))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(lhs.primitive, rhs.primitive, bias.primitive)),
     }
 }
 

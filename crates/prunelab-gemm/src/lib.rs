@@ -15,7 +15,8 @@
 //!   dropout as one deterministic, threaded pass each (`layers::fused::set_fused_kernel`).
 //! - [`take_if_f32_matrices`] and [`take_if_f32_of_rank`]: what a product kernel takes from a
 //!   call (cuBLAS's: a projection's 2-D operands; the CPU kernel's: batches of matrices too), and
-//!   what it leaves to Burn's matmul.
+//!   what it leaves to Burn's matmul; [`take_biased_if_f32_matrices`]: a projection's product
+//!   with its bias (the CPU kernel's [`autodiff::biased_product`]).
 #![warn(missing_docs)]
 
 use burn::tensor::{DType, TensorMetadata};
@@ -49,4 +50,33 @@ pub fn take_if_f32_of_rank<P: TensorMetadata>(
     } else {
         call.operands = Some((a, b));
     }
+}
+
+/// Computes `call`'s product plus its bias with `product` when the operands are non-empty 2-D f32
+/// tensors and the bias a 1-D f32 tensor as long as the product's rows; otherwise leaves all three
+/// in `call`. Returns whether it took them.
+pub fn take_biased_if_f32_matrices<P: TensorMetadata>(
+    call: &mut ProductCall<P>,
+    product: impl FnOnce(P, P, P) -> P,
+) -> bool {
+    let fits = match (&call.operands, &call.bias) {
+        (Some((a, b)), Some(bias)) => {
+            let (sa, sb, sbias) = (a.shape(), b.shape(), bias.shape());
+            let f32s = [a.dtype(), b.dtype(), bias.dtype()].iter().all(|d| *d == DType::F32);
+            f32s && sa.num_dims() == 2
+                && sb.num_dims() == 2
+                && sbias.num_dims() == 1
+                && sa.num_elements() > 0
+                && sb.num_elements() > 0
+                && sbias[0] == sb[1]
+        }
+        _ => false,
+    };
+    if fits {
+        let (Some((a, b)), Some(bias)) = (call.operands.take(), call.bias.take()) else {
+            unreachable!("matched above")
+        };
+        call.product = Some(product(a, b, bias));
+    }
+    fits
 }

@@ -161,7 +161,14 @@ pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) ->
     let tokens = dims[..D - 1].iter().product();
     let mut out_dims = dims;
     out_dims[D - 1] = d_out;
-    let out = product(view::reshape(x, [tokens, d_in]), layer.weight.val(), None);
+    let x = view::reshape(x, [tokens, d_in]);
+    let (out, bias) = match matmul_dtype() {
+        None => match kernel_product(x, layer.weight.val(), bias) {
+            Ok(taken) => taken,
+            Err((x, weight, bias)) => (burn::tensor::module::linear(x, weight, None), bias),
+        },
+        Some(_) => (product(x, layer.weight.val(), None), bias),
+    };
     plus_bias(view::reshape(out, out_dims), bias)
 }
 
@@ -186,9 +193,9 @@ fn product<B: Backend, const D: usize>(
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, D> {
     match matmul_dtype() {
-        None => match kernel_product(x, weight) {
-            Ok(out) => plus_bias(out, bias),
-            Err((x, weight)) => burn::tensor::module::linear(x, weight, bias),
+        None => match kernel_product(x, weight, bias) {
+            Ok((out, bias)) => plus_bias(out, bias),
+            Err((x, weight, bias)) => burn::tensor::module::linear(x, weight, bias),
         },
         Some(dtype) => burn::tensor::module::linear(x.cast(dtype), weight.cast(dtype), bias.map(|b| b.cast(dtype)))
             .cast(FloatDType::F32),
@@ -198,12 +205,16 @@ fn product<B: Backend, const D: usize>(
 /// A product handed to a [`ProductKernel`] as the backend's own float primitives: a
 /// projection's 2-D one, or an attention product (two batches of matrices of one rank, 3 or 4).
 /// The kernel takes `operands` when it handles their type and shape, and leaves the product in
-/// `product`; otherwise it leaves both untouched and Burn's `matmul` runs.
+/// `product`; otherwise it leaves both untouched and Burn's `matmul` runs. A projection's bias
+/// comes along: a kernel may take it too and add it to every row of the product (and, on an
+/// autodiff backend, give it its gradient); a bias it leaves is added by Burn's ops after it.
 #[derive(Debug)]
 pub struct ProductCall<P> {
     /// `(lhs, rhs)`: `[.., rows, inner]` and `[.., inner, cols]`.
     pub operands: Option<(P, P)>,
-    /// `lhs · rhs`, `[.., rows, cols]`.
+    /// A projection's bias, `[cols]`, when it has one and no kernel took it yet.
+    pub bias: Option<P>,
+    /// `lhs · rhs` (plus the bias, when the kernel took it), `[.., rows, cols]`.
     pub product: Option<P>,
 }
 
@@ -221,25 +232,49 @@ pub fn set_product_kernel(kernel: Option<ProductKernel>) {
     PRODUCT_KERNEL.set(kernel);
 }
 
-/// `x · weight` through the installed [`ProductKernel`], or the operands back when there is none
-/// or it does not handle them (a kernel checks the operands' ranks: a projection's are `[rows,
-/// d_in] · [d_in, d_out]`, an attention product's two batches of matrices).
+/// A float tensor and an optional bias, as [`kernel_product`] hands them back.
+type WithBias<B, const D: usize> = (Tensor<B, D>, Option<Tensor<B, 1>>);
+
+/// `x · weight` (plus `bias`, if the kernel takes it) through the installed [`ProductKernel`],
+/// with the bias it left; or the operands and bias back when there is no kernel or it does not
+/// handle them (a kernel checks the operands' ranks: a projection's are `[rows, d_in] · [d_in,
+/// d_out]`, an attention product's two batches of matrices).
+#[allow(clippy::type_complexity)]
 fn kernel_product<B: Backend, const D: usize, const E: usize>(
     x: Tensor<B, D>,
     weight: Tensor<B, E>,
-) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, E>)> {
-    let Some(kernel) = PRODUCT_KERNEL.get() else { return Err((x, weight)) };
-    let (lhs, rhs) = match (x.into_primitive(), weight.into_primitive()) {
-        (TensorPrimitive::Float(lhs), TensorPrimitive::Float(rhs)) => (lhs, rhs),
-        (lhs, rhs) => return Err((Tensor::from_primitive(lhs), Tensor::from_primitive(rhs))),
+    bias: Option<Tensor<B, 1>>,
+) -> Result<WithBias<B, D>, (Tensor<B, D>, Tensor<B, E>, Option<Tensor<B, 1>>)> {
+    let Some(kernel) = PRODUCT_KERNEL.get() else { return Err((x, weight, bias)) };
+    let float = |t: TensorPrimitive<B>| match t {
+        TensorPrimitive::Float(t) => Ok(t),
+        other => Err(other),
     };
-    let mut call = ProductCall { operands: Some((lhs, rhs)), product: None };
+    let (lhs, rhs, bias) = match (float(x.into_primitive()), float(weight.into_primitive())) {
+        (Ok(lhs), Ok(rhs)) => match bias.map(|b| float(b.into_primitive())).transpose() {
+            Ok(bias) => (lhs, rhs, bias),
+            Err(bias) => {
+                let (lhs, rhs) = (TensorPrimitive::Float(lhs), TensorPrimitive::Float(rhs));
+                let (x, w, b) =
+                    (Tensor::from_primitive(lhs), Tensor::from_primitive(rhs), Tensor::from_primitive(bias));
+                return Err((x, w, Some(b)));
+            }
+        },
+        (lhs, rhs) => {
+            let back = |t: Result<TensorPrimitive<B>, TensorPrimitive<B>>| t.unwrap_or_else(|t| t);
+            let (lhs, rhs) = (back(lhs.map(TensorPrimitive::Float)), back(rhs.map(TensorPrimitive::Float)));
+            return Err((Tensor::from_primitive(lhs), Tensor::from_primitive(rhs), bias));
+        }
+    };
+    let mut call = ProductCall { operands: Some((lhs, rhs)), bias, product: None };
     kernel(&mut call);
+    let bias = call.bias.map(|b| Tensor::from_primitive(TensorPrimitive::Float(b)));
     match (call.product, call.operands) {
-        (Some(out), _) => Ok(Tensor::from_primitive(TensorPrimitive::Float(out))),
+        (Some(out), _) => Ok((Tensor::from_primitive(TensorPrimitive::Float(out)), bias)),
         (None, Some((lhs, rhs))) => Err((
             Tensor::from_primitive(TensorPrimitive::Float(lhs)),
             Tensor::from_primitive(TensorPrimitive::Float(rhs)),
+            bias,
         )),
         (None, None) => unreachable!("a product kernel took the operands and returned no product"),
     }
@@ -249,7 +284,7 @@ fn kernel_product<B: Backend, const D: usize, const E: usize>(
 /// through the installed [`ProductKernel`] when it takes the operands, else Burn's matmul.
 pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
     match matmul_dtype() {
-        None => kernel_product(a, b).unwrap_or_else(|(a, b)| a.matmul(b)),
+        None => kernel_product(a, b, None).map_or_else(|(a, b, _)| a.matmul(b), |(out, _)| out),
         Some(dtype) => a.cast(dtype).matmul(b.cast(dtype)).cast(FloatDType::F32),
     }
 }

@@ -29,10 +29,14 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::ops::FloatTensor;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_ndarray::NdArrayTensor;
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix2, IxDyn, linalg::general_mat_mul};
+use ndarray::{
+    Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix1, Ix2, IxDyn,
+    linalg::general_mat_mul,
+};
 use prunelab_models::layers::{ProductCall, set_product_kernel};
 
-use crate::take_if_f32_of_rank;
+use crate::autodiff::{ColumnSumsFn, GemmBiasFn, GemmFn};
+use crate::{take_biased_if_f32_matrices, take_if_f32_of_rank};
 
 /// The variable that sets the number of threads (default: the cores this process may use).
 pub const THREADS_VARIABLE: &str = "PRUNELAB_CPU_THREADS";
@@ -64,12 +68,23 @@ pub fn threads() -> usize {
 
 fn kernel(call: &mut dyn Any) {
     if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Autodiff<NdArray>>>>() {
-        take_if_f32_of_rank(call, 2..=4, |a, b| {
-            crate::autodiff::product::<NdArray, NoCheckpointing>(a, b, primitive_gemm)
-        });
+        let fns = (
+            primitive_biased_gemm as GemmBiasFn<NdArray>,
+            primitive_gemm as GemmFn<NdArray>,
+            primitive_column_sums as ColumnSumsFn<NdArray>,
+        );
+        if !take_biased_if_f32_matrices(call, |a, b, bias| {
+            crate::autodiff::biased_product::<NdArray, NoCheckpointing>(a, b, bias, fns)
+        }) {
+            take_if_f32_of_rank(call, 2..=4, |a, b| {
+                crate::autodiff::product::<NdArray, NoCheckpointing>(a, b, primitive_gemm)
+            });
+        }
     } else if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<NdArray>>>() {
-        // Projections (2-D) and the attention's batches of matrices (rank 3 or 4).
-        take_if_f32_of_rank(call, 2..=4, |a, b| primitive_gemm(a, false, b, false));
+        // Projections (2-D, with their bias) and the attention's batches of matrices (rank 3 or 4).
+        if !take_biased_if_f32_matrices(call, primitive_biased_gemm) {
+            take_if_f32_of_rank(call, 2..=4, |a, b| primitive_gemm(a, false, b, false));
+        }
     }
 }
 
@@ -117,9 +132,23 @@ pub fn batched_gemm(
 }
 
 /// `a · b`, its rows split over `threads` threads (bit for bit the single-threaded product).
-#[allow(unsafe_code)]
 pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> Array2<f32> {
+    biased_gemm(a, b, None, threads)
+}
+
+/// `a · b`, plus `bias` (one value per column) added to every row when given, by the thread
+/// that computed the row right after its product (the bits of `(a · b)[i, j] + bias[j]`).
+#[allow(unsafe_code)]
+pub fn biased_gemm(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    bias: Option<ArrayView1<'_, f32>>,
+    threads: usize,
+) -> Array2<f32> {
     let (m, n) = (a.nrows(), b.ncols());
+    if let Some(bias) = &bias {
+        assert_eq!(bias.len(), n, "a bias of one value per column");
+    }
     // Not zeroed first: the products write every element (zeroing every product's output cost
     // about 5 % of a CPU fine-tuning step, `bench/NOTES.md`).
     let mut out = Array2::<f32>::uninit((m, n));
@@ -131,11 +160,52 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> A
         let slice = out.as_slice_mut().expect("a new array is contiguous");
         in_blocks(slice, n, rows, |first, out| {
             block_product(&a.slice(ndarray::s![first..first + out.len() / n, ..]), &b, out);
+            if let Some(bias) = &bias {
+                for row in out.chunks_exact_mut(n) {
+                    // SAFETY: `block_product` wrote every element of the block.
+                    row.iter_mut().zip(bias).for_each(|(o, b)| *o = MaybeUninit::new(unsafe { o.assume_init() } + b));
+                }
+            }
         });
     }
     // SAFETY: the blocks cover the output (none when it is empty), and `block_product` writes
     // every element of its block.
     unsafe { out.assume_init() }
+}
+
+/// The sum of each column of `g` (a bias's gradient), the columns split over `threads` threads:
+/// each column is summed by one thread, row after row from the first, so the bits do not
+/// depend on the number of threads.
+pub fn column_sums(g: ArrayView2<'_, f32>, threads: usize) -> Array1<f32> {
+    let (m, n) = g.dim();
+    let mut out = Array1::<f32>::zeros(n);
+    let threads = if m * n < PARALLEL_MIN_WORK { 1 } else { threads.clamp(1, n.max(1)) };
+    // Whole 16-column groups per thread (a vector register's lanes).
+    let columns = n.div_ceil(threads).div_ceil(16) * 16;
+    let slice = out.as_slice_mut().expect("a new array is contiguous");
+    in_blocks(slice, 1, columns, |first, sums| {
+        for row in g.rows() {
+            let row = row.slice_move(ndarray::s![first..first + sums.len()]);
+            match row.as_slice() {
+                Some(row) => sums.iter_mut().zip(row).for_each(|(s, v)| *s += v),
+                None => sums.iter_mut().zip(row).for_each(|(s, v)| *s += v),
+            }
+        }
+    });
+    out
+}
+
+/// [`biased_gemm`] on the backend's primitives (a [`crate::autodiff::GemmBiasFn`]).
+pub fn primitive_biased_gemm(a: NdArrayTensor, b: NdArrayTensor, bias: NdArrayTensor) -> NdArrayTensor {
+    let (a, b, bias) = (array(a), array(b), array(bias));
+    let bias = bias.view().into_dimensionality::<Ix1>().expect("a 1-D bias");
+    NdArrayTensor::from(biased_gemm(two_d(a.view()), two_d(b.view()), Some(bias), threads()).into_dyn().into_shared())
+}
+
+/// [`column_sums`] on the backend's primitives (a [`crate::autodiff::ColumnSumsFn`]).
+pub fn primitive_column_sums(g: NdArrayTensor) -> NdArrayTensor {
+    let g = array(g);
+    NdArrayTensor::from(column_sums(two_d(g.view()), threads()).into_dyn().into_shared())
 }
 
 /// `out` cut into blocks of `block` units of `unit` elements (the last one shorter), and
@@ -295,6 +365,56 @@ mod tests {
         let grads = (out.clone() * out).sum().backward();
         assert_eq!(x.grad(&grads).unwrap().into_data(), gx.into_data());
         assert_eq!(w.grad(&grads).unwrap().into_data(), gw.into_data());
+    }
+
+    /// A projection's product with its bias: the forward equals Burn's `x·W + b` bit for bit; the
+    /// gradients of `x` and `W` are Burn's bit for bit, the bias's within rounding of Burn's (it
+    /// sums the rows in another order).
+    #[test]
+    fn biased_products_are_burns_linear() {
+        type A = Autodiff<NdArray>;
+        let device = Default::default();
+        let x = Tensor::<A, 2>::from_data(random([300, 40], 6).into_data(), &device).require_grad();
+        let w = Tensor::<A, 2>::from_data(random([40, 70], 7).into_data(), &device).require_grad();
+        let b =
+            Tensor::<A, 2>::from_data(random([1, 70], 8).into_data(), &device).reshape([70]).detach().require_grad();
+        let upstream = Tensor::<A, 2>::from_data(random([300, 70], 9).into_data(), &device);
+        let reference = x.clone().matmul(w.clone()) + b.clone().unsqueeze::<2>();
+        let grads = (reference.clone() * upstream.clone()).sum().backward();
+        let want = [x.grad(&grads).unwrap(), w.grad(&grads).unwrap()].map(|g| g.into_data());
+        let want_bias = b.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+        let [lhs, rhs] = [x.clone(), w.clone()].map(|t| t.into_primitive().tensor());
+        let bias = b.clone().into_primitive().tensor();
+        let fns = (
+            primitive_biased_gemm as GemmBiasFn<NdArray>,
+            primitive_gemm as GemmFn<NdArray>,
+            primitive_column_sums as ColumnSumsFn<NdArray>,
+        );
+        let out = crate::autodiff::biased_product::<NdArray, NoCheckpointing>(lhs, rhs, bias, fns);
+        let out = Tensor::<A, 2>::from_primitive(TensorPrimitive::Float(out));
+        assert_eq!(out.clone().inner().into_data(), reference.inner().into_data());
+        let grads = (out * upstream).sum().backward();
+        assert_eq!([x.grad(&grads).unwrap(), w.grad(&grads).unwrap()].map(|g| g.into_data()), want);
+        let got_bias = b.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+        for (got, want) in got_bias.iter().zip(&want_bias) {
+            assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "bias gradient {got} against Burn's {want}");
+        }
+    }
+
+    /// Column sums have the same bits on 1, 2, 3 and 7 threads, and are each column's sum.
+    #[test]
+    fn column_sums_do_not_depend_on_the_threads() {
+        let g = random([1500, 1000], 10).into_data().to_vec::<f32>().unwrap();
+        let g = Array2::from_shape_vec((1500, 1000), g).unwrap();
+        let one = column_sums(g.view(), 1);
+        for threads in [2, 3, 7] {
+            assert_eq!(column_sums(g.view(), threads), one, "{threads} threads");
+        }
+        let column_3: f32 = g.column(3).iter().fold(0.0, |s, v| s + v);
+        assert_eq!(one[3], column_3);
+        // A transposed view (rows not contiguous) sums the same.
+        let t = g.t().to_owned();
+        assert_eq!(column_sums(t.t(), 2), one);
     }
 
     /// Attention's products — heads split by a swap of axes (not contiguous), keys transposed —
