@@ -149,6 +149,8 @@ pub fn biased_gemm(
     if let Some(bias) = &bias {
         assert_eq!(bias.len(), n, "a bias of one value per column");
     }
+    // As a slice, so that the additions below vectorise (an ndarray view's iterator did not).
+    let bias = bias.map(|bias| bias.to_vec());
     // Not zeroed first: the products write every element (zeroing every product's output cost
     // about 5 % of a CPU fine-tuning step, `bench/NOTES.md`).
     let mut out = Array2::<f32>::uninit((m, n));
@@ -160,7 +162,7 @@ pub fn biased_gemm(
         let slice = out.as_slice_mut().expect("a new array is contiguous");
         in_blocks(slice, n, rows, |first, out| {
             block_product(&a.slice(ndarray::s![first..first + out.len() / n, ..]), &b, out);
-            if let Some(bias) = &bias {
+            if let Some(bias) = bias.as_deref() {
                 for row in out.chunks_exact_mut(n) {
                     // SAFETY: `block_product` wrote every element of the block.
                     row.iter_mut().zip(bias).for_each(|(o, b)| *o = MaybeUninit::new(unsafe { o.assume_init() } + b));
