@@ -26,10 +26,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, Array2, Ix2};
 use prunelab_models::layers::fused::{FusedCall, FusedOp, set_fused_kernel};
 
-use super::{in_blocks, math, threads};
-
-/// Elements below which an operation stays on one thread.
-const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
+use super::{PARALLEL_MIN_ELEMENTS, in_blocks, math, threads};
 
 /// Route softmax, GELU and dropout of prunelab's models on `NdArray` (and `Autodiff<NdArray>`)
 /// through these kernels.

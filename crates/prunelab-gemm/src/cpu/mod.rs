@@ -43,6 +43,8 @@ pub const THREADS_VARIABLE: &str = "PRUNELAB_CPU_THREADS";
 
 /// Products smaller than this (multiply-adds) stay on one thread: a thread costs more.
 const PARALLEL_MIN_WORK: usize = 1 << 20;
+/// Element-wise passes (the fused operations, LayerNorm) over fewer elements stay on one thread.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
 
 /// Route every f32 projection product of prunelab's models on `NdArray` (and `Autodiff<NdArray>`)
 /// through [`gemm`]; returns the number of threads it uses.

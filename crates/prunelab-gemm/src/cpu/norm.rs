@@ -25,12 +25,10 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, ArrayD, IxDyn};
 use prunelab_models::layers::norm::{NormArgs, NormCall, set_norm_kernel};
 
-use super::{assume_init, math, threads, uninit};
+use super::{PARALLEL_MIN_ELEMENTS, assume_init, math, threads, uninit};
 
 /// Rows per block of the scale's and shift's gradient sums (a constant: the sums' order).
 const CHUNK: usize = 32;
-/// Elements below which a norm stays on one thread.
-const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
 
 /// Route LayerNorms of prunelab's models on `NdArray` (and `Autodiff<NdArray>`) through these
 /// kernels.
