@@ -25,6 +25,7 @@
 #   bash bench/device.sh softmax    # issue 22: the softmax kernel, the same comparison (records in softmax/)
 #   bash bench/device.sh batched    # issue 22: the attention's products through cuBLAS's batches, the same comparison (batched/)
 #   bash bench/device.sh pipeline   # issue 22: predictions read every 8 batches, the same comparison (pipeline/)
+#   bash bench/device.sh infer      # issue 22: MiniLM bench infer alone, before vs VARIANT, torch beside (a short call; infer/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
 #   bash bench/device.sh timing     # the seed grid (or GRID) timed on random checkpoints of its models' shapes (ROWS, JOBS, RUN_LIMIT)
@@ -644,6 +645,32 @@ norm_gpu() {
   ls "$dir"/names-*.json 2>/dev/null
 }
 
+# Issue 22: MiniLM's `bench infer` alone (a short call), the build before (.device/bin/prunelab-before.xz)
+# against VARIANT's, with torch TF32 beside it reading predictions every 8 batches and after every
+# batch, alternated REPEATS times. Records in $OUT/infer.
+infer_ab() {
+  local v=${VARIANT:-fusion-cublas} dir=$OUT/infer log=$OUT/logs/infer.log
+  mkdir -p "$dir"
+  unpack_build "$v"
+  unpack_build before
+  cuda_libs
+  local new=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v") old=(/tmp/pl-before --quiet --kernel-cache "/tmp/kernels-$v")
+  "${new[@]}" bench init --arch minilm --out /tmp/minilm-random > /dev/null
+  for b in old new; do
+    local -n cmd=$b
+    RUST_LOG=info timeout 120 "${cmd[@]}" bench infer /tmp/minilm-random --batches 4 > /dev/null 2> "$OUT/logs/warm-infer-$b.log"
+    echo "warmed $b: exit $? at ${SECONDS} s"
+  done
+  for r in $(seq "${REPEATS:-3}"); do
+    timeout 60 "${old[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-before-$r.json" 2>> "$log"
+    timeout 60 "${new[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-after-$r.json" 2>> "$log"
+    timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 > "$dir/infer-minilm-torch-tf32-$r.json" 2>> "$log"
+    TORCH_READ_EVERY=1 timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 > "$dir/infer-minilm-torch-tf32-every1-$r.json" 2>> "$log"
+    echo "round $r done at ${SECONDS} s"
+  done
+  summarize "$dir"
+}
+
 # The flat optimizer step against the per-tensor one (one VARIANT build, `bench train
 # --optimizer`), GPT-2 small and MiniLM's shape (random weights), alternated REPEATS times, with
 # torch f32 and TF32 beside them; then each one's GPU busy time and kernels per step from CUPTI's
@@ -746,6 +773,10 @@ case ${1:-} in
   norm)
     info
     norm_gpu
+    ;;
+  infer)
+    info
+    infer_ab
     ;;
   embed|softmax|batched|pipeline)
     info
