@@ -613,11 +613,7 @@ norm_gpu() {
       timeout 120 python3 bench/torch_bench.py train "/tmp/$arch" --steps 50 --precision tf32 > "$dir/$arch-torch-tf32-$r.json" 2>> "$log"
     done
     # Evaluation alternated too (one run each once said 0.97x where three said 1.11-1.24x).
-    timeout 60 "${old[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-before-$r.json" 2>> "$log"
-    timeout 60 "${new[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-after-$r.json" 2>> "$log"
-    timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 > "$dir/infer-minilm-torch-tf32-$r.json" 2>> "$log"
-    # torch reading after every batch, as bench/torch_bench.py did before 2026-12-06 (prunelab's build before did too).
-    TORCH_READ_EVERY=1 timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 > "$dir/infer-minilm-torch-tf32-every1-$r.json" 2>> "$log"
+    infer_round "$dir" "$r" "$log"
     echo "round $r done at ${SECONDS} s"
   done
   summarize "$dir"
@@ -645,6 +641,18 @@ norm_gpu() {
   ls "$dir"/names-*.json 2>/dev/null
 }
 
+# infer_round DIR R LOG: one round of MiniLM's `bench infer`, the caller's `old` and `new` commands
+# (arrays) and torch TF32 reading predictions every 8 batches and after every batch (as
+# bench/torch_bench.py did before 2026-12-06, and prunelab's builds before it), into DIR/*-R.json.
+infer_round() {
+  local dir=$1 r=$2 log=$3
+  timeout 60 "${old[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-before-$r.json" 2>> "$log"
+  timeout 60 "${new[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-after-$r.json" 2>> "$log"
+  timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 > "$dir/infer-minilm-torch-tf32-$r.json" 2>> "$log"
+  TORCH_READ_EVERY=1 timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 \
+    > "$dir/infer-minilm-torch-tf32-every1-$r.json" 2>> "$log"
+}
+
 # Issue 22: MiniLM's `bench infer` alone (a short call), the build before (.device/bin/prunelab-before.xz)
 # against VARIANT's, with torch TF32 beside it reading predictions every 8 batches and after every
 # batch, alternated REPEATS times. Records in $OUT/infer.
@@ -662,10 +670,7 @@ infer_ab() {
     echo "warmed $b: exit $? at ${SECONDS} s"
   done
   for r in $(seq "${REPEATS:-3}"); do
-    timeout 60 "${old[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-before-$r.json" 2>> "$log"
-    timeout 60 "${new[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-after-$r.json" 2>> "$log"
-    timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 > "$dir/infer-minilm-torch-tf32-$r.json" 2>> "$log"
-    TORCH_READ_EVERY=1 timeout 60 python3 bench/torch_bench.py infer /tmp/minilm-random --precision tf32 > "$dir/infer-minilm-torch-tf32-every1-$r.json" 2>> "$log"
+    infer_round "$dir" "$r" "$log"
     echo "round $r done at ${SECONDS} s"
   done
   summarize "$dir"
