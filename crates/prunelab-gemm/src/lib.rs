@@ -13,8 +13,9 @@
 //!   threads (Burn 0.21's own threads are not deterministic). [`cpu::install`] registers it
 //!   with `prunelab_models::layers::set_product_kernel`; [`cpu::fused`] runs softmax, GELU and
 //!   dropout as one deterministic, threaded pass each (`layers::fused::set_fused_kernel`).
-//! - [`take_if_f32_matrices`] and [`take_if_f32_of_rank`]: what a product kernel takes from a
-//!   call (cuBLAS's: a projection's 2-D operands; the CPU kernel's: batches of matrices too), and
+//! - [`take_if_f32_of_rank`]: what a product kernel takes from a call (cuBLAS's: a projection's
+//!   2-D operands, and batches of matrices where CubeCL's stream is known; the CPU kernel's:
+//!   batches too), and
 //!   what it leaves to Burn's matmul; [`take_biased_if_f32_matrices`]: a projection's product
 //!   with its bias (the CPU kernel's [`autodiff::biased_product`]).
 #![warn(missing_docs)]
@@ -25,13 +26,6 @@ use prunelab_models::layers::ProductCall;
 pub mod autodiff;
 #[cfg(feature = "ndarray")]
 pub mod cpu;
-
-/// Computes `call`'s product with `product` when both operands are non-empty 2-D f32 tensors,
-/// the only ones a projection kernel (cuBLAS's) takes; otherwise leaves the operands in `call`
-/// for Burn's matmul.
-pub fn take_if_f32_matrices<P: TensorMetadata>(call: &mut ProductCall<P>, product: impl FnOnce(P, P) -> P) {
-    take_if_f32_of_rank(call, 2..=2, product);
-}
 
 /// Computes `call`'s product with `product` when both operands are non-empty f32 tensors of one
 /// rank in `ranks` with equal batch axes (all but the last two: no broadcasting); otherwise
