@@ -315,21 +315,6 @@ fn primary_context(device: usize) -> Result<driver_sys::CUcontext, CublasError> 
     }
 }
 
-/// `tensor` (2-D, f32) with a [`Layout`] cuBLAS can read, copied only when its strides are neither
-/// row-major nor those of a transposed row-major matrix.
-fn readable(tensor: CubeTensor<CudaRuntime>, transposed: bool) -> (CubeTensor<CudaRuntime>, Layout) {
-    let shape = tensor.meta.shape().clone();
-    let strides = tensor.meta.strides().clone();
-    match Layout::of([shape[0], shape[1]], [strides[0], strides[1]], transposed) {
-        Some(layout) => (tensor, layout),
-        None => {
-            let tensor = into_contiguous(tensor);
-            let layout = Layout::of([shape[0], shape[1]], [shape[1], 1], transposed).expect("a contiguous matrix");
-            (tensor, layout)
-        }
-    }
-}
-
 /// `op(a) · op(b)` of two 2-D f32 tensors on one CUDA device, where `op` transposes when its flag
 /// is set; the result is a new contiguous `[rows of op(a), cols of op(b)]` tensor.
 ///
@@ -354,8 +339,8 @@ pub(crate) fn gemm(
     transpose_b: bool,
 ) -> CubeTensor<CudaRuntime> {
     panic_if_failed();
-    let (a, layout_a) = readable(a, transpose_a);
-    let (b, layout_b) = readable(b, transpose_b);
+    let (a, layout_a) = readable_matrices(a, transpose_a);
+    let (b, layout_b) = readable_matrices(b, transpose_b);
     let args = GemmArgs::new(layout_a, layout_b).expect("gemm: the inner dimensions differ");
     let client = a.client.clone();
     let device = a.device.clone();
@@ -434,9 +419,9 @@ fn queue_bf16(
     // `a16` and `b16` drop here: CubeCL reuses their memory only for work queued after this.
 }
 
-/// `tensor` (rank 3 or 4, f32) with a [`Layout`] cuBLAS can read each of its matrices with (its
-/// last two axes), the whole tensor copied only when those strides are neither row-major nor
-/// those of a transposed row-major matrix. Its batch axes may have any strides.
+/// `tensor` (a matrix, or a batch of them of rank 3 or 4; f32) with a [`Layout`] cuBLAS can read
+/// each matrix with (its last two axes), the whole tensor copied only when those strides are
+/// neither row-major nor those of a transposed row-major matrix. Batch axes may have any strides.
 fn readable_matrices(tensor: CubeTensor<CudaRuntime>, transposed: bool) -> (CubeTensor<CudaRuntime>, Layout) {
     let rank = tensor.meta.shape().num_dims();
     let (shape, strides) = (tensor.meta.shape().clone(), tensor.meta.strides().clone());
