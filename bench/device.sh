@@ -25,6 +25,8 @@
 #   bash bench/device.sh softmax    # issue 22: the softmax kernel, the same comparison (records in softmax/)
 #   bash bench/device.sh batched    # issue 22: the attention's products through cuBLAS's batches, the same comparison (batched/)
 #   bash bench/device.sh pipeline   # issue 22: predictions read every 8 batches, the same comparison (pipeline/)
+#   bash bench/device.sh bias       # issue 22: biases in cuBLASLt's epilogue, the same comparison (bias/); with
+#                                   # OLD_ENV=PRUNELAB_CUBLAS_BIAS=burn, "before" is the same build with Burn's adds
 #   bash bench/device.sh infer      # issue 22: MiniLM bench infer alone, before vs VARIANT, torch beside (a short call; infer/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
@@ -585,19 +587,20 @@ precision_gpu() {
 # Issue 22: a build with a kernel of our own against the build before it — the flat step's
 # global norm (squares.cu; mode `norm`, records in $OUT/norm), the embedding gradient
 # (embed.cu; mode `embed`), softmax (softmax.cu; mode `softmax`) or the attention's batched products
-# (mode `batched`), records in $OUT/<mode>. The build before
-# (.device/bin/prunelab-before.xz) against VARIANT's (default fusion-cublas), sharing one kernel
+# (mode `batched`) or biases in cuBLASLt's epilogue (mode `bias`), records in $OUT/<mode>. The build
+# before (.device/bin/prunelab-before.xz, or OLD_ENV: see before_command) against VARIANT's (default
+# fusion-cublas), sharing one kernel
 # cache: GPT-2 small and MiniLM's shape (random weights), `bench train` and MiniLM's `bench infer`
 # alternated REPEATS times with torch TF32 beside them; then, under the
 # CUPTI counter, launches per phase of a step (both builds, GPT-2 small; STEPS_A and STEPS_B
-# steps) and kernel time by name for MiniLM's inference (BATCHES_A and BATCHES_B batches, the new
-# build and torch) and training step. Nothing new starts after LIMIT seconds.
+# steps) and kernel time by name for MiniLM's inference (BATCHES_A and BATCHES_B batches, both
+# builds and torch) and training step. Nothing new starts after LIMIT seconds.
 norm_gpu() {
   local v=${VARIANT:-fusion-cublas} dir=$OUT/${1:-norm} log=$OUT/logs/${1:-norm}.log limit=${LIMIT:-400}
   mkdir -p "$dir"
   gpu_setup "$v" "$log"
-  unpack_build before
-  local new=("${PL[@]}") old=(/tmp/pl-before --quiet --kernel-cache "/tmp/kernels-$v")
+  local new=("${PL[@]}") old
+  before_command "$v"
   for arch in gpt2-small minilm-random; do
     for b in old new; do
       local -n cmd=$b
@@ -630,6 +633,7 @@ norm_gpu() {
   for n in "${BATCHES_A:-10}" "${BATCHES_B:-30}"; do
     [ "$SECONDS" -lt "$((limit + 90))" ] || break
     CUPTI_BUSY_OUT="$dir/names-infer-minilm-prunelab-$n.json" timeout 60 "${busy[@]}" "${new[@]}" bench infer /tmp/minilm-random --batches "$n" > /dev/null 2>> "$log"
+    CUPTI_BUSY_OUT="$dir/names-infer-minilm-before-$n.json" timeout 60 "${busy[@]}" "${old[@]}" bench infer /tmp/minilm-random --batches "$n" > /dev/null 2>> "$log"
     CUPTI_BUSY_OUT="$dir/names-infer-minilm-torch-$n.json" timeout 60 "${busy[@]}" python3 bench/torch_bench.py infer /tmp/minilm-random --batches "$n" --precision tf32 > /dev/null 2>> "$log"
   done
   for steps in "${STEPS_A:-5}" "${STEPS_B:-15}"; do
@@ -639,6 +643,18 @@ norm_gpu() {
   done
   for f in "$dir"/phases-*.json; do [ -e "$f" ] && echo "$(basename "$f" .json): $(cut -c1-900 "$f")"; done
   ls "$dir"/names-*.json 2>/dev/null
+}
+
+# before_command V: sets the caller's `old` array to the build before (.device/bin/prunelab-before.xz)
+# with V's kernel cache, or, with OLD_ENV set (NAME=VALUE), to V's own build run with that variable
+# (one build compared with a setting of its own).
+before_command() {
+  if [ -n "${OLD_ENV:-}" ]; then
+    old=(env "$OLD_ENV" "/tmp/pl-$1" --quiet --kernel-cache "/tmp/kernels-$1")
+  else
+    unpack_build before
+    old=(/tmp/pl-before --quiet --kernel-cache "/tmp/kernels-$1")
+  fi
 }
 
 # infer_round DIR R LOG: one round of MiniLM's `bench infer`, the caller's `old` and `new` commands
@@ -653,16 +669,16 @@ infer_round() {
     > "$dir/infer-minilm-torch-tf32-every1-$r.json" 2>> "$log"
 }
 
-# Issue 22: MiniLM's `bench infer` alone (a short call), the build before (.device/bin/prunelab-before.xz)
-# against VARIANT's, with torch TF32 beside it reading predictions every 8 batches and after every
+# Issue 22: MiniLM's `bench infer` alone (a short call), the build before (.device/bin/prunelab-before.xz,
+# or OLD_ENV: see before_command) against VARIANT's, with torch TF32 beside it reading predictions every 8 batches and after every
 # batch, alternated REPEATS times. Records in $OUT/infer.
 infer_ab() {
   local v=${VARIANT:-fusion-cublas} dir=$OUT/infer log=$OUT/logs/infer.log
   mkdir -p "$dir"
   unpack_build "$v"
-  unpack_build before
   cuda_libs
-  local new=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v") old=(/tmp/pl-before --quiet --kernel-cache "/tmp/kernels-$v")
+  local new=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v") old
+  before_command "$v"
   "${new[@]}" bench init --arch minilm --out /tmp/minilm-random > /dev/null
   for b in old new; do
     local -n cmd=$b
@@ -783,7 +799,7 @@ case ${1:-} in
     info
     infer_ab
     ;;
-  embed|softmax|batched|pipeline)
+  embed|softmax|batched|pipeline|bias)
     info
     norm_gpu "$1"
     ;;

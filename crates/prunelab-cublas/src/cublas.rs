@@ -24,7 +24,7 @@ use crate::kernels::{self, Arg};
 use crate::layout::{Batch, GemmArgs, Layout, extent};
 
 /// The arithmetic of cuBLAS's f32 products.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arithmetic {
     /// TF32 tensor cores (`CUBLAS_COMPUTE_32F_FAST_TF32`): what Burn's own CUDA matmul does, and
     /// torch's `allow_tf32 = True`.
@@ -422,7 +422,10 @@ fn queue_bf16(
 /// `tensor` (a matrix, or a batch of them of rank 3 or 4; f32) with a [`Layout`] cuBLAS can read
 /// each matrix with (its last two axes), the whole tensor copied only when those strides are
 /// neither row-major nor those of a transposed row-major matrix. Batch axes may have any strides.
-fn readable_matrices(tensor: CubeTensor<CudaRuntime>, transposed: bool) -> (CubeTensor<CudaRuntime>, Layout) {
+pub(crate) fn readable_matrices(
+    tensor: CubeTensor<CudaRuntime>,
+    transposed: bool,
+) -> (CubeTensor<CudaRuntime>, Layout) {
     let rank = tensor.meta.shape().num_dims();
     let (shape, strides) = (tensor.meta.shape().clone(), tensor.meta.strides().clone());
     let (rows, cols) = (shape[rank - 2], shape[rank - 1]);
@@ -567,7 +570,7 @@ fn call_batched(
 }
 
 /// Queue `args`'s product of the buffers at `pointers` (a, b, out) on `stream`.
-fn call(
+pub(crate) fn call(
     handle: &Handle,
     stream: driver_sys::CUstream,
     args: &GemmArgs,

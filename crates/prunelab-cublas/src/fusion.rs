@@ -1,5 +1,6 @@
 //! Custom operations of Burn's fusion stream, run unfused in order with the operations around
-//! them: [`Gemm`] on Burn's fused backend (matrices and batches of them), and [`register`], which the kernels of this crate
+//! them: [`Gemm`] on Burn's fused backend (matrices and batches of them), [`GemmBias`] (through
+//! [`register`]), and [`register`], which the kernels of this crate
 //! with f32 inputs and outputs (LayerNorm's, softmax's) go through.
 
 use std::marker::PhantomData;
@@ -11,7 +12,7 @@ use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
 
-use crate::Gemm;
+use crate::{Gemm, GemmBias};
 
 impl<B: FusionBackend + Gemm> Gemm for Fusion<B> {
     fn gemm(a: FloatTensor<Self>, transpose_a: bool, b: FloatTensor<Self>, transpose_b: bool) -> FloatTensor<Self> {
@@ -50,6 +51,22 @@ impl<B: FusionBackend + Gemm> Gemm for Fusion<B> {
         let desc = CustomOpIr::new(id, &[a.into_ir(), b.into_ir()], &[out]);
         let op = GemmOp::<B> { desc: desc.clone(), transpose_a, transpose_b, _backend: PhantomData };
         client.register(streams, OperationIr::Custom(desc), op).output()
+    }
+}
+
+impl<B: FusionBackend + GemmBias> GemmBias for Fusion<B> {
+    fn gemm_bias(a: FloatTensor<Self>, b: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = Shape::from([a.shape[0], b.shape[1]]);
+        let [out] = register::<B, 3, 1>("prunelab_cublas_gemm_bias", [a, b, bias], [shape], |[a, b, bias]| {
+            [B::gemm_bias(a, b, bias)]
+        });
+        out
+    }
+
+    fn column_sums(g: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = Shape::from([g.shape[1]]);
+        let [out] = register::<B, 1, 1>("prunelab_cublas_column_sums", [g], [shape], |[g]| [B::column_sums(g)]);
+        out
     }
 }
 

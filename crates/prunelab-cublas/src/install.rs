@@ -10,7 +10,8 @@ use burn::tensor::{Device, Distribution, TensorPrimitive};
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_cubecl::cubecl::cuda::CudaRuntime;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
-use prunelab_gemm::take_if_f32_of_rank;
+use prunelab_gemm::autodiff::{ColumnSumsFn, GemmBiasFn, GemmFn};
+use prunelab_gemm::{take_biased_if_f32_matrices, take_if_f32_of_rank};
 use prunelab_models::layers::{ProductCall, set_product_kernel};
 
 use crate::cublas::{self, Arithmetic, CublasError, Order};
@@ -34,9 +35,37 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> Gemm for CubeBackend<CudaR
     }
 }
 
+/// A projection's bias: `a · b + bias` of a 2-D f32 `a` and `b` and a 1-D `bias` (one value per
+/// column of the product, added to every row), and its gradient.
+pub trait GemmBias: Backend {
+    /// The product plus the bias, a new `[rows of a, cols of b]` tensor.
+    fn gemm_bias(a: FloatTensor<Self>, b: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The sum of each column of a 2-D f32 `g` (the bias's gradient from the output's), `[cols]`.
+    fn column_sums(g: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl<F: FloatElement, I: IntElement, BT: BoolElement> GemmBias for CubeBackend<CudaRuntime, F, I, BT> {
+    fn gemm_bias(a: FloatTensor<Self>, b: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        crate::bias::gemm_bias(a, b, bias)
+    }
+
+    fn column_sums(g: FloatTensor<Self>) -> FloatTensor<Self> {
+        crate::bias::column_sums(g)
+    }
+}
+
 /// Whether the kernel takes the attention's batches of products too (set by [`install`] where
 /// CubeCL's stream is known and the arithmetic is TF32 or f32), or projections only.
 static BATCHES: AtomicBool = AtomicBool::new(false);
+
+/// Whether the kernel takes projections' biases too (cuBLASLt's bias epilogue, set by [`install`]
+/// where CubeCL's stream is known, the arithmetic is TF32 or f32 and [`BIAS_VARIABLE`] allows it).
+static BIAS: AtomicBool = AtomicBool::new(false);
+
+/// The variable that, set to `burn`, leaves the projections' biases to Burn's add after cuBLAS's
+/// product (to compare the two with one build) instead of cuBLASLt's bias epilogue.
+pub const BIAS_VARIABLE: &str = "PRUNELAB_CUBLAS_BIAS";
 
 /// The variable that, set to `host`, keeps cuBLAS on its own stream, ordered by the host (to
 /// compare the two orderings with one build).
@@ -44,8 +73,9 @@ pub const ORDER_VARIABLE: &str = "PRUNELAB_CUBLAS_ORDER";
 
 /// Route every f32 projection product of prunelab's models on `burn::backend::Cuda` (and its
 /// `Autodiff`) through cuBLAS in `arithmetic`, and in TF32 or f32 where CubeCL's stream is known
-/// the attention's batched products too (`cublasGemmBatchedEx`); call it from the thread that will
-/// run the model.
+/// the attention's batched products too (`cublasGemmBatchedEx`) and the projections' biases in
+/// cuBLASLt's epilogue (unless [`BIAS_VARIABLE`] is `burn`); call it from the thread that will run
+/// the model.
 /// [`Arithmetic::Bf16`] needs CubeCL's stream and NVRTC (its operands are rounded by a kernel):
 /// without them it is an error, not host-ordered products.
 ///
@@ -75,10 +105,38 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
             })
             .is_ok();
     BATCHES.store(batches, Ordering::Relaxed);
+    // Biases in the product's epilogue: cuBLASLt on CubeCL's stream, with a kernel of this crate
+    // where it has no algorithm.
+    let bias = bias_wanted()?
+        && arithmetic != Arithmetic::Bf16
+        && cublas::order() == Order::Stream
+        && crate::kernels::load()
+            .and_then(|()| crate::bias::open())
+            .and_then(|()| check_bias(device))
+            .inspect_err(|why| tracing::warn!("the projections' biases stay Burn's adds: {why}"))
+            .is_ok();
+    BIAS.store(bias, Ordering::Relaxed);
     set_product_kernel(Some(kernel));
     let order = cublas::order();
-    tracing::info!(?arithmetic, ?order, batches, "projection products through cuBLAS (and the attention's: batches)");
+    tracing::info!(
+        ?arithmetic,
+        ?order,
+        batches,
+        bias,
+        "projection products through cuBLAS (and the attention's: batches; biases in cuBLASLt's epilogue: bias)"
+    );
     Ok(order)
+}
+
+/// Whether [`BIAS_VARIABLE`] lets the biases go to cuBLASLt (unset or empty: yes; `burn`: no).
+fn bias_wanted() -> Result<bool, CublasError> {
+    match std::env::var(BIAS_VARIABLE).as_deref() {
+        Ok("burn") => Ok(false),
+        Ok(other) if !other.is_empty() => {
+            Err(CublasError::Setting(format!("{BIAS_VARIABLE}={other}: the only value it takes is `burn`")))
+        }
+        _ => Ok(true),
+    }
 }
 
 /// Learn CubeCL's CUDA stream for the current Burn stream (once), unless [`ORDER_VARIABLE`] says
@@ -111,14 +169,30 @@ fn launch_one_kernel(device: &Device<Cuda>) {
 
 /// The kernel handed to `set_product_kernel`: takes the operands when they are 2-D f32 tensors of
 /// `Cuda` or `Autodiff<Cuda>` (or batches of rank 3 or 4 with equal batch axes, when [`BATCHES`]),
-/// and leaves anything else to Burn.
+/// with a projection's bias when [`BIAS`], and leaves anything else to Burn.
 fn kernel(call: &mut dyn Any) {
     let ranks = if BATCHES.load(Ordering::Relaxed) { 2..=4 } else { 2..=2 };
+    let bias = BIAS.load(Ordering::Relaxed);
     if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Autodiff<Cuda>>>>() {
+        let fns = (
+            <Cuda as GemmBias>::gemm_bias as GemmBiasFn<Cuda>,
+            <Cuda as Gemm>::gemm as GemmFn<Cuda>,
+            <Cuda as GemmBias>::column_sums as ColumnSumsFn<Cuda>,
+        );
+        if bias
+            && take_biased_if_f32_matrices(call, |a, b, bias| {
+                prunelab_gemm::autodiff::biased_product::<Cuda, NoCheckpointing>(a, b, bias, fns)
+            })
+        {
+            return;
+        }
         take_if_f32_of_rank(call, ranks, |a, b| {
             prunelab_gemm::autodiff::product::<Cuda, NoCheckpointing>(a, b, <Cuda as Gemm>::gemm)
         });
     } else if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Cuda>>>() {
+        if bias && take_biased_if_f32_matrices(call, <Cuda as GemmBias>::gemm_bias) {
+            return;
+        }
         take_if_f32_of_rank(call, ranks, |a, b| <Cuda as Gemm>::gemm(a, false, b, false));
     }
 }
@@ -138,6 +212,37 @@ fn check(device: &Device<Cuda>) -> Result<(), CublasError> {
         (ours(g.clone(), false, b.clone(), true), g.clone().matmul(b.clone().transpose())),
         (ours(a.clone(), true, g.clone(), false), a.transpose().matmul(g)),
     ])
+}
+
+/// Compare biased products with Burn's matmul plus a broadcast add — a projection-like shape, one of
+/// dimensions that are no multiple of anything, and an operand starting one element into its buffer
+/// (no 16-byte alignment: another cuBLASLt algorithm, or the `add_bias` fallback) — and the bias
+/// gradient's column sums with Burn's `sum_dim`.
+fn check_bias(device: &Device<Cuda>) -> Result<(), CublasError> {
+    let normal = Distribution::Normal(0.0, 1.0);
+    let ours = |a: Tensor<Cuda, 2>, b: Tensor<Cuda, 2>, bias: Tensor<Cuda, 1>| {
+        let [a, b, bias] = [a.into_primitive().tensor(), b.into_primitive().tensor(), bias.into_primitive().tensor()];
+        Tensor::<Cuda, 2>::from_primitive(TensorPrimitive::Float(Cuda::gemm_bias(a, b, bias)))
+    };
+    let case = |a: Tensor<Cuda, 2>, n: usize| {
+        let b = Tensor::<Cuda, 2>::random([a.dims()[1], n], normal, device);
+        let bias = Tensor::<Cuda, 1>::random([n], normal, device);
+        (ours(a.clone(), b.clone(), bias.clone()), a.matmul(b) + bias.unsqueeze())
+    };
+    let offset = Tensor::<Cuda, 2>::random([67, 97], normal, device).narrow(1, 1, 96);
+    compare([
+        case(Tensor::random([128, 384], normal, device), 1152),
+        case(Tensor::random([67, 96], normal, device), 45),
+        case(offset, 45),
+    ])?;
+    // The gradient's column sums, over more rows than one chunk and a ragged last one.
+    let sums = |g: Tensor<Cuda, 2>| {
+        let ours = Tensor::<Cuda, 1>::from_primitive(TensorPrimitive::Float(Cuda::column_sums(
+            g.clone().into_primitive().tensor(),
+        )));
+        (ours, g.sum_dim(0).squeeze_dim::<1>(0))
+    };
+    compare([sums(Tensor::random([4133, 45], normal, device)), sums(Tensor::random([7, 768], normal, device))])
 }
 
 /// Compare batched cuBLAS products with Burn's matmul in the layouts the attention uses: its

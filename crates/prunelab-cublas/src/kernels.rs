@@ -1,6 +1,7 @@
 //! CUDA kernels of prunelab's own (`layer_norm.cu`, `bf16.cu` for the bf16 products,
 //! `batched.cu` for the batched products' matrix addresses, `squares.cu` for the optimizer's
-//! global norm, `embed.cu` for embedding gradients and `softmax.cu`),
+//! global norm, `embed.cu` for embedding gradients, `softmax.cu`, and `bias.cu` for the biases'
+//! gradients and the biased products cuBLASLt has no algorithm for),
 //! compiled once at run time by NVRTC and launched on CubeCL's stream by CubeCL's runtime thread,
 //! in order with Burn's kernels.
 //!
@@ -27,10 +28,11 @@ const SOURCE: &str = concat!(
     include_str!("batched.cu"),
     include_str!("squares.cu"),
     include_str!("embed.cu"),
-    include_str!("softmax.cu")
+    include_str!("softmax.cu"),
+    include_str!("bias.cu")
 );
 /// The kernels in it.
-const NAMES: [&str; 14] = [
+const NAMES: [&str; 17] = [
     "layer_norm_forward",
     "layer_norm_backward_input",
     "layer_norm_backward_partial",
@@ -45,6 +47,9 @@ const NAMES: [&str; 14] = [
     "embed_rows",
     "softmax_forward",
     "softmax_backward",
+    "add_bias",
+    "column_sums_partial",
+    "column_sums_total",
 ];
 
 /// Threads per block of the kernels that reduce within a block (`THREADS` in `layer_norm.cu`, whose
@@ -102,7 +107,7 @@ fn compile() -> Result<Module, String> {
             .to_string());
     }
     let ptx = nvrtc::compile_ptx(SOURCE).map_err(|error| {
-        format!("NVRTC compiling layer_norm.cu, bf16.cu, batched.cu, squares.cu, embed.cu and softmax.cu: {error:?}")
+        format!("NVRTC compiling layer_norm.cu, bf16.cu, batched.cu, squares.cu, embed.cu, softmax.cu and bias.cu: {error:?}")
     })?;
     let image = CString::new(ptx.to_src()).map_err(|_| "NVRTC's PTX holds a NUL byte".to_string())?;
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

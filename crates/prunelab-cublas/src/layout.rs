@@ -46,7 +46,7 @@ impl Layout {
 /// matrix with the same `ld`. So row-major `C = op(a)·op(b)` is column-major `Cᵀ = op(b)ᵀ·op(a)ᵀ`:
 /// cuBLAS gets `b` as its first operand and `a` as its second, each with its own transpose flag,
 /// and dimensions `(n, m, k)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GemmArgs {
     /// Rows of the row-major product.
     pub m: usize,

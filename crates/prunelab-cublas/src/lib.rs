@@ -20,6 +20,10 @@
 //! - [`install`] registers the kernel with `prunelab_models::layers::set_product_kernel` for one
 //!   backend type, after loading libcublas and checking three products (`a·b`, `a·bᵀ`, `aᵀ·b`)
 //!   against Burn's.
+//! - A projection's bias goes into the product's epilogue ([`GemmBias`]: one `cublasLtMatmul`
+//!   with `CUBLASLT_EPILOGUE_BIAS`, module `bias`), where Burn added it after the product in a
+//!   launch of its own; its gradient is the output gradient's column sums, two launches of a
+//!   kernel of this crate (`autodiff::biased_product`).
 //!
 //! The products must run in order with CubeCL's kernels. CubeCL does not expose its CUDA streams,
 //! so [`install`] learns the current Burn stream's one through CUPTI (the `stream` module: the
@@ -51,6 +55,8 @@
 //! onto cuBLAS's column-major call, which is tested on the CPU.
 
 #[cfg(feature = "cuda")]
+mod bias;
+#[cfg(feature = "cuda")]
 mod copies;
 #[cfg(feature = "cuda")]
 mod cublas;
@@ -81,7 +87,7 @@ pub use cublas::{Arithmetic, CublasError, Order};
 #[cfg(feature = "cuda")]
 pub use embed::{EmbeddingGrad, install_embeddings};
 #[cfg(feature = "cuda")]
-pub use install::{Gemm, ORDER_VARIABLE, install};
+pub use install::{BIAS_VARIABLE, Gemm, GemmBias, ORDER_VARIABLE, install};
 #[cfg(feature = "cuda")]
 pub use marks::{PHASES_VARIABLE, PhaseMarker, phase_marker};
 #[cfg(feature = "cuda")]
