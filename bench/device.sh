@@ -26,7 +26,8 @@
 #   bash bench/device.sh batched    # issue 22: the attention's products through cuBLAS's batches, the same comparison (batched/)
 #   bash bench/device.sh pipeline   # issue 22: predictions read every 8 batches, the same comparison (pipeline/)
 #   bash bench/device.sh bias       # issue 22: biases in cuBLASLt's epilogue, the same comparison (bias/); with
-#                                   # OLD_ENV=PRUNELAB_CUBLAS_BIAS=burn, "before" is the same build with Burn's adds
+#                                   # OLD_ENV=PRUNELAB_CUBLAS_BIAS=burn, "before" is the same build with Burn's adds,
+#                                   # and NEW_ENV=PRUNELAB_CUBLAS_BIAS=training puts training's biases there too
 #   bash bench/device.sh infer      # issue 22: MiniLM bench infer alone, before vs VARIANT, torch beside (a short call; infer/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
@@ -601,6 +602,7 @@ norm_gpu() {
   gpu_setup "$v" "$log"
   local new=("${PL[@]}") old
   before_command "$v"
+  [ -n "${NEW_ENV:-}" ] && new=(env "$NEW_ENV" "${new[@]}")
   for arch in gpt2-small minilm-random; do
     for b in old new; do
       local -n cmd=$b
@@ -647,7 +649,8 @@ norm_gpu() {
 
 # before_command V: sets the caller's `old` array to the build before (.device/bin/prunelab-before.xz)
 # with V's kernel cache, or, with OLD_ENV set (NAME=VALUE), to V's own build run with that variable
-# (one build compared with a setting of its own).
+# (one build compared with a setting of its own). Its callers run their `new` build with NEW_ENV
+# (NAME=VALUE) when it is set.
 before_command() {
   if [ -n "${OLD_ENV:-}" ]; then
     old=(env "$OLD_ENV" "/tmp/pl-$1" --quiet --kernel-cache "/tmp/kernels-$1")
@@ -679,6 +682,7 @@ infer_ab() {
   cuda_libs
   local new=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v") old
   before_command "$v"
+  [ -n "${NEW_ENV:-}" ] && new=(env "$NEW_ENV" "${new[@]}")
   "${new[@]}" bench init --arch minilm --out /tmp/minilm-random > /dev/null
   for b in old new; do
     local -n cmd=$b

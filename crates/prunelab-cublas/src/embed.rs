@@ -44,7 +44,7 @@ const CHUNK: usize = 32;
 pub trait EmbeddingGrad: Backend {
     /// `[vocab, dim]`: row `v` is the sum, in token order, of the rows of `grad` (`[n, dim]`,
     /// f32) whose id (`ids`, `[n]`) is `v`; ids outside `[0, vocab)` add nothing. `n` is at most
-    /// [`MAX_ROWS`], and `vocab` and `n` fit in 31 bits together ([`fits`]).
+    /// `MAX_ROWS`, and `vocab` and `n` fit in 31 bits together (`fits`).
     fn embedding_grad(grad: FloatTensor<Self>, ids: IntTensor<Self>, vocab: usize) -> FloatTensor<Self>;
 }
 

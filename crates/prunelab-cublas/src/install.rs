@@ -1,7 +1,7 @@
 //! [`Gemm`] on the CUDA backend, and [`install`]: the product kernel prunelab's models call.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
@@ -59,12 +59,29 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> GemmBias for CubeBackend<C
 /// CubeCL's stream is known and the arithmetic is TF32 or f32), or projections only.
 static BATCHES: AtomicBool = AtomicBool::new(false);
 
-/// Whether the kernel takes projections' biases too (cuBLASLt's bias epilogue, set by [`install`]
-/// where CubeCL's stream is known, the arithmetic is TF32 or f32 and [`BIAS_VARIABLE`] allows it).
-static BIAS: AtomicBool = AtomicBool::new(false);
+/// Where the kernel takes projections' biases too (cuBLASLt's bias epilogue), as a [`Biases`]
+/// (its index in [`BIASES`]): set by [`install`] where CubeCL's stream is known, the arithmetic
+/// is TF32 or f32 and [`BIAS_VARIABLE`] allows it.
+static BIAS: AtomicU8 = AtomicU8::new(0);
 
-/// The variable that, set to `burn`, leaves the projections' biases to Burn's add after cuBLAS's
-/// product (to compare the two with one build) instead of cuBLASLt's bias epilogue.
+/// Which projections' biases go into cuBLASLt's epilogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Biases {
+    /// None: Burn adds every bias after the product.
+    Burn,
+    /// Those of inference (`Cuda`, evaluation and the fine-tune's dev passes), measured faster;
+    /// training's stay Burn's.
+    Inference,
+    /// Training's too (`Autodiff<Cuda>`), their gradients by `bias.cu`'s column sums: checked at
+    /// install, not yet timed on a GPU (`bench/NOTES.md`), so opt-in.
+    Training,
+}
+
+const BIASES: [Biases; 3] = [Biases::Burn, Biases::Inference, Biases::Training];
+
+/// The variable that chooses where projections' biases are added: unset or empty, in cuBLASLt's
+/// epilogue for inference; `training`, for training too; `burn`, by Burn's add after every product
+/// (to compare them with one build).
 pub const BIAS_VARIABLE: &str = "PRUNELAB_CUBLAS_BIAS";
 
 /// The variable that, set to `host`, keeps cuBLAS on its own stream, ordered by the host (to
@@ -73,8 +90,8 @@ pub const ORDER_VARIABLE: &str = "PRUNELAB_CUBLAS_ORDER";
 
 /// Route every f32 projection product of prunelab's models on `burn::backend::Cuda` (and its
 /// `Autodiff`) through cuBLAS in `arithmetic`, and in TF32 or f32 where CubeCL's stream is known
-/// the attention's batched products too (`cublasGemmBatchedEx`) and the projections' biases in
-/// cuBLASLt's epilogue (unless [`BIAS_VARIABLE`] is `burn`); call it from the thread that will run
+/// the attention's batched products too (`cublasGemmBatchedEx`) and inference's projection biases
+/// in cuBLASLt's epilogue ([`BIAS_VARIABLE`] says where); call it from the thread that will run
 /// the model.
 /// [`Arithmetic::Bf16`] needs CubeCL's stream and NVRTC (its operands are rounded by a kernel):
 /// without them it is an error, not host-ordered products.
@@ -107,35 +124,39 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
     BATCHES.store(batches, Ordering::Relaxed);
     // Biases in the product's epilogue: cuBLASLt on CubeCL's stream, with a kernel of this crate
     // where it has no algorithm.
-    let bias = bias_wanted()?
+    let wanted = biases_wanted()?;
+    let bias = wanted != Biases::Burn
         && arithmetic != Arithmetic::Bf16
         && cublas::order() == Order::Stream
         && crate::kernels::load()
             .and_then(|()| crate::bias::open())
-            .and_then(|()| check_bias(device))
+            .and_then(|()| check_bias(device, wanted == Biases::Training))
             .inspect_err(|why| tracing::warn!("the projections' biases stay Burn's adds: {why}"))
             .is_ok();
-    BIAS.store(bias, Ordering::Relaxed);
+    let biases = if bias { wanted } else { Biases::Burn };
+    BIAS.store(BIASES.iter().position(|&b| b == biases).expect("every choice is listed") as u8, Ordering::Relaxed);
     set_product_kernel(Some(kernel));
     let order = cublas::order();
     tracing::info!(
         ?arithmetic,
         ?order,
         batches,
-        bias,
-        "projection products through cuBLAS (and the attention's: batches; biases in cuBLASLt's epilogue: bias)"
+        ?biases,
+        "projection products through cuBLAS (and the attention's: batches; where biases go in cuBLASLt's epilogue: biases)"
     );
     Ok(order)
 }
 
-/// Whether [`BIAS_VARIABLE`] lets the biases go to cuBLASLt (unset or empty: yes; `burn`: no).
-fn bias_wanted() -> Result<bool, CublasError> {
+/// Which biases [`BIAS_VARIABLE`] sends to cuBLASLt.
+fn biases_wanted() -> Result<Biases, CublasError> {
     match std::env::var(BIAS_VARIABLE).as_deref() {
-        Ok("burn") => Ok(false),
-        Ok(other) if !other.is_empty() => {
-            Err(CublasError::Setting(format!("{BIAS_VARIABLE}={other}: the only value it takes is `burn`")))
-        }
-        _ => Ok(true),
+        Ok("burn") => Ok(Biases::Burn),
+        Ok("training") => Ok(Biases::Training),
+        Ok(other) if !other.is_empty() => Err(CublasError::Setting(format!(
+            "{BIAS_VARIABLE}={other}: it takes `training` (biases in cuBLASLt's epilogue in training too) or \
+             `burn` (nowhere)"
+        ))),
+        _ => Ok(Biases::Inference),
     }
 }
 
@@ -169,17 +190,17 @@ fn launch_one_kernel(device: &Device<Cuda>) {
 
 /// The kernel handed to `set_product_kernel`: takes the operands when they are 2-D f32 tensors of
 /// `Cuda` or `Autodiff<Cuda>` (or batches of rank 3 or 4 with equal batch axes, when [`BATCHES`]),
-/// with a projection's bias when [`BIAS`], and leaves anything else to Burn.
+/// with a projection's bias where [`BIAS`] says so, and leaves anything else to Burn.
 fn kernel(call: &mut dyn Any) {
     let ranks = if BATCHES.load(Ordering::Relaxed) { 2..=4 } else { 2..=2 };
-    let bias = BIAS.load(Ordering::Relaxed);
+    let biases = BIASES[usize::from(BIAS.load(Ordering::Relaxed))];
     if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Autodiff<Cuda>>>>() {
         let fns = (
             <Cuda as GemmBias>::gemm_bias as GemmBiasFn<Cuda>,
             <Cuda as Gemm>::gemm as GemmFn<Cuda>,
             <Cuda as GemmBias>::column_sums as ColumnSumsFn<Cuda>,
         );
-        if bias
+        if biases == Biases::Training
             && take_biased_if_f32_matrices(call, |a, b, bias| {
                 prunelab_gemm::autodiff::biased_product::<Cuda, NoCheckpointing>(a, b, bias, fns)
             })
@@ -190,7 +211,7 @@ fn kernel(call: &mut dyn Any) {
             prunelab_gemm::autodiff::product::<Cuda, NoCheckpointing>(a, b, <Cuda as Gemm>::gemm)
         });
     } else if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Cuda>>>() {
-        if bias && take_biased_if_f32_matrices(call, <Cuda as GemmBias>::gemm_bias) {
+        if biases != Biases::Burn && take_biased_if_f32_matrices(call, <Cuda as GemmBias>::gemm_bias) {
             return;
         }
         take_if_f32_of_rank(call, ranks, |a, b| <Cuda as Gemm>::gemm(a, false, b, false));
@@ -216,9 +237,9 @@ fn check(device: &Device<Cuda>) -> Result<(), CublasError> {
 
 /// Compare biased products with Burn's matmul plus a broadcast add — a projection-like shape, one of
 /// dimensions that are no multiple of anything, and an operand starting one element into its buffer
-/// (no 16-byte alignment: another cuBLASLt algorithm, or the `add_bias` fallback) — and the bias
-/// gradient's column sums with Burn's `sum_dim`.
-fn check_bias(device: &Device<Cuda>) -> Result<(), CublasError> {
+/// (no 16-byte alignment: another cuBLASLt algorithm, or the `add_bias` fallback) — and, for
+/// `training`, the bias gradient's column sums with Burn's `sum_dim`.
+fn check_bias(device: &Device<Cuda>, training: bool) -> Result<(), CublasError> {
     let normal = Distribution::Normal(0.0, 1.0);
     let ours = |a: Tensor<Cuda, 2>, b: Tensor<Cuda, 2>, bias: Tensor<Cuda, 1>| {
         let [a, b, bias] = [a.into_primitive().tensor(), b.into_primitive().tensor(), bias.into_primitive().tensor()];
@@ -235,6 +256,9 @@ fn check_bias(device: &Device<Cuda>) -> Result<(), CublasError> {
         case(Tensor::random([67, 96], normal, device), 45),
         case(offset, 45),
     ])?;
+    if !training {
+        return Ok(());
+    }
     // The gradient's column sums, over more rows than one chunk and a ragged last one.
     let sums = |g: Tensor<Cuda, 2>| {
         let ours = Tensor::<Cuda, 1>::from_primitive(TensorPrimitive::Float(Cuda::column_sums(
