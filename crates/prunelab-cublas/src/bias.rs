@@ -139,8 +139,7 @@ pub(crate) fn column_sums(g: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime>
     let (rows, cols) = (g.meta.shape()[0], g.meta.shape()[1]);
     let empty =
         |shape: Vec<usize>| empty_device_contiguous_dtype(g.client.clone(), g.device.clone(), shape.into(), DType::F32);
-    let chunks = rows.div_ceil(64).clamp(1, 64);
-    let rows_per_chunk = rows.div_ceil(chunks);
+    let (chunks, rows_per_chunk) = kernels::row_chunks(rows);
     let (sums, partial) = (empty(vec![cols]), empty(vec![chunks * cols]));
     if cols == 0 {
         return sums;

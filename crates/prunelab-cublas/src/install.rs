@@ -195,13 +195,13 @@ fn kernel(call: &mut dyn Any) {
     let ranks = if BATCHES.load(Ordering::Relaxed) { 2..=4 } else { 2..=2 };
     let biases = BIASES[usize::from(BIAS.load(Ordering::Relaxed))];
     if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Autodiff<Cuda>>>>() {
-        let fns = (
-            <Cuda as GemmBias>::gemm_bias as GemmBiasFn<Cuda>,
-            <Cuda as Gemm>::gemm as GemmFn<Cuda>,
-            <Cuda as GemmBias>::column_sums as ColumnSumsFn<Cuda>,
-        );
         if biases == Biases::Training
             && take_biased_if_f32_matrices(call, |a, b, bias| {
+                let fns = (
+                    <Cuda as GemmBias>::gemm_bias as GemmBiasFn<Cuda>,
+                    <Cuda as Gemm>::gemm as GemmFn<Cuda>,
+                    <Cuda as GemmBias>::column_sums as ColumnSumsFn<Cuda>,
+                );
                 prunelab_gemm::autodiff::biased_product::<Cuda, NoCheckpointing>(a, b, bias, fns)
             })
         {

@@ -56,6 +56,14 @@ const NAMES: [&str; 17] = [
 /// `block_sum` `squares.cu` shares).
 pub(crate) const BLOCK_THREADS: u32 = 256;
 
+/// How the two-stage column sums (LayerNorm's parameter gradients in `layer_norm.cu`, a bias's in
+/// `bias.cu`) split `rows`: `(chunks, rows_per_chunk)`, at most 64 chunks of about 64 rows, each
+/// summed by one block in stage 1, then the chunks in order in stage 2.
+pub(crate) fn row_chunks(rows: usize) -> (usize, usize) {
+    let chunks = rows.div_ceil(64).clamp(1, 64);
+    (chunks, rows.div_ceil(chunks))
+}
+
 /// The loaded kernels, by name.
 struct Module(HashMap<&'static str, Function>);
 

@@ -81,8 +81,7 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> LayerNormKernels for CubeB
         let [g, x, gamma, mean, rstd] = [g, x, gamma, mean, rstd].map(cublas::contiguous);
         let (rows, cols) = dims(&x);
         // The column sums run over `chunks` slices of rows (stage 1), then over the slices (stage 2).
-        let chunks = rows.div_ceil(64).clamp(1, 64);
-        let rows_per_chunk = rows.div_ceil(chunks);
+        let (chunks, rows_per_chunk) = kernels::row_chunks(rows);
         let [dx, dgamma, dbeta, partial] =
             [vec![rows, cols], vec![cols], vec![cols], vec![2 * chunks * cols]].map(|shape| empty(&x, shape));
         let buffers = [&g, &x, &gamma, &mean, &rstd, &dx, &dgamma, &dbeta, &partial].map(binding).to_vec();
