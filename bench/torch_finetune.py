@@ -7,7 +7,8 @@ attention and MLP weight matrices (prunelab's `default` scope) with the masks he
 `torch.nn.utils.prune`'s forward pre-hooks. Recipe, as prunelab's defaults and the issue's check:
 AdamW (betas 0.9/0.999, eps 1e-8, weight decay 0.01 except biases and LayerNorm weights),
 linear warm-up (ratio) then linear decay, global gradient-norm clip 1.0, dynamic padding to the
-longest sequence of each batch, dev evaluation after every epoch, best epoch by the task's main
+longest sequence of each batch, dev evaluation after every epoch (in the split's order, as
+`Trainer` evaluates; `--eval-by-length-too` times it longest first as well), best epoch by the task's main
 metric. `--precision bf16` runs forward and backward under `torch.autocast(bfloat16)` with f32
 master weights.
 
@@ -95,13 +96,16 @@ def scores(pred, gold):
     return {"accuracy": (tp + tn) / len(gold), "mcc": (tp * tn - fp * fn) / denom if denom else 0.0}
 
 
-def evaluate(model, enc, labels, batch_size, pad_id, device, autocast):
+def evaluate(model, enc, labels, batch_size, pad_id, device, autocast, by_length=False):
+    """Scores and examples/s on the dev set, in batches of the split's order (as transformers'
+    `Trainer` evaluates), or longest first (`by_length`, as prunelab's `predict` does)."""
     model.eval()
+    order = sorted(range(len(enc)), key=lambda i: -len(enc[i])) if by_length else list(range(len(enc)))
     preds = []
     start = time.perf_counter()
     with torch.no_grad(), autocast():
         pending = []
-        for ids, mask, _ in batches(enc, labels, list(range(len(enc))), batch_size, pad_id, device):
+        for ids, mask, _ in batches(enc, labels, order, batch_size, pad_id, device):
             # Read back every 8 batches, as prunelab's `predict` does.
             pending.append(model(input_ids=ids, attention_mask=mask).logits.argmax(-1))
             if len(pending) == 8:
@@ -113,7 +117,10 @@ def evaluate(model, enc, labels, batch_size, pad_id, device, autocast):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     model.train()
-    return scores(preds, labels), len(enc) / seconds
+    in_order = [0] * len(enc)
+    for position, pred in zip(order, preds):
+        in_order[position] = pred
+    return scores(in_order, labels), len(enc) / seconds
 
 
 def main():
@@ -132,6 +139,11 @@ def main():
     p.add_argument("--precision", choices=["f32", "bf16"], default="bf16")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--train-limit", type=int)
+    p.add_argument(
+        "--eval-by-length-too",
+        action="store_true",
+        help="after each epoch's evaluation, time the dev set again longest first (eval_by_length_samples_per_second)",
+    )
     p.add_argument("--out")
     args = p.parse_args()
 
@@ -197,6 +209,10 @@ def main():
         seconds = time.perf_counter() - start
         dev, eval_tput = evaluate(model, dev_enc, dev_y, args.eval_batch_size, pad_id, device, autocast)
         epochs.append({"epoch": epoch, "loss": loss_sum / max(n, 1), "seconds": seconds, "samples_per_second": len(order) / seconds, "dev": dev, "eval_samples_per_second": eval_tput})
+        if args.eval_by_length_too:
+            sorted_dev, sorted_tput = evaluate(model, dev_enc, dev_y, args.eval_batch_size, pad_id, device, autocast, by_length=True)
+            epochs[-1]["eval_by_length_samples_per_second"] = sorted_tput
+            epochs[-1]["dev_by_length"] = sorted_dev
         print(json.dumps(epochs[-1]), file=sys.stderr)
 
     main_metric = TASKS[args.task][2]

@@ -253,7 +253,8 @@ pub struct InferenceRecord {
     pub latency_ms_batch1_p50: f64,
     /// 95th percentile latency of one example at batch 1, ms.
     pub latency_ms_batch1_p95: f64,
-    /// Examples per second in batches of 64.
+    /// Examples per second in batches of 64, longest examples first (since 2026-12-07; before,
+    /// in the split's order, which pads every batch to a longer sentence).
     pub throughput_batch64_per_s: f64,
 }
 

@@ -1,5 +1,6 @@
 //! Inference timing of a fine-tuned model, as `result.json` reports it: latency of single
-//! examples and throughput in batches of 64, on dev examples.
+//! examples and throughput in batches of 64 (grouped by length, as [`predict`] runs them), on dev
+//! examples.
 
 use std::time::Instant;
 
