@@ -151,8 +151,11 @@ fn run(cli: Cli) -> Result<()> {
 /// activation or gradient of a step is fresh memory whose pages the kernel faults in and zeroes:
 /// on the CPU backend that was a tenth of a fine-tuning step. Blocks up to 32 MiB (glibc's
 /// largest threshold) are kept in the heap instead, and the heap is not trimmed: +20 % on
-/// MiniLM's step on two cores (`bench/NOTES.md`, "CPU fine-tuning"). Called first thing, before
-/// any other thread exists.
+/// MiniLM's step on two cores (`bench/NOTES.md`, "CPU fine-tuning"). Larger blocks (the flat
+/// optimizer step's gradient buffer, 91 MB for MiniLM; the word embeddings' gradient; attention
+/// scores at batch 64 × 128) come from the heap too (`M_MMAP_MAX` 0): a 640-row SST-2 fine-tune
+/// 1.03–1.07× (`bench/NOTES.md`, "No `mmap` for large blocks"). Called first thing, before any
+/// other thread exists.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn keep_freed_memory() {
@@ -161,6 +164,7 @@ fn keep_freed_memory() {
     // values in their ranges (a rejected value leaves glibc's default in place).
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         libc::mallopt(libc::M_TOP_PAD, 256 << 20);
     }
