@@ -11,12 +11,13 @@
 //! Burn's product makes, so the result equals Burn's bit for bit, whatever the number of threads.
 //!
 //! [`fused`] does the same for softmax, GELU and dropout, and [`norm`] for LayerNorm, which Burn
-//! runs as chains of single-threaded ops, and [`view`] reshapes without the copy burn-ndarray
-//! makes of each.
+//! runs as chains of single-threaded ops, [`view`] reshapes without the copy burn-ndarray
+//! makes of each, and [`gather`] copies many tensors into one buffer.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod fused;
+pub mod gather;
 mod math;
 pub mod norm;
 pub mod view;

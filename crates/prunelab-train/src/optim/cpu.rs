@@ -123,6 +123,29 @@ pub(crate) fn sum_of_squares<B: Backend>(grad: &Tensor<B, 1>, row: usize) -> Opt
     Some(Tensor::from_floats([total], &grad.device()))
 }
 
+/// `parts` copied into a new `[len]` buffer that is `fill` elsewhere, over the cores on Burn's
+/// CPU backend (`prunelab_gemm::cpu::gather`: every element written once, where Burn's ops fill
+/// the whole buffer and then copy each part in, on one thread). The parts back elsewhere, or
+/// when one is not a contiguous f32 array.
+#[cfg(feature = "ndarray")]
+pub(crate) fn gather<P: 'static>(parts: Vec<(P, usize)>, len: usize, fill: f32) -> Result<P, Vec<(P, usize)>> {
+    use std::any::Any;
+
+    use burn_ndarray::NdArrayTensor;
+
+    let cpu = (&parts as &dyn Any).downcast_ref::<Vec<(NdArrayTensor, usize)>>();
+    let Some(buffer) = cpu.and_then(|parts| prunelab_gemm::cpu::gather::primitive_gather(parts, len, fill)) else {
+        return Err(parts);
+    };
+    Ok(*(Box::new(buffer) as Box<dyn Any>).downcast::<P>().expect("the parts' primitive type"))
+}
+
+/// Without the CPU backend, always Burn's ops.
+#[cfg(not(feature = "ndarray"))]
+pub(crate) fn gather<P>(parts: Vec<(P, usize)>, _: usize, _: f32) -> Result<P, Vec<(P, usize)>> {
+    Err(parts)
+}
+
 /// Without the CPU backend, always Burn's ops.
 #[cfg(not(feature = "ndarray"))]
 pub(crate) fn sum_of_squares<B: Backend>(_: &Tensor<B, 1>, _: usize) -> Option<Tensor<B, 1>> {

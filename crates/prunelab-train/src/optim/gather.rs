@@ -6,7 +6,9 @@
 //! each (149 per step for GPT-2 small, about 44 µs of host time apiece, `bench/NOTES.md`). A
 //! [`GatherKernel`], installed by the binary for one concrete backend, takes the whole copy
 //! (`prunelab-cublas`: device-to-device copies queued on CubeCL's CUDA stream). On Burn's CPU
-//! backend the `slice_assign`s already copy in place, so it needs none.
+//! backend the `slice_assign`s copy in place but on one thread, after a `full` that writes the
+//! whole buffer first: there the copy is `prunelab_gemm::cpu::gather`'s, every element written
+//! once, over the cores (`super::cpu::gather`).
 //!
 //! Without a kernel, or for a call it leaves, [`gather`] is Burn's ops exactly, and either way
 //! the result is the same bits: a copy does no arithmetic.
@@ -50,7 +52,8 @@ pub fn gather_kernel_installed() -> bool {
 }
 
 /// `parts` (1-D tensors and their offsets) copied into a new `[len]` buffer that is `fill`
-/// elsewhere: through the installed kernel, or Burn's `slice_assign`s.
+/// elsewhere: through the installed kernel, the CPU backend's threaded copy, or Burn's
+/// `slice_assign`s.
 pub(crate) fn gather<B: Backend>(
     parts: Vec<(Tensor<B, 1>, usize)>,
     len: usize,
@@ -67,11 +70,14 @@ pub(crate) fn gather<B: Backend>(
     let rebuild = |p: B::FloatTensorPrimitive| Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(p));
     match (call.output, call.parts) {
         (Some(out), _) => rebuild(out),
-        (None, Some(parts)) => parts.into_iter().fold(Tensor::full([len], fill, device), |flat, (part, offset)| {
-            let part = rebuild(part);
-            let end = offset + part.dims()[0];
-            flat.slice_assign(offset..end, part)
-        }),
+        (None, Some(parts)) => match super::cpu::gather(parts, len, fill) {
+            Ok(buffer) => rebuild(buffer),
+            Err(parts) => parts.into_iter().fold(Tensor::full([len], fill, device), |flat, (part, offset)| {
+                let part = rebuild(part);
+                let end = offset + part.dims()[0];
+                flat.slice_assign(offset..end, part)
+            }),
+        },
         (None, None) => unreachable!("a gather kernel took the parts and returned nothing"),
     }
 }
