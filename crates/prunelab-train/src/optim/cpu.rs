@@ -171,19 +171,24 @@ pub(crate) fn update<B: Backend>(
         .map(|t| t.into_primitive().tensor())
         .collect();
     let rebuild = |p: B::FloatTensorPrimitive| Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(p));
-    // The buffers are cloned (shared, not copied) so that they are still there for Burn's ops
-    // when one of them is not a contiguous f32 array.
-    if let Some(cpu) = (&buffers as &dyn Any).downcast_ref::<Vec<NdArrayTensor>>()
-        && let Some([params, moment_1, moment_2]) = ndarray_step(cpu.clone(), scalars)
-    {
-        let mut out: Option<Vec<NdArrayTensor>> = Some(vec![params, moment_1, moment_2]);
-        let out = (&mut out as &mut dyn Any)
-            .downcast_mut::<Option<Vec<B::FloatTensorPrimitive>>>()
-            .and_then(Option::take)
-            .expect("the same backend's primitives");
-        let Ok([params, moment_1, moment_2]) = <[_; 3]>::try_from(out) else { unreachable!("three buffers") };
-        return Ok((rebuild(params), rebuild(moment_1), rebuild(moment_2)));
+    // The buffers move into the step (a clone kept here would make each one shared, and the
+    // step would copy it before writing), and come back untouched when it declines them.
+    let mut slot = Some(buffers);
+    if let Some(cpu) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Vec<NdArrayTensor>>>() {
+        match ndarray_step(cpu.take().expect("set above"), scalars) {
+            Ok(updated) => {
+                let mut out: Option<Vec<NdArrayTensor>> = Some(updated.into());
+                let out = (&mut out as &mut dyn Any)
+                    .downcast_mut::<Option<Vec<B::FloatTensorPrimitive>>>()
+                    .and_then(Option::take)
+                    .expect("the same backend's primitives");
+                let Ok([params, moment_1, moment_2]) = <[_; 3]>::try_from(out) else { unreachable!("three buffers") };
+                return Ok((rebuild(params), rebuild(moment_1), rebuild(moment_2)));
+            }
+            Err(declined) => *cpu = Some(declined),
+        }
     }
+    let buffers = slot.expect("put back above");
     let mut buffers = buffers.into_iter().map(rebuild);
     let mut next = || buffers.next().expect("the buffers gathered above");
     let (grad, clip, moment_1, moment_2, params, decay) = (next(), next(), next(), next(), next(), next());
@@ -201,36 +206,56 @@ pub(crate) fn update<B: Backend>(
 }
 
 /// The step on NdArray's f32 buffers `[grad, clip, m₁, m₂, params, decay, mask?]`: the new
-/// `[params, m₁, m₂]`, or `None` when a buffer is not a contiguous f32 one (then Burn's ops run).
+/// `[params, m₁, m₂]`, or the buffers back, untouched, when one is not a contiguous f32 one
+/// (then Burn's ops run).
+///
+/// Written where they are: the new parameters over the gradient (each element read before it is
+/// written) and the moments over themselves, so no 91 MB buffer (MiniLM) is allocated and zeroed
+/// for them each step. A buffer shared with another tensor is copied first (ndarray's copy on
+/// write), so the result does not depend on who else holds one; the parameters are not written
+/// over, since the model's parameters are views of them.
 #[cfg(feature = "ndarray")]
 fn ndarray_step(
     buffers: Vec<burn_ndarray::NdArrayTensor>,
     s: &AdamWScalars,
-) -> Option<[burn_ndarray::NdArrayTensor; 3]> {
+) -> Result<[burn_ndarray::NdArrayTensor; 3], Vec<burn_ndarray::NdArrayTensor>> {
     use burn_ndarray::NdArrayTensor;
     use ndarray::ArcArray;
 
-    let arrays: Vec<ArcArray<f32, ndarray::IxDyn>> = buffers
+    let contiguous =
+        |t: &NdArrayTensor| matches!(t, NdArrayTensor::F32(storage) if storage.view().is_standard_layout());
+    if !(6..=7).contains(&buffers.len()) || !buffers.iter().all(contiguous) {
+        return Err(buffers);
+    }
+    let mut arrays: Vec<ArcArray<f32, ndarray::IxDyn>> = buffers
         .into_iter()
         .map(|t| match t {
-            NdArrayTensor::F32(storage) => Some(storage.into_shared()),
-            _ => None,
+            NdArrayTensor::F32(storage) => storage.into_shared(),
+            _ => unreachable!("f32, checked above"),
         })
-        .collect::<Option<_>>()?;
-    let slices: Vec<&[f32]> = arrays.iter().map(|a| a.as_slice()).collect::<Option<_>>()?;
-    let (grad, clip, m1, m2, params, decay) = (slices[0], slices[1][0], slices[2], slices[3], slices[4], slices[5]);
-    let mask = slices.get(6).copied();
+        .collect();
+    let mask = if arrays.len() == 7 { arrays.pop() } else { None };
+    let Ok([mut grad, clip, mut m1, mut m2, params, decay]) = <[_; 6]>::try_from(arrays) else {
+        unreachable!("six buffers, checked above")
+    };
+    fn slice(a: &ArcArray<f32, ndarray::IxDyn>) -> &[f32] {
+        a.as_slice().expect("standard layout, checked above")
+    }
+    fn writable(a: &mut ArcArray<f32, ndarray::IxDyn>) -> &mut [f32] {
+        a.as_slice_mut().expect("standard layout, checked above")
+    }
+    let (clip, params, decay, mask) = (slice(&clip)[0], slice(&params), slice(&decay), mask.as_ref().map(slice));
     let len = grad.len();
-    let (mut new_params, mut new_m1, mut new_m2) = (vec![0f32; len], vec![0f32; len], vec![0f32; len]);
+    let (g_out, m1_out, m2_out) = (writable(&mut grad), writable(&mut m1), writable(&mut m2));
     // As many threads as the products (`PRUNELAB_CPU_THREADS`, else the cores), fewer for short buffers.
     let threads = prunelab_gemm::cpu::threads().min(len.div_ceil(1 << 16)).max(1);
     let chunk = len.div_ceil(threads);
-    let run = |start: usize, p_out: &mut [f32], m1_out: &mut [f32], m2_out: &mut [f32]| {
-        for i in 0..p_out.len() {
+    let run = |start: usize, g_out: &mut [f32], m1_out: &mut [f32], m2_out: &mut [f32]| {
+        for i in 0..g_out.len() {
             let j = start + i;
-            let g = grad[j] * clip;
-            let m_1 = m1[j] * s.beta_1 + g * (1.0 - s.beta_1);
-            let m_2 = m2[j] * s.beta_2 + (g * g) * (1.0 - s.beta_2);
+            let g = g_out[i] * clip;
+            let m_1 = m1_out[i] * s.beta_1 + g * (1.0 - s.beta_1);
+            let m_2 = m2_out[i] * s.beta_2 + (g * g) * (1.0 - s.beta_2);
             let delta = (m_1 / s.correction_1) / ((m_2 / s.correction_2).sqrt() + s.epsilon);
             let mut p = params[j];
             if let Some(c_minus_one) = s.decay_minus_one {
@@ -240,19 +265,17 @@ fn ndarray_step(
             if let Some(mask) = mask {
                 p *= mask[j];
             }
-            (p_out[i], m1_out[i], m2_out[i]) = (p, m_1, m_2);
+            (g_out[i], m1_out[i], m2_out[i]) = (p, m_1, m_2);
         }
     };
     std::thread::scope(|scope| {
-        let parts = new_params.chunks_mut(chunk).zip(new_m1.chunks_mut(chunk)).zip(new_m2.chunks_mut(chunk));
+        let parts = g_out.chunks_mut(chunk).zip(m1_out.chunks_mut(chunk)).zip(m2_out.chunks_mut(chunk));
         for (k, ((p, a), b)) in parts.enumerate() {
             let run = &run;
             scope.spawn(move || run(k * chunk, p, a, b));
         }
     });
-    let tensor =
-        |v: Vec<f32>| NdArrayTensor::from(ArcArray::from_shape_vec(ndarray::IxDyn(&[len]), v).expect("len elements"));
-    Some([tensor(new_params), tensor(new_m1), tensor(new_m2)])
+    Ok([NdArrayTensor::from(grad), NdArrayTensor::from(m1), NdArrayTensor::from(m2)])
 }
 
 #[cfg(all(test, feature = "ndarray"))]
@@ -295,16 +318,27 @@ mod tests {
                 decay: decay.clone(),
                 mask: mask.clone(),
             };
-            let Ok(ours) = super::update(update(), &scalars) else { panic!("the CPU backend takes the step") };
+            let bits =
+                |t: &Tensor<N, 1>| t.to_data().to_vec::<f32>().unwrap().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let before = [bits(&grad), bits(&m1), bits(&m2)];
+            // Shared buffers (the tensors above hold them too): copied before they are written.
+            let Ok(shared) = super::update(update(), &scalars) else { panic!("the CPU backend takes the step") };
+            assert_eq!([bits(&grad), bits(&m1), bits(&m2)], before, "a shared buffer was written over");
+            // Buffers no one else holds: written where they are, the parameters over the gradient.
+            // (× 1 makes a new array in memory of its own; `from_data` would borrow the data's bytes.)
+            let own = |t: &Tensor<N, 1>| t.clone().mul_scalar(1.0);
+            let (own_grad, own_m1) = (own(&grad), own(&m1));
+            let (grad_at, m1_at) = (address(&own_grad), address(&own_m1));
+            let unique = Update { grad: own_grad, moment_1: own_m1, moment_2: own(&m2), ..update() };
+            let Ok(in_place) = super::update(unique, &scalars) else { panic!("the CPU backend takes the step") };
+            assert_eq!((address(&in_place.0), address(&in_place.1)), (grad_at, m1_at), "written where they were");
             let theirs = update().with_burn_ops(&scalars);
-            for (name, a, b) in
-                [("params", ours.0, theirs.0), ("moment 1", ours.1, theirs.1), ("moment 2", ours.2, theirs.2)]
-            {
-                let (a, b) = (a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap());
-                assert!(
-                    a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
-                    "{name}, weight decay {weight_decay}"
-                );
+            for ours in [shared, in_place] {
+                for (name, a, b) in
+                    [("params", &ours.0, &theirs.0), ("moment 1", &ours.1, &theirs.1), ("moment 2", &ours.2, &theirs.2)]
+                {
+                    assert_eq!(bits(a), bits(b), "{name}, weight decay {weight_decay}");
+                }
             }
         }
     }

@@ -130,11 +130,14 @@ impl<B: AutodiffBackend> FlatAdamW<B> {
         phase::enter(Phase::Update);
         state.time += 1;
         let scalars = AdamWScalars::new(beta_1, beta_2, epsilon, weight_decay, settings.lr, state.time);
+        // The moments move into the update, so that the CPU step may write them where they are
+        // (a buffer someone else holds would be copied first); until the new ones come back, the
+        // decay buffer's handle holds their place (a clone shares it: no copy, no launch).
         let update = Update {
             grad,
             clip,
-            moment_1: state.moment_1.clone(),
-            moment_2: state.moment_2.clone(),
+            moment_1: std::mem::replace(&mut state.moment_1, state.decay.clone()),
+            moment_2: std::mem::replace(&mut state.moment_2, state.decay.clone()),
             params: state.params.take().expect("read above"),
             decay: state.decay.clone(),
             mask,
