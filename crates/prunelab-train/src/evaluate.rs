@@ -29,9 +29,11 @@ const BATCHES_PER_READ: usize = 8;
 /// The examples run longest first, in batches of `batch_size` (see [`by_length`]), and their
 /// classes come back in `data`'s order: a batch pads to its longest example, so batches of
 /// similar lengths pad far less than batches in the split's order (SST-2's dev set at batch 64:
-/// 23,512 padded tokens instead of 44,448; its attention scores a third). Each example's logits
-/// do not depend on its batch beyond the last bits (padding is masked out), so the predictions
-/// are those of the split's order.
+/// 23,512 padded tokens instead of 44,448; its attention scores a third). With right padding
+/// (every prunelab command's) an example's logits do not depend on its batch beyond the last bits
+/// (padding is masked out and positions start at 0), so the predictions are those of the split's
+/// order; with left padding, GPT-2's positions would shift with the batch's longest example, as
+/// in transformers.
 pub fn predict<B: Backend>(
     model: &Classifier<B>,
     data: &[Encoded],
