@@ -77,7 +77,13 @@ enum Biases {
     Training,
 }
 
+/// The choices in declaration order: `BIASES[b as usize] == b`.
 const BIASES: [Biases; 3] = [Biases::Burn, Biases::Inference, Biases::Training];
+const _: () = assert!(
+    matches!(BIASES[Biases::Burn as usize], Biases::Burn)
+        && matches!(BIASES[Biases::Inference as usize], Biases::Inference)
+        && matches!(BIASES[Biases::Training as usize], Biases::Training)
+);
 
 /// The variable that chooses where projections' biases are added: unset or empty, in cuBLASLt's
 /// epilogue for inference; `training`, for training too; `burn`, by Burn's add after every product
@@ -134,7 +140,7 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
             .inspect_err(|why| tracing::warn!("the projections' biases stay Burn's adds: {why}"))
             .is_ok();
     let biases = if bias { wanted } else { Biases::Burn };
-    BIAS.store(BIASES.iter().position(|&b| b == biases).expect("every choice is listed") as u8, Ordering::Relaxed);
+    BIAS.store(biases as u8, Ordering::Relaxed);
     set_product_kernel(Some(kernel));
     let order = cublas::order();
     tracing::info!(
