@@ -28,6 +28,7 @@
 #   bash bench/device.sh bias       # issue 22: biases in cuBLASLt's epilogue, the same comparison (bias/); with
 #                                   # OLD_ENV=PRUNELAB_CUBLAS_BIAS=burn, "before" is the same build with Burn's adds,
 #                                   # and NEW_ENV=PRUNELAB_CUBLAS_BIAS=training puts training's biases there too
+#                                   # (the default since 2026-12-07; =inference leaves them to Burn)
 #   bash bench/device.sh infer      # issue 22: MiniLM bench infer alone, before vs VARIANT, torch beside (a short call; infer/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream

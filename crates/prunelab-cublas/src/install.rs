@@ -69,11 +69,11 @@ static BIAS: AtomicU8 = AtomicU8::new(0);
 enum Biases {
     /// None: Burn adds every bias after the product.
     Burn,
-    /// Those of inference (`Cuda`, evaluation and the fine-tune's dev passes), measured faster;
-    /// training's stay Burn's.
+    /// Those of inference (`Cuda`: evaluation and the fine-tune's dev passes) only; training's
+    /// stay Burn's.
     Inference,
-    /// Training's too (`Autodiff<Cuda>`), their gradients by `bias.cu`'s column sums: checked at
-    /// install, not yet timed on a GPU (`bench/NOTES.md`), so opt-in.
+    /// Inference's and training's (`Autodiff<Cuda>`, their gradients by `bias.cu`'s column sums):
+    /// the default, measured faster both ways (`bench/NOTES.md`, 2026-12-07).
     Training,
 }
 
@@ -86,8 +86,8 @@ const _: () = assert!(
 );
 
 /// The variable that chooses where projections' biases are added: unset or empty, in cuBLASLt's
-/// epilogue for inference; `training`, for training too; `burn`, by Burn's add after every product
-/// (to compare them with one build).
+/// epilogue in training and inference; `inference`, there for inference only; `burn`, by Burn's
+/// add after every product (to compare them with one build).
 pub const BIAS_VARIABLE: &str = "PRUNELAB_CUBLAS_BIAS";
 
 /// The variable that, set to `host`, keeps cuBLAS on its own stream, ordered by the host (to
@@ -96,7 +96,7 @@ pub const ORDER_VARIABLE: &str = "PRUNELAB_CUBLAS_ORDER";
 
 /// Route every f32 projection product of prunelab's models on `burn::backend::Cuda` (and its
 /// `Autodiff`) through cuBLAS in `arithmetic`, and in TF32 or f32 where CubeCL's stream is known
-/// the attention's batched products too (`cublasGemmBatchedEx`) and inference's projection biases
+/// the attention's batched products too (`cublasGemmBatchedEx`) and the projections' biases
 /// in cuBLASLt's epilogue ([`BIAS_VARIABLE`] says where); call it from the thread that will run
 /// the model.
 /// [`Arithmetic::Bf16`] needs CubeCL's stream and NVRTC (its operands are rounded by a kernel):
@@ -157,12 +157,13 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
 fn biases_wanted() -> Result<Biases, CublasError> {
     match std::env::var(BIAS_VARIABLE).as_deref() {
         Ok("burn") => Ok(Biases::Burn),
+        Ok("inference") => Ok(Biases::Inference),
         Ok("training") => Ok(Biases::Training),
         Ok(other) if !other.is_empty() => Err(CublasError::Setting(format!(
-            "{BIAS_VARIABLE}={other}: it takes `training` (biases in cuBLASLt's epilogue in training too) or \
-             `burn` (nowhere)"
+            "{BIAS_VARIABLE}={other}: it takes `training` (biases in cuBLASLt's epilogue in training and \
+             inference, the default), `inference` (in inference only) or `burn` (nowhere)"
         ))),
-        _ => Ok(Biases::Inference),
+        _ => Ok(Biases::Training),
     }
 }
 

@@ -20,11 +20,11 @@
 //! - [`install`] registers the kernel with `prunelab_models::layers::set_product_kernel` for one
 //!   backend type, after loading libcublas and checking three products (`a·b`, `a·bᵀ`, `aᵀ·b`)
 //!   against Burn's.
-//! - In inference a projection's bias goes into the product's epilogue ([`GemmBias`]: one
-//!   `cublasLtMatmul` with `CUBLASLT_EPILOGUE_BIAS`, module `bias`), where Burn added it after the
-//!   product in a launch of its own. With [`BIAS_VARIABLE`]`=training` training's do too, their
-//!   gradients the output gradient's column sums, two launches of a kernel of this crate
-//!   (`autodiff::biased_product`); not yet timed on a GPU, so opt-in.
+//! - A projection's bias goes into the product's epilogue ([`GemmBias`]: one `cublasLtMatmul`
+//!   with `CUBLASLT_EPILOGUE_BIAS`, module `bias`), where Burn added it after the product in a
+//!   launch of its own; in training its gradient is the output gradient's column sums, two
+//!   launches of a kernel of this crate (`autodiff::biased_product`). [`BIAS_VARIABLE`] keeps
+//!   training's (`inference`) or every bias (`burn`) Burn's.
 //!
 //! The products must run in order with CubeCL's kernels. CubeCL does not expose its CUDA streams,
 //! so [`install`] learns the current Burn stream's one through CUPTI (the `stream` module: the
