@@ -12,7 +12,8 @@
 //!
 //! [`fused`] does the same for softmax, GELU and dropout, and [`norm`] for LayerNorm, which Burn
 //! runs as chains of single-threaded ops, [`view`] reshapes without the copy burn-ndarray
-//! makes of each, and [`gather`] copies many tensors into one buffer.
+//! makes of each, and [`gather`] copies many tensors into one buffer; [`pool`] keeps the threads
+//! they all run on.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -20,6 +21,7 @@ pub mod fused;
 pub mod gather;
 mod math;
 pub mod norm;
+pub mod pool;
 pub mod view;
 
 use std::any::Any;
@@ -214,19 +216,14 @@ pub fn primitive_column_sums(g: NdArrayTensor) -> NdArrayTensor {
 }
 
 /// `out` cut into blocks of `block` units of `unit` elements (the last one shorter), and
-/// `run(index of the block's first unit, the block)` for each: one thread per block, or this
-/// thread when there is one block. `unit` > 0.
+/// `run(index of the block's first unit, the block)` for each, over [`pool`]'s threads (this
+/// thread's alone when there is one block). `unit` > 0.
 pub(crate) fn in_blocks<T: Send>(out: &mut [T], unit: usize, block: usize, run: impl Fn(usize, &mut [T]) + Sync) {
     let len = block.max(1) * unit;
     if len >= out.len() {
         return run(0, out);
     }
-    std::thread::scope(|scope| {
-        for (i, part) in out.chunks_mut(len).enumerate() {
-            let run = &run;
-            scope.spawn(move || run(i * block.max(1), part));
-        }
-    });
+    pool::split(out.chunks_mut(len).enumerate(), |(i, part)| run(i * block.max(1), part));
 }
 
 /// A buffer of `len` elements, none initialised.

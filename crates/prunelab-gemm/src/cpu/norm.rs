@@ -25,6 +25,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, ArrayD, IxDyn};
 use prunelab_models::layers::norm::{NormArgs, NormCall, set_norm_kernel};
 
+use super::pool::split;
 use super::{PARALLEL_MIN_ELEMENTS, assume_init, math, threads, uninit};
 
 /// Rows per block of the scale's and shift's gradient sums (a constant: the sums' order).
@@ -173,22 +174,6 @@ fn backward_rows(
     #[allow(unsafe_code)]
     let dx = unsafe { assume_init(dx) };
     (dx, dgamma, dbeta)
-}
-
-/// `run(part)` for every part, each on a thread of its own (this thread's when there is one).
-fn split<T: Send>(parts: impl Iterator<Item = T>, run: impl Fn(T) + Sync) {
-    let mut parts = parts.peekable();
-    let Some(first) = parts.next() else { return };
-    if parts.peek().is_none() {
-        return run(first);
-    }
-    std::thread::scope(|scope| {
-        let run = &run;
-        for part in parts {
-            scope.spawn(move || run(part));
-        }
-        run(first);
-    });
 }
 
 /// Threads for a norm of `elements` elements.

@@ -103,20 +103,16 @@ pub(crate) fn sum_of_squares<B: Backend>(grad: &Tensor<B, 1>, row: usize) -> Opt
     let mut sums = vec![0f32; rows];
     let threads = prunelab_gemm::cpu::threads().min(rows).max(1);
     let chunk = rows.div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (k, out) in sums.chunks_mut(chunk).enumerate() {
-            scope.spawn(move || {
-                for (i, sum) in out.iter_mut().enumerate() {
-                    let start = (k * chunk + i) * row;
-                    let mut lanes = [0f32; 8];
-                    for block in values[start..start + row].chunks(8) {
-                        for (lane, v) in lanes.iter_mut().zip(block) {
-                            *lane += v * v;
-                        }
-                    }
-                    *sum = lanes.iter().sum();
+    prunelab_gemm::cpu::pool::split(sums.chunks_mut(chunk).enumerate(), |(k, out)| {
+        for (i, sum) in out.iter_mut().enumerate() {
+            let start = (k * chunk + i) * row;
+            let mut lanes = [0f32; 8];
+            for block in values[start..start + row].chunks(8) {
+                for (lane, v) in lanes.iter_mut().zip(block) {
+                    *lane += v * v;
                 }
-            });
+            }
+            *sum = lanes.iter().sum();
         }
     });
     let total: f32 = sums.iter().sum();
@@ -268,13 +264,8 @@ fn ndarray_step(
             (g_out[i], m1_out[i], m2_out[i]) = (p, m_1, m_2);
         }
     };
-    std::thread::scope(|scope| {
-        let parts = g_out.chunks_mut(chunk).zip(m1_out.chunks_mut(chunk)).zip(m2_out.chunks_mut(chunk));
-        for (k, ((p, a), b)) in parts.enumerate() {
-            let run = &run;
-            scope.spawn(move || run(k * chunk, p, a, b));
-        }
-    });
+    let parts = g_out.chunks_mut(chunk).zip(m1_out.chunks_mut(chunk)).zip(m2_out.chunks_mut(chunk));
+    prunelab_gemm::cpu::pool::split(parts.enumerate(), |(k, ((p, a), b))| run(k * chunk, p, a, b));
     Ok([NdArrayTensor::from(grad), NdArrayTensor::from(m1), NdArrayTensor::from(m2)])
 }
 
