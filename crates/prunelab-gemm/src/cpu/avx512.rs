@@ -22,7 +22,7 @@ use std::arch::x86_64::{
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
-use ndarray::{ArrayView2, s};
+use ndarray::{ArrayView2, ArrayViewMut2, s};
 
 /// Rows of the micro-kernel's tile.
 const MR: usize = 8;
@@ -39,25 +39,42 @@ pub fn available() -> bool {
     *AVAILABLE.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
 }
 
-/// `out = a · b`, `out` the `m × n` row-major output, which need not be initialised: every
+/// `out = a · b`, `out` the `m × n` output — its rows any distance apart, each row's elements
+/// adjacent (a block of columns of a wider matrix, say) — which need not be initialised: every
 /// element is written (and only read back after that, to add a later slice of `k`). Call only
 /// where [`available`] is true.
-pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, out: &mut [MaybeUninit<f32>]) {
+pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, MaybeUninit<f32>>) {
     assert!(available(), "the AVX-512 product on a CPU without AVX-512");
     let (m, k) = a.dim();
     let n = b.ncols();
-    assert_eq!((b.nrows(), out.len()), (k, m * n), "operand shapes");
+    assert_eq!((b.nrows(), out.dim()), (k, (m, n)), "operand shapes");
+    if m == 0 || n == 0 {
+        return;
+    }
     if k == 0 {
         out.fill(MaybeUninit::new(0.0));
         return;
     }
+    let (row_stride, column_stride) = (out.strides()[0], out.strides()[1]);
+    assert!(column_stride == 1 || n == 1, "an output whose rows' elements are adjacent");
+    let ldc = if m == 1 { n } else { usize::try_from(row_stride).expect("an output's rows in order") };
+    assert!(ldc >= n, "an output whose rows do not overlap");
     let panels = n.div_ceil(NR);
     let depth = KC.min(k);
     SCRATCH.with_borrow_mut(|(b_store, a_store)| {
         let b_pack = aligned(at_least(b_store, depth * NR * panels + 16));
         let a_pack = aligned(at_least(a_store, depth * MC.min(m).next_multiple_of(MR) + 16));
-        blocked(a, b, out, b_pack, a_pack);
+        // SAFETY: `out` is `m × n` with rows `ldc ≥ n` apart and adjacent elements (checked
+        // above), exclusively borrowed for the call.
+        unsafe { blocked(a, b, Out { at: out.as_mut_ptr().cast(), ldc }, b_pack, a_pack) };
     });
+}
+
+/// The output of [`blocked`]: element (i, j) at `at + i·ldc + j`.
+#[derive(Clone, Copy)]
+struct Out {
+    at: *mut f32,
+    ldc: usize,
 }
 
 thread_local! {
@@ -78,13 +95,11 @@ fn at_least(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 
 /// [`gemm`]'s loops, with packing buffers for `kc`-deep panels of every column of `b` and for
 /// `MC.min(m)` rows of `a` (rounded up to whole `MR`-row blocks), each from a 64-byte boundary.
-fn blocked(
-    a: ArrayView2<'_, f32>,
-    b: ArrayView2<'_, f32>,
-    out: &mut [MaybeUninit<f32>],
-    b_pack: &mut [f32],
-    a_pack: &mut [f32],
-) {
+///
+/// # Safety
+/// `out` addresses `a.nrows() × b.ncols()` writable `f32`s (initialised or not) at its strides,
+/// which nothing else reads or writes during the call.
+unsafe fn blocked(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, out: Out, b_pack: &mut [f32], a_pack: &mut [f32]) {
     let (m, k) = a.dim();
     let n = b.ncols();
     let mut tile = [0f32; MR * NR];
@@ -120,19 +135,20 @@ fn blocked(
                         }
                         _ => Block { at: a_pack[i0 * kc..][..kc * MR].as_ptr(), row: 1, col: MR },
                     };
-                    let at = (m0 + i0) * n + j0;
-                    // SAFETY: `available()` was checked above; the A block holds `kc` steps of
-                    // MR values at its strides and the B panel `kc` steps of NR; a full tile
-                    // writes rows `at + r·n .. + NR` of `out`, inside it because `mr == MR` and
-                    // `nr == NR`, and reads them (`add`) only after the slice `k0 - KC` wrote
-                    // them; `tile` is MR × NR.
+                    // SAFETY: `available()` was checked by `gemm`; the A block holds `kc` steps of
+                    // MR values at its strides and the B panel `kc` steps of NR; the tile's rows
+                    // `m0 + i0 ..+ mr` and columns `j0 ..+ nr` are inside `out` (the caller's
+                    // contract), a full tile's writes exactly those, and `add` reads them only
+                    // after the slice `k0 - KC` wrote them; `tile` is MR × NR.
                     unsafe {
+                        let at = out.at.add((m0 + i0) * out.ldc + j0);
                         if mr == MR && nr == NR {
-                            kernel(kc, a, b_panel.as_ptr(), out[at..].as_mut_ptr().cast(), n, k0 > 0);
+                            kernel(kc, a, b_panel.as_ptr(), at, out.ldc, k0 > 0);
                         } else {
                             kernel(kc, a, b_panel.as_ptr(), tile.as_mut_ptr(), NR, false);
                             for r in 0..mr {
-                                let row = &mut out[at + r * n..][..nr];
+                                let row =
+                                    std::slice::from_raw_parts_mut(at.add(r * out.ldc).cast::<MaybeUninit<f32>>(), nr);
                                 for (o, t) in row.iter_mut().zip(&tile[r * NR..][..nr]) {
                                     o.write(if k0 > 0 { o.assume_init() + t } else { *t });
                                 }
@@ -280,10 +296,10 @@ mod tests {
         for ((m, k, n), (a_column_major, b_column_major)) in shapes.into_iter().flat_map(|s| layouts.map(|l| (s, l))) {
             let (a, b) = (matrix(m, k, 1, a_column_major), matrix(k, n, 2, b_column_major));
             // NaN where nothing writes: an element the product skipped would show.
-            let mut out = vec![MaybeUninit::new(f32::NAN); m * n];
-            gemm(a.view(), b.view(), &mut out);
+            let mut out = Array2::from_elem((m, n), MaybeUninit::new(f32::NAN));
+            gemm(a.view(), b.view(), out.view_mut());
             // SAFETY: every element was initialised (to NaN) above.
-            let out = Array2::from_shape_fn((m, n), |(i, j)| unsafe { out[i * n + j].assume_init() });
+            let out = out.mapv(|v| unsafe { v.assume_init() });
             for i in 0..m {
                 for j in 0..n {
                     let want: f64 = (0..k).map(|p| a[[i, p]] as f64 * b[[p, j]] as f64).sum();
@@ -294,5 +310,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Into a block of columns of a wider output (its rows farther apart than its width): the
+    /// block gets the product, bit for bit the product into a matrix of its own, and the columns
+    /// around it are left as they were.
+    #[test]
+    fn products_into_a_block_of_columns() {
+        if !available() {
+            return;
+        }
+        let (m, k, n) = (70, 300, 65);
+        let (a, b) = (matrix(m, k, 3, false), matrix(k, n, 4, false));
+        let mut alone = Array2::from_elem((m, n), MaybeUninit::new(f32::NAN));
+        gemm(a.view(), b.view(), alone.view_mut());
+        let mut wide = Array2::from_elem((m, n + 40), MaybeUninit::new(-1.0f32));
+        gemm(a.view(), b.view(), wide.slice_mut(s![.., 17..17 + n]));
+        // SAFETY: every element was initialised above.
+        let (alone, wide) = (alone.mapv(|v| unsafe { v.assume_init() }), wide.mapv(|v| unsafe { v.assume_init() }));
+        assert_eq!(wide.slice(s![.., 17..17 + n]), alone);
+        assert!(wide.slice(s![.., ..17]).iter().chain(wide.slice(s![.., 17 + n..])).all(|&v| v == -1.0));
     }
 }

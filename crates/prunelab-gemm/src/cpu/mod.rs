@@ -33,7 +33,7 @@ use burn::tensor::ops::FloatTensor;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_ndarray::NdArrayTensor;
 use ndarray::{
-    Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix1, Ix2, IxDyn,
+    Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix1, Ix2, IxDyn, ShapeBuilder,
     linalg::general_mat_mul,
 };
 use prunelab_models::layers::{ProductCall, set_product_kernel};
@@ -48,6 +48,9 @@ pub const THREADS_VARIABLE: &str = "PRUNELAB_CPU_THREADS";
 const PARALLEL_MIN_WORK: usize = 1 << 20;
 /// Element-wise passes (the fused operations, LayerNorm) over fewer elements stay on one thread.
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
+/// Columns of a product's output are split over threads in multiples of this (the AVX-512
+/// kernel's panel width).
+const COLUMN_BLOCK: usize = 32;
 
 /// Route every f32 projection product of prunelab's models on `NdArray` (and `Autodiff<NdArray>`)
 /// through [`gemm`]; returns the number of threads it uses.
@@ -129,6 +132,7 @@ pub fn batched_gemm(
     let slice = out.as_slice_mut().expect("a new array is contiguous");
     in_blocks(slice, m * n, lhs.len().div_ceil(threads.clamp(1, lhs.len())), |first, out| {
         for (i, out) in out.chunks_mut(m * n).enumerate() {
+            let out = ArrayViewMut2::from_shape((m, n), out).expect("one matrix of the batch");
             block_product(&lhs[first + i], &rhs[first + i], out);
         }
     });
@@ -142,7 +146,14 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> A
 }
 
 /// `a · b`, plus `bias` (one value per column) added to every row when given, by the thread
-/// that computed the row right after its product (the bits of `(a · b)[i, j] + bias[j]`).
+/// that computed the element right after its product (the bits of `(a · b)[i, j] + bias[j]`).
+///
+/// The output is split over the threads by rows or by columns, whichever copies less: each
+/// thread packs every column of `b` it multiplies (and reads `a`'s rows where they lie), so
+/// splitting the rows packs all of `b` once per thread and splitting the columns reads all of
+/// `a` once per thread — by columns where `b` has at least as many columns as `a` has rows (the
+/// weights' gradients `xᵀ·g`, and short batches' products). Either way each element is the same
+/// sum, so the bits do not depend on the split.
 #[allow(unsafe_code)]
 pub fn biased_gemm(
     a: ArrayView2<'_, f32>,
@@ -159,16 +170,31 @@ pub fn biased_gemm(
     // Not zeroed first: the products write every element (zeroing every product's output cost
     // about 5 % of a CPU fine-tuning step, `bench/NOTES.md`).
     let mut out = Array2::<f32>::uninit((m, n));
-    let work = m * n * a.ncols();
-    let threads = if work < PARALLEL_MIN_WORK { 1 } else { threads.clamp(1, m.max(1)) };
-    if !out.is_empty() {
+    let threads = if m * n * a.ncols() < PARALLEL_MIN_WORK { 1 } else { threads };
+    let by_columns = threads > 1 && n >= 2 * m && n >= 2 * COLUMN_BLOCK;
+    let (axis, len) = if by_columns {
+        // Blocks of whole 32-column panels (the AVX-512 kernel's), the last one shorter.
+        (Axis(1), n.div_ceil(threads.min(n / COLUMN_BLOCK)).next_multiple_of(COLUMN_BLOCK))
+    } else {
         // Blocks of whole 8-row panels (matrixmultiply's), the last one shorter.
-        let rows = m.div_ceil(threads).div_ceil(8) * 8;
-        let slice = out.as_slice_mut().expect("a new array is contiguous");
-        in_blocks(slice, n, rows, |first, out| {
-            block_product(&a.slice(ndarray::s![first..first + out.len() / n, ..]), &b, out);
+        (Axis(0), m.div_ceil(threads.clamp(1, m.max(1))).next_multiple_of(8))
+    };
+    if !out.is_empty() {
+        pool::split(out.axis_chunks_iter_mut(axis, len).enumerate(), |(i, mut block)| {
+            let (rows, columns) = if by_columns {
+                (0..m, i * len..i * len + block.ncols())
+            } else {
+                (i * len..i * len + block.nrows(), 0..n)
+            };
+            block_product(
+                &a.slice(ndarray::s![rows, ..]),
+                &b.slice(ndarray::s![.., columns.clone()]),
+                block.view_mut(),
+            );
             if let Some(bias) = bias.as_deref() {
-                for row in out.chunks_exact_mut(n) {
+                let bias = &bias[columns];
+                for mut row in block.rows_mut() {
+                    let row = row.as_slice_mut().expect("a block's rows are contiguous");
                     // SAFETY: `block_product` wrote every element of the block.
                     row.iter_mut().zip(bias).for_each(|(o, b)| *o = MaybeUninit::new(unsafe { o.assume_init() } + b));
                 }
@@ -249,16 +275,18 @@ pub(crate) unsafe fn assume_init(buffer: Vec<MaybeUninit<f32>>) -> Vec<f32> {
 /// element is written): the AVX-512 kernel where the CPU has AVX-512, else matrixmultiply
 /// (Burn's kernel) on zeros.
 #[allow(unsafe_code)]
-fn block_product(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, out: &mut [MaybeUninit<f32>]) {
+fn block_product(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, MaybeUninit<f32>>) {
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {
         return avx512::gemm(a.view(), b.view(), out);
     }
     out.fill(MaybeUninit::new(0.0));
-    // SAFETY: every element was initialised on the line above, and `MaybeUninit<f32>` has
-    // `f32`'s layout.
-    let out: &mut [f32] = unsafe { &mut *(std::ptr::from_mut(out) as *mut [f32]) };
-    let mut out = ArrayViewMut2::from_shape((a.nrows(), b.ncols()), out).expect("a · b's shape");
+    let (dim, strides) = (out.raw_dim(), out.strides().to_vec());
+    let strides = Ix2(strides[0] as usize, strides[1] as usize);
+    // SAFETY: every element was initialised on the line above, `MaybeUninit<f32>` has `f32`'s
+    // layout, and the view has `out`'s shape and (non-negative: blocks of a new array) strides,
+    // borrowing it for the product.
+    let mut out = unsafe { ArrayViewMut2::from_shape_ptr(dim.strides(strides), out.as_mut_ptr().cast::<f32>()) };
     general_mat_mul(1.0, a, b, 0.0, &mut out);
 }
 
@@ -320,14 +348,18 @@ mod tests {
     }
 
     /// The three layouts of a projection (`x·W`, `g·Wᵀ`, `xᵀ·g`), large enough to be split over
-    /// threads, equal Burn's matmul bit for bit — with 1, 2 and 3 threads.
+    /// threads — by rows, and (the last two cases: more columns than rows) by columns — equal
+    /// Burn's matmul bit for bit, with 1, 2 and 3 threads, and with a bias, Burn's `x·W + b`.
     #[test]
     fn threaded_products_are_burns_bit_for_bit() {
         let (x, w, g) = (random([301, 96], 1), random([96, 77], 2), random([301, 77], 3));
+        let (wide_w, wide_g) = (random([96, 400], 11), random([301, 200], 12));
         let cases = [
             (x.clone(), false, w.clone(), false, x.clone().matmul(w.clone())),
             (g.clone(), false, w.clone(), true, g.clone().matmul(w.clone().transpose())),
             (x.clone(), true, g.clone(), false, x.clone().transpose().matmul(g.clone())),
+            (x.clone(), false, wide_w.clone(), false, x.clone().matmul(wide_w)),
+            (x.clone(), true, wide_g.clone(), false, x.clone().transpose().matmul(wide_g)),
         ];
         for (i, (a, ta, b, tb, want)) in cases.into_iter().enumerate() {
             let want = want.into_data().to_vec::<f32>().unwrap();
@@ -337,9 +369,15 @@ mod tests {
                 let m = Array2::from_shape_vec(shape, d.to_vec::<f32>().unwrap()).unwrap();
                 if t { m.reversed_axes() } else { m }
             };
+            let n = want.len() / view(&a, ta).nrows();
+            let bias = Array1::from_iter((0..n).map(|j| j as f32 * 0.37 - 3.0));
+            let want_biased = want.chunks(n).flat_map(|row| row.iter().zip(&bias).map(|(v, b)| v + b));
+            let want_biased: Vec<f32> = want_biased.collect();
             for threads in [1, 2, 3] {
                 let got = gemm(view(&a, ta).view(), view(&b, tb).view(), threads);
                 assert!(got.iter().copied().eq(want.iter().copied()), "case {i}, {threads} threads");
+                let got = biased_gemm(view(&a, ta).view(), view(&b, tb).view(), Some(bias.view()), threads);
+                assert!(got.iter().copied().eq(want_biased.iter().copied()), "case {i} with a bias, {threads} threads");
             }
             let through_burn = ours(
                 Tensor::from_data(a.clone(), &Default::default()),
