@@ -151,9 +151,10 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> A
 /// The output is split over the threads by rows or by columns, whichever copies less: each
 /// thread packs every column of `b` it multiplies (and reads `a`'s rows where they lie), so
 /// splitting the rows packs all of `b` once per thread and splitting the columns reads all of
-/// `a` once per thread — by columns where `b` has at least as many columns as `a` has rows (the
-/// weights' gradients `xᵀ·g`, and short batches' products). Either way each element is the same
-/// sum, so the bits do not depend on the split.
+/// `a` once per thread — by columns where `b` has at least twice as many columns as `a` has rows
+/// (the first MLP weight's gradient `xᵀ·g`, and short batches' products; at equal counts the
+/// columns measured slower, `bench/NOTES.md`). Either way each element is the same sum, so the
+/// bits do not depend on the split.
 #[allow(unsafe_code)]
 pub fn biased_gemm(
     a: ArrayView2<'_, f32>,
