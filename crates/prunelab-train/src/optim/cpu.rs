@@ -247,26 +247,44 @@ fn ndarray_step(
     let threads = prunelab_gemm::cpu::threads().min(len.div_ceil(1 << 16)).max(1);
     let chunk = len.div_ceil(threads);
     let run = |start: usize, g_out: &mut [f32], m1_out: &mut [f32], m2_out: &mut [f32]| {
-        for i in 0..g_out.len() {
-            let j = start + i;
-            let g = g_out[i] * clip;
-            let m_1 = m1_out[i] * s.beta_1 + g * (1.0 - s.beta_1);
-            let m_2 = m2_out[i] * s.beta_2 + (g * g) * (1.0 - s.beta_2);
-            let delta = (m_1 / s.correction_1) / ((m_2 / s.correction_2).sqrt() + s.epsilon);
-            let mut p = params[j];
-            if let Some(c_minus_one) = s.decay_minus_one {
-                p *= decay[j] * c_minus_one + 1.0;
+        let range = start..start + g_out.len();
+        let (params, decay) = (&params[range.clone()], &decay[range.clone()]);
+        let mask = mask.map(|mask| &mask[range]);
+        let moments = g_out.iter_mut().zip(m1_out.iter_mut()).zip(m2_out.iter_mut());
+        let elements = moments.zip(params).map(|(((g, m1), m2), p)| (g, m1, m2, *p));
+        // One loop per case, so that none branches per element: each is vectorised (the loop
+        // with its branches inside ran one element at a time, `bench/NOTES.md`).
+        match (s.decay_minus_one, mask) {
+            (None, None) => elements.for_each(|(g, m1, m2, p)| *g = adamw(g, m1, m2, p, clip, s)),
+            (None, Some(mask)) => {
+                elements.zip(mask).for_each(|((g, m1, m2, p), mask)| *g = adamw(g, m1, m2, p, clip, s) * mask)
             }
-            p -= delta * s.lr;
-            if let Some(mask) = mask {
-                p *= mask[j];
+            (Some(c_minus_one), None) => elements.zip(decay).for_each(|((g, m1, m2, p), decay)| {
+                *g = adamw(g, m1, m2, p * (decay * c_minus_one + 1.0), clip, s);
+            }),
+            (Some(c_minus_one), Some(mask)) => {
+                elements.zip(decay).zip(mask).for_each(|(((g, m1, m2, p), decay), mask)| {
+                    *g = adamw(g, m1, m2, p * (decay * c_minus_one + 1.0), clip, s) * mask;
+                })
             }
-            (g_out[i], m1_out[i], m2_out[i]) = (p, m_1, m_2);
         }
     };
     let parts = g_out.chunks_mut(chunk).zip(m1_out.chunks_mut(chunk)).zip(m2_out.chunks_mut(chunk));
     prunelab_gemm::cpu::pool::split(parts.enumerate(), |(k, ((p, a), b))| run(k * chunk, p, a, b));
     Ok([NdArrayTensor::from(grad), NdArrayTensor::from(m1), NdArrayTensor::from(m2)])
+}
+
+/// One parameter's AdamW update, in the op chain's order: its moments from the gradient `g`
+/// (times the clipping factor) written over `m1` and `m2`, and the new value of the (decayed)
+/// parameter `p` returned.
+#[cfg(feature = "ndarray")]
+#[inline(always)]
+fn adamw(g: &f32, m1: &mut f32, m2: &mut f32, p: f32, clip: f32, s: &AdamWScalars) -> f32 {
+    let g = g * clip;
+    *m1 = *m1 * s.beta_1 + g * (1.0 - s.beta_1);
+    *m2 = *m2 * s.beta_2 + (g * g) * (1.0 - s.beta_2);
+    let delta = (*m1 / s.correction_1) / ((*m2 / s.correction_2).sqrt() + s.epsilon);
+    p - delta * s.lr
 }
 
 #[cfg(all(test, feature = "ndarray"))]
@@ -290,7 +308,8 @@ mod tests {
         let decay = Tensor::<N, 1>::random([len], Distribution::Bernoulli(0.5), &device);
         let (grad, m1, m2, params) = (random(1e-2), random(1e-3), random(1e-4).abs(), random(0.05));
         let clip = Tensor::<N, 1>::from_floats([0.37], &device);
-        for (weight_decay, mask) in [(0.01, Some(mask)), (0.0, None)] {
+        // Every case of the pass's loops: decay or not, mask or not.
+        for (weight_decay, mask) in [(0.01, Some(mask.clone())), (0.0, None), (0.01, None), (0.0, Some(mask))] {
             let scalars = AdamWScalars {
                 beta_1: 0.9,
                 beta_2: 0.999,
