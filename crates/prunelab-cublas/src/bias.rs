@@ -1,8 +1,8 @@
 //! Projections' biases on CUDA: added in the product's own epilogue, one `cublasLtMatmul`
 //! (`CUBLASLT_EPILOGUE_BIAS`) where `cublasGemmEx` and Burn's broadcast add took two launches —
 //! for the query, key and value projections, whose bias adds Burn's fusion has nothing to fuse
-//! with, a launch saved each ([`gemm_bias`]) — and, in training (unless
-//! `install::BIAS_VARIABLE` says otherwise), their gradients, the column sums of the output's gradient, as two
+//! with, a launch saved each ([`gemm_bias`]) — and, in training (unless `install::BIAS_VARIABLE`
+//! says otherwise), their gradients, the column sums of the output's gradient, as two
 //! launches of a kernel of this crate ([`column_sums`]; Burn's `sum_dim` over the rows of a
 //! `[tokens, features]` gradient ran one slow reduction, 0.4 ms on GPT-2 small's, `bench/NOTES.md`).
 //!

@@ -153,8 +153,9 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> A
 /// splitting the rows packs all of `b` once per thread and splitting the columns reads all of
 /// `a` once per thread — by columns where `b` has at least twice as many columns as `a` has rows
 /// (the first MLP weight's gradient `xᵀ·g`, and short batches' products; at equal counts the
-/// columns measured slower, `bench/NOTES.md`). Either way each element is the same sum, so the
-/// bits do not depend on the split.
+/// columns measured slower, `bench/NOTES.md`), on CPUs with AVX-512 (the `avx512` kernel's
+/// packing; matrixmultiply's products always split their rows). Either way each element is the
+/// same sum, so the bits do not depend on the split.
 #[allow(unsafe_code)]
 pub fn biased_gemm(
     a: ArrayView2<'_, f32>,
@@ -172,7 +173,9 @@ pub fn biased_gemm(
     // about 5 % of a CPU fine-tuning step, `bench/NOTES.md`).
     let mut out = Array2::<f32>::uninit((m, n));
     let threads = if m * n * a.ncols() < PARALLEL_MIN_WORK { 1 } else { threads };
-    let by_columns = threads > 1 && n >= 2 * m && n >= 2 * COLUMN_BLOCK;
+    // The column split is measured and tested with the AVX-512 kernel only (which is also the one
+    // whose packing it saves).
+    let by_columns = threads > 1 && n >= 2 * m && n >= 2 * COLUMN_BLOCK && own_kernel();
     let (axis, len) = if by_columns {
         // Blocks of whole 32-column panels (the AVX-512 kernel's), the last one shorter.
         (Axis(1), n.div_ceil(threads.min(n / COLUMN_BLOCK)).next_multiple_of(COLUMN_BLOCK))
@@ -293,11 +296,15 @@ fn block_product(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, mut out: Arra
 
 /// Which kernel multiplies the blocks: `avx512` or `matrixmultiply` (logged by [`install`]).
 pub fn kernel_name() -> &'static str {
+    if own_kernel() { "avx512" } else { "matrixmultiply" }
+}
+
+/// Whether the blocks are multiplied by the `avx512` module's kernel (this CPU has AVX-512).
+fn own_kernel() -> bool {
     #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
-        return "avx512";
-    }
-    "matrixmultiply"
+    return avx512::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// The matrices of a batch (its last two axes) in row-major order of the batch axes, as views,
