@@ -16,7 +16,8 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m512, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_i32gather_ps,
+    _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
 use std::cell::RefCell;
@@ -170,9 +171,8 @@ fn aligned(buffer: &mut [f32]) -> &mut [f32] {
 
 /// `b[k0..k0+kc, ..]` as `NR`-column panels, each `kc × NR` row-major (one after the other),
 /// zero-padded on the right. Rows with a unit stride are copied as slices; otherwise (a transposed
-/// operand: the attention's `kᵀ`) each column is read down its own stride, in one pass — reading
-/// rows element by element through a skipping iterator cost more than the product on the
-/// attention's per-head matrices (`bench/NOTES.md`).
+/// operand: the attention's `kᵀ`) each row of a panel is gathered from its columns
+/// ([`pack_strided`]).
 fn pack_b(b: &ArrayView2<'_, f32>, k0: usize, kc: usize, pack: &mut [f32]) {
     let n = b.ncols();
     let rows_contiguous = b.ncols() <= 1 || b.strides()[1] == 1;
@@ -187,15 +187,58 @@ fn pack_b(b: &ArrayView2<'_, f32>, k0: usize, kc: usize, pack: &mut [f32]) {
                 dst[nr..].fill(0.0);
             }
         } else {
-            for jj in 0..nr {
-                let column = b.slice(s![k0..k0 + kc, j0 + jj]);
-                for (p, v) in column.iter().enumerate() {
-                    dst[p * NR + jj] = *v;
-                }
-            }
-            for dst in dst.chunks_exact_mut(NR) {
-                dst[nr..].fill(0.0);
-            }
+            pack_strided(&b.slice(s![k0..k0 + kc, j0..j0 + nr]), dst);
+        }
+    }
+}
+
+/// A `kc × nr` block of `B` (`nr ≤ NR`, its rows' elements not adjacent) into `dst` as `kc` rows
+/// of `NR`, zero-padded on the right: each row as two 16-lane gathers (masked to the block's
+/// columns) where the column offsets fit the gather's 32-bit indices, else element by element. Row by row, so that
+/// the writes are whole cache lines and the columns' lines stay in L1 from one row to the next:
+/// column by column, through a strided view each, this loop was 8 % of an evaluation
+/// (`bench/NOTES.md`).
+fn pack_strided(block: &ArrayView2<'_, f32>, dst: &mut [f32]) {
+    let (kc, nr) = block.dim();
+    let (row_stride, column_stride) = (block.strides()[0], block.strides()[1]);
+    if (0..=i32::MAX as isize / (4 * NR as isize)).contains(&column_stride) {
+        // SAFETY: `gemm` checked `available()`; the block holds `kc` rows of `nr` elements at its
+        // strides (the gathers read no lane past `nr`), each column offset `jj · column_stride`
+        // (< NR · column_stride) fits the gather's `i32` byte offsets (checked above), and `dst`
+        // holds `kc · NR` elements.
+        unsafe { gather_rows(block.as_ptr(), row_stride, column_stride, kc, nr, dst) };
+        return;
+    }
+    for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
+        for (jj, v) in row[..nr].iter_mut().enumerate() {
+            *v = block[[p, jj]];
+        }
+        row[nr..].fill(0.0);
+    }
+}
+
+/// `kc` rows of `nr ≤ NR` elements, element (p, jj) at `at + p·row + jj·column`, into `dst`
+/// as rows of `NR` (zeros after `nr`).
+///
+/// # Safety
+/// AVX-512F present; every element addressed is readable; `jj · column` fits an `i32` for
+/// `jj < NR` when multiplied by 4 (the gather's byte offsets); `dst` holds `kc · NR` elements.
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_rows(at: *const f32, row: isize, column: isize, kc: usize, nr: usize, dst: &mut [f32]) {
+    let lanes: [i32; 16] = std::array::from_fn(|jj| jj as i32 * column as i32);
+    let mask = |count: usize| -> __mmask16 { ((1u32 << count.min(16)) - 1) as __mmask16 };
+    let (low_mask, high_mask) = (mask(nr), mask(nr.saturating_sub(16)));
+    // SAFETY: `lanes` is 64 readable bytes; a masked-off lane reads nothing; the rest is the
+    // caller's contract.
+    unsafe {
+        let offsets = _mm512_loadu_si512(lanes.as_ptr().cast());
+        let zero = _mm512_setzero_ps();
+        for p in 0..kc {
+            let first = at.offset(p as isize * row);
+            let low = _mm512_mask_i32gather_ps::<4>(zero, low_mask, offsets, first);
+            let high = _mm512_mask_i32gather_ps::<4>(zero, high_mask, offsets, first.wrapping_offset(16 * column));
+            _mm512_storeu_ps(dst.as_mut_ptr().add(p * NR), low);
+            _mm512_storeu_ps(dst.as_mut_ptr().add(p * NR + 16), high);
         }
     }
 }
