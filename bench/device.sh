@@ -29,6 +29,8 @@
 #                                   # OLD_ENV=PRUNELAB_CUBLAS_BIAS=burn, "before" is the same build with Burn's adds,
 #                                   # and NEW_ENV=PRUNELAB_CUBLAS_BIAS=training puts training's biases there too
 #                                   # (the default since 2026-12-07; =inference leaves them to Burn)
+#   bash bench/device.sh gather     # issue 22: the optimizer's gathers as one kernel launch (gather.cu), the same comparison
+#                                   # (gather/); OLD_ENV=PRUNELAB_GATHER=copies: "before" is the same build with a copy per part
 #   bash bench/device.sh infer      # issue 22: MiniLM bench infer alone, before vs VARIANT, torch beside (a short call; infer/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
@@ -589,7 +591,8 @@ precision_gpu() {
 # Issue 22: a build with a kernel of our own against the build before it — the flat step's
 # global norm (squares.cu; mode `norm`, records in $OUT/norm), the embedding gradient
 # (embed.cu; mode `embed`), softmax (softmax.cu; mode `softmax`) or the attention's batched products
-# (mode `batched`) or biases in cuBLASLt's epilogue (mode `bias`), records in $OUT/<mode>. The build
+# (mode `batched`), biases in cuBLASLt's epilogue (mode `bias`) or the gathers' kernel (mode
+# `gather`), records in $OUT/<mode>. The build
 # before (.device/bin/prunelab-before.xz, or OLD_ENV: see before_command) against VARIANT's (default
 # fusion-cublas), sharing one kernel
 # cache: GPT-2 small and MiniLM's shape (random weights), `bench train` and MiniLM's `bench infer`
@@ -804,7 +807,7 @@ case ${1:-} in
     info
     infer_ab
     ;;
-  embed|softmax|batched|pipeline|bias)
+  embed|softmax|batched|pipeline|bias|gather)
     info
     norm_gpu "$1"
     ;;

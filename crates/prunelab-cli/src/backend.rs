@@ -321,7 +321,7 @@ fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
         }
     };
     let optimizer: Install = |device| {
-        prunelab_cublas::install_copies(device)?;
+        prunelab_cublas::install_gathers(device)?;
         prunelab_cublas::install_squares(device)
     };
     let gathers = install(gathers, "the optimizer's gathers and norm", optimizer)?;

@@ -1,7 +1,8 @@
 //! CUDA kernels of prunelab's own (`layer_norm.cu`, `bf16.cu` for the bf16 products,
 //! `batched.cu` for the batched products' matrix addresses, `squares.cu` for the optimizer's
 //! global norm, `embed.cu` for embedding gradients, `softmax.cu`, and `bias.cu` for the biases'
-//! gradients and the biased products cuBLASLt has no algorithm for),
+//! gradients and the biased products cuBLASLt has no algorithm for, `gather.cu` for the optimizer's
+//! gathers),
 //! compiled once at run time by NVRTC and launched on CubeCL's stream by CubeCL's runtime thread,
 //! in order with Burn's kernels.
 //!
@@ -29,10 +30,11 @@ const SOURCE: &str = concat!(
     include_str!("squares.cu"),
     include_str!("embed.cu"),
     include_str!("softmax.cu"),
-    include_str!("bias.cu")
+    include_str!("bias.cu"),
+    include_str!("gather.cu")
 );
 /// The kernels in it.
-const NAMES: [&str; 17] = [
+const NAMES: [&str; 18] = [
     "layer_norm_forward",
     "layer_norm_backward_input",
     "layer_norm_backward_partial",
@@ -50,6 +52,7 @@ const NAMES: [&str; 17] = [
     "add_bias",
     "column_sums_partial",
     "column_sums_total",
+    "gather_parts",
 ];
 
 /// Threads per block of the kernels that reduce within a block (`THREADS` in `layer_norm.cu`, whose
@@ -115,7 +118,7 @@ fn compile() -> Result<Module, String> {
             .to_string());
     }
     let ptx = nvrtc::compile_ptx(SOURCE).map_err(|error| {
-        format!("NVRTC compiling layer_norm.cu, bf16.cu, batched.cu, squares.cu, embed.cu, softmax.cu and bias.cu: {error:?}")
+        format!("NVRTC compiling layer_norm.cu, bf16.cu, batched.cu, squares.cu, embed.cu, softmax.cu, bias.cu and gather.cu: {error:?}")
     })?;
     let image = CString::new(ptx.to_src()).map_err(|_| "NVRTC's PTX holds a NUL byte".to_string())?;
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -177,9 +180,7 @@ pub(crate) fn submit(device: usize, buffers: Vec<(Binding, usize)>, launches: Ve
 /// `cuLaunchKernel` for each launch, with `pointers` for its buffer arguments (the context is
 /// current: `cublas::queue`).
 pub(crate) fn launch_all(stream: driver_sys::CUstream, pointers: &[u64], launches: &[Launch]) -> Result<(), String> {
-    let module = MODULE.get().and_then(|m| m.as_ref().ok()).ok_or("the kernels are not loaded")?;
     for launch in launches {
-        let function = module.0.get(launch.kernel).ok_or_else(|| format!("no kernel {}", launch.kernel))?;
         // Each argument's value, 8 bytes wide; the driver reads each at its parameter's size.
         let mut values: Vec<u64> = Vec::with_capacity(launch.args.len());
         for arg in &launch.args {
@@ -190,15 +191,38 @@ pub(crate) fn launch_all(stream: driver_sys::CUstream, pointers: &[u64], launche
             });
         }
         let mut params: Vec<*mut c_void> = values.iter_mut().map(|v| (v as *mut u64).cast::<c_void>()).collect();
-        // SAFETY: the function was loaded in CubeCL's context, current here; every buffer argument
-        // is a live allocation of at least the bytes the launch addresses (`queue` checked the
-        // sizes its caller gave); each parameter points at a value at least as wide as the
-        // kernel's parameter, little-endian (ints and floats in the low 4 bytes); `stream` is
-        // CubeCL's, which orders the launch with the kernels writing its inputs and those reading
-        // its outputs.
+        // SAFETY: every buffer argument is a live allocation of at least the bytes the launch
+        // addresses (`queue` checked the sizes its caller gave); each parameter points at a value
+        // at least as wide as the kernel's parameter, little-endian (ints and floats in the low 4
+        // bytes).
         #[allow(unsafe_code)]
-        unsafe { driver::launch_kernel(function.0, launch.grid, launch.block, 0, stream, &mut params) }
-            .map_err(|error| format!("cuLaunchKernel({}): {error:?}", launch.kernel))?;
+        unsafe {
+            launch_raw(stream, launch.kernel, launch.grid, launch.block, &mut params)?;
+        }
     }
     Ok(())
+}
+
+/// `cuLaunchKernel` of `kernel` with `params`, a pointer to each parameter's value (the context
+/// is current: `cublas::queue`).
+///
+/// # Safety
+/// Each of `params` points at a value laid out as the kernel's parameter at its place, and every
+/// device address among them is a live allocation of at least the bytes the launch addresses.
+/// `stream` is CubeCL's, which orders the launch with the kernels writing its inputs and those
+/// reading its outputs.
+#[allow(unsafe_code)]
+pub(crate) unsafe fn launch_raw(
+    stream: driver_sys::CUstream,
+    kernel: &str,
+    grid: (u32, u32, u32),
+    block: (u32, u32, u32),
+    params: &mut [*mut c_void],
+) -> Result<(), String> {
+    let module = MODULE.get().and_then(|m| m.as_ref().ok()).ok_or("the kernels are not loaded")?;
+    let function = module.0.get(kernel).ok_or_else(|| format!("no kernel {kernel}"))?;
+    // SAFETY: the function was loaded in CubeCL's context, current here; the parameters and the
+    // stream are the caller's to vouch for.
+    unsafe { driver::launch_kernel(function.0, grid, block, 0, stream, params) }
+        .map_err(|error| format!("cuLaunchKernel({kernel}): {error:?}"))
 }

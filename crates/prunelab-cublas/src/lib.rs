@@ -1,6 +1,6 @@
 //! CUDA work of prunelab's own on Burn's CUDA backend, queued on CubeCL's stream: cuBLAS for the
-//! projections ([`install`]), the flat optimizer step's gathers as device copies
-//! ([`install_copies`]) and its global norm as a kernel of its own ([`install_squares`]), and
+//! projections ([`install`]), the flat optimizer step's gathers as one kernel launch
+//! ([`install_gathers`]) and its global norm as a kernel of its own ([`install_squares`]), and
 //! LayerNorm, embedding gradients and softmax as kernels of its own ([`install_norms`],
 //! [`install_embeddings`], [`install_softmax`]).
 //!
@@ -37,9 +37,10 @@
 //! products, slower than with Burn's kernels (`bench/NOTES.md`). Either way `Arithmetic::F32` gives strict f32 projections on the GPU, which
 //! Burn's TF32-staged matmul cannot do.
 //!
-//! The same queueing serves the flat optimizer step's gathers ([`install_copies`]): its copy of
-//! every gradient into one buffer becomes one fill and a device-to-device copy per gradient on
-//! CubeCL's stream, in one submission to the runtime thread, instead of a kernel per gradient.
+//! The same queueing serves the flat optimizer step's gathers ([`install_gathers`]): its copy of
+//! every gradient into one buffer becomes one launch of a kernel of this crate for up to 160
+//! gradients (`gather.cu`; [`GATHER_VARIABLE`]`=copies`: a fill and a device-to-device copy per
+//! gradient, in one submission), instead of a Burn kernel per gradient.
 //!
 //! And it serves kernels of prunelab's own, in CUDA C compiled at run time by NVRTC
 //! (`kernels`): LayerNorm forward and backward ([`install_norms`]), one submission each where
@@ -58,13 +59,13 @@
 #[cfg(feature = "cuda")]
 mod bias;
 #[cfg(feature = "cuda")]
-mod copies;
-#[cfg(feature = "cuda")]
 mod cublas;
 #[cfg(feature = "cuda")]
 mod embed;
 #[cfg(feature = "fusion")]
 mod fusion;
+#[cfg(feature = "cuda")]
+mod gather;
 #[cfg(feature = "cuda")]
 mod install;
 #[cfg(feature = "cuda")]
@@ -82,11 +83,11 @@ mod squares;
 mod stream;
 
 #[cfg(feature = "cuda")]
-pub use copies::{Gather, install_copies};
-#[cfg(feature = "cuda")]
 pub use cublas::{Arithmetic, CublasError, Order};
 #[cfg(feature = "cuda")]
 pub use embed::{EmbeddingGrad, install_embeddings};
+#[cfg(feature = "cuda")]
+pub use gather::{GATHER_VARIABLE, Gather, install_gathers};
 #[cfg(feature = "cuda")]
 pub use install::{BIAS_VARIABLE, Gemm, GemmBias, ORDER_VARIABLE, install};
 #[cfg(feature = "cuda")]

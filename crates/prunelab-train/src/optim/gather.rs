@@ -5,7 +5,7 @@
 //! With Burn's ops the copy is one `slice_assign` per tensor: on the GPU backends a kernel launch
 //! each (149 per step for GPT-2 small, about 44 µs of host time apiece, `bench/NOTES.md`). A
 //! [`GatherKernel`], installed by the binary for one concrete backend, takes the whole copy
-//! (`prunelab-cublas`: device-to-device copies queued on CubeCL's CUDA stream). On Burn's CPU
+//! (`prunelab-cublas`: one kernel launch for up to 160 parts, queued on CubeCL's CUDA stream). On Burn's CPU
 //! backend the `slice_assign`s copy in place but on one thread, after a `full` that writes the
 //! whole buffer first: there the copy is `prunelab_gemm::cpu::gather`'s, every element written
 //! once, over the cores (`super::cpu::gather`).
