@@ -100,10 +100,11 @@ pub fn causal_mask<B: Backend>(attention_mask: Tensor<B, 2, Int>) -> Tensor<B, 4
     (future + padding).clamp_max(1.0) * MASKED
 }
 
-/// Split `[batch, seq, heads * head_dim]` into `[batch, heads, seq, head_dim]`.
+/// Split `[batch, seq, heads * head_dim]` into `[batch, heads, seq, head_dim]` (the split itself
+/// a [`view::reshape`]: no copy where the backend allows).
 pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
     let [batch, seq, hidden] = x.dims();
-    x.reshape([batch, seq, heads, hidden / heads]).swap_dims(1, 2)
+    view::reshape(x, [batch, seq, heads, hidden / heads]).swap_dims(1, 2)
 }
 
 /// Merge `[batch, heads, seq, head_dim]` back into `[batch, seq, heads * head_dim]`.

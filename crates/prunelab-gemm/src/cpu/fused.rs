@@ -14,6 +14,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::ops::{FloatTensor, FloatTensorOps};
@@ -26,7 +27,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, Array2, Ix2};
 use prunelab_models::layers::fused::{FusedCall, FusedOp, set_fused_kernel};
 
-use super::{PARALLEL_MIN_ELEMENTS, in_blocks, math, threads};
+use super::{PARALLEL_MIN_ELEMENTS, assume_init, in_blocks, math, threads, uninit};
 
 /// Route softmax, GELU and dropout of prunelab's models on `NdArray` (and `Autodiff<NdArray>`)
 /// through these kernels.
@@ -289,12 +290,25 @@ fn map_rows<R: Row>(a: &Matrix, b: Option<&Matrix>, context: &R::Context, _: R) 
     let a = standard(a);
     let b = b.map(standard);
     let b: &[f32] = b.as_deref().unwrap_or(&a);
-    let mut out = vec![0.0f32; rows * cols];
+    // Each thread zeroes its own rows before writing them: a `vec![0.0; n]` was one thread's
+    // memset of the whole output while the other cores waited (`bench/NOTES.md`).
+    let mut out = uninit(rows * cols);
     let threads = if out.len() < PARALLEL_MIN_ELEMENTS { 1 } else { threads().clamp(1, rows) };
     in_blocks(&mut out, cols, rows.div_ceil(threads), |first_row, out| {
-        block_of_rows::<R>(context, first_row, &a, b, cols, out);
+        block_of_rows::<R>(context, first_row, &a, b, cols, zeroed(out));
     });
+    // SAFETY: the blocks cover the buffer, and each block's elements were written (`zeroed`).
+    #[allow(unsafe_code)]
+    let out = unsafe { assume_init(out) };
     Array2::from_shape_vec((rows, cols), out).expect("rows × cols elements").into_shared()
+}
+
+/// `out`, every element set to 0, as initialised values.
+#[allow(unsafe_code)]
+fn zeroed(out: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    out.fill(MaybeUninit::new(0.0));
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and every element was just written.
+    unsafe { &mut *(std::ptr::from_mut(out) as *mut [f32]) }
 }
 
 /// The rows of `out` (from row `first_row` on) by `R`: on CPUs with AVX-512 a copy of this loop

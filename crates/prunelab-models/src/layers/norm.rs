@@ -8,6 +8,7 @@
 //!
 //! Without a kernel, or for a norm it leaves, [`layer_norm`] is `LayerNorm::forward` exactly.
 
+use super::view;
 use burn::module::{Content, DisplaySettings, ModuleDisplay};
 use burn::nn::LayerNorm;
 use burn::prelude::*;
@@ -58,8 +59,11 @@ pub fn layer_norm<B: Backend, const D: usize>(norm: &LayerNorm<B>, x: Tensor<B, 
     let dims = x.dims();
     let cols = dims[D - 1];
     let rows = dims[..D - 1].iter().product::<usize>();
-    let primitives =
-        (x.reshape([rows, cols]).into_primitive(), norm.gamma.val().into_primitive(), beta.val().into_primitive());
+    let primitives = (
+        view::reshape(x, [rows, cols]).into_primitive(),
+        norm.gamma.val().into_primitive(),
+        beta.val().into_primitive(),
+    );
     let (TensorPrimitive::Float(input), TensorPrimitive::Float(gamma), TensorPrimitive::Float(beta)) = primitives
     else {
         unreachable!("LayerNorm's parameters and inputs are float tensors, never quantized ones, in prunelab")
@@ -67,7 +71,7 @@ pub fn layer_norm<B: Backend, const D: usize>(norm: &LayerNorm<B>, x: Tensor<B, 
     let mut call = NormCall { args: Some(NormArgs { input, gamma, beta, epsilon }), output: None };
     kernel(&mut call);
     match (call.output, call.args) {
-        (Some(out), _) => Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out)).reshape(dims),
+        (Some(out), _) => view::reshape(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out)), dims),
         (None, Some(args)) => {
             norm.forward(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(args.input)).reshape(dims))
         }
