@@ -277,12 +277,13 @@ pub fn set_fused(fused: Fused) -> anyhow::Result<()> {
     FUSED.set(name).map_err(|_| anyhow::anyhow!("--fused is set once per process"))
 }
 
-/// On the CPU backend, prunelab-gemm's fused softmax, GELU, dropout and LayerNorm, and its
-/// reshapes that share memory instead of copying.
+/// On the CPU backend, prunelab-gemm's fused softmax, GELU, dropout and LayerNorm, the attention
+/// scores' scale and mask in one pass, and its reshapes that share memory instead of copying.
 #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
 fn auto_fused() -> &'static str {
     prunelab_gemm::cpu::fused::install();
     prunelab_gemm::cpu::norm::install();
+    prunelab_gemm::cpu::scores::install();
     prunelab_gemm::cpu::view::install();
     "cpu-threads"
 }

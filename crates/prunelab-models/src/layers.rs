@@ -1,7 +1,8 @@
 //! Building blocks shared by the architectures: activations as transformers names them,
 //! attention masks in transformers' additive form, the matrix products of mixed precision, the
 //! element-wise operations a backend may fuse ([`fused`]), LayerNorm as one operation
-//! ([`norm`]), embedding lookups whose gradient a backend may compute ([`embed`]), reshapes a backend may do without copying ([`view`]), the slot those kernels go
+//! ([`norm`]), embedding lookups whose gradient a backend may compute ([`embed`]), reshapes a backend may do without copying ([`view`]), the attention scores' scale and mask in one
+//! operation ([`scores`]), the slot those kernels go
 //! in ([`hook`]), and the modules several architectures share ([`blocks`]).
 
 pub mod blocks;
@@ -9,6 +10,7 @@ pub mod embed;
 pub mod fused;
 pub mod hook;
 pub mod norm;
+pub mod scores;
 pub mod view;
 
 pub use embed::embedding;
@@ -304,7 +306,7 @@ pub fn attention<B: Backend>(
     scale: f64,
     dropout: &burn::nn::Dropout,
 ) -> Tensor<B, 4> {
-    let scores = matmul(q, k.swap_dims(2, 3)) * scale + mask;
+    let scores = scores::scale_and_mask(matmul(q, k.swap_dims(2, 3)), scale, mask);
     let probs = fused::dropout(dropout, fused::softmax(scores, 3));
     matmul(probs, v)
 }

@@ -11,8 +11,9 @@
 //! Burn's product makes, so the result equals Burn's bit for bit, whatever the number of threads.
 //!
 //! [`fused`] does the same for softmax, GELU and dropout, and [`norm`] for LayerNorm, which Burn
-//! runs as chains of single-threaded ops, [`view`] reshapes without the copy burn-ndarray
-//! makes of each, and [`gather`] copies many tensors into one buffer; [`pool`] keeps the threads
+//! runs as chains of single-threaded ops, [`scores`] the attention scores' scale and mask,
+//! [`view`] reshapes without the copy burn-ndarray makes of each, and [`gather`] copies many
+//! tensors into one buffer; [`pool`] keeps the threads
 //! they all run on.
 
 #[cfg(target_arch = "x86_64")]
@@ -22,6 +23,7 @@ pub mod gather;
 mod math;
 pub mod norm;
 pub mod pool;
+pub mod scores;
 pub mod view;
 
 use std::any::Any;

@@ -1,6 +1,7 @@
 //! A process-wide slot for a kernel of a backend's own that an operation tries before Burn's ops:
 //! the products' ([`super::set_product_kernel`]), the fused element-wise operations'
-//! ([`super::fused`]), LayerNorm's ([`super::norm`]), the reshapes' ([`super::view`]) and the
+//! ([`super::fused`]), LayerNorm's ([`super::norm`]), the reshapes' ([`super::view`]), the
+//! attention scores' scale and mask ([`super::scores`]) and the
 //! flat optimizer step's gathers (`prunelab_train::gather`).
 //!
 //! A kernel is installed by the binary for one concrete backend, and receives a call (a struct of
