@@ -158,7 +158,8 @@ fn gather(parts: Vec<(CubeTensor<CudaRuntime>, usize)>, len: usize, fill: f32) -
         .chain(parts.iter().zip(&extents).map(|((t, _), (_, n))| (t, *n)))
         .map(|(t, n)| (t.handle.clone().binding(), n * F32))
         .collect();
-    match WAY.get().copied().unwrap_or(Way::Kernel) {
+    // Before `install_gathers` has chosen (and loaded the kernels), the copies, which need nothing.
+    match WAY.get().copied().unwrap_or(Way::Copies) {
         Way::Kernel => {
             let spans = spans(&extents);
             cublas::queue_here(device.index, buffers, "a gather", move |_, stream, pointers| {
