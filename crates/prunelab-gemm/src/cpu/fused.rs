@@ -13,7 +13,6 @@
 //!   in a copy of its loop compiled for it (`block_of_rows`; the same bits as the 4-lane one).
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
 use burn::backend::{Autodiff, NdArray};
@@ -27,7 +26,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, Array2, Ix2};
 use prunelab_models::layers::fused::{FusedCall, FusedOp, set_fused_kernel};
 
-use super::{PARALLEL_MIN_ELEMENTS, assume_init, in_blocks, math, threads, uninit};
+use super::{math, standard, threads, write_rows};
 
 /// Route softmax, GELU and dropout of prunelab's models on `NdArray` (and `Autodiff<NdArray>`)
 /// through these kernels.
@@ -292,14 +291,7 @@ fn map_rows<R: Row>(a: &Matrix, b: Option<&Matrix>, context: &R::Context, _: R) 
     let b: &[f32] = b.as_deref().unwrap_or(&a);
     // Each thread zeroes its own rows before writing them: a `vec![0.0; n]` was one thread's
     // memset of the whole output while the other cores waited (`bench/NOTES.md`).
-    let mut out = uninit(rows * cols);
-    let threads = if out.len() < PARALLEL_MIN_ELEMENTS { 1 } else { threads().clamp(1, rows) };
-    in_blocks(&mut out, cols, rows.div_ceil(threads), |first_row, out| {
-        block_of_rows::<R>(context, first_row, &a, b, cols, zeroed(out));
-    });
-    // SAFETY: the blocks cover the buffer, and each block's elements were written (`zeroed`).
-    #[allow(unsafe_code)]
-    let out = unsafe { assume_init(out) };
+    let out = write_rows(rows, cols, |first_row, out| block_of_rows::<R>(context, first_row, &a, b, cols, zeroed(out)));
     Array2::from_shape_vec((rows, cols), out).expect("rows × cols elements").into_shared()
 }
 
@@ -342,14 +334,6 @@ fn block_of_rows<R: Row>(context: &R::Context, first_row: usize, a: &[f32], b: &
         return unsafe { each_row_avx512::<R>(context, first_row, a, b, cols, out) };
     }
     each_row::<R>(context, first_row, a, b, cols, out);
-}
-
-/// A matrix's elements in row-major order (borrowed when it is laid out so already).
-fn standard(m: &Matrix) -> Cow<'_, [f32]> {
-    match m.as_slice() {
-        Some(slice) => Cow::Borrowed(slice),
-        None => Cow::Owned(m.iter().copied().collect()),
-    }
 }
 
 /// A 2-D f32 primitive as an ndarray matrix (shared, not copied).

@@ -258,6 +258,29 @@ pub(crate) fn in_blocks<T: Send>(out: &mut [T], unit: usize, block: usize, run: 
     pool::split(out.chunks_mut(len).enumerate(), |(i, part)| run(i * block.max(1), part));
 }
 
+/// A new buffer of `rows × cols` elements, written by `write(first row, block)` for blocks of
+/// whole rows, one block per thread (one block under [`PARALLEL_MIN_ELEMENTS`] elements).
+/// `write` must write every element of its block.
+pub(crate) fn write_rows(rows: usize, cols: usize, write: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
+    let mut out = uninit(rows * cols);
+    let threads = if out.len() < PARALLEL_MIN_ELEMENTS { 1 } else { threads().clamp(1, rows.max(1)) };
+    in_blocks(&mut out, cols.max(1), rows.div_ceil(threads), write);
+    // SAFETY: the blocks cover the buffer, and `write` writes every element of each (the
+    // caller's contract).
+    #[allow(unsafe_code)]
+    unsafe {
+        assume_init(out)
+    }
+}
+
+/// An array's elements in standard (row-major) order: borrowed when it is laid out so already.
+pub(crate) fn standard<D: ndarray::Dimension>(a: &ndarray::ArcArray<f32, D>) -> std::borrow::Cow<'_, [f32]> {
+    match a.as_slice() {
+        Some(slice) => std::borrow::Cow::Borrowed(slice),
+        None => std::borrow::Cow::Owned(a.iter().copied().collect()),
+    }
+}
+
 /// A buffer of `len` elements, none initialised.
 pub(crate) fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
     let mut buffer = Vec::with_capacity(len);

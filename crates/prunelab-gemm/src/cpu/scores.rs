@@ -6,7 +6,6 @@
 //! Burn's); a mask that needs a gradient of its own is left to Burn's ops.
 
 use std::any::Any;
-use std::borrow::Cow;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::ops::FloatTensor;
@@ -19,7 +18,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
 use prunelab_models::layers::scores::{ScoresCall, set_scores_kernel};
 
-use super::{PARALLEL_MIN_ELEMENTS, assume_init, in_blocks, threads, uninit};
+use super::{standard, write_rows};
 
 /// Route the attention scores' scale and mask of prunelab's models on `NdArray` (and
 /// `Autodiff<NdArray>`) through this module.
@@ -118,19 +117,11 @@ fn scaled(grad: NdArrayTensor, scale: f64) -> NdArrayTensor {
 /// A new buffer of `x.len()` elements, `row(index, out)` writing every element of each
 /// `cols`-wide row, the rows split over the threads.
 fn map_rows(x: &[f32], cols: usize, row: impl Fn(usize, &mut [std::mem::MaybeUninit<f32>]) + Sync) -> Vec<f32> {
-    let mut out = uninit(x.len());
-    let rows = x.len() / cols;
-    let threads = if x.len() < PARALLEL_MIN_ELEMENTS { 1 } else { threads().clamp(1, rows.max(1)) };
-    in_blocks(&mut out, cols, rows.div_ceil(threads), |first_row, block| {
+    write_rows(x.len() / cols, cols, |first_row, block| {
         for (r, out) in block.chunks_mut(cols).enumerate() {
             row(first_row + r, out);
         }
-    });
-    // SAFETY: the blocks cover the buffer, and `row` writes every element of each row.
-    #[allow(unsafe_code)]
-    unsafe {
-        assume_init(out)
-    }
+    })
 }
 
 /// An f32 primitive as an ndarray array (shared, not copied).
@@ -138,14 +129,6 @@ fn array(tensor: NdArrayTensor) -> ArcArray<f32, IxDyn> {
     match tensor {
         NdArrayTensor::F32(storage) => storage.into_shared(),
         _ => unreachable!("the kernel takes f32 operands only"),
-    }
-}
-
-/// The array's elements in standard order: its own memory where that is their order.
-fn standard(a: &ArcArray<f32, IxDyn>) -> Cow<'_, [f32]> {
-    match a.as_slice() {
-        Some(slice) => Cow::Borrowed(slice),
-        None => Cow::Owned(a.iter().copied().collect()),
     }
 }
 
