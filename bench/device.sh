@@ -31,6 +31,8 @@
 #                                   # (the default since 2026-12-07; =inference leaves them to Burn)
 #   bash bench/device.sh gather     # issue 22: the optimizer's gathers as one kernel launch (gather.cu), the same comparison
 #                                   # (gather/); OLD_ENV=PRUNELAB_GATHER=copies: "before" is the same build with a copy per part
+#   bash bench/device.sh residual   # issues 22/23: post-LayerNorm residual sums inside the norm's kernel, the same comparison
+#                                   # (residual/); OLD_ENV=PRUNELAB_RESIDUAL_NORM=apart: "before" is the same build with Burn's adds
 #   bash bench/device.sh infer      # issue 22: MiniLM bench infer alone, before vs VARIANT, torch beside (a short call; infer/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
@@ -592,7 +594,7 @@ precision_gpu() {
 # global norm (squares.cu; mode `norm`, records in $OUT/norm), the embedding gradient
 # (embed.cu; mode `embed`), softmax (softmax.cu; mode `softmax`) or the attention's batched products
 # (mode `batched`), biases in cuBLASLt's epilogue (mode `bias`) or the gathers' kernel (mode
-# `gather`), records in $OUT/<mode>. The build
+# `gather`) or residual sums inside LayerNorm (mode `residual`), records in $OUT/<mode>. The build
 # before (.device/bin/prunelab-before.xz, or OLD_ENV: see before_command) against VARIANT's (default
 # fusion-cublas), sharing one kernel
 # cache: GPT-2 small and MiniLM's shape (random weights), `bench train` and MiniLM's `bench infer`
@@ -807,7 +809,7 @@ case ${1:-} in
     info
     infer_ab
     ;;
-  embed|softmax|batched|pipeline|bias|gather)
+  embed|softmax|batched|pipeline|bias|gather|residual)
     info
     norm_gpu "$1"
     ;;

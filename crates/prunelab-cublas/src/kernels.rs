@@ -34,8 +34,9 @@ const SOURCE: &str = concat!(
     include_str!("gather.cu")
 );
 /// The kernels in it.
-const NAMES: [&str; 18] = [
+const NAMES: [&str; 19] = [
     "layer_norm_forward",
+    "add_layer_norm_forward",
     "layer_norm_backward_input",
     "layer_norm_backward_partial",
     "layer_norm_backward_params",

@@ -18,23 +18,44 @@ __device__ float block_sum(float v, float* scratch) {
     return total;
 }
 
-// One block per row: mean, then the mean of squared deviations (two passes, as Burn and torch),
-// y = (x - mean) / sqrt(var + eps) * gamma + beta; saves mean and 1 / sqrt(var + eps) per row.
-extern "C" __global__ void layer_norm_forward(const float* x, const float* gamma, const float* beta,
-                                              float* y, float* mean_out, float* rstd_out,
-                                              int cols, float eps) {
+// One block's row: mean, then the mean of squared deviations (two passes, as Burn and torch),
+// y = (x - mean) / sqrt(var + eps) * gamma + beta; saves mean and 1 / sqrt(var + eps). With a
+// residual (`res` not null) the row is x + res, element by element as Burn's add, written to
+// `sum` (the backward's input) on the first pass and read back from there.
+__device__ void norm_row(const float* x, const float* res, float* sum, const float* gamma, const float* beta,
+                         float* y, float* mean_out, float* rstd_out, int cols, float eps) {
     __shared__ float scratch[WARPS];
-    const float* row = x + (size_t)blockIdx.x * cols;
+    size_t base = (size_t)blockIdx.x * cols;
+    const float* row = x + base;
     float s = 0.0f;
-    for (int j = threadIdx.x; j < cols; j += THREADS) s += row[j];
+    if (res != nullptr) {
+        for (int j = threadIdx.x; j < cols; j += THREADS) { float v = row[j] + res[base + j]; sum[base + j] = v; s += v; }
+        row = sum + base;  // each thread reads back only what it wrote
+    } else {
+        for (int j = threadIdx.x; j < cols; j += THREADS) s += row[j];
+    }
     float mean = block_sum(s, scratch) / cols;
     float q = 0.0f;
     for (int j = threadIdx.x; j < cols; j += THREADS) { float d = row[j] - mean; q += d * d; }
     float var = block_sum(q, scratch) / cols;
     float denom = sqrtf(var + eps);
-    float* out = y + (size_t)blockIdx.x * cols;
+    float* out = y + base;
     for (int j = threadIdx.x; j < cols; j += THREADS) out[j] = (row[j] - mean) / denom * gamma[j] + beta[j];
     if (threadIdx.x == 0) { mean_out[blockIdx.x] = mean; rstd_out[blockIdx.x] = 1.0f / denom; }
+}
+
+// One block per row: the norm of x.
+extern "C" __global__ void layer_norm_forward(const float* x, const float* gamma, const float* beta,
+                                              float* y, float* mean_out, float* rstd_out,
+                                              int cols, float eps) {
+    norm_row(x, nullptr, nullptr, gamma, beta, y, mean_out, rstd_out, cols, eps);
+}
+
+// One block per row: the norm of x + res, the sum written to `sum`.
+extern "C" __global__ void add_layer_norm_forward(const float* x, const float* res, const float* gamma,
+                                                  const float* beta, float* y, float* sum, float* mean_out,
+                                                  float* rstd_out, int cols, float eps) {
+    norm_row(x, res, sum, gamma, beta, y, mean_out, rstd_out, cols, eps);
 }
 
 // One block per row: with h = (x - mean) * rstd and gg = g * gamma,

@@ -121,57 +121,111 @@ pub fn biased_product<B: Backend, C: CheckpointStrategy>(
     }
 }
 
-/// LayerNorm's forward on `[rows, cols]` f32 inputs: `[output, mean, rstd]` of `(x, gamma, beta,
-/// epsilon)`, the last two each row's mean and `1 / √(var + ε)` (`[rows]`).
-pub type NormForwardFn<B> = fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f32) -> [FloatTensor<B>; 3];
+/// LayerNorm's forward on `[rows, cols]` f32 inputs, a [`NormForwardFn`]'s result.
+#[derive(Debug)]
+pub struct NormForward<P> {
+    /// The norm.
+    pub output: P,
+    /// Each row's mean (`[rows]`).
+    pub mean: P,
+    /// Each row's `1 / √(var + ε)` (`[rows]`).
+    pub rstd: P,
+    /// With a residual and asked to save: `input + residual`, what the backward reads.
+    pub sum: Option<P>,
+}
+
+/// LayerNorm's forward of `(x, residual, gamma, beta, epsilon, save)`: the norm of `x`, or of
+/// `x + residual` where there is a residual, and with `save` (the backward will run) the sum too.
+pub type NormForwardFn<B> = fn(
+    FloatTensor<B>,
+    Option<FloatTensor<B>>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    f32,
+    bool,
+) -> NormForward<FloatTensor<B>>;
 
 /// LayerNorm's backward: `[d x, d gamma, d beta]` of `(g, x, gamma, mean, rstd)`, `g` the output's
-/// gradient and the others what the forward read or saved.
+/// gradient and the others what the forward read or saved (`x` the sum, with a residual).
 pub type NormBackwardFn<B> =
     fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> [FloatTensor<B>; 3];
 
-/// A LayerNorm on `Autodiff<B>`: `forward`, and a backward of `backward` for the input, the
-/// scale and the shift.
+/// A LayerNorm on `Autodiff<B>` — of the input plus a residual where there is one: `forward`,
+/// and a backward of `backward` for the input (and the residual, whose gradient is the same),
+/// the scale and the shift.
 pub fn layer_norm<B: Backend, C: CheckpointStrategy>(
     args: NormArgs<FloatTensor<Autodiff<B, C>>>,
     forward: NormForwardFn<B>,
     backward: NormBackwardFn<B>,
 ) -> FloatTensor<Autodiff<B, C>> {
-    /// What the backward reads: the input, the scale, and each row's mean and rstd.
-    #[derive(Debug, Clone)]
-    struct Saved<B: Backend> {
-        x: FloatTensor<B>,
-        gamma: FloatTensor<B>,
-        mean: FloatTensor<B>,
-        rstd: FloatTensor<B>,
+    let NormArgs { input, residual, gamma, beta, epsilon } = args;
+    let run = |save: bool| {
+        let residual = residual.as_ref().map(|r| r.primitive.clone());
+        forward(
+            input.primitive.clone(),
+            residual,
+            gamma.primitive.clone(),
+            beta.primitive.clone(),
+            epsilon as f32,
+            save,
+        )
+    };
+    let norm = Norm { backward };
+    match &residual {
+        None => tracked_norm::<B, C, 3>(norm, [&input, &gamma, &beta], run),
+        Some(residual) => tracked_norm::<B, C, 4>(norm, [&input, residual, &gamma, &beta], run),
     }
+}
 
-    #[derive(Debug)]
-    struct Norm<B: Backend> {
-        backward: NormBackwardFn<B>,
-    }
+/// What the norm's backward reads: its input (the sum, with a residual), the scale, and each
+/// row's mean and rstd.
+#[derive(Debug, Clone)]
+struct NormSaved<B: Backend> {
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    rstd: FloatTensor<B>,
+}
 
-    impl<B: Backend> Backward<B, 3> for Norm<B> {
-        type State = Saved<B>;
+/// The norm's tracked operation, of `N` parents: the `N − 2` summed inputs, the scale, the shift.
+#[derive(Debug)]
+struct Norm<B: Backend> {
+    backward: NormBackwardFn<B>,
+}
 
-        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let [node_x, node_gamma, node_beta] = ops.parents;
-            let g = grads.consume::<B>(&ops.node);
-            let Saved { x, gamma, mean, rstd } = ops.state;
-            let [dx, dgamma, dbeta] = (self.backward)(g, x, gamma, mean, rstd);
-            for (node, grad) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
-                if let Some(node) = node {
-                    grads.register::<B>(node.id, grad);
-                }
+impl<B: Backend, const N: usize> Backward<B, N> for Norm<B> {
+    type State = NormSaved<B>;
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let g = grads.consume::<B>(&ops.node);
+        let NormSaved { x, gamma, mean, rstd } = ops.state;
+        let [dx, dgamma, dbeta] = (self.backward)(g, x, gamma, mean, rstd);
+        let (inputs, parameters) = ops.parents.split_at(N - 2);
+        for node in inputs.iter().flatten() {
+            grads.register::<B>(node.id, dx.clone());
+        }
+        for (node, grad) in parameters.iter().zip([dgamma, dbeta]) {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
             }
         }
     }
+}
 
-    let NormArgs { input, gamma, beta, epsilon } = args;
-    let nodes = [input.node.clone(), gamma.node.clone(), beta.node.clone()];
-    let [y, mean, rstd] = forward(input.primitive.clone(), gamma.primitive.clone(), beta.primitive, epsilon as f32);
-    match (Norm { backward }).prepare::<C>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(Saved { x: input.primitive, gamma: gamma.primitive, mean, rstd }, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
+/// [`Norm`] on `parents` (the summed inputs, the scale, the shift), running the forward
+/// (`run(save)`) once it knows whether a backward will read what it saves; without a sum, the
+/// backward reads the first parent.
+fn tracked_norm<B: Backend, C: CheckpointStrategy, const N: usize>(
+    norm: Norm<B>,
+    parents: [&FloatTensor<Autodiff<B, C>>; N],
+    run: impl FnOnce(bool) -> NormForward<FloatTensor<B>>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let (x, gamma) = (parents[0].primitive.clone(), parents[N - 2].primitive.clone());
+    match norm.prepare::<C>(parents.map(|p| p.node.clone())).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let NormForward { output, mean, rstd, sum } = run(true);
+            prep.finish(NormSaved { x: sum.unwrap_or(x), gamma, mean, rstd }, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(run(false).output),
     }
 }

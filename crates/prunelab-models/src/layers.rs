@@ -15,7 +15,7 @@ pub mod view;
 
 pub use embed::embedding;
 pub use fused::{dropout, softmax};
-pub use norm::layer_norm;
+pub use norm::{add_layer_norm, layer_norm};
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -6,7 +6,8 @@
 //! root, a division, a product and a sum, each a single-threaded pass into a fresh buffer — and
 //! its autodiff takes them apart again op by op. Here:
 //! - each row's statistics and output are computed by one thread, its sums in eight interleaved
-//!   lanes (a fixed order the compiler vectorises);
+//!   lanes (a fixed order the compiler vectorises); a residual is added to the row in the same
+//!   pass (kept as the backward's input when a backward will run);
 //! - the scale's and shift's gradients are summed over fixed blocks of [`CHUNK`] rows, then over
 //!   the blocks in order, so that the thread count changes which thread sums a block, not the sum;
 //! - on `Autodiff<NdArray>` the norm is one tracked operation (`crate::autodiff::layer_norm`,
@@ -27,6 +28,7 @@ use prunelab_models::layers::norm::{NormArgs, NormCall, set_norm_kernel};
 
 use super::pool::split;
 use super::{PARALLEL_MIN_ELEMENTS, assume_init, math, threads, uninit};
+use crate::autodiff::NormForward;
 
 /// Rows per block of the scale's and shift's gradient sums (a constant: the sums' order).
 const CHUNK: usize = 32;
@@ -43,19 +45,19 @@ fn kernel(call: &mut dyn Any) {
         take_if_fits(call, |args| crate::autodiff::layer_norm::<NdArray, NoCheckpointing>(args, forward, backward));
     } else if let Some(call) = call.downcast_mut::<NormCall<NdArrayTensor>>() {
         take_if_fits(call, |args| {
-            let [y, _, _] = forward(args.input, args.gamma, args.beta, args.epsilon as f32);
-            y
+            forward(args.input, args.residual, args.gamma, args.beta, args.epsilon as f32, false).output
         });
     }
 }
 
-/// Runs `run` on the call's norm when its input is a non-empty 2-D f32 tensor and its scale and
-/// shift are f32 vectors of the input's width.
+/// Runs `run` on the call's norm when its input (and residual) is a non-empty 2-D f32 tensor and
+/// its scale and shift are f32 vectors of the input's width.
 fn take_if_fits<P: TensorMetadata>(call: &mut NormCall<P>, run: impl FnOnce(NormArgs<P>) -> P) {
     let Some(args) = call.args.take() else { return };
     let shape = args.input.shape();
     let fits = shape.num_dims() == 2
         && shape.num_elements() > 0
+        && args.residual.as_ref().is_none_or(|r| r.dtype() == DType::F32 && r.shape() == shape)
         && [&args.input, &args.gamma, &args.beta].iter().all(|t| t.dtype() == DType::F32)
         && [&args.gamma, &args.beta].iter().all(|t| t.shape().num_dims() == 1 && t.shape()[0] == shape[1]);
     if fits {
@@ -65,33 +67,86 @@ fn take_if_fits<P: TensorMetadata>(call: &mut NormCall<P>, run: impl FnOnce(Norm
     }
 }
 
-/// `[output, mean, rstd]` (see `crate::autodiff::NormForwardFn`), on [`threads`] threads.
-fn forward(x: NdArrayTensor, gamma: NdArrayTensor, beta: NdArrayTensor, epsilon: f32) -> [NdArrayTensor; 3] {
-    let (x, gamma, beta) = (values(x), values(gamma), values(beta));
+/// The norm of `x` (plus `residual`) and each row's mean and rstd, with the sum when `save` and
+/// there is a residual (see `crate::autodiff::NormForwardFn`), on [`threads`] threads.
+fn forward(
+    x: NdArrayTensor,
+    residual: Option<NdArrayTensor>,
+    gamma: NdArrayTensor,
+    beta: NdArrayTensor,
+    epsilon: f32,
+    save: bool,
+) -> NormForward<NdArrayTensor> {
+    let (x, residual, gamma, beta) = (values(x), residual.map(values), values(gamma), values(beta));
     let (x, gamma, beta) = (slice(&x), slice(&gamma), slice(&beta));
+    let residual = residual.as_ref().map(slice);
     let cols = gamma.len();
-    let (y, mean, rstd) = forward_rows(x, gamma, beta, epsilon, threads_for(x.len()));
     let rows = x.len() / cols;
-    [tensor(y, &[rows, cols]), tensor(mean, &[rows]), tensor(rstd, &[rows])]
+    let rows_of = |input| Rows { x: input, residual, keep_sum: save && residual.is_some() };
+    let out = forward_rows(rows_of(x), gamma, beta, epsilon, threads_for(x.len()));
+    NormForward {
+        output: tensor(out.y, &[rows, cols]),
+        mean: tensor(out.mean, &[rows]),
+        rstd: tensor(out.rstd, &[rows]),
+        sum: out.sum.map(|sum| tensor(sum, &[rows, cols])),
+    }
 }
 
-/// The forward on slices: `x` row-major with `gamma.len()` columns.
-fn forward_rows(
-    x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    epsilon: f32,
-    threads: usize,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+/// The forward's input: `x`, plus `residual` where there is one (row-major, as `x`), the sum
+/// kept for the backward when `keep_sum`.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    x: &'a [f32],
+    residual: Option<&'a [f32]>,
+    keep_sum: bool,
+}
+
+/// The forward's results.
+struct Forward {
+    y: Vec<f32>,
+    mean: Vec<f32>,
+    rstd: Vec<f32>,
+    sum: Option<Vec<f32>>,
+}
+
+/// The forward on slices, `gamma.len()` columns. A residual is added element by element as
+/// Burn's add does it, so that the norm of the sum is the norm of Burn's sum, bit for bit.
+fn forward_rows(input: Rows<'_>, gamma: &[f32], beta: &[f32], epsilon: f32, threads: usize) -> Forward {
     let cols = gamma.len();
-    let rows = x.len() / cols;
+    let rows = input.x.len() / cols;
     let (mut y, mut mean, mut rstd) = (uninit(rows * cols), uninit(rows), uninit(rows));
+    let mut sum = input.keep_sum.then(|| uninit(rows * cols));
     let block = rows.div_ceil(threads.clamp(1, rows));
-    let parts = y.chunks_mut(block * cols).zip(mean.chunks_mut(block).zip(rstd.chunks_mut(block)));
-    split(parts.enumerate(), |(i, (y, (mean, rstd)))| {
+    let sums = sum.as_mut().map(|s| s.chunks_mut(block * cols));
+    let sums = sums.into_iter().flatten().map(Some).chain(std::iter::repeat_with(|| None));
+    let parts = y.chunks_mut(block * cols).zip(mean.chunks_mut(block).zip(rstd.chunks_mut(block))).zip(sums);
+    split(parts.enumerate(), |(i, ((y, (mean, rstd)), mut sums))| {
         let first = i * block;
+        // Where the sum is not kept, each row's sum is made here.
+        let mut scratch = if input.residual.is_some() && sums.is_none() { vec![0f32; cols] } else { Vec::new() };
         for (r, y) in y.chunks_mut(cols).enumerate() {
-            let row = &x[(first + r) * cols..(first + r + 1) * cols];
+            let at = (first + r) * cols..(first + r + 1) * cols;
+            let row: &[f32] = match (input.residual, sums.as_deref_mut()) {
+                (None, _) => &input.x[at],
+                (Some(residual), kept) => {
+                    let (x, residual) = (&input.x[at.clone()], &residual[at]);
+                    match kept {
+                        Some(sums) => {
+                            let sum = &mut sums[r * cols..(r + 1) * cols];
+                            sum.iter_mut().zip(x.iter().zip(residual)).for_each(|(s, (a, b))| _ = s.write(a + b));
+                            // SAFETY: every element of `sum` was written just above.
+                            #[allow(unsafe_code)]
+                            unsafe {
+                                std::slice::from_raw_parts(sum.as_ptr().cast::<f32>(), cols)
+                            }
+                        }
+                        None => {
+                            scratch.iter_mut().zip(x.iter().zip(residual)).for_each(|(s, (a, b))| *s = a + b);
+                            &scratch[..]
+                        }
+                    }
+                }
+            };
             let m = math::lanes_sum(cols, |c| row[c]) / cols as f32;
             let var = math::lanes_sum(cols, |c| (row[c] - m) * (row[c] - m)) / cols as f32;
             let s = 1.0 / (var + epsilon).sqrt();
@@ -102,10 +157,15 @@ fn forward_rows(
             rstd[r].write(s);
         }
     });
-    // SAFETY: the blocks cover the three outputs, and each block wrote every element of its part.
+    // SAFETY: the blocks cover the outputs, and each block wrote every element of its part.
     #[allow(unsafe_code)]
     unsafe {
-        (assume_init(y), assume_init(mean), assume_init(rstd))
+        Forward {
+            y: assume_init(y),
+            mean: assume_init(mean),
+            rstd: assume_init(rstd),
+            sum: sum.map(|s| assume_init(s)),
+        }
     }
 }
 
@@ -223,29 +283,36 @@ mod tests {
         (got - want).abs().max().into_scalar() / scale
     }
 
+    /// The norm alone, and of an input plus a residual, against Burn's (`norm.forward(x + r)`):
+    /// the output and the gradients of the input, the residual, the scale and the shift.
     #[test]
     fn norm_and_its_gradients_match_burns() {
         let device = Default::default();
         let normal = Distribution::Normal(0.5, 2.0);
         // 70 rows: three chunks, the last one short; 37 columns: lanes with a remainder.
-        for (rows, cols) in [(70, 37), (4, 384)] {
+        for ((rows, cols), with_residual) in [((70, 37), false), ((4, 384), false), ((70, 37), true), ((9, 384), true)]
+        {
             let mut norm = LayerNormConfig::new(cols).with_epsilon(1e-12).init::<A>(&device);
             norm.gamma = norm.gamma.map(|_| Tensor::random([cols], normal, &device).require_grad());
             norm.beta = norm.beta.map(|b| b.map(|_| Tensor::random([cols], normal, &device).require_grad()));
             let x = Tensor::<A, 2>::random([rows, cols], normal, &device);
+            let r = Tensor::<A, 2>::random([rows, cols], normal, &device);
             let upstream = Tensor::<A, 2>::random([rows, cols], normal, &device);
             let run = |ours: bool| {
-                let x = x.clone().require_grad();
+                let (x, r) = (x.clone().require_grad(), r.clone().require_grad());
                 let y = if ours {
                     let beta = norm.beta.as_ref().expect("a shift").val();
                     let args = NormArgs {
                         input: primitive(x.clone()),
+                        residual: with_residual.then(|| primitive(r.clone())),
                         gamma: primitive(norm.gamma.val()),
                         beta: primitive(beta),
                         epsilon: 1e-12,
                     };
                     let out = crate::autodiff::layer_norm::<NdArray, NoCheckpointing>(args, forward, backward);
                     Tensor::<A, 2>::from_primitive(TensorPrimitive::Float(out))
+                } else if with_residual {
+                    norm.forward(x.clone() + r.clone())
                 } else {
                     norm.forward(x.clone())
                 };
@@ -253,17 +320,22 @@ mod tests {
                 let grad = |t: Tensor<A, 1>| t.grad(&grads).expect("a gradient");
                 let beta = norm.beta.as_ref().expect("a shift").val();
                 let dx = x.grad(&grads).expect("a gradient").reshape([rows * cols]);
-                (y.inner().reshape([rows * cols]), dx, grad(norm.gamma.val()), grad(beta))
+                let dr = r.grad(&grads).map_or_else(|| dx.clone(), |dr| dr.reshape([rows * cols]));
+                (y.inner().reshape([rows * cols]), dx, dr, grad(norm.gamma.val()), grad(beta))
             };
             let (ours, burn) = (run(true), run(false));
             for (what, got, want) in [
                 ("output", ours.0, burn.0),
                 ("d x", ours.1, burn.1),
-                ("d gamma", ours.2, burn.2),
-                ("d beta", ours.3, burn.3),
+                ("d residual", ours.2, burn.2),
+                ("d gamma", ours.3, burn.3),
+                ("d beta", ours.4, burn.4),
             ] {
                 let e = error(got, want);
-                assert!(e < 1e-5, "{what} of a [{rows}, {cols}] norm differs from Burn's by {e:e}");
+                assert!(
+                    e < 1e-5,
+                    "{what} of a [{rows}, {cols}] norm (residual: {with_residual}) differs from Burn's by {e:e}"
+                );
             }
         }
     }
@@ -278,17 +350,36 @@ mod tests {
         let (rows, cols) = (101, 45);
         let (x, g) = (values(rows * cols, 1), values(rows * cols, 2));
         let (gamma, beta) = (values(cols, 3), values(cols, 4));
-        let one = forward_rows(&x, &gamma, &beta, 1e-5, 1);
-        let back_one = backward_rows(&g, &x, &gamma, &one.1, &one.2, 1);
+        let bits = |v: &Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        fn alone(x: &[f32]) -> Rows<'_> {
+            Rows { x, residual: None, keep_sum: false }
+        }
+        let one = forward_rows(alone(&x), &gamma, &beta, 1e-5, 1);
+        let back_one = backward_rows(&g, &x, &gamma, &one.mean, &one.rstd, 1);
         for threads in [2, 3, 7] {
-            let many = forward_rows(&x, &gamma, &beta, 1e-5, threads);
-            let back = backward_rows(&g, &x, &gamma, &many.1, &many.2, threads);
-            let bits = |v: &Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!((bits(&many.0), bits(&many.1), bits(&many.2)), (bits(&one.0), bits(&one.1), bits(&one.2)));
+            let many = forward_rows(alone(&x), &gamma, &beta, 1e-5, threads);
+            let back = backward_rows(&g, &x, &gamma, &many.mean, &many.rstd, threads);
+            assert_eq!(
+                (bits(&many.y), bits(&many.mean), bits(&many.rstd)),
+                (bits(&one.y), bits(&one.mean), bits(&one.rstd))
+            );
             assert_eq!(
                 (bits(&back.0), bits(&back.1), bits(&back.2)),
                 (bits(&back_one.0), bits(&back_one.1), bits(&back_one.2))
             );
+        }
+        // With a residual, kept or not: the norm of the sum, bit for bit, on any thread count.
+        let (input, residual) = (values(rows * cols, 5), values(rows * cols, 6));
+        let summed: Vec<f32> = input.iter().zip(&residual).map(|(a, b)| a + b).collect();
+        let want = forward_rows(alone(&summed), &gamma, &beta, 1e-5, 1);
+        for (threads, keep_sum) in [(1, true), (3, true), (1, false), (7, false)] {
+            let rows = Rows { x: &input, residual: Some(&residual), keep_sum };
+            let got = forward_rows(rows, &gamma, &beta, 1e-5, threads);
+            assert_eq!(
+                (bits(&got.y), bits(&got.mean), bits(&got.rstd)),
+                (bits(&want.y), bits(&want.mean), bits(&want.rstd))
+            );
+            assert_eq!(got.sum.as_ref().map(bits), keep_sum.then(|| bits(&summed)));
         }
     }
 }

@@ -230,7 +230,7 @@ impl<B: Backend> ConvLayer<B> {
         let out = self.conv.forward(x.swap_dims(1, 2)).swap_dims(1, 2);
         let padding = attention_mask.clone().equal_elem(0).reshape([batch, seq, 1]).expand([batch, seq, hidden]);
         let out = self.act.forward(layers::dropout(&self.dropout, out.mask_fill(padding, 0.0)));
-        layers::layer_norm(&self.layer_norm, residual + out) * attention_mask.float().reshape([batch, seq, 1])
+        layers::add_layer_norm(&self.layer_norm, residual, out) * attention_mask.float().reshape([batch, seq, 1])
     }
 }
 

@@ -51,7 +51,7 @@ impl<B: Backend> PostLnOutput<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, d_in]`; `residual` and output: `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
-        super::layer_norm(&self.layer_norm, super::dropout(&self.dropout, linear(&self.dense, x)) + residual)
+        super::add_layer_norm(&self.layer_norm, super::dropout(&self.dropout, linear(&self.dense, x)), residual)
     }
 }
 

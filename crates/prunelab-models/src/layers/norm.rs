@@ -6,7 +6,11 @@
 //! small, `bench/NOTES.md`), each with its host-side cost. A [`NormKernel`], installed by the binary for one concrete backend
 //! (`prunelab-cublas` on CUDA), takes the norm whole: forward, and a backward of its own.
 //!
-//! Without a kernel, or for a norm it leaves, [`layer_norm`] is `LayerNorm::forward` exactly.
+//! Post-LayerNorm blocks call [`add_layer_norm`]: the residual's sum goes to the kernel with the
+//! norm (one pass, one launch), where it would be an add of its own before it.
+//!
+//! Without a kernel, or for a norm it leaves, [`layer_norm`] is `LayerNorm::forward` exactly, and
+//! [`add_layer_norm`] `LayerNorm::forward(x + residual)`.
 
 use super::view;
 use burn::module::{Content, DisplaySettings, ModuleDisplay};
@@ -16,11 +20,14 @@ use burn::tensor::TensorPrimitive;
 
 /// A LayerNorm over the last axis of a `[rows, cols]` float primitive of the backend (the
 /// input's leading axes flattened): `(x − mean) / √(var + epsilon) · gamma + beta`, the variance
-/// biased, as `torch.nn.LayerNorm` and Burn compute it.
+/// biased, as `torch.nn.LayerNorm` and Burn compute it, where `x` is the input, or with a
+/// residual, `input + residual` (a post-LayerNorm block's sum, added by the kernel).
 #[derive(Debug)]
 pub struct NormArgs<P> {
     /// The input, `[rows, cols]`.
     pub input: P,
+    /// Added to the input before the norm, `[rows, cols]`: its gradient is the input's.
+    pub residual: Option<P>,
     /// The scale, `[cols]`.
     pub gamma: P,
     /// The shift, `[cols]`.
@@ -52,29 +59,68 @@ pub fn set_norm_kernel(kernel: Option<NormKernel>) {
 
 /// `norm.forward(x)`, through the installed kernel when there is one and the norm has a shift.
 pub fn layer_norm<B: Backend, const D: usize>(norm: &LayerNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    through_kernel(norm, x, None)
+}
+
+/// The variable that, set to `apart`, keeps a residual's sum out of the norm's kernel (Burn's add,
+/// then the norm: the behaviour before [`add_layer_norm`], for benchmarks).
+pub const RESIDUAL_VARIABLE: &str = "PRUNELAB_RESIDUAL_NORM";
+
+/// `norm.forward(x + residual)` — a post-LayerNorm block's residual sum and norm — through the
+/// installed kernel as one operation when there is one (no separate pass for the sum, and on the
+/// GPU one launch fewer), else exactly that.
+pub fn add_layer_norm<B: Backend, const D: usize>(
+    norm: &LayerNorm<B>,
+    x: Tensor<B, D>,
+    residual: Tensor<B, D>,
+) -> Tensor<B, D> {
+    if x.dims() != residual.dims() || sums_apart() {
+        // A broadcast sum (or asked to): Burn's add, then the norm.
+        return layer_norm(norm, x + residual);
+    }
+    through_kernel(norm, x, Some(residual))
+}
+
+/// Whether [`RESIDUAL_VARIABLE`] is `apart` (read once).
+fn sums_apart() -> bool {
+    static APART: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *APART.get_or_init(|| std::env::var(RESIDUAL_VARIABLE).is_ok_and(|v| v == "apart"))
+}
+
+fn through_kernel<B: Backend, const D: usize>(
+    norm: &LayerNorm<B>,
+    x: Tensor<B, D>,
+    residual: Option<Tensor<B, D>>,
+) -> Tensor<B, D> {
     let kernel = NORM_KERNEL.get();
     let (Some(kernel), Some(beta), Some(epsilon)) = (kernel, norm.beta.as_ref(), epsilon(norm)) else {
-        return norm.forward(x);
+        return norm.forward(match residual {
+            Some(residual) => x + residual,
+            None => x,
+        });
     };
     let dims = x.dims();
     let cols = dims[D - 1];
     let rows = dims[..D - 1].iter().product::<usize>();
-    let primitives = (
-        view::reshape(x, [rows, cols]).into_primitive(),
-        norm.gamma.val().into_primitive(),
-        beta.val().into_primitive(),
-    );
-    let (TensorPrimitive::Float(input), TensorPrimitive::Float(gamma), TensorPrimitive::Float(beta)) = primitives
-    else {
-        unreachable!("LayerNorm's parameters and inputs are float tensors, never quantized ones, in prunelab")
+    let flat = |t: Tensor<B, D>| match view::reshape(t, [rows, cols]).into_primitive() {
+        TensorPrimitive::Float(t) => t,
+        TensorPrimitive::QFloat(_) => unreachable!("LayerNorm's inputs are float tensors, never quantized ones"),
     };
-    let mut call = NormCall { args: Some(NormArgs { input, gamma, beta, epsilon }), output: None };
+    let (input, residual) = (flat(x), residual.map(flat));
+    let (TensorPrimitive::Float(gamma), TensorPrimitive::Float(beta)) =
+        (norm.gamma.val().into_primitive(), beta.val().into_primitive())
+    else {
+        unreachable!("LayerNorm's parameters are float tensors, never quantized ones, in prunelab")
+    };
+    let mut call = NormCall { args: Some(NormArgs { input, residual, gamma, beta, epsilon }), output: None };
     kernel(&mut call);
+    let tensor = |t| Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(t)).reshape(dims);
     match (call.output, call.args) {
         (Some(out), _) => view::reshape(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out)), dims),
-        (None, Some(args)) => {
-            norm.forward(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(args.input)).reshape(dims))
-        }
+        (None, Some(args)) => norm.forward(match args.residual {
+            Some(residual) => tensor(args.input) + tensor(residual),
+            None => tensor(args.input),
+        }),
         (None, None) => unreachable!("a norm kernel took the arguments and returned nothing"),
     }
 }
@@ -96,7 +142,7 @@ mod tests {
     use burn::nn::LayerNormConfig;
     use burn::tensor::Distribution;
     use burn::tensor::TensorMetadata;
-    use burn::tensor::ops::{FloatTensor, ModuleOps};
+    use burn::tensor::ops::{FloatTensor, FloatTensorOps, ModuleOps};
 
     use super::*;
 
@@ -119,39 +165,59 @@ mod tests {
     /// plumbing is under test: the flattening, the epsilon, the parameters, the gradients.
     fn burns_op_as_a_kernel(call: &mut dyn Any) {
         let Some(call) = call.downcast_mut::<NormCall<FloatTensor<A>>>() else { return };
-        let Some(NormArgs { input, gamma, beta, epsilon }) = call.args.take() else { return };
+        let Some(NormArgs { input, residual, gamma, beta, epsilon }) = call.args.take() else { return };
         assert_eq!(input.shape().num_dims(), 2, "the hook flattens the leading axes");
+        let input = match residual {
+            Some(residual) => A::float_add(input, residual),
+            None => input,
+        };
         call.output = Some(A::layer_norm(input, gamma, Some(beta), epsilon));
         TAKEN.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Through the hook, a 3-D input's output and all three gradients are `LayerNorm::forward`'s.
+    /// Through the hook, a 3-D input's output and all three gradients are `LayerNorm::forward`'s;
+    /// with a residual, `LayerNorm::forward(x + r)`'s, the residual getting the input's gradient;
+    /// without a kernel, `add_layer_norm` is that exactly.
     #[test]
     fn a_kernel_gets_the_norm_whole_and_gradients_flow() {
         let device = Default::default();
         let mut norm = LayerNormConfig::new(6).with_epsilon(1e-3).init::<A>(&device);
         norm.gamma = norm.gamma.map(|_| Tensor::random([6], Distribution::Normal(1.0, 0.5), &device).require_grad());
         let x = Tensor::<A, 3>::random([2, 3, 6], Distribution::Normal(0.3, 2.0), &device);
+        let r = Tensor::<A, 3>::random([2, 3, 6], Distribution::Normal(-0.2, 1.0), &device);
         let upstream = Tensor::<A, 3>::random([2, 3, 6], Distribution::Default, &device);
-        let run = |through_hook: bool| {
-            let x = x.clone().require_grad();
-            let y = if through_hook { layer_norm(&norm, x.clone()) } else { norm.forward(x.clone()) };
+        let run = |through_hook: bool, with_residual: bool| {
+            let (x, r) = (x.clone().require_grad(), r.clone().require_grad());
+            let y = match (through_hook, with_residual) {
+                (true, false) => layer_norm(&norm, x.clone()),
+                (true, true) => add_layer_norm(&norm, x.clone(), r.clone()),
+                (false, false) => norm.forward(x.clone()),
+                (false, true) => norm.forward(x.clone() + r.clone()),
+            };
             let grads = (y.clone() * upstream.clone()).sum().backward();
             let grad = |t: Tensor<A, 1>| t.grad(&grads).expect("a gradient").into_data();
             let beta = norm.beta.as_ref().expect("a shift").val();
-            [y.inner().into_data(), x.grad(&grads).expect("a gradient").into_data(), grad(norm.gamma.val()), grad(beta)]
+            let dx = x.grad(&grads).expect("a gradient").into_data();
+            let dr = r.grad(&grads).map_or_else(|| dx.clone(), |dr| dr.into_data());
+            [y.inner().into_data(), dx, dr, grad(norm.gamma.val()), grad(beta)]
         };
+        let unhooked = run(true, true);
+        for (got, want) in unhooked.into_iter().zip(run(false, true)) {
+            assert_eq!(got, want, "add_layer_norm without a kernel is the norm of Burn's sum");
+        }
         set_norm_kernel(Some(burns_op_as_a_kernel));
         let before = TAKEN.load(Ordering::SeqCst);
-        let hooked = run(true);
+        let hooked = [run(true, false), run(true, true)];
         let taken = TAKEN.load(Ordering::SeqCst) - before;
         set_norm_kernel(None);
-        assert!(taken >= 1, "the kernel was not called");
+        assert!(taken >= 2, "the kernel was not called for both");
         // The scale's and shift's gradients are summed over 6 rows instead of 2 × 3: equal up to
         // the order of the sums.
-        for (got, want) in hooked.into_iter().zip(run(false)) {
-            assert_eq!(got.shape, want.shape);
-            got.assert_approx_eq::<f32>(&want, burn::tensor::Tolerance::rel_abs(1e-5, 1e-6));
+        for (hooked, with_residual) in hooked.into_iter().zip([false, true]) {
+            for (got, want) in hooked.into_iter().zip(run(false, with_residual)) {
+                assert_eq!(got.shape, want.shape);
+                got.assert_approx_eq::<f32>(&want, burn::tensor::Tolerance::rel_abs(1e-5, 1e-6));
+            }
         }
     }
 }

@@ -155,9 +155,9 @@ impl<B: Backend> LedEncoderLayer<B> {
     pub fn forward(&self, x: Tensor<B, 3>, pattern: &AttentionPattern<B>) -> Tensor<B, 3> {
         let attn =
             layers::linear(&self.self_attn.output, self.self_attn.longformer_self_attn.forward(x.clone(), pattern));
-        let x = layers::layer_norm(&self.self_attn_layer_norm, x + layers::dropout(&self.dropout, attn));
+        let x = layers::add_layer_norm(&self.self_attn_layer_norm, x, layers::dropout(&self.dropout, attn));
         let inner = layers::dropout(&self.activation_dropout, self.act.forward(layers::linear(&self.fc1, x.clone())));
-        layers::layer_norm(&self.final_layer_norm, x + layers::dropout(&self.dropout, layers::linear(&self.fc2, inner)))
+        layers::add_layer_norm(&self.final_layer_norm, x, layers::dropout(&self.dropout, layers::linear(&self.fc2, inner)))
     }
 }
 
@@ -278,11 +278,11 @@ impl<B: Backend> LedDecoderLayer<B> {
         cross: Tensor<B, 4>,
     ) -> Tensor<B, 3> {
         let attn = self.self_attn.forward(x.clone(), x.clone(), causal);
-        let x = layers::layer_norm(&self.self_attn_layer_norm, x + layers::dropout(&self.dropout, attn));
+        let x = layers::add_layer_norm(&self.self_attn_layer_norm, x, layers::dropout(&self.dropout, attn));
         let attn = self.encoder_attn.forward(x.clone(), encoder, cross);
-        let x = layers::layer_norm(&self.encoder_attn_layer_norm, x + layers::dropout(&self.dropout, attn));
+        let x = layers::add_layer_norm(&self.encoder_attn_layer_norm, x, layers::dropout(&self.dropout, attn));
         let inner = layers::dropout(&self.activation_dropout, self.act.forward(layers::linear(&self.fc1, x.clone())));
-        layers::layer_norm(&self.final_layer_norm, x + layers::dropout(&self.dropout, layers::linear(&self.fc2, inner)))
+        layers::add_layer_norm(&self.final_layer_norm, x, layers::dropout(&self.dropout, layers::linear(&self.fc2, inner)))
     }
 }
 
