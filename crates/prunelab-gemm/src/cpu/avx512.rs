@@ -5,7 +5,9 @@
 //! blocked product (GotoBLAS's loop order): `B` packed in panels of [`NR`] columns for each
 //! [`KC`]-deep slice of `k`, `A` read in blocks of [`MR`] rows where it lies (packed only when
 //! neither axis has a unit stride, or for a last, partial block), and an `MR × NR` micro-kernel
-//! keeping its 16 accumulators in registers.
+//! keeping its 16 accumulators in registers. Products of two slices into wide outputs take the
+//! columns in blocks instead ([`blocked_by_columns`]), so that a block of the output stays in
+//! cache between its two slices; a bias is added as the last slice is stored.
 //!
 //! Every output element is the same sum in the same order whatever the split of the rows over
 //! threads: within a `KC` slice, fused multiply-adds in `k` order from 0; the slices' sums added
@@ -33,6 +35,9 @@ const NR: usize = 32;
 const KC: usize = 256;
 /// Rows of `A` packed at a time (`MC × KC` is 64 KiB: L2).
 const MC: usize = 64;
+/// Columns per block in [`blocked_by_columns`]: a block's panels for every slice of `k` are
+/// `k × NB` values (384 KiB at k = 384: L2).
+const NB: usize = 256;
 
 /// Whether this CPU has AVX-512 (checked once).
 pub fn available() -> bool {
@@ -40,20 +45,29 @@ pub fn available() -> bool {
     *AVAILABLE.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
 }
 
-/// `out = a · b`, `out` the `m × n` output — its rows any distance apart, each row's elements
-/// adjacent (a block of columns of a wider matrix, say) — which need not be initialised: every
-/// element is written (and only read back after that, to add a later slice of `k`). Call only
-/// where [`available`] is true.
-pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, MaybeUninit<f32>>) {
+/// `out = a · b`, plus `bias[j]` added to every element of column `j` when given (after the
+/// product's last slice, as a pass of its own would add it: the same bits), `out` the `m × n`
+/// output — its rows any distance apart, each row's elements adjacent (a block of columns of a
+/// wider matrix, say) — which need not be initialised: every element is written (and only read
+/// back after that, to add a later slice of `k`). Call only where [`available`] is true.
+pub fn gemm(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    bias: Option<&[f32]>,
+    mut out: ArrayViewMut2<'_, MaybeUninit<f32>>,
+) {
     assert!(available(), "the AVX-512 product on a CPU without AVX-512");
     let (m, k) = a.dim();
     let n = b.ncols();
     assert_eq!((b.nrows(), out.dim()), (k, (m, n)), "operand shapes");
+    assert!(bias.is_none_or(|bias| bias.len() == n), "a bias of one value per column");
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        out.fill(MaybeUninit::new(0.0));
+        for mut row in out.rows_mut() {
+            row.iter_mut().enumerate().for_each(|(j, o)| _ = o.write(bias.map_or(0.0, |bias| 0.0 + bias[j])));
+        }
         return;
     }
     let (row_stride, column_stride) = (out.strides()[0], out.strides()[1]);
@@ -62,13 +76,29 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut out: ArrayViewMu
     assert!(ldc >= n, "an output whose rows do not overlap");
     let panels = n.div_ceil(NR);
     let depth = KC.min(k);
+    let by_columns = by_columns(m, k, n);
+    let b_len = if by_columns { k * NB } else { depth * NR * panels };
     SCRATCH.with_borrow_mut(|(b_store, a_store)| {
-        let b_pack = aligned(at_least(b_store, depth * NR * panels + 16));
+        let b_pack = aligned(at_least(b_store, b_len + 16));
         let a_pack = aligned(at_least(a_store, depth * MC.min(m).next_multiple_of(MR) + 16));
+        let out = Out { at: out.as_mut_ptr().cast(), ldc };
         // SAFETY: `out` is `m × n` with rows `ldc ≥ n` apart and adjacent elements (checked
         // above), exclusively borrowed for the call.
-        unsafe { blocked(a, b, Out { at: out.as_mut_ptr().cast(), ldc }, b_pack, a_pack) };
+        unsafe {
+            if by_columns {
+                blocked_by_columns(a, b, bias, out, b_pack, a_pack);
+            } else {
+                blocked(a, b, bias, out, b_pack, a_pack);
+            }
+        }
     });
+}
+
+/// Whether an `m × k × n` product takes [`blocked_by_columns`]'s order: two slices of `k` into
+/// more than one block of columns and of rows (the MLP's first product and its input's gradient
+/// through the second, 1.10–1.18× faster; six slices were not, `bench/NOTES.md`).
+fn by_columns(m: usize, k: usize, n: usize) -> bool {
+    k > KC && k <= 2 * KC && n > NB && m > MC
 }
 
 /// The output of [`blocked`]: element (i, j) at `at + i·ldc + j`.
@@ -96,63 +126,148 @@ fn at_least(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 
 /// [`gemm`]'s loops, with packing buffers for `kc`-deep panels of every column of `b` and for
 /// `MC.min(m)` rows of `a` (rounded up to whole `MR`-row blocks), each from a 64-byte boundary.
+/// GotoBLAS's order: each slice of `k` packed for all columns, then run over every block of
+/// rows, the slices' sums meeting in `out`.
 ///
 /// # Safety
 /// `out` addresses `a.nrows() × b.ncols()` writable `f32`s (initialised or not) at its strides,
-/// which nothing else reads or writes during the call.
-unsafe fn blocked(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, out: Out, b_pack: &mut [f32], a_pack: &mut [f32]) {
+/// which nothing else reads or writes during the call; `bias`, when given, has `b.ncols()` values.
+unsafe fn blocked(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    bias: Option<&[f32]>,
+    out: Out,
+    b_pack: &mut [f32],
+    a_pack: &mut [f32],
+) {
     let (m, k) = a.dim();
-    let n = b.ncols();
-    let mut tile = [0f32; MR * NR];
-    // Where `a` has a unit stride along one axis, whole MR-row blocks are read in place (element
-    // (r, p) at `r·row + p·col`), and only a last, partial block is packed: packing every block
-    // cost about a third of the kernel's time on MiniLM's products (`bench/NOTES.md`).
-    let strides = a.strides();
-    let in_place = match (strides[0], strides[1]) {
-        (row, 1) if row >= 0 => Some((row as usize, 1)),
-        (1, col) if col >= 0 => Some((1, col as usize)),
-        _ => None,
-    };
-    let a_ptr = a.as_ptr();
+    let mut rows = Rows::new(&a, a_pack);
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         pack_b(&b, k0, kc, b_pack);
         for m0 in (0..m).step_by(MC) {
-            let mc = MC.min(m - m0);
-            let packed = in_place.is_none() || !mc.is_multiple_of(MR);
-            if packed {
-                pack_a(&a, m0, mc, k0, kc, a_pack);
+            // SAFETY: the caller's contract, passed on; `b_pack` holds this slice's panels.
+            unsafe { rows.slice_of_block(m0..MC.min(m - m0) + m0, k0..k0 + kc, b_pack, 0..b.ncols(), bias, out) };
+        }
+    }
+}
+
+/// [`gemm`]'s loops for products of few slices of `k` into a wide output: the columns in blocks
+/// of [`NB`], all of a block's slices packed at once (`b_pack` holds `k × NB` values), then each
+/// block of rows run through every slice before the next — so that the rows' block of the output
+/// is still in cache when the next slice adds into it, where GotoBLAS's order reads it back from
+/// memory once per slice.
+///
+/// # Safety
+/// As [`blocked`]'s.
+unsafe fn blocked_by_columns(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    bias: Option<&[f32]>,
+    out: Out,
+    b_pack: &mut [f32],
+    a_pack: &mut [f32],
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    let mut rows = Rows::new(&a, a_pack);
+    for j_block in (0..n).step_by(NB) {
+        let columns = j_block..NB.min(n - j_block) + j_block;
+        let width = columns.len().div_ceil(NR) * NR;
+        let block = b.slice(s![.., columns.clone()]);
+        for k0 in (0..k).step_by(KC) {
+            pack_b(&block, k0, KC.min(k - k0), &mut b_pack[k0 * width..]);
+        }
+        for m0 in (0..m).step_by(MC) {
+            for k0 in (0..k).step_by(KC) {
+                let depth = k0..KC.min(k - k0) + k0;
+                let panels = &b_pack[k0 * width..];
+                // SAFETY: the caller's contract, passed on; `panels` holds this slice's panels of
+                // the block's columns.
+                unsafe { rows.slice_of_block(m0..MC.min(m - m0) + m0, depth, panels, columns.clone(), bias, out) };
             }
-            for (panel, j0) in (0..n).step_by(NR).enumerate() {
-                let nr = NR.min(n - j0);
-                let b_panel = &b_pack[panel * kc * NR..][..kc * NR];
-                for i0 in (0..mc).step_by(MR) {
-                    let mr = MR.min(mc - i0);
-                    let a = match in_place {
-                        Some((row, col)) if !packed => {
-                            // SAFETY: rows `m0 + i0 ..+ MR` and columns `k0 ..+ kc` are inside `a`
-                            // (`mc` is whole blocks here), whose strides these are.
-                            Block { at: unsafe { a_ptr.add((m0 + i0) * row + k0 * col) }, row, col }
-                        }
-                        _ => Block { at: a_pack[i0 * kc..][..kc * MR].as_ptr(), row: 1, col: MR },
-                    };
-                    // SAFETY: `available()` was checked by `gemm`; the A block holds `kc` steps of
-                    // MR values at its strides and the B panel `kc` steps of NR; the tile's rows
-                    // `m0 + i0 ..+ mr` and columns `j0 ..+ nr` are inside `out` (the caller's
-                    // contract), a full tile's writes exactly those, and `add` reads them only
-                    // after the slice `k0 - KC` wrote them; `tile` is MR × NR.
-                    unsafe {
-                        let at = out.at.add((m0 + i0) * out.ldc + j0);
-                        if mr == MR && nr == NR {
-                            kernel(kc, a, b_panel.as_ptr(), at, out.ldc, k0 > 0);
-                        } else {
-                            kernel(kc, a, b_panel.as_ptr(), tile.as_mut_ptr(), NR, false);
-                            for r in 0..mr {
-                                let row =
-                                    std::slice::from_raw_parts_mut(at.add(r * out.ldc).cast::<MaybeUninit<f32>>(), nr);
-                                for (o, t) in row.iter_mut().zip(&tile[r * NR..][..nr]) {
-                                    o.write(if k0 > 0 { o.assume_init() + t } else { *t });
-                                }
+        }
+    }
+}
+
+/// `A` as the loops read it, and what they need beside it: where `a` has a unit stride along one
+/// axis, whole MR-row blocks are read in place (element (r, p) at `r·row + p·col`), and only a
+/// last, partial block is packed (into `a_pack`): packing every block cost about a third of the
+/// kernel's time on MiniLM's products (`bench/NOTES.md`).
+struct Rows<'a> {
+    a: &'a ArrayView2<'a, f32>,
+    in_place: Option<(usize, usize)>,
+    a_pack: &'a mut [f32],
+    tile: [f32; MR * NR],
+}
+
+impl<'a> Rows<'a> {
+    fn new(a: &'a ArrayView2<'a, f32>, a_pack: &'a mut [f32]) -> Self {
+        let strides = a.strides();
+        let in_place = match (strides[0], strides[1]) {
+            (row, 1) if row >= 0 => Some((row as usize, 1)),
+            (1, col) if col >= 0 => Some((1, col as usize)),
+            _ => None,
+        };
+        Self { a, in_place, a_pack, tile: [0.0; MR * NR] }
+    }
+
+    /// The slice `depth` of `k` for the output's `rows` (at most [`MC`]) and `columns`, whose
+    /// packed panels (`depth.len()` × [`NR`] each) are `panels`, one after the other: written
+    /// into `out` for the first slice, added to it for the others, and `bias` (one value per
+    /// column of the whole output) added with the last.
+    ///
+    /// # Safety
+    /// As [`blocked`]'s; `rows` and `columns` are inside the output, `panels` holds their
+    /// panels, and the slices of an element run in order from the first.
+    unsafe fn slice_of_block(
+        &mut self,
+        rows: std::ops::Range<usize>,
+        depth: std::ops::Range<usize>,
+        panels: &[f32],
+        columns: std::ops::Range<usize>,
+        bias: Option<&[f32]>,
+        out: Out,
+    ) {
+        let (m0, mc, k0, kc) = (rows.start, rows.len(), depth.start, depth.len());
+        let bias = if depth.end == self.a.ncols() { bias } else { None };
+        let packed = self.in_place.is_none() || !mc.is_multiple_of(MR);
+        if packed {
+            pack_a(self.a, m0, mc, k0, kc, self.a_pack);
+        }
+        for (panel, j0) in columns.clone().step_by(NR).enumerate() {
+            let nr = NR.min(columns.end - j0);
+            let b_panel = &panels[panel * kc * NR..][..kc * NR];
+            for i0 in (0..mc).step_by(MR) {
+                let mr = MR.min(mc - i0);
+                let a = match self.in_place {
+                    Some((row, col)) if !packed => {
+                        // SAFETY: rows `m0 + i0 ..+ MR` and columns `k0 ..+ kc` are inside `a`
+                        // (`mc` is whole blocks here), whose strides these are.
+                        Block { at: unsafe { self.a.as_ptr().add((m0 + i0) * row + k0 * col) }, row, col }
+                    }
+                    _ => Block { at: self.a_pack[i0 * kc..][..kc * MR].as_ptr(), row: 1, col: MR },
+                };
+                // SAFETY: `available()` was checked by `gemm`; the A block holds `kc` steps of MR
+                // values at its strides and the B panel `kc` steps of NR; the tile's rows
+                // `m0 + i0 ..+ mr` and columns `j0 ..+ nr` are inside `out` (the caller's
+                // contract), a full tile's writes exactly those, and `add` reads them only after
+                // the slice before wrote them; `tile` is MR × NR.
+                unsafe {
+                    let at = out.at.add((m0 + i0) * out.ldc + j0);
+                    let bias = bias.map(|bias| &bias[j0..j0 + nr]);
+                    if mr == MR && nr == NR {
+                        let bias = bias.map(<[f32]>::as_ptr);
+                        kernel(kc, a, b_panel.as_ptr(), at, Store { ldc: out.ldc, add: k0 > 0, bias });
+                    } else {
+                        let store = Store { ldc: NR, add: false, bias: None };
+                        kernel(kc, a, b_panel.as_ptr(), self.tile.as_mut_ptr(), store);
+                        for r in 0..mr {
+                            let row =
+                                std::slice::from_raw_parts_mut(at.add(r * out.ldc).cast::<MaybeUninit<f32>>(), nr);
+                            for (j, (o, t)) in row.iter_mut().zip(&self.tile[r * NR..][..nr]).enumerate() {
+                                let sum = if k0 > 0 { o.assume_init() + t } else { *t };
+                                o.write(bias.map_or(sum, |bias| sum + bias[j]));
                             }
                         }
                     }
@@ -272,14 +387,23 @@ struct Block {
     col: usize,
 }
 
-/// The `MR × NR` tile at `c` (row stride `ldc`) gets — or, with `add`, is added — the product of
-/// an `A` block and a packed `B` panel, `kc` deep.
+/// How [`kernel`] stores its tile: rows `ldc` apart, added to what is there (`add`), and then a
+/// bias (`NR` values, one per column) added.
+#[derive(Clone, Copy)]
+struct Store {
+    ldc: usize,
+    add: bool,
+    bias: Option<*const f32>,
+}
+
+/// The `MR × NR` tile at `c` gets — or, with `store.add`, is added — the product of an `A` block
+/// and a packed `B` panel, `kc` deep, and then `store.bias` when given.
 ///
 /// # Safety
-/// AVX-512F present; `a` addresses `kc` steps of MR readable values, `b` holds `kc · NR`, and
-/// `c` MR rows of NR writable values `ldc` apart.
+/// AVX-512F present; `a` addresses `kc` steps of MR readable values, `b` holds `kc · NR`, `c` MR
+/// rows of NR writable values `store.ldc` apart, and a bias NR readable values.
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel(kc: usize, a: Block, b: *const f32, c: *mut f32, ldc: usize, add: bool) {
+unsafe fn kernel(kc: usize, a: Block, b: *const f32, c: *mut f32, store: Store) {
     let mut acc: [__m512; 2 * MR] = [_mm512_setzero_ps(); 2 * MR];
     for p in 0..kc {
         // SAFETY: within the block and the panel (the caller's contract).
@@ -294,14 +418,20 @@ unsafe fn kernel(kc: usize, a: Block, b: *const f32, c: *mut f32, ldc: usize, ad
             }
         }
     }
+    // SAFETY: NR values (the caller's contract).
+    let bias = store.bias.map(|bias| unsafe { (_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(16))) });
     for r in 0..MR {
         // SAFETY: row `r` of the tile (the caller's contract).
         unsafe {
-            let row = c.add(r * ldc);
+            let row = c.add(r * store.ldc);
             let (mut lo, mut hi) = (acc[2 * r], acc[2 * r + 1]);
-            if add {
+            if store.add {
                 lo = _mm512_add_ps(_mm512_loadu_ps(row), lo);
                 hi = _mm512_add_ps(_mm512_loadu_ps(row.add(16)), hi);
+            }
+            if let Some((bias_lo, bias_hi)) = bias {
+                lo = _mm512_add_ps(lo, bias_lo);
+                hi = _mm512_add_ps(hi, bias_hi);
             }
             _mm512_storeu_ps(row, lo);
             _mm512_storeu_ps(row.add(16), hi);
@@ -311,7 +441,7 @@ unsafe fn kernel(kc: usize, a: Block, b: *const f32, c: *mut f32, ldc: usize, ad
 
 #[cfg(test)]
 mod tests {
-    use ndarray::{Array2, ShapeBuilder};
+    use ndarray::{Array1, Array2, ShapeBuilder};
 
     use super::*;
 
@@ -340,7 +470,7 @@ mod tests {
             let (a, b) = (matrix(m, k, 1, a_column_major), matrix(k, n, 2, b_column_major));
             // NaN where nothing writes: an element the product skipped would show.
             let mut out = Array2::from_elem((m, n), MaybeUninit::new(f32::NAN));
-            gemm(a.view(), b.view(), out.view_mut());
+            gemm(a.view(), b.view(), None, out.view_mut());
             // SAFETY: every element was initialised (to NaN) above.
             let out = out.mapv(|v| unsafe { v.assume_init() });
             for i in 0..m {
@@ -351,6 +481,35 @@ mod tests {
                         "[{m}, {k}, {n}], column-major a {a_column_major} b {b_column_major}, at ({i}, {j})"
                     );
                 }
+            }
+        }
+    }
+
+    /// Products that take the order by blocks of columns (two slices of `k`, wider than a block,
+    /// a last block and panel partial, `A` in place and packed) are matrixmultiply's bit for bit,
+    /// with and without a bias.
+    #[test]
+    fn products_by_blocks_of_columns_are_matrixmultiplys() {
+        if !available() {
+            return;
+        }
+        for ((m, k, n), a_column_major) in [((100, 300, 300), false), ((67, 512, 530), true), ((130, 257, 257), false)]
+        {
+            assert!(by_columns(m, k, n), "[{m}, {k}, {n}] takes the order by columns");
+            let (a, b) = (matrix(m, k, 7, a_column_major), matrix(k, n, 8, false));
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01 - 1.0).collect();
+            let mut want = Array2::<f32>::zeros((m, n));
+            ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut want);
+            for with_bias in [false, true] {
+                let mut out = Array2::from_elem((m, n), MaybeUninit::new(f32::NAN));
+                gemm(a.view(), b.view(), with_bias.then_some(&bias[..]), out.view_mut());
+                // SAFETY: every element was initialised (to NaN) above.
+                let out = out.mapv(|v| unsafe { v.assume_init() });
+                let want = if with_bias { &want + &Array1::from(bias.clone()) } else { want.clone() };
+                assert!(
+                    out.iter().zip(&want).all(|(o, w)| o.to_bits() == w.to_bits()),
+                    "[{m}, {k}, {n}], column-major a {a_column_major}, bias {with_bias}"
+                );
             }
         }
     }
@@ -366,9 +525,9 @@ mod tests {
         let (m, k, n) = (70, 300, 65);
         let (a, b) = (matrix(m, k, 3, false), matrix(k, n, 4, false));
         let mut alone = Array2::from_elem((m, n), MaybeUninit::new(f32::NAN));
-        gemm(a.view(), b.view(), alone.view_mut());
+        gemm(a.view(), b.view(), None, alone.view_mut());
         let mut wide = Array2::from_elem((m, n + 40), MaybeUninit::new(-1.0f32));
-        gemm(a.view(), b.view(), wide.slice_mut(s![.., 17..17 + n]));
+        gemm(a.view(), b.view(), None, wide.slice_mut(s![.., 17..17 + n]));
         // SAFETY: every element was initialised above.
         let (alone, wide) = (alone.mapv(|v| unsafe { v.assume_init() }), wide.mapv(|v| unsafe { v.assume_init() }));
         assert_eq!(wide.slice(s![.., 17..17 + n]), alone);

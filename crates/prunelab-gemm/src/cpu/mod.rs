@@ -135,7 +135,7 @@ pub fn batched_gemm(
     in_blocks(slice, m * n, lhs.len().div_ceil(threads.clamp(1, lhs.len())), |first, out| {
         for (i, out) in out.chunks_mut(m * n).enumerate() {
             let out = ArrayViewMut2::from_shape((m, n), out).expect("one matrix of the batch");
-            block_product(&lhs[first + i], &rhs[first + i], out);
+            block_product(&lhs[first + i], &rhs[first + i], None, out);
         }
     });
     // SAFETY: the blocks cover the output, and `block_product` writes every element of its block.
@@ -148,7 +148,9 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> A
 }
 
 /// `a · b`, plus `bias` (one value per column) added to every row when given, by the thread
-/// that computed the element right after its product (the bits of `(a · b)[i, j] + bias[j]`).
+/// that computed the element, after its product (the bits of `(a · b)[i, j] + bias[j]`; the
+/// AVX-512 kernel adds it as it stores the product's last slice, where a pass of its own read
+/// the block back from memory: `bench/NOTES.md`).
 ///
 /// The output is split over the threads by rows or by columns, whichever copies less: each
 /// thread packs every column of `b` it multiplies (and reads `a`'s rows where they lie), so
@@ -192,19 +194,8 @@ pub fn biased_gemm(
             } else {
                 (i * len..i * len + block.nrows(), 0..n)
             };
-            block_product(
-                &a.slice(ndarray::s![rows, ..]),
-                &b.slice(ndarray::s![.., columns.clone()]),
-                block.view_mut(),
-            );
-            if let Some(bias) = bias.as_deref() {
-                let bias = &bias[columns];
-                for mut row in block.rows_mut() {
-                    let row = row.as_slice_mut().expect("a block's rows are contiguous");
-                    // SAFETY: `block_product` wrote every element of the block.
-                    row.iter_mut().zip(bias).for_each(|(o, b)| *o = MaybeUninit::new(unsafe { o.assume_init() } + b));
-                }
-            }
+            let bias = bias.as_deref().map(|bias| &bias[columns.clone()]);
+            block_product(&a.slice(ndarray::s![rows, ..]), &b.slice(ndarray::s![.., columns]), bias, block.view_mut());
         });
     }
     // SAFETY: the blocks cover the output (none when it is empty), and `block_product` writes
@@ -300,14 +291,20 @@ pub(crate) unsafe fn assume_init(buffer: Vec<MaybeUninit<f32>>) -> Vec<f32> {
     unsafe { Vec::from_raw_parts(buffer.as_mut_ptr().cast::<f32>(), buffer.len(), buffer.capacity()) }
 }
 
-/// `out = a · b` on one thread (`out` the row-major output, not necessarily initialised; every
-/// element is written): the AVX-512 kernel where the CPU has AVX-512, else matrixmultiply
-/// (Burn's kernel) on zeros.
+/// `out = a · b` (plus `bias`, one value per column, added to each element after its product) on
+/// one thread (`out` the row-major output, not necessarily initialised; every element is
+/// written): the AVX-512 kernel where the CPU has AVX-512 (the bias added as it stores the last
+/// slice of `k`), else matrixmultiply (Burn's kernel) on zeros, then the bias.
 #[allow(unsafe_code)]
-fn block_product(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, mut out: ArrayViewMut2<'_, MaybeUninit<f32>>) {
+fn block_product(
+    a: &ArrayView2<'_, f32>,
+    b: &ArrayView2<'_, f32>,
+    bias: Option<&[f32]>,
+    mut out: ArrayViewMut2<'_, MaybeUninit<f32>>,
+) {
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {
-        return avx512::gemm(a.view(), b.view(), out);
+        return avx512::gemm(a.view(), b.view(), bias, out);
     }
     out.fill(MaybeUninit::new(0.0));
     let (dim, strides) = (out.raw_dim(), out.strides().to_vec());
@@ -317,6 +314,11 @@ fn block_product(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>, mut out: Arra
     // borrowing it for the product.
     let mut out = unsafe { ArrayViewMut2::from_shape_ptr(dim.strides(strides), out.as_mut_ptr().cast::<f32>()) };
     general_mat_mul(1.0, a, b, 0.0, &mut out);
+    if let Some(bias) = bias {
+        for mut row in out.rows_mut() {
+            row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+        }
+    }
 }
 
 /// Which kernel multiplies the blocks: `avx512` or `matrixmultiply` (logged by [`install`]).
