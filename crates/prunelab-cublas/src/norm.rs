@@ -1,7 +1,8 @@
 //! LayerNorm (`prunelab_models::layers::norm`) on CUDA as kernels of our own (`layer_norm.cu`):
-//! one launch forward (a post-LayerNorm block's residual sum included) and three backward, queued on CubeCL's stream in one submission each,
-//! where Burn's decomposed norm and its autodiff take about seventeen kernels per norm and step
-//! (GPT-2 small under Burn's fusion, counted by CUPTI: `bench/NOTES.md`).
+//! one launch forward (a post-LayerNorm block's residual sum included) and three backward,
+//! queued on CubeCL's stream in one submission each, where Burn's decomposed norm and its
+//! autodiff take about seventeen kernels per norm and step (GPT-2 small under Burn's fusion,
+//! counted by CUPTI: `bench/NOTES.md`).
 //!
 //! - [`LayerNormKernels`]: the forward (output, and each row's mean and reciprocal deviation) and
 //!   the backward (the gradients of the input, the scale and the shift) on a backend: CUDA, and

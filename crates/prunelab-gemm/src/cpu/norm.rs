@@ -17,6 +17,8 @@
 //! formulas, `(x − mean) · rstd` multiplying by the reciprocal where Burn divides).
 
 use std::any::Any;
+use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::ops::FloatTensor;
@@ -82,8 +84,8 @@ fn forward(
     let residual = residual.as_ref().map(slice);
     let cols = gamma.len();
     let rows = x.len() / cols;
-    let rows_of = |input| Rows { x: input, residual, keep_sum: save && residual.is_some() };
-    let out = forward_rows(rows_of(x), gamma, beta, epsilon, threads_for(x.len()));
+    let input = Rows { x, residual, keep_sum: save && residual.is_some() };
+    let out = forward_rows(input, gamma, beta, epsilon, threads_for(x.len()));
     NormForward {
         output: tensor(out.y, &[rows, cols]),
         mean: tensor(out.mean, &[rows]),
@@ -99,6 +101,32 @@ struct Rows<'a> {
     x: &'a [f32],
     residual: Option<&'a [f32]>,
     keep_sum: bool,
+}
+
+impl<'a> Rows<'a> {
+    /// The norm's input row at `at`: `x`'s own, or its sum with the residual, written into `kept`
+    /// (the sum the backward reads) where given, else into `scratch` (`at.len()` values).
+    fn row<'r>(&self, at: Range<usize>, kept: Option<&'r mut [MaybeUninit<f32>]>, scratch: &'r mut [f32]) -> &'r [f32]
+    where
+        'a: 'r,
+    {
+        let Some(residual) = self.residual else { return &self.x[at] };
+        let pairs = self.x[at.clone()].iter().zip(&residual[at]);
+        match kept {
+            Some(sum) => {
+                sum.iter_mut().zip(pairs).for_each(|(s, (a, b))| _ = s.write(a + b));
+                // SAFETY: every element of `sum` was written just above.
+                #[allow(unsafe_code)]
+                unsafe {
+                    std::slice::from_raw_parts(sum.as_ptr().cast::<f32>(), sum.len())
+                }
+            }
+            None => {
+                scratch.iter_mut().zip(pairs).for_each(|(s, (a, b))| *s = a + b);
+                scratch
+            }
+        }
+    }
 }
 
 /// The forward's results.
@@ -126,27 +154,8 @@ fn forward_rows(input: Rows<'_>, gamma: &[f32], beta: &[f32], epsilon: f32, thre
         let mut scratch = if input.residual.is_some() && sums.is_none() { vec![0f32; cols] } else { Vec::new() };
         for (r, y) in y.chunks_mut(cols).enumerate() {
             let at = (first + r) * cols..(first + r + 1) * cols;
-            let row: &[f32] = match (input.residual, sums.as_deref_mut()) {
-                (None, _) => &input.x[at],
-                (Some(residual), kept) => {
-                    let (x, residual) = (&input.x[at.clone()], &residual[at]);
-                    match kept {
-                        Some(sums) => {
-                            let sum = &mut sums[r * cols..(r + 1) * cols];
-                            sum.iter_mut().zip(x.iter().zip(residual)).for_each(|(s, (a, b))| _ = s.write(a + b));
-                            // SAFETY: every element of `sum` was written just above.
-                            #[allow(unsafe_code)]
-                            unsafe {
-                                std::slice::from_raw_parts(sum.as_ptr().cast::<f32>(), cols)
-                            }
-                        }
-                        None => {
-                            scratch.iter_mut().zip(x.iter().zip(residual)).for_each(|(s, (a, b))| *s = a + b);
-                            &scratch[..]
-                        }
-                    }
-                }
-            };
+            let kept = sums.as_deref_mut().map(|sums| &mut sums[r * cols..(r + 1) * cols]);
+            let row = input.row(at, kept, &mut scratch);
             let m = math::lanes_sum(cols, |c| row[c]) / cols as f32;
             let var = math::lanes_sum(cols, |c| (row[c] - m) * (row[c] - m)) / cols as f32;
             let s = 1.0 / (var + epsilon).sqrt();

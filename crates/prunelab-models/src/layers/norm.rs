@@ -87,6 +87,9 @@ fn sums_apart() -> bool {
     *APART.get_or_init(|| std::env::var(RESIDUAL_VARIABLE).is_ok_and(|v| v == "apart"))
 }
 
+/// The norm of `x` (plus `residual`), through the installed kernel when there is one and the norm
+/// has a shift: the leading axes flattened for it and restored after; where no kernel takes it,
+/// `LayerNorm::forward` of the same input.
 fn through_kernel<B: Backend, const D: usize>(
     norm: &LayerNorm<B>,
     x: Tensor<B, D>,
