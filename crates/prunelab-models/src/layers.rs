@@ -112,7 +112,8 @@ pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
 /// Merge `[batch, heads, seq, head_dim]` back into `[batch, seq, heads * head_dim]`.
 pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
     let [batch, heads, seq, head_dim] = x.dims();
-    x.swap_dims(1, 2).reshape([batch, seq, heads * head_dim])
+    // A view where the heads already lie interleaved (the CPU's attention product makes them so).
+    view::reshape(x.swap_dims(1, 2), [batch, seq, heads * head_dim])
 }
 
 /// The dtype the matrix products run in, process-wide (0: the parameters' own, f32).

@@ -125,6 +125,9 @@ pub fn batched_gemm(
     transpose_b: bool,
     threads: usize,
 ) -> ArrayD<f32> {
+    if let Some(out) = heads_interleaved(&a, transpose_a, &b, transpose_b, threads) {
+        return out;
+    }
     let mut out_shape = a.shape()[..a.ndim() - 2].to_vec();
     let (lhs, rhs) = (batch_matrices(a, transpose_a), batch_matrices(b, transpose_b));
     let (m, n) = (lhs[0].nrows(), rhs[0].ncols());
@@ -140,6 +143,48 @@ pub fn batched_gemm(
     });
     // SAFETY: the blocks cover the output, and `block_product` writes every element of its block.
     unsafe { out.assume_init() }
+}
+
+/// The attention's `probs · v` where `v`'s heads are interleaved in memory (`[batch, heads, seq,
+/// head_dim]` viewed from `[batch, seq, heads · head_dim]`, as `layers::split_heads` makes it):
+/// the output laid out the same way — `[batch, heads, seq, head_dim]` over memory ordered
+/// `[batch, seq, heads, head_dim]` — so that merging the heads back is a view, where a standard
+/// output made it a copy element by element on one thread (`bench/NOTES.md`). `None` for other
+/// operands. Each matrix of the batch is the same product as [`batched_gemm`]'s.
+#[allow(unsafe_code)]
+fn heads_interleaved(
+    a: &ArrayViewD<'_, f32>,
+    transpose_a: bool,
+    b: &ArrayViewD<'_, f32>,
+    transpose_b: bool,
+    threads: usize,
+) -> Option<ArrayD<f32>> {
+    let (shape, strides) = (b.shape(), b.strides());
+    if a.ndim() != 4 || b.ndim() != 4 || transpose_b || a.shape()[..2] != shape[..2] {
+        return None;
+    }
+    let [batch, heads, k, n] = [shape[0], shape[1], shape[2], shape[3]];
+    let interleaved = [k * heads * n, n, heads * n, 1].iter().zip(strides).all(|(&want, &got)| want as isize == got);
+    if !interleaved || heads < 2 || batch == 0 {
+        return None;
+    }
+    let (lhs, rhs) = (batch_matrices(a.view(), transpose_a), batch_matrices(b.view(), false));
+    let m = lhs[0].nrows();
+    let mut out = ndarray::Array4::<f32>::uninit((batch, m, heads, n));
+    let threads = if m * n * k * lhs.len() < PARALLEL_MIN_WORK { 1 } else { threads.clamp(1, batch) };
+    let items = batch.div_ceil(threads);
+    pool::split(out.axis_chunks_iter_mut(Axis(0), items).enumerate(), |(chunk, mut items_out)| {
+        for (item, mut item_out) in items_out.outer_iter_mut().enumerate() {
+            for h in 0..heads {
+                let i = (chunk * items + item) * heads + h;
+                block_product(&lhs[i], &rhs[i], None, item_out.slice_mut(ndarray::s![.., h, ..]));
+            }
+        }
+    });
+    // SAFETY: every (item, head) matrix of the output was written by `block_product`, which
+    // writes every element of its block.
+    let out = unsafe { out.assume_init() };
+    Some(out.permuted_axes([0, 2, 1, 3]).into_dyn())
 }
 
 /// `a · b`, its rows split over `threads` threads (bit for bit the single-threaded product).
@@ -529,6 +574,55 @@ mod tests {
         for threads in [1, 2, 3] {
             let got = batched_gemm(qa.view(), false, ka.view(), true, threads);
             assert!(got.iter().copied().eq(burns.iter().copied()), "{threads} threads");
+        }
+    }
+
+    /// `probs · v` with `v`'s heads interleaved (split by a swap of axes): Burn's batched matmul
+    /// bit for bit, forward and both gradients, on 1–3 threads; the output's heads lie
+    /// interleaved too, so that merging them back is standard layout (a view, no copy).
+    #[test]
+    fn products_into_interleaved_heads_are_burns_and_merge_without_a_copy() {
+        type A = Autodiff<NdArray>;
+        let device = Default::default();
+        let (batch, seq, heads, dim) = (3, 9, 4, 8);
+        let v_leaf = Tensor::<A, 4>::from_data(
+            random([batch * seq, heads * dim], 9).reshape([batch, seq, heads, dim]).into_data(),
+            &device,
+        )
+        .require_grad();
+        let p_leaf = Tensor::<A, 4>::from_data(
+            random([batch * heads * seq, seq], 10).reshape([batch, heads, seq, seq]).into_data(),
+            &device,
+        )
+        .require_grad();
+        let upstream = Tensor::<A, 4>::from_data(
+            random([batch * heads * seq, dim], 11).reshape([batch, heads, seq, dim]).into_data(),
+            &device,
+        );
+        let reference = p_leaf.clone().matmul(v_leaf.clone().swap_dims(1, 2));
+        let grads = (reference.clone() * upstream.clone()).sum().backward();
+        let want =
+            (reference.into_data(), p_leaf.grad(&grads).unwrap().into_data(), v_leaf.grad(&grads).unwrap().into_data());
+
+        let (lhs, rhs) =
+            (p_leaf.clone().into_primitive().tensor(), v_leaf.clone().swap_dims(1, 2).into_primitive().tensor());
+        let out = Tensor::<A, 4>::from_primitive(TensorPrimitive::Float(crate::autodiff::product::<
+            NdArray,
+            NoCheckpointing,
+        >(lhs, rhs, primitive_gemm)));
+        let grads = (out.clone() * upstream).sum().backward();
+        assert_eq!(out.into_data(), want.0, "product");
+        assert_eq!(p_leaf.grad(&grads).unwrap().into_data(), want.1, "probabilities' gradient");
+        assert_eq!(v_leaf.grad(&grads).unwrap().into_data(), want.2, "values' gradient");
+
+        let (pa, va) =
+            (array(p_leaf.inner().into_primitive().tensor()), array(v_leaf.inner().into_primitive().tensor()));
+        let va = va.view().permuted_axes(IxDyn(&[0, 2, 1, 3]));
+        for threads in [1, 2, 3] {
+            let got = batched_gemm(pa.view(), false, va.clone(), false, threads);
+            assert!(got.iter().copied().eq(want.0.iter::<f32>()), "{threads} threads");
+            let merged = got.view().permuted_axes(IxDyn(&[0, 2, 1, 3]));
+            assert!(merged.is_standard_layout(), "heads merged back without a copy ({threads} threads)");
         }
     }
 }
