@@ -48,6 +48,9 @@ pub struct EvaluateArgs {
     /// Write evaluation.json (labelled splits) or test_predictions.tsv (test) here
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Seed of a classification head the checkpoint lacks (drawn new, untrained: warned)
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
 }
 
 impl EvaluateArgs {
@@ -63,6 +66,9 @@ impl EvaluateArgs {
         };
         let data = source.load(self.task, split)?;
         let device = backend::device();
+        // Seed before loading: a checkpoint without a classification head gets a new one drawn
+        // from the backend's generator, and two runs of one command must print the same scores.
+        <backend::Backend as burn::tensor::backend::Backend>::seed(&device, self.seed);
         let model = load_classifier::<backend::Backend>(&files, self.task.spec().num_labels(), &device)?.model;
         if self.max_length > model.max_positions() {
             bail!("--max-length {} exceeds the model's {} positions", self.max_length, model.max_positions());
