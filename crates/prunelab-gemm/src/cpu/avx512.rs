@@ -65,6 +65,7 @@ pub fn gemm(
         return;
     }
     if k == 0 {
+        // An empty sum is 0, and `0 + bias` is what the bias pass made of it (−0 becomes +0).
         for mut row in out.rows_mut() {
             row.iter_mut().enumerate().for_each(|(j, o)| _ = o.write(bias.map_or(0.0, |bias| 0.0 + bias[j])));
         }
