@@ -33,6 +33,8 @@
 #                                   # (gather/); OLD_ENV=PRUNELAB_GATHER=copies: "before" is the same build with a copy per part
 #   bash bench/device.sh residual   # issues 22/23: post-LayerNorm residual sums inside the norm's kernel, the same comparison
 #                                   # (residual/); OLD_ENV=PRUNELAB_RESIDUAL_NORM=apart: "before" is the same build with Burn's adds
+#   bash bench/device.sh elementwise  # issue 22: GELU and dropout as kernels of our own (elementwise.cu), the same comparison
+#                                   # (elementwise/); OLD_ENV=PRUNELAB_CUDA_FUSED=softmax: "before" is the same build with Burn's
 #   bash bench/device.sh infer      # issue 22: MiniLM bench infer alone, before vs VARIANT, torch beside (a short call; infer/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
@@ -594,7 +596,8 @@ precision_gpu() {
 # global norm (squares.cu; mode `norm`, records in $OUT/norm), the embedding gradient
 # (embed.cu; mode `embed`), softmax (softmax.cu; mode `softmax`) or the attention's batched products
 # (mode `batched`), biases in cuBLASLt's epilogue (mode `bias`) or the gathers' kernel (mode
-# `gather`) or residual sums inside LayerNorm (mode `residual`), records in $OUT/<mode>. The build
+# `gather`) or residual sums inside LayerNorm (mode `residual`) or GELU and dropout (mode
+# `elementwise`), records in $OUT/<mode>. The build
 # before (.device/bin/prunelab-before.xz, or OLD_ENV: see before_command) against VARIANT's (default
 # fusion-cublas), sharing one kernel
 # cache: GPT-2 small and MiniLM's shape (random weights), `bench train` and MiniLM's `bench infer`
@@ -613,8 +616,12 @@ norm_gpu() {
     for b in old new; do
       local -n cmd=$b
       RUST_LOG=info timeout 120 "${cmd[@]}" bench train "/tmp/$arch" --steps 3 > "$dir/warm-$arch-$b.json" 2> "$OUT/logs/warm-$arch-$b.log"
-      echo "warmed $arch $b: exit $? at ${SECONDS} s; $(grep -h 'norm\|gathers\|embedding\|WARN\|ERROR' "$OUT/logs/warm-$arch-$b.log" | cut -c1-200 | head -n 4)"
+      echo "warmed $arch $b: exit $? at ${SECONDS} s; $(grep -h 'norm\|gathers\|embedding\|GELU\|WARN\|ERROR' "$OUT/logs/warm-$arch-$b.log" | cut -c1-200 | head -n 6)"
     done
+    # REQUIRE_LOG: a line the new build must log (its kernels installed), else nothing is measured.
+    if [ -n "${REQUIRE_LOG:-}" ] && ! grep -q "$REQUIRE_LOG" "$OUT/logs/warm-$arch-new.log"; then
+      echo "the new build did not log '$REQUIRE_LOG':"; tail -n 20 "$OUT/logs/warm-$arch-new.log"; return 1
+    fi
   done
   for r in $(seq "${REPEATS:-2}"); do
     for arch in gpt2-small minilm-random; do
@@ -647,6 +654,7 @@ norm_gpu() {
   for steps in "${STEPS_A:-5}" "${STEPS_B:-15}"; do
     [ "$SECONDS" -lt "$((limit + 120))" ] || break
     CUPTI_BUSY_OUT="$dir/names-train-minilm-prunelab-$steps.json" timeout 60 "${busy[@]}" "${new[@]}" bench train /tmp/minilm-random --steps "$steps" > /dev/null 2>> "$log"
+    CUPTI_BUSY_OUT="$dir/names-train-minilm-before-$steps.json" timeout 60 "${busy[@]}" "${old[@]}" bench train /tmp/minilm-random --steps "$steps" > /dev/null 2>> "$log"
     CUPTI_BUSY_OUT="$dir/names-train-minilm-torch-$steps.json" timeout 60 "${busy[@]}" python3 bench/torch_bench.py train /tmp/minilm-random --steps "$steps" --precision tf32 > /dev/null 2>> "$log"
   done
   for f in "$dir"/phases-*.json; do [ -e "$f" ] && echo "$(basename "$f" .json): $(cut -c1-900 "$f")"; done
@@ -809,7 +817,7 @@ case ${1:-} in
     info
     infer_ab
     ;;
-  embed|softmax|batched|pipeline|bias|gather|residual)
+  embed|softmax|batched|pipeline|bias|gather|residual|elementwise)
     info
     norm_gpu "$1"
     ;;

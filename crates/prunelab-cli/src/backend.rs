@@ -288,7 +288,7 @@ fn auto_fused() -> &'static str {
     "cpu-threads"
 }
 
-/// On cuda with cublas, the layers' kernels (LayerNorm, embeddings, softmax) and the optimizer's
+/// On cuda with cublas, the layers' kernels (LayerNorm, embeddings, softmax, GELU, dropout) and the optimizer's
 /// (each group where it installs; a warning says why not, and Burn's ops stay).
 #[cfg(feature = "cublas")]
 fn auto_fused() -> &'static str {
@@ -302,7 +302,7 @@ fn auto_fused() -> &'static str {
 }
 
 /// Install the optimizer's gathers and norm and/or the layers' kernels (LayerNorm, embedding
-/// gradients, softmax) on cuda with cublas; the name of what was installed whole. Asked for one
+/// gradients, softmax, GELU, dropout) on cuda with cublas; the name of what was installed whole. Asked for one
 /// part alone, failing to install any of it is an error; asked for both, a warning.
 #[cfg(feature = "cublas")]
 fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
@@ -330,7 +330,7 @@ fn cuda_fused(gathers: bool, norms: bool) -> anyhow::Result<&'static str> {
     let layers: [(&str, Install); 3] = [
         ("LayerNorms", prunelab_cublas::install_norms),
         ("embedding gradients", prunelab_cublas::install_embeddings),
-        ("softmaxes", prunelab_cublas::install_softmax),
+        ("softmaxes, GELUs and dropouts", prunelab_cublas::install_fused),
     ];
     let mut all_layers = norms;
     for (what, kernels) in layers {

@@ -1,6 +1,7 @@
 //! CUDA kernels of prunelab's own (`layer_norm.cu`, `bf16.cu` for the bf16 products,
 //! `batched.cu` for the batched products' matrix addresses, `squares.cu` for the optimizer's
-//! global norm, `embed.cu` for embedding gradients, `softmax.cu`, and `bias.cu` for the biases'
+//! global norm, `embed.cu` for embedding gradients, `softmax.cu`, `elementwise.cu` for GELU and
+//! dropout, and `bias.cu` for the biases'
 //! gradients and the biased products cuBLASLt has no algorithm for, `gather.cu` for the optimizer's
 //! gathers),
 //! compiled once at run time by NVRTC and launched on CubeCL's stream by CubeCL's runtime thread,
@@ -30,11 +31,12 @@ const SOURCE: &str = concat!(
     include_str!("squares.cu"),
     include_str!("embed.cu"),
     include_str!("softmax.cu"),
+    include_str!("elementwise.cu"),
     include_str!("bias.cu"),
     include_str!("gather.cu")
 );
 /// The kernels in it.
-const NAMES: [&str; 19] = [
+const NAMES: [&str; 22] = [
     "layer_norm_forward",
     "add_layer_norm_forward",
     "layer_norm_backward_input",
@@ -50,6 +52,9 @@ const NAMES: [&str; 19] = [
     "embed_rows",
     "softmax_forward",
     "softmax_backward",
+    "dropout",
+    "gelu_forward",
+    "gelu_backward",
     "add_bias",
     "column_sums_partial",
     "column_sums_total",
@@ -119,7 +124,7 @@ fn compile() -> Result<Module, String> {
             .to_string());
     }
     let ptx = nvrtc::compile_ptx(SOURCE).map_err(|error| {
-        format!("NVRTC compiling layer_norm.cu, bf16.cu, batched.cu, squares.cu, embed.cu, softmax.cu, bias.cu and gather.cu: {error:?}")
+        format!("NVRTC compiling layer_norm.cu, bf16.cu, batched.cu, squares.cu, embed.cu, softmax.cu, elementwise.cu, bias.cu and gather.cu: {error:?}")
     })?;
     let image = CString::new(ptx.to_src()).map_err(|_| "NVRTC's PTX holds a NUL byte".to_string())?;
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -151,6 +156,8 @@ pub(crate) enum Arg {
     I32(i32),
     /// A 32-bit float.
     F32(f32),
+    /// A 64-bit unsigned integer.
+    U64(u64),
 }
 
 /// `Arg::Buffer` for each of `buffers`, then `scalars`: a launch's arguments in order.
@@ -189,6 +196,7 @@ pub(crate) fn launch_all(stream: driver_sys::CUstream, pointers: &[u64], launche
                 Arg::Buffer(i) => *pointers.get(i).ok_or("a kernel argument names no buffer")?,
                 Arg::I32(v) => u64::from(v as u32),
                 Arg::F32(v) => u64::from(v.to_bits()),
+                Arg::U64(v) => v,
             });
         }
         let mut params: Vec<*mut c_void> = values.iter_mut().map(|v| (v as *mut u64).cast::<c_void>()).collect();

@@ -1,8 +1,8 @@
 //! CUDA work of prunelab's own on Burn's CUDA backend, queued on CubeCL's stream: cuBLAS for the
 //! projections ([`install`]), the flat optimizer step's gathers as one kernel launch
 //! ([`install_gathers`]) and its global norm as a kernel of its own ([`install_squares`]), and
-//! LayerNorm, embedding gradients and softmax as kernels of its own ([`install_norms`],
-//! [`install_embeddings`], [`install_softmax`]).
+//! LayerNorm, embedding gradients, softmax, GELU and dropout as kernels of its own
+//! ([`install_norms`], [`install_embeddings`], [`install_fused`]).
 //!
 //! Burn 0.21 multiplies f32 matrices on CUDA with CubeCL's own kernels, in TF32 arithmetic, at
 //! 49–94 TFLOP/s on an H200 where cuBLAS reaches 410 (`bench/NOTES.md`). This crate hands every
@@ -47,8 +47,8 @@
 //! Burn's decomposed norm takes about seventeen kernels, the flat optimizer step's global norm
 //! ([`install_squares`]), two launches where Burn's ops take three slower kernels, and embedding
 //! tables' gradients ([`install_embeddings`]): a deterministic sort-and-sum in one submission
-//! where Burn's `select_add` serialises on rows many tokens share, and the attention's softmax
-//! ([`install_softmax`]), one launch forward and one backward.
+//! where Burn's `select_add` serialises on rows many tokens share, and the attention's softmax,
+//! GELU and dropout ([`install_fused`]), one launch forward and one backward each.
 //!
 //! For measurement, [`phase_marker`] finds the phase mark of the CUPTI counter
 //! `bench/cupti_busy.c`, which the CLI calls between a training step's phases when asked.
@@ -62,6 +62,8 @@ mod bias;
 mod cublas;
 #[cfg(feature = "cuda")]
 mod embed;
+#[cfg(feature = "cuda")]
+mod fused;
 #[cfg(feature = "fusion")]
 mod fusion;
 #[cfg(feature = "cuda")]
@@ -76,8 +78,6 @@ mod marks;
 #[cfg(feature = "cuda")]
 mod norm;
 #[cfg(feature = "cuda")]
-mod softmax;
-#[cfg(feature = "cuda")]
 mod squares;
 #[cfg(feature = "cuda")]
 mod stream;
@@ -87,6 +87,8 @@ pub use cublas::{Arithmetic, CublasError, Order};
 #[cfg(feature = "cuda")]
 pub use embed::{EmbeddingGrad, install_embeddings};
 #[cfg(feature = "cuda")]
+pub use fused::{FUSED_VARIABLE, FusedKernels, Mask, install_fused};
+#[cfg(feature = "cuda")]
 pub use gather::{GATHER_VARIABLE, Gather, install_gathers};
 #[cfg(feature = "cuda")]
 pub use install::{BIAS_VARIABLE, Gemm, GemmBias, ORDER_VARIABLE, install};
@@ -94,7 +96,5 @@ pub use install::{BIAS_VARIABLE, Gemm, GemmBias, ORDER_VARIABLE, install};
 pub use marks::{PHASES_VARIABLE, PhaseMarker, phase_marker};
 #[cfg(feature = "cuda")]
 pub use norm::{LayerNormKernels, install_norms};
-#[cfg(feature = "cuda")]
-pub use softmax::{SoftmaxKernels, install_softmax};
 #[cfg(feature = "cuda")]
 pub use squares::{SumOfSquares, install_squares};

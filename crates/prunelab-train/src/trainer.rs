@@ -192,6 +192,13 @@ struct Trainer<'a, B: AutodiffBackend> {
     progress: Progress<B>,
 }
 
+/// Seed the generators dropout draws from: Burn's, and the layers' stream of seeds for kernels
+/// that choose a mask's seed on the host (`prunelab_models::layers::fused::seed`).
+fn seed_dropout<B: AutodiffBackend>(device: &B::Device, seed: u64) {
+    B::seed(device, seed);
+    prunelab_models::layers::fused::seed(seed);
+}
+
 impl<'a, B: AutodiffBackend> Trainer<'a, B> {
     /// A trainer and its model at the start of the run, or after the last epoch of a matching
     /// checkpoint.
@@ -206,7 +213,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         if data.train.iter().any(|e| e.label.is_none()) {
             return Err(Error::Unlabelled("training"));
         }
-        B::seed(device, config.seed);
+        seed_dropout::<B>(device, config.seed);
         let resumed = match options.checkpoint {
             Some(c) => checkpoint::latest(c.dir, c.fingerprint)?,
             None => None,
@@ -290,7 +297,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
     ) -> Result<Classifier<B>> {
         let config = &self.options.config;
         if epoch > 1 {
-            B::seed(self.device, checkpoint::epoch_seed(config.seed, epoch));
+            seed_dropout::<B>(self.device, checkpoint::epoch_seed(config.seed, epoch));
         }
         reporter.on_epoch_start(epoch, self.plan.steps_per_epoch);
         let seed = config.seed.wrapping_add(epoch as u64);

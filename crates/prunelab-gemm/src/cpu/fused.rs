@@ -5,9 +5,10 @@
 //! MiniLM training step, dropout's element-by-element ChaCha draws 7 %: `bench/NOTES.md`). Here:
 //! - every row (softmax) or element (GELU, dropout) is computed by one thread in a fixed order,
 //!   so the result does not depend on the number of threads;
-//! - dropout draws its masks from a counter-based hash ([`math::hash`]) of the element's index
-//!   under a seed taken from Burn's seeded generator (so a run remains a function of its seed),
-//!   and its backward pass recomputes the mask instead of keeping it;
+//! - dropout draws its masks by the layers' rule (`fused::dropout_keeps`: a counter-based hash of
+//!   the element's index, the same on every backend) under a seed taken from Burn's seeded
+//!   generator (so a run remains a function of its seed), and its backward pass recomputes the
+//!   mask instead of keeping it;
 //! - the functions are the branch-free approximations of [`math`] (within 6e-7 of f64), which
 //!   the compiler vectorises — 16 lanes wide on CPUs with AVX-512, where each block of rows runs
 //!   in a copy of its loop compiled for it (`block_of_rows`; the same bits as the 4-lane one).
@@ -24,7 +25,7 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, Array2, Ix2};
-use prunelab_models::layers::fused::{FusedCall, FusedOp, set_fused_kernel};
+use prunelab_models::layers::fused::{self, FusedCall, FusedOp, set_fused_kernel};
 
 use super::{math, standard, threads, write_rows};
 
@@ -109,9 +110,7 @@ fn forward(op: FusedOp<NdArrayTensor>) -> (NdArrayTensor, Saved) {
         FusedOp::Dropout { input, prob } => {
             let input = matrix(input);
             let seed = draw_seed();
-            let keep = 1.0 - prob;
-            let threshold = (keep * (1u64 << 24) as f64).round() as u32;
-            let scale = (1.0 / keep) as f32;
+            let (threshold, scale) = fused::dropout_threshold(prob);
             let cols = input.ncols();
             let out = map_rows(&input, None, &(seed, threshold, scale, cols), Dropout);
             (tensor(out), Saved::Dropout { seed, threshold, scale })
@@ -262,9 +261,7 @@ fn softmax_row(x: &[f32], out: &mut [f32]) {
 #[inline(always)]
 fn dropout_span(seed: u64, threshold: u32, scale: f32, first: usize, x: &[f32], out: &mut [f32]) {
     for (offset, (o, &x)) in out.iter_mut().zip(x).enumerate() {
-        let index = (first + offset) as u64;
-        let draw = (math::hash(seed, index >> 1) >> (32 * (index & 1))) as u32 >> 8;
-        *o = if draw < threshold { x * scale } else { 0.0 };
+        *o = if fused::dropout_keeps(seed, (first + offset) as u64, threshold) { x * scale } else { 0.0 };
     }
 }
 
@@ -278,7 +275,7 @@ fn draw_seed() -> u64 {
     );
     let NdArrayTensor::F32(draws) = draws else { unreachable!("drawn as f32") };
     let bits: Vec<u64> = draws.into_shared().iter().map(|v| u64::from(v.to_bits())).collect();
-    math::hash((bits[0] << 32) | bits[1], (bits[2] << 32) | bits[3])
+    fused::mask_hash((bits[0] << 32) | bits[1], (bits[2] << 32) | bits[3])
 }
 
 /// `R::row(context, index of the row, row of a, row of b, row of the output)` for every row of
@@ -438,8 +435,9 @@ mod tests {
     }
 
     /// Dropout keeps about `1 − p` of the elements, scaled by `1 / (1 − p)`; its gradient passes
-    /// exactly where the output kept; the mask of a threaded call is the one a single span
-    /// draws; and reseeding Burn's generator repeats it.
+    /// exactly where the output kept; the mask of a threaded call is the layers' rule
+    /// (`fused::dropout_keeps`, which the CUDA kernel draws by too); and reseeding Burn's
+    /// generator repeats it.
     #[test]
     fn dropout_masks_are_seeded_thread_independent_and_held_by_the_gradient() {
         let (rows, cols) = (300, 200);
@@ -465,9 +463,11 @@ mod tests {
         }
         N::seed(&Default::default(), 42);
         let seed = draw_seed();
-        let mut single = vec![0.0; rows * cols];
-        dropout_span(seed, (0.9 * (1u64 << 24) as f64).round() as u32, (1.0 / 0.9f64) as f32, 0, &x, &mut single);
-        assert_eq!(out, single, "the threaded call's mask is the single span's");
+        let (threshold, scale) = fused::dropout_threshold(0.1);
+        let rule: Vec<f32> = (x.iter().enumerate())
+            .map(|(i, &v)| if fused::dropout_keeps(seed, i as u64, threshold) { v * scale } else { 0.0 })
+            .collect();
+        assert_eq!(out, rule, "the threaded call's mask is the layers' rule's, element by element (CUDA's too)");
     }
 
     /// Through `prunelab_models::layers` once installed: a 3-D softmax over its last axis and

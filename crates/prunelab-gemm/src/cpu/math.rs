@@ -121,17 +121,6 @@ pub fn gelu_tanh_grad(x: f32) -> f32 {
     0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x)
 }
 
-/// A 64-bit hash of `index` under `seed` (SplitMix64's finaliser of `seed + index·φ`): the
-/// counter-based generator of the dropout masks — element `index`'s draw depends on nothing
-/// else, so any split of the elements over threads draws the same mask.
-#[inline(always)]
-pub fn hash(seed: u64, index: u64) -> u64 {
-    let mut z = seed.wrapping_add(index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,12 +223,5 @@ mod tests {
             assert!((gelu_grad(x) as f64 - fd_exact).abs() < 2e-6, "gelu'({x})");
             assert!((gelu_tanh_grad(x) as f64 - fd_approx).abs() < 2e-6, "gelu_tanh'({x})");
         }
-    }
-
-    #[test]
-    fn hash_draws_are_uniform_enough_for_dropout() {
-        let keep = (0..100_000u64).filter(|&i| (hash(7, i) >> 40) < (0.9 * (1u64 << 24) as f64) as u64).count();
-        assert!((89_500..90_500).contains(&keep), "kept {keep} of 100000 at 0.9");
-        assert_ne!(hash(7, 0), hash(8, 0));
     }
 }

@@ -9,7 +9,13 @@
 //! and backward, as it takes the projections' products ([`super::ProductKernel`]).
 //!
 //! Without a kernel, or for an operation it leaves, each function is Burn's op exactly.
+//!
+//! Dropout kernels draw their masks by one rule ([`dropout_keeps`]), so that a seed gives the same
+//! mask on every backend. A kernel that cannot read Burn's generator without waiting for the device
+//! (CUDA's) takes its seeds from [`dropout_seed`], a stream the trainer seeds with [`seed`] wherever
+//! it seeds Burn's.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use burn::nn::Dropout;
@@ -98,6 +104,11 @@ impl Kinds {
     /// Every kind.
     pub const ALL: Self = Self(7);
 
+    /// The kinds of `self` and of `other`.
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
     fn has(self, kind: Self) -> bool {
         self.0 & kind.0 == kind.0
     }
@@ -154,6 +165,50 @@ pub fn dropout<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -
     fused(x, Kinds::DROPOUT, |input| FusedOp::Dropout { input, prob }, |x| dropout.forward(x))
 }
 
+/// The dropout seed stream: the seed it was last given and how many seeds were drawn since.
+static SEEDS: Mutex<(u64, u64)> = Mutex::new((0, 0));
+
+/// Restart the stream of [`dropout_seed`] from `seed` (the trainer calls it where it calls Burn's
+/// `Backend::seed`, with the same seed).
+pub fn seed(seed: u64) {
+    *SEEDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = (seed, 0);
+}
+
+/// The next seed of the stream [`seed`] started (from 0 when never seeded): for dropout kernels
+/// that draw their masks from a seed chosen on the host.
+pub fn dropout_seed() -> u64 {
+    let mut seeds = SEEDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (seed, drawn) = *seeds;
+    seeds.1 = drawn + 1;
+    mask_hash(mask_hash(seed, u64::MAX), drawn)
+}
+
+/// A 64-bit hash of `index` under `seed` (SplitMix64's finaliser of `seed + index·φ`): the
+/// counter-based generator of the dropout masks.
+#[inline(always)]
+pub fn mask_hash(seed: u64, index: u64) -> u64 {
+    let mut z = seed.wrapping_add(index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The keep threshold of dropout at `prob`, of 2²⁴ ([`dropout_keeps`]), and the scale of kept
+/// elements, `1 / (1 − prob)`.
+pub fn dropout_threshold(prob: f64) -> (u32, f32) {
+    let keep = 1.0 - prob;
+    ((keep * (1u64 << 24) as f64).round() as u32, (1.0 / keep) as f32)
+}
+
+/// Whether dropout under `seed` keeps element `index` (row-major) at `threshold`: the 24 high
+/// bits of the element's 32-bit half of `mask_hash(seed, index / 2)` (the low half for even
+/// indices) are below it. Every dropout kernel of prunelab draws by this rule; an element's draw
+/// depends on nothing else, so any split of the elements over threads draws the same mask.
+#[inline(always)]
+pub fn dropout_keeps(seed: u64, index: u64, threshold: u32) -> bool {
+    ((mask_hash(seed, index >> 1) >> (32 * (index & 1))) as u32 >> 8) < threshold
+}
+
 /// `op` of `x` (flattened to `[rows, last axis]`) through the installed kernel when it takes
 /// `kind`, or `burn(x)`.
 fn fused<B: Backend, const D: usize>(
@@ -205,6 +260,31 @@ mod tests {
             FusedOp::Dropout { .. } => 2,
         };
         HANDED[kind].fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn the_dropout_seed_stream_restarts_from_its_seed() {
+        // The only test of this crate that draws from the stream (tests run in parallel).
+        seed(5);
+        let first: Vec<u64> = (0..3).map(|_| dropout_seed()).collect();
+        seed(5);
+        let again: Vec<u64> = (0..3).map(|_| dropout_seed()).collect();
+        seed(6);
+        let other = dropout_seed();
+        assert_eq!(first, again);
+        assert!(first[0] != first[1] && first[1] != first[2] && other != first[0]);
+    }
+
+    #[test]
+    fn the_dropout_rule_keeps_about_its_share() {
+        let (threshold, scale) = dropout_threshold(0.1);
+        assert_eq!((threshold, scale), (15_099_494, 1.0 / 0.9));
+        let kept = (0..100_000u64).filter(|&i| dropout_keeps(7, i, threshold)).count();
+        assert!((89_500..90_500).contains(&kept), "kept {kept} of 100000 at 0.9");
+        // The two halves of one hash are two draws.
+        let pairs =
+            (0..10_000u64).filter(|&i| dropout_keeps(7, 2 * i, threshold) != dropout_keeps(7, 2 * i + 1, threshold));
+        assert!((1_600..2_000).contains(&pairs.count()));
     }
 
     #[test]

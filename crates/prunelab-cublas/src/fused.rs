@@ -1,0 +1,474 @@
+//! Softmax over the last axis, GELU and dropout (`prunelab_models::layers::fused`'s `FusedOp`s:
+//! the attention probabilities, the feed-forward's activation, every dropout in training) on CUDA
+//! as kernels of our own (`softmax.cu`, `elementwise.cu`): one launch forward and one backward each.
+//!
+//! Burn's softmax is a max and a sum reduction with element-wise kernels between them, and its
+//! autodiff as many again (on an H100, MiniLM's evaluation spent 0.34 ms a batch in the reduction
+//! pair alone against 0.21 ms for all of torch's softmax: `bench/NOTES.md`). Its GELU is five ops
+//! forward and sixteen backward, each planned by Burn on the host, and its exact GELU's backward
+//! is the tanh approximation's derivative; here each form has its exact derivative. Its dropout is
+//! a Bernoulli draw (a kernel of its own), two products forward and two backward; here the mask is
+//! drawn inside the kernel by the layers' rule (`fused::dropout_keeps`, the CPU kernels' too) from
+//! a seed of the layers' seed stream (`fused::dropout_seed`, which the trainer seeds), and the
+//! backward pass draws it again.
+//!
+//! - [`FusedKernels`]: forward and backward on a backend: CUDA, and with the `fusion` feature
+//!   custom operations of Burn's fusion stream.
+//! - On `Autodiff<B>` each is one tracked operation (softmax keeps its output, GELU its input,
+//!   dropout its seed).
+//! - [`install_fused`] checks them against Burn's ops (and the dropout against the rule, element
+//!   by element) on the device, then registers the kernel with
+//!   `prunelab_models::layers::fused::set_fused_kernel_for`. [`FUSED_VARIABLE`]`=softmax` keeps
+//!   GELU and dropout Burn's (for comparisons).
+
+use std::any::Any;
+
+use burn::backend::Autodiff;
+use burn::prelude::*;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, Device, Distribution, TensorMetadata, activation};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::{CheckpointStrategy, NoCheckpointing};
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_cubecl::cubecl::cuda::CudaRuntime;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
+use prunelab_models::layers::fused::{
+    self, FusedCall, FusedOp, Kinds, dropout_keeps, dropout_threshold, set_fused_kernel_for, softmax,
+};
+
+use crate::cublas::{self, CublasError};
+use crate::kernels::{self, Arg, Launch, args};
+
+type Cuda = burn::backend::Cuda<f32, i32>;
+
+/// Set to `softmax`, GELU and dropout stay Burn's ops on CUDA (`all`, the default: all three
+/// through these kernels).
+pub const FUSED_VARIABLE: &str = "PRUNELAB_CUDA_FUSED";
+
+/// Rows per block of the softmax (`SOFTMAX_WARPS` in `softmax.cu`: a warp a row).
+const ROWS_PER_BLOCK: usize = 8;
+/// Threads per block of the element-wise kernels.
+const THREADS: u32 = 256;
+
+/// A dropout's mask: its seed, the keep threshold of 2²⁴ and the scale of kept elements
+/// (`fused::dropout_threshold`).
+#[derive(Debug, Clone, Copy)]
+pub struct Mask {
+    /// The seed of `fused::dropout_keeps`.
+    pub seed: u64,
+    /// The keep threshold.
+    pub threshold: u32,
+    /// The factor of kept elements.
+    pub scale: f32,
+}
+
+/// Softmax's, GELU's and dropout's kernels on a backend, on f32 inputs (softmax along the last
+/// axis of `[rows, cols]`; the others element by element).
+pub trait FusedKernels: Backend {
+    /// `softmax(x)` along each row.
+    fn softmax_forward(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The input's gradient from the output's gradient `g` and the output `y`.
+    fn softmax_backward(g: FloatTensor<Self>, y: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// GELU of `x`, exact or (`approximate`) with the tanh approximation.
+    fn gelu_output(x: FloatTensor<Self>, approximate: bool) -> FloatTensor<Self>;
+
+    /// The input's gradient from the output's gradient `g` and the input `x`.
+    fn gelu_input_grad(g: FloatTensor<Self>, x: FloatTensor<Self>, approximate: bool) -> FloatTensor<Self>;
+
+    /// `x` with the elements `mask` drops set to 0 and the others scaled (also the backward pass,
+    /// on the output's gradient).
+    fn dropout(x: FloatTensor<Self>, mask: Mask) -> FloatTensor<Self>;
+}
+
+impl<F: FloatElement, I: IntElement, BT: BoolElement> FusedKernels for CubeBackend<CudaRuntime, F, I, BT> {
+    fn softmax_forward(x: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
+        let x = cublas::contiguous(x);
+        let y = like(&x);
+        launch_rows("softmax_forward", [&x, &y]);
+        y
+    }
+
+    fn softmax_backward(g: CubeTensor<CudaRuntime>, y: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
+        let (g, y) = (cublas::contiguous(g), cublas::contiguous(y));
+        let dx = like(&y);
+        launch_rows("softmax_backward", [&g, &y, &dx]);
+        dx
+    }
+
+    fn gelu_output(x: CubeTensor<CudaRuntime>, approximate: bool) -> CubeTensor<CudaRuntime> {
+        let x = cublas::contiguous(x);
+        let y = like(&x);
+        launch_elements("gelu_forward", [&x, &y], 1, [Arg::I32(approximate.into())]);
+        y
+    }
+
+    fn gelu_input_grad(
+        g: CubeTensor<CudaRuntime>,
+        x: CubeTensor<CudaRuntime>,
+        approximate: bool,
+    ) -> CubeTensor<CudaRuntime> {
+        let (g, x) = (cublas::contiguous(g), cublas::contiguous(x));
+        let dx = like(&x);
+        launch_elements("gelu_backward", [&g, &x, &dx], 1, [Arg::I32(approximate.into())]);
+        dx
+    }
+
+    fn dropout(x: CubeTensor<CudaRuntime>, mask: Mask) -> CubeTensor<CudaRuntime> {
+        let x = cublas::contiguous(x);
+        let y = like(&x);
+        let scalars = [Arg::U64(mask.seed), Arg::I32(mask.threshold as i32), Arg::F32(mask.scale)];
+        launch_elements("dropout", [&x, &y], 2, scalars);
+        y
+    }
+}
+
+/// A new contiguous f32 tensor of `x`'s shape on its device.
+fn like(x: &CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
+    empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), x.meta.shape().clone(), DType::F32)
+}
+
+/// `kernel` over the rows of `tensors` (inputs, then the output; all `[rows, cols]`).
+fn launch_rows<const N: usize>(kernel: &'static str, tensors: [&CubeTensor<CudaRuntime>; N]) {
+    let shape = tensors[0].meta.shape();
+    let (rows, cols) = (shape[0], shape[1]);
+    let [rows_, cols_] = [rows, cols].map(|v| Arg::I32(i32::try_from(v).expect("checked by the kernel hook")));
+    let mut arguments = args(&(0..N - 1).collect::<Vec<_>>(), [rows_, cols_]);
+    arguments.push(Arg::Buffer(N - 1));
+    let grid = (rows.div_ceil(ROWS_PER_BLOCK) as u32, 1, 1);
+    submit(tensors, Launch { kernel, grid, block: (32 * ROWS_PER_BLOCK as u32, 1, 1), args: arguments });
+}
+
+/// `kernel` over the elements of `tensors` (inputs, then the output; all of one shape), taking
+/// the inputs, the element count, `scalars` and the output, one thread per `per_thread` elements.
+fn launch_elements<const N: usize>(
+    kernel: &'static str,
+    tensors: [&CubeTensor<CudaRuntime>; N],
+    per_thread: usize,
+    scalars: impl IntoIterator<Item = Arg>,
+) {
+    let n = tensors[0].meta.shape().num_elements();
+    let count = Arg::I32(i32::try_from(n).expect("checked by the kernel hook"));
+    let mut arguments = args(&(0..N - 1).collect::<Vec<_>>(), std::iter::once(count).chain(scalars));
+    arguments.push(Arg::Buffer(N - 1));
+    let grid = (n.div_ceil(per_thread).div_ceil(THREADS as usize) as u32, 1, 1);
+    submit(tensors, Launch { kernel, grid, block: (THREADS, 1, 1), args: arguments });
+}
+
+fn submit<const N: usize>(tensors: [&CubeTensor<CudaRuntime>; N], launch: Launch) {
+    let bytes = tensors[0].meta.shape().num_elements() * std::mem::size_of::<f32>();
+    let buffers = tensors.map(|t| (t.handle.clone().binding(), bytes)).to_vec();
+    kernels::submit(tensors[0].device.index, buffers, vec![launch]);
+}
+
+#[cfg(feature = "fusion")]
+impl<B: burn_fusion::FusionBackend + FusedKernels> FusedKernels for burn_fusion::Fusion<B> {
+    fn softmax_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = x.shape.clone();
+        let [y] =
+            crate::fusion::register::<B, 1, 1>("prunelab_softmax_forward", [x], [shape], |[x]| [B::softmax_forward(x)]);
+        y
+    }
+
+    fn softmax_backward(g: FloatTensor<Self>, y: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = y.shape.clone();
+        let [dx] = crate::fusion::register::<B, 2, 1>("prunelab_softmax_backward", [g, y], [shape], |[g, y]| {
+            [B::softmax_backward(g, y)]
+        });
+        dx
+    }
+
+    fn gelu_output(x: FloatTensor<Self>, approximate: bool) -> FloatTensor<Self> {
+        let shape = x.shape.clone();
+        let id = if approximate { "prunelab_gelu_tanh_forward" } else { "prunelab_gelu_forward" };
+        let [y] = crate::fusion::register::<B, 1, 1>(id, [x], [shape], move |[x]| [B::gelu_output(x, approximate)]);
+        y
+    }
+
+    fn gelu_input_grad(g: FloatTensor<Self>, x: FloatTensor<Self>, approximate: bool) -> FloatTensor<Self> {
+        let shape = x.shape.clone();
+        let id = if approximate { "prunelab_gelu_tanh_backward" } else { "prunelab_gelu_backward" };
+        let [dx] = crate::fusion::register::<B, 2, 1>(id, [g, x], [shape], move |[g, x]| {
+            [B::gelu_input_grad(g, x, approximate)]
+        });
+        dx
+    }
+
+    fn dropout(x: FloatTensor<Self>, mask: Mask) -> FloatTensor<Self> {
+        let shape = x.shape.clone();
+        let [y] =
+            crate::fusion::register::<B, 1, 1>("prunelab_dropout", [x], [shape], move |[x]| [B::dropout(x, mask)]);
+        y
+    }
+}
+
+/// What an operation's backward pass needs of its forward one.
+#[derive(Debug, Clone)]
+enum Saved<B: Backend> {
+    /// Softmax's output.
+    Softmax(FloatTensor<B>),
+    /// GELU's input and form.
+    Gelu(FloatTensor<B>, bool),
+    /// Dropout's mask.
+    Dropout(Mask),
+}
+
+/// The operation on `Autodiff<B>`: the forward kernel, and a backward of the backward kernel.
+fn tracked<B: FusedKernels, C: CheckpointStrategy>(
+    op: FusedOp<FloatTensor<Autodiff<B, C>>>,
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct Fused;
+
+    impl<B: FusedKernels> Backward<B, 1> for Fused {
+        type State = Saved<B>;
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node] = ops.parents;
+            let g = grads.consume::<B>(&ops.node);
+            let Some(node) = node else { return };
+            let dx = match ops.state {
+                Saved::Softmax(y) => B::softmax_backward(g, y),
+                Saved::Gelu(x, approximate) => B::gelu_input_grad(g, x, approximate),
+                Saved::Dropout(mask) => B::dropout(g, mask),
+            };
+            grads.register::<B>(node.id, dx);
+        }
+    }
+
+    let node = op.input().node.clone();
+    let (output, saved) = forward::<B>(op.map(|x| x.primitive));
+    match Fused.prepare::<C>([node]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(saved, output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    }
+}
+
+/// The forward kernel of `op`, and what its backward pass needs.
+fn forward<B: FusedKernels>(op: FusedOp<FloatTensor<B>>) -> (FloatTensor<B>, Saved<B>) {
+    match op {
+        FusedOp::Softmax(x) => {
+            let y = B::softmax_forward(x);
+            (y.clone(), Saved::Softmax(y))
+        }
+        FusedOp::Gelu { input, approximate } => {
+            (B::gelu_output(input.clone(), approximate), Saved::Gelu(input, approximate))
+        }
+        FusedOp::Dropout { input, prob } => {
+            let (threshold, scale) = dropout_threshold(prob);
+            let mask = Mask { seed: fused::dropout_seed(), threshold, scale };
+            (B::dropout(input, mask), Saved::Dropout(mask))
+        }
+    }
+}
+
+/// Compile the kernels and hand softmaxes (and, unless [`FUSED_VARIABLE`]`=softmax`, GELUs and
+/// dropouts) on `burn::backend::Cuda` (plain or fused, and its `Autodiff`) to them, after
+/// checking them against Burn's ops on `device`. Needs CubeCL's stream (learnt here if not yet)
+/// and libnvrtc; without either, or when a check differs, nothing is installed and the error says
+/// why.
+pub fn install_fused(device: &Device<Cuda>) -> Result<(), CublasError> {
+    let kinds = kinds()?;
+    let set: fn(Option<prunelab_models::layers::hook::Kernel>) = if kinds == Kinds::SOFTMAX {
+        |kernel| set_fused_kernel_for(kernel, Kinds::SOFTMAX)
+    } else {
+        |kernel| set_fused_kernel_for(kernel, Kinds::ALL)
+    };
+    kernels::install_hook(device, set, kernel, check)?;
+    let what = if kinds == Kinds::SOFTMAX { "softmax" } else { "softmax, GELU and dropout" };
+    tracing::info!("{what} as prunelab CUDA kernels on CubeCL's stream");
+    Ok(())
+}
+
+/// The kinds [`FUSED_VARIABLE`] asks for.
+fn kinds() -> Result<Kinds, CublasError> {
+    match std::env::var(FUSED_VARIABLE).as_deref() {
+        Err(_) | Ok("all") => Ok(Kinds::ALL),
+        Ok("softmax") => Ok(Kinds::SOFTMAX),
+        Ok(other) => Err(CublasError::Unavailable(format!(
+            "{FUSED_VARIABLE}={other}: it takes `all` (softmax, GELU and dropout, the default) or `softmax`"
+        ))),
+    }
+}
+
+/// The kernel handed to `set_fused_kernel_for`: takes the operations on non-empty 2-D f32 inputs
+/// of `Cuda` and `Autodiff<Cuda>` with fewer than 2³¹ elements.
+fn kernel(call: &mut dyn Any) {
+    if let Some(call) = call.downcast_mut::<FusedCall<FloatTensor<Autodiff<Cuda>>>>() {
+        take_if_fits(call, tracked::<Cuda, NoCheckpointing>);
+    } else if let Some(call) = call.downcast_mut::<FusedCall<FloatTensor<Cuda>>>() {
+        take_if_fits(call, |op| forward::<Cuda>(op).0);
+    }
+}
+
+fn take_if_fits<P: TensorMetadata>(call: &mut FusedCall<P>, run: impl FnOnce(FusedOp<P>) -> P) {
+    let fits = |x: &P| {
+        let shape = x.shape();
+        shape.num_dims() == 2
+            && shape.num_elements() > 0
+            && shape.num_elements() <= i32::MAX as usize
+            && x.dtype() == DType::F32
+    };
+    if call.op.as_ref().is_some_and(|op| fits(op.input())) {
+        let op = call.op.take().expect("checked above");
+        call.output = Some(run(op));
+    }
+}
+
+/// Relative error above which a check fails.
+const TOLERANCE: f64 = 1e-5;
+
+/// The installed kernels against Burn's ops through the hook, outputs and gradients within 1e-5
+/// of the largest magnitude: softmaxes of random scores of a few widths (a quarter of the columns
+/// masked as the attention masks them, `f32::MIN` added, and one row masked whole) and, when
+/// installed, GELUs (both forms; the gradients against the exact derivatives in f64, as Burn's
+/// exact GELU has the approximation's) and dropout (its mask element by element against the
+/// layers' rule, both passes).
+fn check(device: &Device<Cuda>) -> Result<(), CublasError> {
+    for (rows, cols) in [(67, 128), (5, 1000), (130, 37)] {
+        check_softmax(device, rows, cols)?;
+    }
+    if kinds()? == Kinds::ALL {
+        for approximate in [false, true] {
+            check_gelu(device, approximate)?;
+        }
+        check_dropout(device)?;
+    }
+    Ok(())
+}
+
+type A = Autodiff<Cuda>;
+
+/// `op` of `x` through the hook and its input's gradient under `upstream`.
+fn through_hook(x: &Tensor<A, 2>, upstream: &Tensor<A, 2>, op: impl Fn(Tensor<A, 2>) -> Tensor<A, 2>) -> [Vec<f32>; 2] {
+    let x = x.clone().detach().require_grad();
+    let y = op(x.clone());
+    let grads = (y.clone() * upstream.clone()).sum().backward();
+    [y.inner().into_data(), x.grad(&grads).expect("a gradient").into_data()]
+        .map(|data| data.to_vec::<f32>().unwrap_or_default())
+}
+
+/// The largest difference between `ours` and `reference`, relative to `reference`'s largest
+/// magnitude; an error naming `what` when above [`TOLERANCE`] (or when either is empty or NaN).
+fn compare(what: &str, ours: &[f32], reference: &[f64]) -> Result<(), CublasError> {
+    let scale = reference.iter().fold(0f64, |m, v| m.max(v.abs())).max(f64::from(f32::MIN_POSITIVE));
+    let error = ours.iter().zip(reference).fold(0f64, |m, (p, q)| m.max((f64::from(*p) - q).abs())) / scale;
+    if ours.len() != reference.len() || ours.is_empty() || error.is_nan() || error > TOLERANCE {
+        return Err(CublasError::Unavailable(format!(
+            "the {what} differs from the reference by {error:.2e} (relative), more than {TOLERANCE:.0e}"
+        )));
+    }
+    Ok(())
+}
+
+fn widen(values: &[f32]) -> Vec<f64> {
+    values.iter().map(|&v| f64::from(v)).collect()
+}
+
+fn check_softmax(device: &Device<Cuda>, rows: usize, cols: usize) -> Result<(), CublasError> {
+    let normal = Distribution::Normal(0.0, 3.0);
+    let mask = Tensor::<A, 2>::random([rows, cols], Distribution::Uniform(0.0, 1.0), device).lower_elem(0.25).float()
+        * f32::MIN;
+    let mask = mask.slice_assign([0..1, 0..cols], Tensor::full([1, cols], f32::MIN, device));
+    let x = Tensor::<A, 2>::random([rows, cols], normal, device) + mask;
+    let upstream = Tensor::<A, 2>::random([rows, cols], normal, device);
+    let [y, dx] = through_hook(&x, &upstream, |x| softmax(x, 1));
+    let [burn_y, burn_dx] = through_hook(&x, &upstream, |x| activation::softmax(x, 1));
+    compare(&format!("softmax kernel's output ([{rows}, {cols}])"), &y, &widen(&burn_y))?;
+    compare(&format!("softmax kernel's gradient ([{rows}, {cols}])"), &dx, &widen(&burn_dx))
+}
+
+/// GELU against the f64 formulas: forward against Burn's too.
+fn check_gelu(device: &Device<Cuda>, approximate: bool) -> Result<(), CublasError> {
+    let normal = Distribution::Normal(0.0, 3.0);
+    let x = Tensor::<A, 2>::random([67, 129], normal, device);
+    let upstream = Tensor::<A, 2>::random([67, 129], normal, device);
+    let ours = |x| if approximate { fused::gelu_tanh(x) } else { fused::gelu(x) };
+    let burn = |x| if approximate { activation::gelu_approximate(x) } else { activation::gelu(x) };
+    let [y, dx] = through_hook(&x, &upstream, ours);
+    let [burn_y, _] = through_hook(&x, &upstream, burn);
+    let (inputs, upstream) = (x.into_data().to_vec::<f32>(), upstream.into_data().to_vec::<f32>());
+    let (inputs, upstream) = (inputs.unwrap_or_default(), upstream.unwrap_or_default());
+    let (exact, derivative): (Vec<f64>, Vec<f64>) = inputs
+        .iter()
+        .zip(&upstream)
+        .map(|(&v, &g)| {
+            let (value, slope) = gelu64(f64::from(v), approximate);
+            (value, slope * f64::from(g))
+        })
+        .unzip();
+    let form = if approximate { "tanh GELU" } else { "GELU" };
+    compare(&format!("{form} kernel's output (against Burn's)"), &y, &widen(&burn_y))?;
+    compare(&format!("{form} kernel's output (against f64)"), &y, &exact)?;
+    compare(&format!("{form} kernel's gradient (against f64)"), &dx, &derivative)
+}
+
+/// GELU of `x` and its derivative in f64, exact or with the tanh approximation.
+fn gelu64(x: f64, approximate: bool) -> (f64, f64) {
+    let k = (2.0 / std::f64::consts::PI).sqrt();
+    if approximate {
+        let t = (k * (x + 0.044715 * x.powi(3))).tanh();
+        (0.5 * x * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * x * x))
+    } else {
+        let cdf = 0.5 * (1.0 + erf64(x / std::f64::consts::SQRT_2));
+        (x * cdf, cdf + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt())
+    }
+}
+
+/// erf in f64 (Abramowitz and Stegun 7.1.26 is too coarse for a 1e-5 check; this is the series
+/// below 3 and the continued fraction's complement above).
+fn erf64(x: f64) -> f64 {
+    let a = x.abs();
+    let value = if a < 3.0 {
+        // Maclaurin series: 2/√π Σ (-1)ⁿ x^(2n+1) / (n! (2n+1)).
+        let (mut term, mut sum, mut n) = (a, a, 0.0);
+        while term.abs() > 1e-17 * sum.abs() {
+            n += 1.0;
+            term *= -a * a / n;
+            sum += term / (2.0 * n + 1.0);
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // erfc's continued fraction, evaluated from its 60th level up.
+        let mut fraction = 0.0;
+        for k in (1..=60).rev() {
+            fraction = f64::from(k) / 2.0 / (a + fraction);
+        }
+        1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / (a + fraction)
+    };
+    value.copysign(x)
+}
+
+/// Dropout at 0.1 on an odd number of elements, through the hook under a seed stream set for the
+/// check (and restarted from 0 after it): every element is `x · scale` where the layers' rule
+/// keeps it and 0 elsewhere, and the gradient is `upstream · scale` on the same elements.
+fn check_dropout(device: &Device<Cuda>) -> Result<(), CublasError> {
+    let (rows, cols, prob) = (67, 129, 0.1);
+    let normal = Distribution::Normal(0.0, 3.0);
+    let x = Tensor::<A, 2>::random([rows, cols], normal, device);
+    let upstream = Tensor::<A, 2>::random([rows, cols], normal, device);
+    let dropout = burn::nn::DropoutConfig::new(prob).init();
+    fused::seed(0x5eed);
+    let seed = fused::dropout_seed();
+    fused::seed(0x5eed);
+    let [y, dx] = through_hook(&x, &upstream, |x| fused::dropout(&dropout, x));
+    fused::seed(0);
+    let (threshold, scale) = dropout_threshold(prob);
+    let (inputs, upstream) = (x.into_data().to_vec::<f32>(), upstream.into_data().to_vec::<f32>());
+    let (inputs, upstream) = (inputs.unwrap_or_default(), upstream.unwrap_or_default());
+    let keeps = |i: usize| dropout_keeps(seed, i as u64, threshold);
+    let expected = |values: &[f32]| -> Vec<f64> {
+        values.iter().enumerate().map(|(i, &v)| if keeps(i) { f64::from(v * scale) } else { 0.0 }).collect()
+    };
+    compare("dropout kernel's output (against the layers' rule)", &y, &expected(&inputs))?;
+    compare("dropout kernel's gradient (against the layers' rule)", &dx, &expected(&upstream))?;
+    let kept = (0..rows * cols).filter(|&i| keeps(i)).count() as f64 / (rows * cols) as f64;
+    if !(0.85..0.95).contains(&kept) {
+        return Err(CublasError::Unavailable(format!("the dropout rule kept {kept:.3} of the elements at 0.9")));
+    }
+    Ok(())
+}
