@@ -155,10 +155,30 @@ pub fn matmul_dtype() -> Option<FloatDType> {
 /// reduced one axis at a time (batch, then sequence): a single reduction over all tokens is
 /// about 10× slower with CubeCL's untuned reduce (see `bench/NOTES.md`).
 pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    linear_then(layer, x, None)
+}
+
+/// `act(layer.forward(x))`, as [`linear`] then [`Activation::forward`]. Outside training (no
+/// autodiff) the installed [`ProductKernel`] may apply a GELU as it stores the product (the CPU
+/// kernel does, in the same bits), saving a pass over the feed-forward's widest activations.
+pub fn linear_act<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>, act: Activation) -> Tensor<B, D> {
+    let fusable = matches!(act, Activation::Gelu | Activation::GeluTanh) && !B::ad_enabled(&x.device());
+    match fusable {
+        true => linear_then(layer, x, Some(act)),
+        false => act.forward(linear(layer, x)),
+    }
+}
+
+/// [`linear`], then `act` when given (by the kernel, or after it).
+fn linear_then<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    x: Tensor<B, D>,
+    act: Option<Activation>,
+) -> Tensor<B, D> {
     crate::observe::record(layer, &x);
     let bias = layer.bias.as_ref().map(|b| b.val());
     if D < 3 {
-        return product(x, layer.weight.val(), bias);
+        return product(x, layer.weight.val(), bias, act);
     }
     let dims = x.dims();
     let [d_in, d_out] = layer.weight.dims();
@@ -166,14 +186,22 @@ pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) ->
     let mut out_dims = dims;
     out_dims[D - 1] = d_out;
     let x = view::reshape(x, [tokens, d_in]);
-    let (out, bias) = match matmul_dtype() {
-        None => match kernel_product(x, layer.weight.val(), bias) {
+    let (out, bias, act) = match matmul_dtype() {
+        None => match kernel_product(x, layer.weight.val(), bias, act) {
             Ok(taken) => taken,
-            Err((x, weight, bias)) => (burn::tensor::module::linear(x, weight, None), bias),
+            Err((x, weight, bias)) => (burn::tensor::module::linear(x, weight, None), bias, act),
         },
-        Some(_) => (product(x, layer.weight.val(), None), bias),
+        Some(_) => (product(x, layer.weight.val(), None, None), bias, act),
     };
-    plus_bias(view::reshape(out, out_dims), bias)
+    then_act(plus_bias(view::reshape(out, out_dims), bias), act)
+}
+
+/// `act(x)`, or `x`.
+fn then_act<B: Backend, const D: usize>(x: Tensor<B, D>, act: Option<Activation>) -> Tensor<B, D> {
+    match act {
+        Some(act) => act.forward(x),
+        None => x,
+    }
 }
 
 /// `out + bias`, the bias broadcast over the leading axes.
@@ -187,22 +215,26 @@ fn plus_bias<B: Backend, const D: usize>(out: Tensor<B, D>, bias: Option<Tensor<
 /// `x · weight` as every projection multiplies: in the mixed-precision dtype when one is set,
 /// else through the installed [`ProductKernel`] when there is one, else Burn's matmul.
 pub fn projection<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
-    product(x, weight, None)
+    product(x, weight, None, None)
 }
 
-/// `x · weight + bias`, in the mixed-precision dtype when one is set (the result in f32).
+/// `act(x · weight + bias)`, in the mixed-precision dtype when one is set (the result in f32).
 fn product<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     weight: Tensor<B, 2>,
     bias: Option<Tensor<B, 1>>,
+    act: Option<Activation>,
 ) -> Tensor<B, D> {
     match matmul_dtype() {
-        None => match kernel_product(x, weight, bias) {
-            Ok((out, bias)) => plus_bias(out, bias),
-            Err((x, weight, bias)) => burn::tensor::module::linear(x, weight, bias),
+        None => match kernel_product(x, weight, bias, act) {
+            Ok((out, bias, act)) => then_act(plus_bias(out, bias), act),
+            Err((x, weight, bias)) => then_act(burn::tensor::module::linear(x, weight, bias), act),
         },
-        Some(dtype) => burn::tensor::module::linear(x.cast(dtype), weight.cast(dtype), bias.map(|b| b.cast(dtype)))
-            .cast(FloatDType::F32),
+        Some(dtype) => then_act(
+            burn::tensor::module::linear(x.cast(dtype), weight.cast(dtype), bias.map(|b| b.cast(dtype)))
+                .cast(FloatDType::F32),
+            act,
+        ),
     }
 }
 
@@ -212,13 +244,20 @@ fn product<B: Backend, const D: usize>(
 /// `product`; otherwise it leaves both untouched and Burn's `matmul` runs. A projection's bias
 /// comes along: a kernel may take it too and add it to every row of the product (and, on an
 /// autodiff backend, give it its gradient); a bias it leaves is added by Burn's ops after it.
+/// Outside training a projection's activation may come too ([`linear_act`]): a kernel that took
+/// the bias may apply it to every element (bias included) as it stores it, exactly as
+/// [`Activation::forward`] would after it; one it leaves runs after the kernel.
 #[derive(Debug)]
 pub struct ProductCall<P> {
     /// `(lhs, rhs)`: `[.., rows, inner]` and `[.., inner, cols]`.
     pub operands: Option<(P, P)>,
     /// A projection's bias, `[cols]`, when it has one and no kernel took it yet.
     pub bias: Option<P>,
-    /// `lhs · rhs` (plus the bias, when the kernel took it), `[.., rows, cols]`.
+    /// The activation of the product plus bias, when one is to follow (only on a backend
+    /// without autodiff) and no kernel took it yet.
+    pub activation: Option<Activation>,
+    /// `lhs · rhs` (plus the bias and through the activation, when the kernel took them),
+    /// `[.., rows, cols]`.
     pub product: Option<P>,
 }
 
@@ -236,18 +275,21 @@ pub fn set_product_kernel(kernel: Option<ProductKernel>) {
     PRODUCT_KERNEL.set(kernel);
 }
 
-/// A float tensor and an optional bias, as [`kernel_product`] hands them back.
-type WithBias<B, const D: usize> = (Tensor<B, D>, Option<Tensor<B, 1>>);
+/// A float tensor, and the bias and activation still to apply, as [`kernel_product`] hands them
+/// back.
+type WithBias<B, const D: usize> = (Tensor<B, D>, Option<Tensor<B, 1>>, Option<Activation>);
 
-/// `x · weight` (plus `bias`, if the kernel takes it) through the installed [`ProductKernel`],
-/// with the bias it left; or the operands and bias back when there is no kernel or it does not
-/// handle them (a kernel checks the operands' ranks: a projection's are `[rows, d_in] · [d_in,
-/// d_out]`, an attention product's two batches of matrices).
+/// `x · weight` (plus `bias` and through `act`, if the kernel takes them) through the installed
+/// [`ProductKernel`], with the bias and activation it left; or the operands and bias back when
+/// there is no kernel or it does not handle them (a kernel checks the operands' ranks: a
+/// projection's are `[rows, d_in] · [d_in, d_out]`, an attention product's two batches of
+/// matrices).
 #[allow(clippy::type_complexity)]
 fn kernel_product<B: Backend, const D: usize, const E: usize>(
     x: Tensor<B, D>,
     weight: Tensor<B, E>,
     bias: Option<Tensor<B, 1>>,
+    act: Option<Activation>,
 ) -> Result<WithBias<B, D>, (Tensor<B, D>, Tensor<B, E>, Option<Tensor<B, 1>>)> {
     let Some(kernel) = PRODUCT_KERNEL.get() else { return Err((x, weight, bias)) };
     let float = |t: TensorPrimitive<B>| match t {
@@ -270,11 +312,15 @@ fn kernel_product<B: Backend, const D: usize, const E: usize>(
             return Err((Tensor::from_primitive(lhs), Tensor::from_primitive(rhs), bias));
         }
     };
-    let mut call = ProductCall { operands: Some((lhs, rhs)), bias, product: None };
+    let mut call = ProductCall { operands: Some((lhs, rhs)), bias, activation: act, product: None };
     kernel(&mut call);
+    assert!(
+        call.activation.is_some() || act.is_none() || call.bias.is_none(),
+        "a product kernel applied the activation before the bias it left"
+    );
     let bias = call.bias.map(|b| Tensor::from_primitive(TensorPrimitive::Float(b)));
     match (call.product, call.operands) {
-        (Some(out), _) => Ok((Tensor::from_primitive(TensorPrimitive::Float(out)), bias)),
+        (Some(out), _) => Ok((Tensor::from_primitive(TensorPrimitive::Float(out)), bias, call.activation)),
         (None, Some((lhs, rhs))) => Err((
             Tensor::from_primitive(TensorPrimitive::Float(lhs)),
             Tensor::from_primitive(TensorPrimitive::Float(rhs)),
@@ -288,7 +334,7 @@ fn kernel_product<B: Backend, const D: usize, const E: usize>(
 /// through the installed [`ProductKernel`] when it takes the operands, else Burn's matmul.
 pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
     match matmul_dtype() {
-        None => kernel_product(a, b, None).map_or_else(|(a, b, _)| a.matmul(b), |(out, _)| out),
+        None => kernel_product(a, b, None, None).map_or_else(|(a, b, _)| a.matmul(b), |(out, ..)| out),
         Some(dtype) => a.cast(dtype).matmul(b.cast(dtype)).cast(FloatDType::F32),
     }
 }

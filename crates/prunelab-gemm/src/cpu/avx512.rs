@@ -27,6 +27,8 @@ use std::mem::MaybeUninit;
 
 use ndarray::{ArrayView2, ArrayViewMut2, s};
 
+use super::{Act, Epilogue};
+
 /// Rows of the micro-kernel's tile.
 const MR: usize = 8;
 /// Columns of the micro-kernel's tile: two 16-lane registers.
@@ -45,18 +47,20 @@ pub fn available() -> bool {
     *AVAILABLE.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
 }
 
-/// `out = a · b`, plus `bias[j]` added to every element of column `j` when given (after the
-/// product's last slice, as a pass of its own would add it: the same bits), `out` the `m × n`
+/// `out = a · b`, plus `end.bias[j]` added to every element of column `j` when given (after the
+/// product's last slice, as a pass of its own would add it: the same bits) and then through
+/// `end.act` (on each tile as it is stored: the same bits as a pass of its own), `out` the `m × n`
 /// output — its rows any distance apart, each row's elements adjacent (a block of columns of a
 /// wider matrix, say) — which need not be initialised: every element is written (and only read
 /// back after that, to add a later slice of `k`). Call only where [`available`] is true.
 pub fn gemm(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
-    bias: Option<&[f32]>,
+    end: Epilogue<'_>,
     mut out: ArrayViewMut2<'_, MaybeUninit<f32>>,
 ) {
     assert!(available(), "the AVX-512 product on a CPU without AVX-512");
+    let bias = end.bias;
     let (m, k) = a.dim();
     let n = b.ncols();
     assert_eq!((b.nrows(), out.dim()), (k, (m, n)), "operand shapes");
@@ -67,7 +71,10 @@ pub fn gemm(
     if k == 0 {
         // An empty sum is 0, and `0 + bias` is what the bias pass made of it (−0 becomes +0).
         for mut row in out.rows_mut() {
-            row.iter_mut().enumerate().for_each(|(j, o)| _ = o.write(bias.map_or(0.0, |bias| 0.0 + bias[j])));
+            row.iter_mut().enumerate().for_each(|(j, o)| {
+                let sum = bias.map_or(0.0, |bias| 0.0 + bias[j]);
+                _ = o.write(end.act.map_or(sum, |act| act.of(sum)));
+            });
         }
         return;
     }
@@ -87,9 +94,9 @@ pub fn gemm(
         // above), exclusively borrowed for the call.
         unsafe {
             if by_columns {
-                blocked_by_columns(a, b, bias, out, b_pack, a_pack);
+                blocked_by_columns(a, b, end, out, b_pack, a_pack);
             } else {
-                blocked(a, b, bias, out, b_pack, a_pack);
+                blocked(a, b, end, out, b_pack, a_pack);
             }
         }
     });
@@ -132,11 +139,12 @@ fn at_least(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 ///
 /// # Safety
 /// `out` addresses `a.nrows() × b.ncols()` writable `f32`s (initialised or not) at its strides,
-/// which nothing else reads or writes during the call; `bias`, when given, has `b.ncols()` values.
+/// which nothing else reads or writes during the call; `end.bias`, when given, has `b.ncols()`
+/// values.
 unsafe fn blocked(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
-    bias: Option<&[f32]>,
+    end: Epilogue<'_>,
     out: Out,
     b_pack: &mut [f32],
     a_pack: &mut [f32],
@@ -148,7 +156,7 @@ unsafe fn blocked(
         pack_b(&b, k0, kc, b_pack);
         for m0 in (0..m).step_by(MC) {
             // SAFETY: the caller's contract, passed on; `b_pack` holds this slice's panels.
-            unsafe { rows.slice_of_block(m0..MC.min(m - m0) + m0, k0..k0 + kc, b_pack, 0..b.ncols(), bias, out) };
+            unsafe { rows.slice_of_block(m0..MC.min(m - m0) + m0, k0..k0 + kc, b_pack, 0..b.ncols(), end, out) };
         }
     }
 }
@@ -164,7 +172,7 @@ unsafe fn blocked(
 unsafe fn blocked_by_columns(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
-    bias: Option<&[f32]>,
+    end: Epilogue<'_>,
     out: Out,
     b_pack: &mut [f32],
     a_pack: &mut [f32],
@@ -185,7 +193,7 @@ unsafe fn blocked_by_columns(
                 let panels = &b_pack[k0 * width..];
                 // SAFETY: the caller's contract, passed on; `panels` holds this slice's panels of
                 // the block's columns.
-                unsafe { rows.slice_of_block(m0..MC.min(m - m0) + m0, depth, panels, columns.clone(), bias, out) };
+                unsafe { rows.slice_of_block(m0..MC.min(m - m0) + m0, depth, panels, columns.clone(), end, out) };
             }
         }
     }
@@ -215,8 +223,8 @@ impl<'a> Rows<'a> {
 
     /// The slice `depth` of `k` for the output's `rows` (at most [`MC`]) and `columns`, whose
     /// packed panels (`depth.len()` × [`NR`] each) are `panels`, one after the other: written
-    /// into `out` for the first slice, added to it for the others, and `bias` (one value per
-    /// column of the whole output) added with the last.
+    /// into `out` for the first slice, added to it for the others, and `end.bias` (one value per
+    /// column of the whole output) added with the last, each tile then through `end.act`.
     ///
     /// # Safety
     /// As [`blocked`]'s; `rows` and `columns` are inside the output, `panels` holds their
@@ -227,11 +235,12 @@ impl<'a> Rows<'a> {
         depth: std::ops::Range<usize>,
         panels: &[f32],
         columns: std::ops::Range<usize>,
-        bias: Option<&[f32]>,
+        end: Epilogue<'_>,
         out: Out,
     ) {
         let (m0, mc, k0, kc) = (rows.start, rows.len(), depth.start, depth.len());
-        let bias = if depth.end == self.a.ncols() { bias } else { None };
+        let last = depth.end == self.a.ncols();
+        let (bias, act) = if last { (end.bias, end.act) } else { (None, None) };
         let packed = self.in_place.is_none() || !mc.is_multiple_of(MR);
         if packed {
             pack_a(self.a, m0, mc, k0, kc, self.a_pack);
@@ -253,7 +262,8 @@ impl<'a> Rows<'a> {
                 // values at its strides and the B panel `kc` steps of NR; the tile's rows
                 // `m0 + i0 ..+ mr` and columns `j0 ..+ nr` are inside `out` (the caller's
                 // contract), a full tile's writes exactly those, and `add` reads them only after
-                // the slice before wrote them; `tile` is MR × NR.
+                // the slice before wrote them; `tile` is MR × NR; `activate` rewrites the tile's
+                // rows after this slice wrote them.
                 unsafe {
                     let at = out.at.add((m0 + i0) * out.ldc + j0);
                     let bias = bias.map(|bias| &bias[j0..j0 + nr]);
@@ -271,6 +281,9 @@ impl<'a> Rows<'a> {
                                 o.write(bias.map_or(sum, |bias| sum + bias[j]));
                             }
                         }
+                    }
+                    if let Some(act) = act {
+                        activate(act, at, out.ldc, mr, nr);
                     }
                 }
             }
@@ -440,6 +453,21 @@ unsafe fn kernel(kc: usize, a: Block, b: *const f32, c: *mut f32, store: Store) 
     }
 }
 
+/// `act` on the `mr` rows of `nr` values at `at`, `ldc` apart (a tile just stored), compiled with
+/// the target features of the fused passes' loops (`fused::block_of_rows`), so that their
+/// vectorised arithmetic, and bits, are the same.
+///
+/// # Safety
+/// AVX-512 present; the rows are inside an output only this thread writes, every value written.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+unsafe fn activate(act: Act, at: *mut f32, ldc: usize, mr: usize, nr: usize) {
+    for r in 0..mr {
+        // SAFETY: row `r` of the tile (the caller's contract).
+        let row = unsafe { std::slice::from_raw_parts_mut(at.add(r * ldc), nr) };
+        act.on(row);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ndarray::{Array1, Array2, ShapeBuilder};
@@ -471,7 +499,7 @@ mod tests {
             let (a, b) = (matrix(m, k, 1, a_column_major), matrix(k, n, 2, b_column_major));
             // NaN where nothing writes: an element the product skipped would show.
             let mut out = Array2::from_elem((m, n), MaybeUninit::new(f32::NAN));
-            gemm(a.view(), b.view(), None, out.view_mut());
+            gemm(a.view(), b.view(), Epilogue::default(), out.view_mut());
             // SAFETY: every element was initialised (to NaN) above.
             let out = out.mapv(|v| unsafe { v.assume_init() });
             for i in 0..m {
@@ -503,7 +531,8 @@ mod tests {
             ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut want);
             for with_bias in [false, true] {
                 let mut out = Array2::from_elem((m, n), MaybeUninit::new(f32::NAN));
-                gemm(a.view(), b.view(), with_bias.then_some(&bias[..]), out.view_mut());
+                let end = Epilogue { bias: with_bias.then_some(&bias[..]), act: None };
+                gemm(a.view(), b.view(), end, out.view_mut());
                 // SAFETY: every element was initialised (to NaN) above.
                 let out = out.mapv(|v| unsafe { v.assume_init() });
                 let want = if with_bias { &want + &Array1::from(bias.clone()) } else { want.clone() };
@@ -526,9 +555,9 @@ mod tests {
         let (m, k, n) = (70, 300, 65);
         let (a, b) = (matrix(m, k, 3, false), matrix(k, n, 4, false));
         let mut alone = Array2::from_elem((m, n), MaybeUninit::new(f32::NAN));
-        gemm(a.view(), b.view(), None, alone.view_mut());
+        gemm(a.view(), b.view(), Epilogue::default(), alone.view_mut());
         let mut wide = Array2::from_elem((m, n + 40), MaybeUninit::new(-1.0f32));
-        gemm(a.view(), b.view(), None, wide.slice_mut(s![.., 17..17 + n]));
+        gemm(a.view(), b.view(), Epilogue::default(), wide.slice_mut(s![.., 17..17 + n]));
         // SAFETY: every element was initialised above.
         let (alone, wide) = (alone.mapv(|v| unsafe { v.assume_init() }), wide.mapv(|v| unsafe { v.assume_init() }));
         assert_eq!(wide.slice(s![.., 17..17 + n]), alone);

@@ -470,6 +470,32 @@ mod tests {
         assert_eq!(out, rule, "the threaded call's mask is the layers' rule's, element by element (CUDA's too)");
     }
 
+    /// A projection with its GELU applied as the product kernel stores it equals the product plus
+    /// bias followed by the fused pass, bit for bit, both forms: shapes in both loop orders, with
+    /// partial tiles, on 1 and 2 threads (without AVX-512, matrixmultiply's product, then both).
+    #[test]
+    fn products_ending_in_a_gelu_are_the_product_then_the_pass() {
+        use super::super::{Act, activated_gemm, biased_gemm};
+        for (m, k, n) in [(100, 384, 1536), (37, 300, 70), (9, 384, 33)] {
+            let a = values(random([m, k], 11, 1.0));
+            let b = values(random([k, n], 12, 0.1));
+            let (a, b) = (Array2::from_shape_vec((m, k), a).unwrap(), Array2::from_shape_vec((k, n), b).unwrap());
+            let bias = ndarray::Array1::from_iter((0..n).map(|j| j as f32 * 0.01 - 0.3));
+            for (act, approximate) in [(Act::Gelu, false), (Act::GeluTanh, true)] {
+                let plain = biased_gemm(a.view(), b.view(), Some(bias.view()), 2).into_shared();
+                let (want, _) = forward(FusedOp::Gelu { input: tensor(plain), approximate });
+                let want = matrix(want);
+                for threads in [1, 2] {
+                    let got = activated_gemm(a.view(), b.view(), Some(bias.view()), Some(act), threads);
+                    assert!(
+                        got.iter().zip(want.iter()).all(|(g, w)| g.to_bits() == w.to_bits()),
+                        "[{m}, {k}, {n}], {act:?}, {threads} threads"
+                    );
+                }
+            }
+        }
+    }
+
     /// Through `prunelab_models::layers` once installed: a 3-D softmax over its last axis and
     /// GELU on plain `NdArray` (evaluation) match Burn's.
     #[test]

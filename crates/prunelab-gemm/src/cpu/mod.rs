@@ -38,7 +38,7 @@ use ndarray::{
     Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix1, Ix2, IxDyn, ShapeBuilder,
     linalg::general_mat_mul,
 };
-use prunelab_models::layers::{ProductCall, set_product_kernel};
+use prunelab_models::layers::{Activation, ProductCall, set_product_kernel};
 
 use crate::autodiff::{ColumnSumsFn, GemmBiasFn, GemmFn};
 use crate::{take_biased_if_f32_matrices, take_if_f32_of_rank};
@@ -91,8 +91,12 @@ fn kernel(call: &mut dyn Any) {
             });
         }
     } else if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<NdArray>>>() {
-        // Projections (2-D, with their bias) and the attention's batches of matrices (rank 3 or 4).
-        if !take_biased_if_f32_matrices(call, primitive_biased_gemm) {
+        // Projections (2-D, with their bias, and their GELU when one follows) and the attention's
+        // batches of matrices (rank 3 or 4).
+        let act = call.activation.and_then(Act::of_layers);
+        if take_biased_if_f32_matrices(call, |a, b, bias| primitive_activated_gemm(a, b, bias, act)) {
+            call.activation = call.activation.filter(|_| act.is_none());
+        } else {
             take_if_f32_of_rank(call, 2..=4, |a, b| primitive_gemm(a, false, b, false));
         }
     }
@@ -138,7 +142,7 @@ pub fn batched_gemm(
     in_blocks(slice, m * n, lhs.len().div_ceil(threads.clamp(1, lhs.len())), |first, out| {
         for (i, out) in out.chunks_mut(m * n).enumerate() {
             let out = ArrayViewMut2::from_shape((m, n), out).expect("one matrix of the batch");
-            block_product(&lhs[first + i], &rhs[first + i], None, out);
+            block_product(&lhs[first + i], &rhs[first + i], Epilogue::default(), out);
         }
     });
     // SAFETY: the blocks cover the output, and `block_product` writes every element of its block.
@@ -177,7 +181,7 @@ fn heads_interleaved(
         for (item, mut item_out) in items_out.outer_iter_mut().enumerate() {
             for h in 0..heads {
                 let i = (chunk * items + item) * heads + h;
-                block_product(&lhs[i], &rhs[i], None, item_out.slice_mut(ndarray::s![.., h, ..]));
+                block_product(&lhs[i], &rhs[i], Epilogue::default(), item_out.slice_mut(ndarray::s![.., h, ..]));
             }
         }
     });
@@ -212,6 +216,20 @@ pub fn biased_gemm(
     bias: Option<ArrayView1<'_, f32>>,
     threads: usize,
 ) -> Array2<f32> {
+    activated_gemm(a, b, bias, None, threads)
+}
+
+/// [`biased_gemm`], then `act` on every element (bias included) by the thread that computed it,
+/// as it stores it: the bits of the activation's pass after the product (`fused`'s), without
+/// reading the product back from memory.
+#[allow(unsafe_code)]
+pub fn activated_gemm(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    bias: Option<ArrayView1<'_, f32>>,
+    act: Option<Act>,
+    threads: usize,
+) -> Array2<f32> {
     let (m, n) = (a.nrows(), b.ncols());
     if let Some(bias) = &bias {
         assert_eq!(bias.len(), n, "a bias of one value per column");
@@ -239,8 +257,8 @@ pub fn biased_gemm(
             } else {
                 (i * len..i * len + block.nrows(), 0..n)
             };
-            let bias = bias.as_deref().map(|bias| &bias[columns.clone()]);
-            block_product(&a.slice(ndarray::s![rows, ..]), &b.slice(ndarray::s![.., columns]), bias, block.view_mut());
+            let end = Epilogue { bias: bias.as_deref().map(|bias| &bias[columns.clone()]), act };
+            block_product(&a.slice(ndarray::s![rows, ..]), &b.slice(ndarray::s![.., columns]), end, block.view_mut());
         });
     }
     // SAFETY: the blocks cover the output (none when it is empty), and `block_product` writes
@@ -272,9 +290,20 @@ pub fn column_sums(g: ArrayView2<'_, f32>, threads: usize) -> Array1<f32> {
 
 /// [`biased_gemm`] on the backend's primitives (a [`crate::autodiff::GemmBiasFn`]).
 pub fn primitive_biased_gemm(a: NdArrayTensor, b: NdArrayTensor, bias: NdArrayTensor) -> NdArrayTensor {
+    primitive_activated_gemm(a, b, bias, None)
+}
+
+/// [`activated_gemm`] on the backend's primitives.
+fn primitive_activated_gemm(
+    a: NdArrayTensor,
+    b: NdArrayTensor,
+    bias: NdArrayTensor,
+    act: Option<Act>,
+) -> NdArrayTensor {
     let (a, b, bias) = (array(a), array(b), array(bias));
     let bias = bias.view().into_dimensionality::<Ix1>().expect("a 1-D bias");
-    NdArrayTensor::from(biased_gemm(two_d(a.view()), two_d(b.view()), Some(bias), threads()).into_dyn().into_shared())
+    let out = activated_gemm(two_d(a.view()), two_d(b.view()), Some(bias), act, threads());
+    NdArrayTensor::from(out.into_dyn().into_shared())
 }
 
 /// [`column_sums`] on the backend's primitives (a [`crate::autodiff::ColumnSumsFn`]).
@@ -336,21 +365,23 @@ pub(crate) unsafe fn assume_init(buffer: Vec<MaybeUninit<f32>>) -> Vec<f32> {
     unsafe { Vec::from_raw_parts(buffer.as_mut_ptr().cast::<f32>(), buffer.len(), buffer.capacity()) }
 }
 
-/// `out = a · b` (plus `bias`, one value per column, added to each element after its product) on
-/// one thread (`out` the row-major output, not necessarily initialised; every element is
-/// written): the AVX-512 kernel where the CPU has AVX-512 (the bias added as it stores the last
-/// slice of `k`), else matrixmultiply (Burn's kernel) on zeros, then the bias.
+/// `out = a · b` (plus `end.bias`, one value per column, added to each element after its
+/// product, then through `end.act`) on one thread (`out` the row-major output, not necessarily
+/// initialised; every element is written): the AVX-512 kernel where the CPU has AVX-512 (the
+/// bias added and the activation applied as it stores the last slice of `k`), else
+/// matrixmultiply (Burn's kernel) on zeros, then the bias, then the activation.
 #[allow(unsafe_code)]
 fn block_product(
     a: &ArrayView2<'_, f32>,
     b: &ArrayView2<'_, f32>,
-    bias: Option<&[f32]>,
+    end: Epilogue<'_>,
     mut out: ArrayViewMut2<'_, MaybeUninit<f32>>,
 ) {
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {
-        return avx512::gemm(a.view(), b.view(), bias, out);
+        return avx512::gemm(a.view(), b.view(), end, out);
     }
+    let bias = end.bias;
     out.fill(MaybeUninit::new(0.0));
     let (dim, strides) = (out.raw_dim(), out.strides().to_vec());
     let strides = Ix2(strides[0] as usize, strides[1] as usize);
@@ -364,6 +395,61 @@ fn block_product(
             row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
         }
     }
+    if let Some(act) = end.act {
+        for mut row in out.rows_mut() {
+            act.on(row.as_slice_mut().expect("an output row's elements are adjacent"));
+        }
+    }
+}
+
+/// An activation a projection's product may end with (`ProductCall::activation`, outside
+/// training): GELU, exact or with the tanh approximation, by the fused passes' functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// `math::gelu`.
+    Gelu,
+    /// `math::gelu_tanh`.
+    GeluTanh,
+}
+
+impl Act {
+    /// The layers' activation, when it is one of these.
+    pub fn of_layers(act: Activation) -> Option<Self> {
+        match act {
+            Activation::Gelu => Some(Self::Gelu),
+            Activation::GeluTanh => Some(Self::GeluTanh),
+            _ => None,
+        }
+    }
+
+    /// The activation of `x`.
+    #[inline(always)]
+    fn of(self, x: f32) -> f32 {
+        match self {
+            Self::Gelu => math::gelu(x),
+            Self::GeluTanh => math::gelu_tanh(x),
+        }
+    }
+
+    /// Every value of `values` through the activation, in place (one loop per function, so
+    /// that each is inlined and vectorised).
+    #[inline(always)]
+    fn on(self, values: &mut [f32]) {
+        match self {
+            Self::Gelu => values.iter_mut().for_each(|v| *v = math::gelu(*v)),
+            Self::GeluTanh => values.iter_mut().for_each(|v| *v = math::gelu_tanh(*v)),
+        }
+    }
+}
+
+/// What a product ends with, element by element, after its last sum: a bias (one value per
+/// column), then an activation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// The bias, one value per column of the block.
+    pub bias: Option<&'a [f32]>,
+    /// The activation.
+    pub act: Option<Act>,
 }
 
 /// Which kernel multiplies the blocks: `avx512` or `matrixmultiply` (logged by [`install`]).
@@ -519,6 +605,36 @@ mod tests {
         for (got, want) in got_bias.iter().zip(&want_bias) {
             assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "bias gradient {got} against Burn's {want}");
         }
+    }
+
+    /// `layers::linear_act` outside training, with the kernel installed, hands the GELU to the
+    /// product (the bits of `activated_gemm`: the product, bias and GELU pass, tested in
+    /// `fused`); a ReLU it leaves runs after the product, as `Activation::forward`.
+    #[test]
+    fn a_projections_gelu_outside_training_goes_to_the_kernel() {
+        use burn::nn::LinearConfig;
+        use prunelab_models::layers::linear_act;
+        install();
+        let device = Default::default();
+        let linear = {
+            // Burn's generator draws the weights: not between another test's seed and its draws.
+            let _turn = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            LinearConfig::new(40, 70).init::<NdArray>(&device)
+        };
+        let x = random([2 * 150, 40], 10).reshape([2, 150, 40]);
+        let got = linear_act(&linear, x.clone(), Activation::Gelu).into_data().to_vec::<f32>().unwrap();
+        let (w, b) = (linear.weight.val().into_data(), linear.bias.as_ref().unwrap().val().into_data());
+        let x2 = x.clone().reshape([300, 40]).into_data();
+        let view = |d: &burn::tensor::TensorData, shape: (usize, usize)| {
+            Array2::from_shape_vec(shape, d.to_vec::<f32>().unwrap()).unwrap()
+        };
+        let (x2, w) = (view(&x2, (300, 40)), view(&w, (40, 70)));
+        let bias = ndarray::Array1::from(b.to_vec::<f32>().unwrap());
+        let want = activated_gemm(x2.view(), w.view(), Some(bias.view()), Some(Act::Gelu), threads());
+        assert!(got.iter().zip(want.iter()).all(|(g, w)| g.to_bits() == w.to_bits()));
+        let relu = linear_act(&linear, x.clone(), Activation::Relu);
+        let after = prunelab_models::layers::linear(&linear, x).clamp_min(0.0);
+        assert_eq!(relu.into_data(), after.into_data());
     }
 
     /// Column sums have the same bits on 1, 2, 3 and 7 threads, and are each column's sum.

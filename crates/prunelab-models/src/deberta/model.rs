@@ -403,7 +403,7 @@ impl<B: Backend> ContextPooler<B> {
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
         let [batch, _, h] = hidden.dims();
         let first = layers::dropout(&self.dropout, hidden.narrow(1, 0, 1).reshape([batch, h]));
-        self.act.forward(layers::linear(&self.dense, first))
+        layers::linear_act(&self.dense, first, self.act)
     }
 }
 

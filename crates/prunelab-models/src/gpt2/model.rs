@@ -135,7 +135,7 @@ impl<B: Backend> Gpt2Block<B> {
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 4>) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(layers::layer_norm(&self.ln_1, x), mask);
         let mlp = &self.mlp;
-        let inner = mlp.act.forward(layers::linear(&mlp.c_fc, layers::layer_norm(&self.ln_2, x.clone())));
+        let inner = layers::linear_act(&mlp.c_fc, layers::layer_norm(&self.ln_2, x.clone()), mlp.act);
         x + layers::dropout(&mlp.dropout, layers::linear(&mlp.c_proj, inner))
     }
 }

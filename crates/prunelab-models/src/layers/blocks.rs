@@ -74,7 +74,7 @@ impl<B: Backend> Intermediate<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, hidden]` -> `[batch, seq, intermediate]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.act.forward(linear(&self.dense, x))
+        super::linear_act(&self.dense, x, self.act)
     }
 }
 

@@ -156,7 +156,7 @@ impl<B: Backend> LedEncoderLayer<B> {
         let attn =
             layers::linear(&self.self_attn.output, self.self_attn.longformer_self_attn.forward(x.clone(), pattern));
         let x = layers::add_layer_norm(&self.self_attn_layer_norm, x, layers::dropout(&self.dropout, attn));
-        let inner = layers::dropout(&self.activation_dropout, self.act.forward(layers::linear(&self.fc1, x.clone())));
+        let inner = layers::dropout(&self.activation_dropout, layers::linear_act(&self.fc1, x.clone(), self.act));
         layers::add_layer_norm(&self.final_layer_norm, x, layers::dropout(&self.dropout, layers::linear(&self.fc2, inner)))
     }
 }
@@ -281,7 +281,7 @@ impl<B: Backend> LedDecoderLayer<B> {
         let x = layers::add_layer_norm(&self.self_attn_layer_norm, x, layers::dropout(&self.dropout, attn));
         let attn = self.encoder_attn.forward(x.clone(), encoder, cross);
         let x = layers::add_layer_norm(&self.encoder_attn_layer_norm, x, layers::dropout(&self.dropout, attn));
-        let inner = layers::dropout(&self.activation_dropout, self.act.forward(layers::linear(&self.fc1, x.clone())));
+        let inner = layers::dropout(&self.activation_dropout, layers::linear_act(&self.fc1, x.clone(), self.act));
         layers::add_layer_norm(&self.final_layer_norm, x, layers::dropout(&self.dropout, layers::linear(&self.fc2, inner)))
     }
 }
