@@ -277,7 +277,7 @@ pub fn set_product_kernel(kernel: Option<ProductKernel>) {
 
 /// A float tensor, and the bias and activation still to apply, as [`kernel_product`] hands them
 /// back.
-type WithBias<B, const D: usize> = (Tensor<B, D>, Option<Tensor<B, 1>>, Option<Activation>);
+type Taken<B, const D: usize> = (Tensor<B, D>, Option<Tensor<B, 1>>, Option<Activation>);
 
 /// `x · weight` (plus `bias` and through `act`, if the kernel takes them) through the installed
 /// [`ProductKernel`], with the bias and activation it left; or the operands and bias back when
@@ -290,7 +290,7 @@ fn kernel_product<B: Backend, const D: usize, const E: usize>(
     weight: Tensor<B, E>,
     bias: Option<Tensor<B, 1>>,
     act: Option<Activation>,
-) -> Result<WithBias<B, D>, (Tensor<B, D>, Tensor<B, E>, Option<Tensor<B, 1>>)> {
+) -> Result<Taken<B, D>, (Tensor<B, D>, Tensor<B, E>, Option<Tensor<B, 1>>)> {
     let Some(kernel) = PRODUCT_KERNEL.get() else { return Err((x, weight, bias)) };
     let float = |t: TensorPrimitive<B>| match t {
         TensorPrimitive::Float(t) => Ok(t),
