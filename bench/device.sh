@@ -604,7 +604,7 @@ precision_gpu() {
 # alternated REPEATS times with torch TF32 beside them; then, under the
 # CUPTI counter, launches per phase of a step (both builds, GPT-2 small; STEPS_A and STEPS_B
 # steps) and kernel time by name for MiniLM's inference (BATCHES_A and BATCHES_B batches, both
-# builds and torch) and training step. Nothing new starts after LIMIT seconds.
+# builds and torch; not with SKIP_INFER_NAMES set) and training step (both builds and torch). Nothing new starts after LIMIT seconds.
 norm_gpu() {
   local v=${VARIANT:-fusion-cublas} dir=$OUT/${1:-norm} log=$OUT/logs/${1:-norm}.log limit=${LIMIT:-400}
   mkdir -p "$dir"
@@ -646,7 +646,7 @@ norm_gpu() {
     done
   done
   for n in "${BATCHES_A:-10}" "${BATCHES_B:-30}"; do
-    [ "$SECONDS" -lt "$((limit + 90))" ] || break
+    [ "$SECONDS" -lt "$((limit + 90))" ] && [ -z "${SKIP_INFER_NAMES:-}" ] || break
     CUPTI_BUSY_OUT="$dir/names-infer-minilm-prunelab-$n.json" timeout 60 "${busy[@]}" "${new[@]}" bench infer /tmp/minilm-random --batches "$n" > /dev/null 2>> "$log"
     CUPTI_BUSY_OUT="$dir/names-infer-minilm-before-$n.json" timeout 60 "${busy[@]}" "${old[@]}" bench infer /tmp/minilm-random --batches "$n" > /dev/null 2>> "$log"
     CUPTI_BUSY_OUT="$dir/names-infer-minilm-torch-$n.json" timeout 60 "${busy[@]}" python3 bench/torch_bench.py infer /tmp/minilm-random --batches "$n" --precision tf32 > /dev/null 2>> "$log"
