@@ -19,7 +19,7 @@
 
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_i32gather_ps,
-    _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
 use std::cell::RefCell;
@@ -207,7 +207,6 @@ struct Rows<'a> {
     a: &'a ArrayView2<'a, f32>,
     in_place: Option<(usize, usize)>,
     a_pack: &'a mut [f32],
-    tile: [f32; MR * NR],
 }
 
 impl<'a> Rows<'a> {
@@ -218,7 +217,7 @@ impl<'a> Rows<'a> {
             (1, col) if col >= 0 => Some((1, col as usize)),
             _ => None,
         };
-        Self { a, in_place, a_pack, tile: [0.0; MR * NR] }
+        Self { a, in_place, a_pack }
     }
 
     /// The slice `depth` of `k` for the output's `rows` (at most [`MC`]) and `columns`, whose
@@ -261,27 +260,14 @@ impl<'a> Rows<'a> {
                 // SAFETY: `available()` was checked by `gemm`; the A block holds `kc` steps of MR
                 // values at its strides and the B panel `kc` steps of NR; the tile's rows
                 // `m0 + i0 ..+ mr` and columns `j0 ..+ nr` are inside `out` (the caller's
-                // contract), a full tile's writes exactly those, and `add` reads them only after
-                // the slice before wrote them; `tile` is MR × NR; `activate` rewrites the tile's
-                // rows after this slice wrote them.
+                // contract), the kernel's masked stores write exactly those, and `add` reads them
+                // only after the slice before wrote them; `activate` rewrites them after this
+                // slice wrote them.
                 unsafe {
                     let at = out.at.add((m0 + i0) * out.ldc + j0);
-                    let bias = bias.map(|bias| &bias[j0..j0 + nr]);
-                    if mr == MR && nr == NR {
-                        let bias = bias.map(<[f32]>::as_ptr);
-                        kernel(kc, a, b_panel.as_ptr(), at, Store { ldc: out.ldc, add: k0 > 0, bias });
-                    } else {
-                        let store = Store { ldc: NR, add: false, bias: None };
-                        kernel(kc, a, b_panel.as_ptr(), self.tile.as_mut_ptr(), store);
-                        for r in 0..mr {
-                            let row =
-                                std::slice::from_raw_parts_mut(at.add(r * out.ldc).cast::<MaybeUninit<f32>>(), nr);
-                            for (j, (o, t)) in row.iter_mut().zip(&self.tile[r * NR..][..nr]).enumerate() {
-                                let sum = if k0 > 0 { o.assume_init() + t } else { *t };
-                                o.write(bias.map_or(sum, |bias| sum + bias[j]));
-                            }
-                        }
-                    }
+                    let bias = bias.map(|bias| bias[j0..j0 + nr].as_ptr());
+                    let store = Store { ldc: out.ldc, rows: mr, cols: nr, add: k0 > 0, bias };
+                    kernel(kc, a, b_panel.as_ptr(), at, store);
                     if let Some(act) = act {
                         activate(act, at, out.ldc, mr, nr);
                     }
@@ -401,21 +387,32 @@ struct Block {
     col: usize,
 }
 
-/// How [`kernel`] stores its tile: rows `ldc` apart, added to what is there (`add`), and then a
-/// bias (`NR` values, one per column) added.
+/// How [`kernel`] stores its tile: its first `rows` rows (at most `MR`) and `cols` columns (at
+/// most `NR`), rows `ldc` apart, added to what is there (`add`), and then a bias (`cols` values,
+/// one per column) added.
 #[derive(Clone, Copy)]
 struct Store {
     ldc: usize,
+    rows: usize,
+    cols: usize,
     add: bool,
     bias: Option<*const f32>,
 }
 
-/// The `MR × NR` tile at `c` gets — or, with `store.add`, is added — the product of an `A` block
-/// and a packed `B` panel, `kc` deep, and then `store.bias` when given.
+/// The load and store masks of a tile's two 16-lane halves for its first `cols` columns.
+fn masks(cols: usize) -> (__mmask16, __mmask16) {
+    let lanes = |n: usize| if n >= 16 { 0xFFFF } else { (1u16 << n) - 1 };
+    (lanes(cols), lanes(cols.saturating_sub(16)))
+}
+
+/// The `store.rows × store.cols` tile at `c` gets — or, with `store.add`, is added — the
+/// product of an `A` block and a packed `B` panel, `kc` deep, and then `store.bias` when given
+/// (a partial tile by masked loads and stores: the same sums, in the same order, as a whole one).
 ///
 /// # Safety
-/// AVX-512F present; `a` addresses `kc` steps of MR readable values, `b` holds `kc · NR`, `c` MR
-/// rows of NR writable values `store.ldc` apart, and a bias NR readable values.
+/// AVX-512F present; `a` addresses `kc` steps of MR readable values, `b` holds `kc · NR`, `c`
+/// `store.rows` rows of `store.cols` writable values `store.ldc` apart, and a bias `store.cols`
+/// readable values.
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel(kc: usize, a: Block, b: *const f32, c: *mut f32, store: Store) {
     let mut acc: [__m512; 2 * MR] = [_mm512_setzero_ps(); 2 * MR];
@@ -432,23 +429,31 @@ unsafe fn kernel(kc: usize, a: Block, b: *const f32, c: *mut f32, store: Store) 
             }
         }
     }
-    // SAFETY: NR values (the caller's contract).
-    let bias = store.bias.map(|bias| unsafe { (_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(16))) });
+    let (lo_mask, hi_mask) = masks(store.cols);
+    // SAFETY: `store.cols` values (the caller's contract); masked-off lanes are not read, and
+    // the second half's address is only formed (`wrapping_add`), not read, past them.
+    let bias = store.bias.map(|bias| unsafe {
+        (_mm512_maskz_loadu_ps(lo_mask, bias), _mm512_maskz_loadu_ps(hi_mask, bias.wrapping_add(16)))
+    });
     for r in 0..MR {
-        // SAFETY: row `r` of the tile (the caller's contract).
+        if r == store.rows {
+            break;
+        }
+        // SAFETY: row `r` of the tile, its first `store.cols` values (the caller's contract);
+        // masked-off lanes are neither read nor written.
         unsafe {
             let row = c.add(r * store.ldc);
             let (mut lo, mut hi) = (acc[2 * r], acc[2 * r + 1]);
             if store.add {
-                lo = _mm512_add_ps(_mm512_loadu_ps(row), lo);
-                hi = _mm512_add_ps(_mm512_loadu_ps(row.add(16)), hi);
+                lo = _mm512_add_ps(_mm512_maskz_loadu_ps(lo_mask, row), lo);
+                hi = _mm512_add_ps(_mm512_maskz_loadu_ps(hi_mask, row.wrapping_add(16)), hi);
             }
             if let Some((bias_lo, bias_hi)) = bias {
                 lo = _mm512_add_ps(lo, bias_lo);
                 hi = _mm512_add_ps(hi, bias_hi);
             }
-            _mm512_storeu_ps(row, lo);
-            _mm512_storeu_ps(row.add(16), hi);
+            _mm512_mask_storeu_ps(row, lo_mask, lo);
+            _mm512_mask_storeu_ps(row.wrapping_add(16), hi_mask, hi);
         }
     }
 }
