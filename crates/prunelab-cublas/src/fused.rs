@@ -414,33 +414,9 @@ fn gelu64(x: f64, approximate: bool) -> (f64, f64) {
         let t = (k * (x + 0.044715 * x.powi(3))).tanh();
         (0.5 * x * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * x * x))
     } else {
-        let cdf = 0.5 * (1.0 + erf64(x / std::f64::consts::SQRT_2));
+        let cdf = 0.5 * (1.0 + prunelab_gemm::reference::erf64(x / std::f64::consts::SQRT_2));
         (x * cdf, cdf + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt())
     }
-}
-
-/// erf in f64 (Abramowitz and Stegun 7.1.26 is too coarse for a 1e-5 check; this is the series
-/// below 3 and the continued fraction's complement above).
-fn erf64(x: f64) -> f64 {
-    let a = x.abs();
-    let value = if a < 3.0 {
-        // Maclaurin series: 2/√π Σ (-1)ⁿ x^(2n+1) / (n! (2n+1)).
-        let (mut term, mut sum, mut n) = (a, a, 0.0);
-        while term.abs() > 1e-17 * sum.abs() {
-            n += 1.0;
-            term *= -a * a / n;
-            sum += term / (2.0 * n + 1.0);
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
-    } else {
-        // erfc's continued fraction, evaluated from its 60th level up.
-        let mut fraction = 0.0;
-        for k in (1..=60).rev() {
-            fraction = f64::from(k) / 2.0 / (a + fraction);
-        }
-        1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / (a + fraction)
-    };
-    value.copysign(x)
 }
 
 /// Dropout at 0.1 on an odd number of elements, through the hook under a seed stream set for the

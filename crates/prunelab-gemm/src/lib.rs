@@ -18,6 +18,7 @@
 //!   batches too), and
 //!   what it leaves to Burn's matmul; [`take_biased_if_f32_matrices`]: a projection's product
 //!   with its bias (the CPU kernel's [`autodiff::biased_product`]).
+//! - [`reference`]: f64 references the kernels are checked against (here and on the device).
 #![warn(missing_docs)]
 
 use burn::tensor::{DType, TensorMetadata};
@@ -26,6 +27,7 @@ use prunelab_models::layers::ProductCall;
 pub mod autodiff;
 #[cfg(feature = "ndarray")]
 pub mod cpu;
+pub mod reference;
 
 /// Computes `call`'s product with `product` when both operands are non-empty f32 tensors of one
 /// rank in `ranks` with equal batch axes (all but the last two: no broadcasting); otherwise

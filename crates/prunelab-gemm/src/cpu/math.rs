@@ -124,6 +124,7 @@ pub fn gelu_tanh_grad(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::erf64;
 
     fn grid(lo: f32, hi: f32, n: usize) -> impl Iterator<Item = f32> {
         (0..=n).map(move |i| lo + (hi - lo) * i as f32 / n as f32)
@@ -179,25 +180,6 @@ mod tests {
         assert_eq!(exp(-1e4), 0.0);
         assert_eq!(exp(f32::MIN), 0.0);
         assert_eq!(exp(0.0), 1.0);
-    }
-
-    fn erf64(x: f64) -> f64 {
-        // Abramowitz & Stegun 7.1.26 is the approximation under test; the reference is the
-        // Maclaurin series (|x| ≤ 3) and the asymptotic continued fraction beyond.
-        if x.abs() > 3.0 {
-            let t = x.abs();
-            let mut cf = 0.0;
-            for k in (1..60).rev() {
-                cf = (k as f64 / 2.0) / (t + cf);
-            }
-            return (1.0 - (-t * t).exp() / std::f64::consts::PI.sqrt() / (t + cf)).copysign(x);
-        }
-        let (mut term, mut sum) = (x, x);
-        for n in 1..200 {
-            term *= -x * x / n as f64;
-            sum += term / (2 * n + 1) as f64;
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
     }
 
     #[test]

@@ -104,11 +104,6 @@ impl Kinds {
     /// Every kind.
     pub const ALL: Self = Self(7);
 
-    /// The kinds of `self` and of `other`.
-    pub const fn union(self, other: Self) -> Self {
-        Self(self.0 | other.0)
-    }
-
     fn has(self, kind: Self) -> bool {
         self.0 & kind.0 == kind.0
     }
