@@ -35,6 +35,9 @@
 #                                   # (residual/); OLD_ENV=PRUNELAB_RESIDUAL_NORM=apart: "before" is the same build with Burn's adds
 #   bash bench/device.sh elementwise  # issue 22: GELU and dropout as kernels of our own (elementwise.cu), the same comparison
 #                                   # (elementwise/); OLD_ENV=PRUNELAB_CUDA_FUSED=softmax: "before" is the same build with Burn's
+#   bash bench/device.sh gradients  # issue 22: bias gradients by the weight gradient's product (cuBLASLt's BGRADA) and the
+#                                   # attention's outputs with heads interleaved, the same comparison (gradients/); with
+#                                   # OLD_ENV="PRUNELAB_CUBLAS_BIAS=sums PRUNELAB_CUBLAS_HEADS=contiguous": both off
 #   bash bench/device.sh infer      # issue 22: MiniLM bench infer alone, before vs VARIANT, torch beside (a short call; infer/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
@@ -611,12 +614,13 @@ norm_gpu() {
   gpu_setup "$v" "$log"
   local new=("${PL[@]}") old
   before_command "$v"
-  [ -n "${NEW_ENV:-}" ] && new=(env "$NEW_ENV" "${new[@]}")
+  # shellcheck disable=SC2206 # NAME=VALUE words, split on spaces on purpose
+  [ -n "${NEW_ENV:-}" ] && new=(env $NEW_ENV "${new[@]}")
   for arch in gpt2-small minilm-random; do
     for b in old new; do
       local -n cmd=$b
       RUST_LOG=info timeout 120 "${cmd[@]}" bench train "/tmp/$arch" --steps 3 > "$dir/warm-$arch-$b.json" 2> "$OUT/logs/warm-$arch-$b.log"
-      echo "warmed $arch $b: exit $? at ${SECONDS} s; $(grep -h 'norm\|gathers\|embedding\|GELU\|WARN\|ERROR' "$OUT/logs/warm-$arch-$b.log" | cut -c1-200 | head -n 6)"
+      echo "warmed $arch $b: exit $? at ${SECONDS} s; $(grep -h 'norm\|gathers\|embedding\|GELU\|no algorithm\|biases=\|WARN\|ERROR' "$OUT/logs/warm-$arch-$b.log" | cut -c1-240 | head -n 8)"
     done
     # REQUIRE_LOG: a line the new build must log (its kernels installed), else nothing is measured.
     if [ -n "${REQUIRE_LOG:-}" ] && ! grep -q "$REQUIRE_LOG" "$OUT/logs/warm-$arch-new.log"; then
@@ -663,11 +667,12 @@ norm_gpu() {
 
 # before_command V: sets the caller's `old` array to the build before (.device/bin/prunelab-before.xz)
 # with V's kernel cache, or, with OLD_ENV set (NAME=VALUE), to V's own build run with that variable
-# (one build compared with a setting of its own). Its callers run their `new` build with NEW_ENV
-# (NAME=VALUE) when it is set.
+# (one build compared with a setting of its own; several NAME=VALUE words, space-separated). Its
+# callers run their `new` build with NEW_ENV (the same form) when it is set.
 before_command() {
   if [ -n "${OLD_ENV:-}" ]; then
-    old=(env "$OLD_ENV" "/tmp/pl-$1" --quiet --kernel-cache "/tmp/kernels-$1")
+    # shellcheck disable=SC2206 # NAME=VALUE words, split on spaces on purpose
+    old=(env $OLD_ENV "/tmp/pl-$1" --quiet --kernel-cache "/tmp/kernels-$1")
   else
     unpack_build before
     old=(/tmp/pl-before --quiet --kernel-cache "/tmp/kernels-$1")
@@ -696,7 +701,8 @@ infer_ab() {
   cuda_libs
   local new=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v") old
   before_command "$v"
-  [ -n "${NEW_ENV:-}" ] && new=(env "$NEW_ENV" "${new[@]}")
+  # shellcheck disable=SC2206 # NAME=VALUE words, split on spaces on purpose
+  [ -n "${NEW_ENV:-}" ] && new=(env $NEW_ENV "${new[@]}")
   "${new[@]}" bench init --arch minilm --out /tmp/minilm-random > /dev/null
   for b in old new; do
     local -n cmd=$b
@@ -817,7 +823,7 @@ case ${1:-} in
     info
     infer_ab
     ;;
-  embed|softmax|batched|pipeline|bias|gather|residual|elementwise)
+  embed|softmax|batched|pipeline|bias|gather|residual|elementwise|gradients)
     info
     norm_gpu "$1"
     ;;

@@ -2,14 +2,16 @@
 //! (`CUBLASLT_EPILOGUE_BIAS`) where `cublasGemmEx` and Burn's broadcast add took two launches —
 //! for the query, key and value projections, whose bias adds Burn's fusion has nothing to fuse
 //! with, a launch saved each ([`gemm_bias`]) — and, in training (unless `install::BIAS_VARIABLE`
-//! says otherwise), their gradients, the column sums of the output's gradient, as two
-//! launches of a kernel of this crate ([`column_sums`]; Burn's `sum_dim` over the rows of a
+//! says otherwise), their gradients, the column sums of the output's gradient: computed by the
+//! weight gradient's own product (`CUBLASLT_EPILOGUE_BGRADA`, [`weight_and_bias_grads`]), or as
+//! two launches of a kernel of this crate ([`column_sums`]; Burn's `sum_dim` over the rows of a
 //! `[tokens, features]` gradient ran one slow reduction, 0.4 ms on GPT-2 small's, `bench/NOTES.md`).
 //!
-//! cuBLASLt is asked once per shape, transposition, arithmetic and alignment for its best
-//! algorithm ([`Plan`], kept for the process). Where it has none, the product is `cublasGemmEx`
-//! followed by a kernel of this crate adding the bias (`bias.cu`): the same result in two
-//! launches. Both run on CubeCL's stream only (`cublas::queue`); products in TF32 or f32.
+//! cuBLASLt is asked once per shape, transposition, arithmetic, alignment and epilogue for its
+//! best algorithm ([`Plan`], kept for the process). Where it has none, the product is
+//! `cublasGemmEx` followed by a kernel of this crate adding the bias or summing the gradient's
+//! columns (`bias.cu`): the same result in two launches. All run on CubeCL's stream only
+//! (`cublas::queue`); products in TF32 or f32.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -44,14 +46,25 @@ unsafe impl Send for Lt {}
 
 static LT: Mutex<Option<Lt>> = Mutex::new(None);
 
-/// What a plan depends on: the call's dimensions and transpositions, the arithmetic, and whether
+/// What a plan depends on: the call's dimensions and transpositions, the arithmetic, whether
 /// all four buffers start on 16-byte boundaries (cuBLASLt's fast kernels need it; cuBLASLt is
-/// told so, and each call checks).
+/// told so, and each call checks), and what the epilogue does with the bias vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
     args: GemmArgs,
     arithmetic: Arithmetic,
     aligned: bool,
+    epilogue: Epilogue,
+}
+
+/// What a plan's epilogue does with its vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Epilogue {
+    /// Adds it to every row of the row-major product (`CUBLASLT_EPILOGUE_BIAS`).
+    Bias,
+    /// Writes into it the column sums of the row-major product's second operand, the sums
+    /// over the inner dimension (`CUBLASLT_EPILOGUE_BGRADA`: cuBLAS's first operand is `b`).
+    ColumnSumsOfB,
 }
 
 /// One product's descriptor (with the bias epilogue; the bias's address is set per call), its
@@ -123,9 +136,45 @@ pub(crate) fn gemm_bias(
     assert!(arithmetic != Arithmetic::Bf16, "biased products run in TF32 or f32 (install checks it)");
     let buffers = [&a, &b, &out, &bias].map(|tensor| (tensor.handle.clone().binding(), 0)).to_vec();
     cublas::queue(shared, device.index, buffers, "a biased cuBLASLt product", move |handle, stream, pointers| {
-        call(handle, stream, &args, [pointers[0], pointers[1], pointers[2], pointers[3]], arithmetic)
+        let pointers = [pointers[0], pointers[1], pointers[2], pointers[3]];
+        call(handle, stream, &args, pointers, arithmetic, Epilogue::Bias)
     });
     out
+}
+
+/// A projection's weight and bias gradients from its 2-D f32 input `a` (`[rows, in]`) and its
+/// output's gradient `g` (`[rows, out]`): `[aᵀ · g, the column sums of g]`, new contiguous
+/// `[in, out]` and `[out]` tensors, in one launch where cuBLASLt has an algorithm with the
+/// bias-gradient epilogue for the shape ([`open`] first).
+///
+/// # Panics
+/// When CubeCL's stream is unknown, the shapes disagree, or an earlier operation queued on the
+/// stream failed.
+pub(crate) fn weight_and_bias_grads(
+    a: CubeTensor<CudaRuntime>,
+    g: CubeTensor<CudaRuntime>,
+) -> [CubeTensor<CudaRuntime>; 2] {
+    cublas::panic_if_failed();
+    let shared = cublas::shared_here().expect("bias gradients run only on CubeCL's stream (install checks it)");
+    let (a, layout_a) = cublas::readable_matrices(a, true);
+    // Row-major, as the fallback's column sums read it.
+    let (g, layout_g) = cublas::readable_matrices(cublas::contiguous(g), false);
+    let args = GemmArgs::new(layout_a, layout_g).expect("weight_and_bias_grads: the rows differ");
+    let (client, device) = (a.client.clone(), a.device.clone());
+    let empty =
+        |shape: Vec<usize>| empty_device_contiguous_dtype(client.clone(), device.clone(), shape.into(), DType::F32);
+    let (weight, bias) = (empty(vec![args.m, args.n]), empty(vec![args.n]));
+    if args.m == 0 || args.n == 0 {
+        return [weight, bias];
+    }
+    let arithmetic = cublas::arithmetic();
+    assert!(arithmetic != Arithmetic::Bf16, "bias gradients run in TF32 or f32 (install checks it)");
+    let buffers = [&a, &g, &weight, &bias].map(|tensor| (tensor.handle.clone().binding(), 0)).to_vec();
+    cublas::queue(shared, device.index, buffers, "a cuBLASLt weight gradient", move |handle, stream, pointers| {
+        let pointers = [pointers[0], pointers[1], pointers[2], pointers[3]];
+        call(handle, stream, &args, pointers, arithmetic, Epilogue::ColumnSumsOfB)
+    });
+    [weight, bias]
 }
 
 /// The sum of each column of a 2-D f32 `g` (`[rows, cols]`): a new `[cols]` tensor, as two launches
@@ -164,31 +213,54 @@ pub(crate) fn column_sums(g: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime>
     sums
 }
 
-/// Queue `args`'s product of `a` and `b` plus `bias` into `out` (`pointers`, in that order) on
-/// `stream`, through the plan for its key (made on first use), or `cublasGemmEx` and `add_bias`.
+/// Queue `args`'s product of `a` and `b` into `out` with `epilogue` on `bias` (`pointers`, in that
+/// order) on `stream`, through the plan for its key (made on first use), or `cublasGemmEx` and a
+/// kernel of `bias.cu` (`add_bias`, or `column_sums_partial` as one chunk).
 fn call(
     handle: &Handle,
     stream: driver_sys::CUstream,
     args: &GemmArgs,
     pointers: [u64; 4],
     arithmetic: Arithmetic,
+    epilogue: Epilogue,
 ) -> Result<(), String> {
     let [a, b, out, bias] = pointers;
-    let key = Key { args: *args, arithmetic, aligned: pointers.iter().all(|p| p % 16 == 0) };
+    let key = Key { args: *args, arithmetic, aligned: pointers.iter().all(|p| p % 16 == 0), epilogue };
     let mut slot = LT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let state = slot.as_mut().ok_or("cuBLASLt is not open")?;
     if !state.plans.contains_key(&key) {
         let plan = Plan::new(state.handle, key)?;
-        tracing::debug!(?key, found = plan.is_some(), "cuBLASLt plan for a biased product");
+        match plan.is_some() {
+            true => tracing::debug!(?key, "cuBLASLt plan"),
+            false => tracing::info!(?key, "cuBLASLt has no algorithm with this epilogue: cublasGemmEx and a kernel"),
+        }
         state.plans.insert(key, plan);
     }
     match &state.plans[&key] {
         Some(plan) => plan.run(state.handle, state.workspace, stream, [a, b, out, bias]),
         None => {
             cublas::call(handle, stream, args, [a, b, out], arithmetic)?;
-            add_bias(stream, out, bias, args)
+            match epilogue {
+                Epilogue::Bias => add_bias(stream, out, bias, args),
+                Epilogue::ColumnSumsOfB => sum_columns(stream, b, bias, args),
+            }
         }
     }
+}
+
+/// The column sums of the row-major `[k, n]` `b` written to `sums` by `bias.cu`'s first kernel,
+/// all rows as one chunk (no buffer of partial sums; slower than [`column_sums`]' two launches
+/// over many rows, and only where cuBLASLt has no algorithm).
+fn sum_columns(stream: driver_sys::CUstream, b: u64, sums: u64, args: &GemmArgs) -> Result<(), String> {
+    let int = |v: usize| i32::try_from(v).map_err(|_| format!("a bias gradient dimension above 2^31: {v}"));
+    let (rows, cols) = (int(args.k)?, int(args.n)?);
+    let launch = kernels::Launch {
+        kernel: "column_sums_partial",
+        grid: (args.n.div_ceil(32) as u32, 1, 1),
+        block: (32, 8, 1),
+        args: kernels::args(&[0, 1], [Arg::I32(rows), Arg::I32(cols), Arg::I32(rows)]),
+    };
+    kernels::launch_all(stream, &[b, sums], std::slice::from_ref(&launch))
 }
 
 /// The bias added to each row of `out` by `bias.cu`'s kernel.
@@ -209,7 +281,7 @@ fn add_bias(stream: driver_sys::CUstream, out: u64, bias: u64, args: &GemmArgs) 
 impl Plan {
     /// The plan for `key`, or `None` when cuBLASLt has no algorithm for it.
     fn new(handle: lt_sys::cublasLtHandle_t, key: Key) -> Result<Option<Self>, String> {
-        let Key { args, arithmetic, aligned } = key;
+        let Key { args, arithmetic, aligned, epilogue } = key;
         let failed = |what: &'static str| move |error: lt::CublasError| format!("{what}: {error:?}");
         let compute = match arithmetic {
             Arithmetic::Tf32 => lt_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
@@ -232,7 +304,10 @@ impl Plan {
             true => cudarc::cublas::sys::cublasOperation_t::CUBLAS_OP_T,
             false => cudarc::cublas::sys::cublasOperation_t::CUBLAS_OP_N,
         };
-        let epilogue = lt_sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS;
+        let epilogue = match epilogue {
+            Epilogue::Bias => lt_sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS,
+            Epilogue::ColumnSumsOfB => lt_sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BGRADA,
+        };
         let alignment: u32 = if aligned { 16 } else { 4 };
         let workspace = WORKSPACE_BYTES as u64;
         // SAFETY: each attribute is written from a value of the type cuBLASLt documents for it

@@ -5,7 +5,7 @@
 
 use std::ffi::c_void;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use burn::tensor::{DType, StreamId};
 use burn_cubecl::cubecl::Runtime;
@@ -21,7 +21,7 @@ use cudarc::cublas::{result as blas, sys as blas_sys};
 use cudarc::driver::{result as driver, sys as driver_sys};
 
 use crate::kernels::{self, Arg};
-use crate::layout::{Batch, GemmArgs, Layout, extent};
+use crate::layout::{self, Batch, GemmArgs, Layout, extent};
 
 /// The arithmetic of cuBLAS's f32 products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -168,6 +168,15 @@ pub(crate) fn set_arithmetic(arithmetic: Arithmetic) {
 /// The arithmetic set by [`set_arithmetic`] (TF32 before any).
 pub(crate) fn arithmetic() -> Arithmetic {
     ARITHMETICS[usize::from(ARITHMETIC.load(Ordering::Relaxed))]
+}
+
+/// Whether batched products whose `b` is a view of heads write their output's heads interleaved
+/// ([`gemm_batched`]); on unless [`set_interleaving`] turned it off.
+static INTERLEAVE: AtomicBool = AtomicBool::new(true);
+
+/// Let batched products interleave their outputs' heads where `b`'s are (the default), or not.
+pub(crate) fn set_interleaving(on: bool) {
+    INTERLEAVE.store(on, Ordering::Relaxed);
 }
 
 /// Load libcublas and create the handle for `device` (once per process).
@@ -439,8 +448,10 @@ pub(crate) fn readable_matrices(
 }
 
 /// `op(a[i]) · op(b[i])` for every matrix `i` of two batches of matrices (rank 3 or 4, equal batch
-/// axes), `op` transposing when its flag is set: a new contiguous `[batch axes.., rows, cols]`
-/// tensor.
+/// axes), `op` transposing when its flag is set: a new `[batch axes.., rows, cols]` tensor,
+/// contiguous — or, where `b` is a view of heads lying side by side ([`layout::heads_interleaved`],
+/// unless [`set_interleaving`] turned it off), with its heads interleaved the same way, so that
+/// merging them back is a view.
 ///
 /// One submission to CubeCL's runtime thread, queued on CubeCL's stream like [`gemm`]: a kernel
 /// writes each matrix's address (`batched.cu`; the batch axes of the attention's head views
@@ -467,8 +478,22 @@ pub(crate) fn gemm_batched(
     let batch_axes = a.meta.shape()[..rank - 2].to_vec();
     assert_eq!(batch_axes, b.meta.shape()[..rank - 2], "gemm: the batch axes differ");
     let (client, device) = (a.client.clone(), a.device.clone());
-    let out_shape: Vec<usize> = batch_axes.iter().copied().chain([args.m, args.n]).collect();
-    let out = empty_device_contiguous_dtype(client.clone(), device.clone(), out_shape.into(), DType::F32);
+    let interleave = INTERLEAVE.load(Ordering::Relaxed)
+        && layout::heads_interleaved(b.meta.shape(), b.meta.strides(), layout_b.transposed);
+    let (out, args) = match interleave {
+        false => {
+            let shape: Vec<usize> = batch_axes.iter().copied().chain([args.m, args.n]).collect();
+            (empty_device_contiguous_dtype(client.clone(), device.clone(), shape.into(), DType::F32), args)
+        }
+        true => {
+            // `[batch, rows, heads, n]` in memory, seen as `[batch, heads, rows, n]`.
+            let (batch, heads) = (batch_axes[0], batch_axes[1]);
+            let shape = [batch, args.m, heads, args.n];
+            let mut out = empty_device_contiguous_dtype(client.clone(), device.clone(), shape.into(), DType::F32);
+            out.meta.swap(1, 2);
+            (out, GemmArgs { ldc: heads * args.n, ..args })
+        }
+    };
     let count: usize = batch_axes.iter().product();
     if count == 0 || args.m == 0 || args.n == 0 {
         return out;

@@ -68,6 +68,13 @@ impl<B: FusionBackend + GemmBias> GemmBias for Fusion<B> {
         let [out] = register::<B, 1, 1>("prunelab_cublas_column_sums", [g], [shape], |[g]| [B::column_sums(g)]);
         out
     }
+
+    fn weight_and_bias_grads(a: FloatTensor<Self>, g: FloatTensor<Self>) -> [FloatTensor<Self>; 2] {
+        let shapes = [Shape::from([a.shape[1], g.shape[1]]), Shape::from([g.shape[1]])];
+        register::<B, 2, 2>("prunelab_cublas_weight_and_bias_grads", [a, g], shapes, |[a, g]| {
+            B::weight_and_bias_grads(a, g)
+        })
+    }
 }
 
 type Run<B, const N: usize, const M: usize> = dyn Fn([FloatTensor<B>; N]) -> [FloatTensor<B>; M] + Send + Sync;

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Distribution, TensorPrimitive};
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_cubecl::cubecl::cuda::CudaRuntime;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
-use prunelab_gemm::autodiff::{ColumnSumsFn, GemmBiasFn, GemmFn};
+use prunelab_gemm::autodiff::{BiasedKernels, WeightBiasGradsFn};
 use prunelab_gemm::{take_biased_if_f32_matrices, take_if_f32_of_rank};
 use prunelab_models::layers::{ProductCall, set_product_kernel};
 
@@ -43,6 +43,10 @@ pub trait GemmBias: Backend {
 
     /// The sum of each column of a 2-D f32 `g` (the bias's gradient from the output's), `[cols]`.
     fn column_sums(g: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The weight's and the bias's gradients from the input `a` (`[rows, in]`) and the output's
+    /// gradient `g` (`[rows, out]`): `[aᵀ · g, the column sums of g]`, in one launch.
+    fn weight_and_bias_grads(a: FloatTensor<Self>, g: FloatTensor<Self>) -> [FloatTensor<Self>; 2];
 }
 
 impl<F: FloatElement, I: IntElement, BT: BoolElement> GemmBias for CubeBackend<CudaRuntime, F, I, BT> {
@@ -52,6 +56,10 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> GemmBias for CubeBackend<C
 
     fn column_sums(g: FloatTensor<Self>) -> FloatTensor<Self> {
         crate::bias::column_sums(g)
+    }
+
+    fn weight_and_bias_grads(a: FloatTensor<Self>, g: FloatTensor<Self>) -> [FloatTensor<Self>; 2] {
+        crate::bias::weight_and_bias_grads(a, g)
     }
 }
 
@@ -72,23 +80,33 @@ enum Biases {
     /// Those of inference (`Cuda`: evaluation and the fine-tune's dev passes) only; training's
     /// stay Burn's.
     Inference,
-    /// Inference's and training's (`Autodiff<Cuda>`, their gradients by `bias.cu`'s column sums):
-    /// the default, measured faster both ways (`bench/NOTES.md`, 2026-12-07).
+    /// Inference's and training's (`Autodiff<Cuda>`), their gradients by `bias.cu`'s column sums
+    /// (measured faster both ways than Burn's adds, `bench/NOTES.md`, 2026-12-07).
+    Sums,
+    /// Inference's and training's, their gradients by the weight gradient's product
+    /// (cuBLASLt's bias-gradient epilogue): the default.
     Training,
 }
 
 /// The choices in declaration order: `BIASES[b as usize] == b`.
-const BIASES: [Biases; 3] = [Biases::Burn, Biases::Inference, Biases::Training];
+const BIASES: [Biases; 4] = [Biases::Burn, Biases::Inference, Biases::Sums, Biases::Training];
 const _: () = assert!(
     matches!(BIASES[Biases::Burn as usize], Biases::Burn)
         && matches!(BIASES[Biases::Inference as usize], Biases::Inference)
+        && matches!(BIASES[Biases::Sums as usize], Biases::Sums)
         && matches!(BIASES[Biases::Training as usize], Biases::Training)
 );
 
 /// The variable that chooses where projections' biases are added: unset or empty, in cuBLASLt's
-/// epilogue in training and inference; `inference`, there for inference only; `burn`, by Burn's
-/// add after every product (to compare them with one build).
+/// epilogue in training and inference, their gradients by the weight gradient's product;
+/// `sums`, the same with the gradients by a column-sums kernel; `inference`, in the epilogue for
+/// inference only; `burn`, by Burn's add after every product (to compare them with one build).
 pub const BIAS_VARIABLE: &str = "PRUNELAB_CUBLAS_BIAS";
+
+/// The variable that, set to `contiguous`, makes the attention's batched products write
+/// contiguous outputs even where their heads could lie interleaved as `b`'s do (to compare the
+/// two with one build: the interleaved outputs save the copies that merge heads).
+pub const HEADS_VARIABLE: &str = "PRUNELAB_CUBLAS_HEADS";
 
 /// The variable that, set to `host`, keeps cuBLAS on its own stream, ordered by the host (to
 /// compare the two orderings with one build).
@@ -119,6 +137,7 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
     cublas::set_arithmetic(arithmetic);
     check(device)?;
     // Batches need CubeCL's stream and the kernel that writes their matrices' addresses.
+    cublas::set_interleaving(heads_interleaved()?);
     let batches = arithmetic != Arithmetic::Bf16
         && cublas::order() == Order::Stream
         && crate::kernels::load()
@@ -136,10 +155,20 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
         && cublas::order() == Order::Stream
         && crate::kernels::load()
             .and_then(|()| crate::bias::open())
-            .and_then(|()| check_bias(device, wanted == Biases::Training))
+            .and_then(|()| check_bias(device, matches!(wanted, Biases::Sums | Biases::Training)))
             .inspect_err(|why| tracing::warn!("the projections' biases stay Burn's adds: {why}"))
             .is_ok();
-    let biases = if bias { wanted } else { Biases::Burn };
+    let biases = match (bias, wanted) {
+        (false, _) => Biases::Burn,
+        (true, Biases::Training) => match check_bias_gradients(device) {
+            Ok(()) => Biases::Training,
+            Err(why) => {
+                tracing::warn!("the biases' gradients stay a column-sums kernel's: {why}");
+                Biases::Sums
+            }
+        },
+        (true, wanted) => wanted,
+    };
     BIAS.store(biases as u8, Ordering::Relaxed);
     set_product_kernel(Some(kernel));
     let order = cublas::order();
@@ -153,15 +182,29 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
     Ok(order)
 }
 
+/// Whether [`HEADS_VARIABLE`] lets batched products interleave their outputs' heads.
+fn heads_interleaved() -> Result<bool, CublasError> {
+    match std::env::var(HEADS_VARIABLE).as_deref() {
+        Ok("contiguous") => Ok(false),
+        Ok(other) if !other.is_empty() => Err(CublasError::Setting(format!(
+            "{HEADS_VARIABLE}={other}: the only value it takes is `contiguous` (outputs of the attention's \
+             products contiguous; unset, their heads interleaved where the operand's are)"
+        ))),
+        _ => Ok(true),
+    }
+}
+
 /// Which biases [`BIAS_VARIABLE`] sends to cuBLASLt.
 fn biases_wanted() -> Result<Biases, CublasError> {
     match std::env::var(BIAS_VARIABLE).as_deref() {
         Ok("burn") => Ok(Biases::Burn),
         Ok("inference") => Ok(Biases::Inference),
+        Ok("sums") => Ok(Biases::Sums),
         Ok("training") => Ok(Biases::Training),
         Ok(other) if !other.is_empty() => Err(CublasError::Setting(format!(
             "{BIAS_VARIABLE}={other}: it takes `training` (biases in cuBLASLt's epilogue in training and \
-             inference, the default), `inference` (in inference only) or `burn` (nowhere)"
+             inference, their gradients too: the default), `sums` (the same, the gradients by a \
+             column-sums kernel), `inference` (in inference only) or `burn` (nowhere)"
         ))),
         _ => Ok(Biases::Training),
     }
@@ -202,14 +245,16 @@ fn kernel(call: &mut dyn Any) {
     let ranks = if BATCHES.load(Ordering::Relaxed) { 2..=4 } else { 2..=2 };
     let biases = BIASES[usize::from(BIAS.load(Ordering::Relaxed))];
     if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Autodiff<Cuda>>>>() {
-        if biases == Biases::Training
+        if matches!(biases, Biases::Sums | Biases::Training)
             && take_biased_if_f32_matrices(call, |a, b, bias| {
-                let fns = (
-                    <Cuda as GemmBias>::gemm_bias as GemmBiasFn<Cuda>,
-                    <Cuda as Gemm>::gemm as GemmFn<Cuda>,
-                    <Cuda as GemmBias>::column_sums as ColumnSumsFn<Cuda>,
-                );
-                prunelab_gemm::autodiff::biased_product::<Cuda, NoCheckpointing>(a, b, bias, fns)
+                let kernels = BiasedKernels {
+                    forward: <Cuda as GemmBias>::gemm_bias,
+                    gemm: <Cuda as Gemm>::gemm,
+                    sums: <Cuda as GemmBias>::column_sums,
+                    weight_and_bias: (biases == Biases::Training)
+                        .then_some(<Cuda as GemmBias>::weight_and_bias_grads as WeightBiasGradsFn<Cuda>),
+                };
+                prunelab_gemm::autodiff::biased_product::<Cuda, NoCheckpointing>(a, b, bias, kernels)
             })
         {
             return;
@@ -276,6 +321,31 @@ fn check_bias(device: &Device<Cuda>, training: bool) -> Result<(), CublasError> 
     compare([sums(Tensor::random([4133, 45], normal, device)), sums(Tensor::random([7, 768], normal, device))])
 }
 
+/// Compare the weight and bias gradients of one launch with Burn's `aᵀ·g` and `sum_dim`: over
+/// more rows than a tile and a ragged count (GPT-2 small's batch of tokens and one of 4,133), a
+/// projection-like shape, and a gradient starting one element into its buffer (no 16-byte
+/// alignment: another algorithm, or the fallback of `cublasGemmEx` and a column-sums kernel).
+fn check_bias_gradients(device: &Device<Cuda>) -> Result<(), CublasError> {
+    let normal = Distribution::Normal(0.0, 1.0);
+    let case = |a: Tensor<Cuda, 2>, g: Tensor<Cuda, 2>| {
+        let [a_p, g_p] = [a.clone(), g.clone()].map(|t| t.into_primitive().tensor());
+        let [weight, bias] = Cuda::weight_and_bias_grads(a_p, g_p);
+        let [weight, bias] = [weight, bias].map(TensorPrimitive::Float);
+        let bias = Tensor::<Cuda, 1>::from_primitive(bias).unsqueeze::<2>();
+        let ours = Tensor::cat(vec![Tensor::<Cuda, 2>::from_primitive(weight), bias], 0);
+        let want = Tensor::cat(vec![a.transpose().matmul(g.clone()), g.sum_dim(0)], 0);
+        (ours, want)
+    };
+    let random = |shape: [usize; 2]| Tensor::<Cuda, 2>::random(shape, normal, device);
+    let offset = random([4134, 45]).narrow(0, 1, 4133);
+    compare([
+        case(random([4096, 384]), random([4096, 1152])),
+        case(random([4133, 96]), random([4133, 45])),
+        case(random([4133, 96]), offset),
+        case(random([7, 33]), random([7, 768])),
+    ])
+}
+
 /// Compare batched cuBLAS products with Burn's matmul in the layouts the attention uses: its
 /// forward's `q·kᵀ` and `p·v` and its backward's `g·vᵀ` and `pᵀ·g`, with `q`, `k` and `v` views
 /// of one `[batch, seq, 3 · hidden]` projection as GPT-2 splits it (offsets, strided heads), and a
@@ -298,12 +368,21 @@ fn check_batches(device: &Device<Cuda>) -> Result<(), CublasError> {
     let y3 = Tensor::<Cuda, 3>::random([5, 33, 7], normal, device);
     let (x3p, y3p) = (x3.clone().into_primitive().tensor(), y3.clone().into_primitive().tensor());
     let three = Tensor::<Cuda, 3>::from_primitive(TensorPrimitive::Float(Cuda::gemm(x3p, false, y3p, false)));
+    // A value projection of its own (BERT's), its heads merged back after `p · v` as
+    // `merge_heads` does: a view of an output whose heads lie interleaved.
+    let own = Tensor::<Cuda, 3>::random([batch, seq, heads * dim], normal, device);
+    let own = own.reshape([batch, seq, heads, dim]).swap_dims(1, 2);
+    let merge = |x: Tensor<Cuda, 4>| x.swap_dims(1, 2).reshape([batch, seq, heads * dim]);
     compare([
-        (ours(q.clone(), false, k.clone(), true), q.matmul(k.swap_dims(2, 3))),
+        (ours(q.clone(), false, k.clone(), true), q.clone().matmul(k.clone().swap_dims(2, 3))),
         (ours(p.clone(), false, v.clone(), false), p.clone().matmul(v.clone())),
         (ours(g.clone(), false, v.clone(), true), g.clone().matmul(v.swap_dims(2, 3))),
-        (ours(p.clone(), true, g.clone(), false), p.swap_dims(2, 3).matmul(g)),
+        (ours(p.clone(), true, g.clone(), false), p.clone().swap_dims(2, 3).matmul(g.clone())),
+        (ours(p.clone(), false, own.clone(), false), p.clone().matmul(own.clone())),
+        (ours(p.clone(), false, k.clone(), false), p.clone().matmul(k.clone())),
+        (ours(p.clone(), true, q.clone(), false), p.clone().swap_dims(2, 3).matmul(q)),
     ])?;
+    compare([(merge(ours(p.clone(), false, own.clone(), false)), merge(p.clone().matmul(own)))])?;
     compare([(three, x3.matmul(y3))])
 }
 

@@ -22,9 +22,10 @@
 //!   against Burn's.
 //! - A projection's bias goes into the product's epilogue ([`GemmBias`]: one `cublasLtMatmul`
 //!   with `CUBLASLT_EPILOGUE_BIAS`, module `bias`), where Burn added it after the product in a
-//!   launch of its own; in training its gradient is the output gradient's column sums, two
-//!   launches of a kernel of this crate (`autodiff::biased_product`). [`BIAS_VARIABLE`] keeps
-//!   training's (`inference`) or every bias (`burn`) Burn's.
+//!   launch of its own; in training its gradient, the output gradient's column sums, comes out
+//!   of the weight gradient's product (`CUBLASLT_EPILOGUE_BGRADA`; `autodiff::biased_product`).
+//!   [`BIAS_VARIABLE`] sums them by two launches of a kernel of this crate instead (`sums`), or
+//!   keeps training's (`inference`) or every bias (`burn`) Burn's.
 //!
 //! The products must run in order with CubeCL's kernels. CubeCL does not expose its CUDA streams,
 //! so [`install`] learns the current Burn stream's one through CUPTI (the `stream` module: the
@@ -91,7 +92,7 @@ pub use fused::{FUSED_VARIABLE, FusedKernels, Mask, install_fused};
 #[cfg(feature = "cuda")]
 pub use gather::{GATHER_VARIABLE, Gather, install_gathers};
 #[cfg(feature = "cuda")]
-pub use install::{BIAS_VARIABLE, Gemm, GemmBias, ORDER_VARIABLE, install};
+pub use install::{BIAS_VARIABLE, Gemm, GemmBias, HEADS_VARIABLE, ORDER_VARIABLE, install};
 #[cfg(feature = "cuda")]
 pub use marks::{PHASES_VARIABLE, PhaseMarker, phase_marker};
 #[cfg(feature = "cuda")]

@@ -4,7 +4,8 @@
 //! - [`product`]: a projection product, whose forward and both gradients are products of a
 //!   [`GemmFn`];
 //! - [`biased_product`]: a projection product with its bias added in the same pass (a
-//!   [`GemmBiasFn`]), whose bias gradient is the output gradient's column sums ([`ColumnSumsFn`]);
+//!   [`GemmBiasFn`]), whose bias gradient is the output gradient's column sums ([`ColumnSumsFn`]),
+//!   computed with the weight's gradient in one pass where the backend can ([`WeightBiasGradsFn`]);
 //! - [`layer_norm`]: a LayerNorm, whose forward is a [`NormForwardFn`] and whose backward is a
 //!   [`NormBackwardFn`].
 
@@ -72,19 +73,37 @@ pub type GemmBiasFn<B> = fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> F
 /// The sum of each column of a 2-D f32 tensor: a new 1-D tensor (a bias's gradient).
 pub type ColumnSumsFn<B> = fn(FloatTensor<B>) -> FloatTensor<B>;
 
-/// `lhs · rhs + bias` on `Autodiff<B>`: the forward through `forward`, the operands' gradients as
-/// [`product`]'s (`gemm`) and the bias's as the column sums of the output's gradient (`sums`),
-/// as `torch.nn.Linear` computes them.
+/// A projection's weight and bias gradients from its input `a` (`[rows, in]`) and its output's
+/// gradient `g` (`[rows, out]`): `[aᵀ · g, the column sums of g]`, in one pass of the backend.
+pub type WeightBiasGradsFn<B> = fn(FloatTensor<B>, FloatTensor<B>) -> [FloatTensor<B>; 2];
+
+/// The kernels of a [`biased_product`].
+#[derive(Debug, Clone)]
+pub struct BiasedKernels<B: Backend> {
+    /// The forward, the bias added in the product's pass.
+    pub forward: GemmBiasFn<B>,
+    /// The operands' gradients (and the weight's, without `weight_and_bias`).
+    pub gemm: GemmFn<B>,
+    /// The bias's gradient (without `weight_and_bias`, or when the weight is not tracked).
+    pub sums: ColumnSumsFn<B>,
+    /// The weight's and the bias's gradients in one pass, where the backend has one; used
+    /// when both are tracked.
+    pub weight_and_bias: Option<WeightBiasGradsFn<B>>,
+}
+
+/// `lhs · rhs + bias` on `Autodiff<B>`: the forward through `kernels.forward`, the operands'
+/// gradients as [`product`]'s and the bias's as the column sums of the output's gradient, as
+/// `torch.nn.Linear` computes them — the weight's and the bias's in one pass where the backend
+/// has `kernels.weight_and_bias`.
 pub fn biased_product<B: Backend, C: CheckpointStrategy>(
     lhs: FloatTensor<Autodiff<B, C>>,
     rhs: FloatTensor<Autodiff<B, C>>,
     bias: FloatTensor<Autodiff<B, C>>,
-    (forward, gemm, sums): (GemmBiasFn<B>, GemmFn<B>, ColumnSumsFn<B>),
+    kernels: BiasedKernels<B>,
 ) -> FloatTensor<Autodiff<B, C>> {
     #[derive(Debug)]
     struct BiasedProduct<B: Backend> {
-        gemm: GemmFn<B>,
-        sums: ColumnSumsFn<B>,
+        kernels: BiasedKernels<B>,
     }
 
     impl<B: Backend> Backward<B, 3> for BiasedProduct<B> {
@@ -95,23 +114,35 @@ pub fn biased_product<B: Backend, C: CheckpointStrategy>(
             let lhs = lhs.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
             let rhs = rhs.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
             let [node_lhs, node_rhs, node_bias] = ops.parents;
+            let BiasedKernels { gemm, sums, weight_and_bias, .. } = self.kernels;
             let g = grads.consume::<B>(&ops.node);
-            if let Some(node) = node_bias {
-                grads.register::<B>(node.id, (self.sums)(g.clone()));
-            }
             if let Some(node) = node_lhs {
                 let rhs = rhs.expect("rhs saved when lhs is tracked");
-                grads.register::<B>(node.id, (self.gemm)(g.clone(), false, rhs, true));
+                grads.register::<B>(node.id, gemm(g.clone(), false, rhs, true));
             }
-            if let Some(node) = node_rhs {
-                grads.register::<B>(node.id, (self.gemm)(lhs.expect("lhs saved when rhs is tracked"), true, g, false));
+            let lhs = || lhs.expect("lhs saved when rhs is tracked");
+            match (node_rhs, node_bias, weight_and_bias) {
+                (Some(weight), Some(bias), Some(both)) => {
+                    let [d_weight, d_bias] = both(lhs(), g);
+                    grads.register::<B>(weight.id, d_weight);
+                    grads.register::<B>(bias.id, d_bias);
+                }
+                (weight, bias, _) => {
+                    if let Some(node) = bias {
+                        grads.register::<B>(node.id, sums(g.clone()));
+                    }
+                    if let Some(node) = weight {
+                        grads.register::<B>(node.id, gemm(lhs(), true, g, false));
+                    }
+                }
             }
         }
     }
 
     let (lhs_tracked, rhs_tracked) = (lhs.is_tracked(), rhs.is_tracked());
+    let forward = kernels.forward;
     let nodes = [lhs.node.clone(), rhs.node.clone(), bias.node.clone()];
-    match (BiasedProduct { gemm, sums }).prepare::<C>(nodes).compute_bound().stateful() {
+    match (BiasedProduct { kernels }).prepare::<C>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(mut prep) => {
             let lhs_state = rhs_tracked.then(|| prep.checkpoint(&lhs));
             let rhs_state = lhs_tracked.then(|| prep.checkpoint(&rhs));

@@ -40,7 +40,7 @@ use ndarray::{
 };
 use prunelab_models::layers::{Activation, ProductCall, set_product_kernel};
 
-use crate::autodiff::{ColumnSumsFn, GemmBiasFn, GemmFn};
+use crate::autodiff::BiasedKernels;
 use crate::{take_biased_if_f32_matrices, take_if_f32_of_rank};
 
 /// The variable that sets the number of threads (default: the cores this process may use).
@@ -78,13 +78,8 @@ pub fn threads() -> usize {
 
 fn kernel(call: &mut dyn Any) {
     if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<Autodiff<NdArray>>>>() {
-        let fns = (
-            primitive_biased_gemm as GemmBiasFn<NdArray>,
-            primitive_gemm as GemmFn<NdArray>,
-            primitive_column_sums as ColumnSumsFn<NdArray>,
-        );
         if !take_biased_if_f32_matrices(call, |a, b, bias| {
-            crate::autodiff::biased_product::<NdArray, NoCheckpointing>(a, b, bias, fns)
+            crate::autodiff::biased_product::<NdArray, NoCheckpointing>(a, b, bias, biased_kernels())
         }) {
             take_if_f32_of_rank(call, 2..=4, |a, b| {
                 crate::autodiff::product::<NdArray, NoCheckpointing>(a, b, primitive_gemm)
@@ -286,6 +281,17 @@ pub fn column_sums(g: ArrayView2<'_, f32>, threads: usize) -> Array1<f32> {
         }
     });
     out
+}
+
+/// A projection's product with its bias in training, on the CPU's kernels: the weight's and the
+/// bias's gradients as a product and the column sums (no pass computes both).
+fn biased_kernels() -> BiasedKernels<NdArray> {
+    BiasedKernels {
+        forward: primitive_biased_gemm,
+        gemm: primitive_gemm,
+        sums: primitive_column_sums,
+        weight_and_bias: None,
+    }
 }
 
 /// [`biased_gemm`] on the backend's primitives (a [`crate::autodiff::GemmBiasFn`]).
@@ -591,12 +597,7 @@ mod tests {
         let want_bias = b.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
         let [lhs, rhs] = [x.clone(), w.clone()].map(|t| t.into_primitive().tensor());
         let bias = b.clone().into_primitive().tensor();
-        let fns = (
-            primitive_biased_gemm as GemmBiasFn<NdArray>,
-            primitive_gemm as GemmFn<NdArray>,
-            primitive_column_sums as ColumnSumsFn<NdArray>,
-        );
-        let out = crate::autodiff::biased_product::<NdArray, NoCheckpointing>(lhs, rhs, bias, fns);
+        let out = crate::autodiff::biased_product::<NdArray, NoCheckpointing>(lhs, rhs, bias, biased_kernels());
         let out = Tensor::<A, 2>::from_primitive(TensorPrimitive::Float(out));
         assert_eq!(out.clone().inner().into_data(), reference.inner().into_data());
         let grads = (out * upstream).sum().backward();
