@@ -35,9 +35,7 @@ use burn_cubecl::cubecl::cuda::CudaRuntime;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
-use prunelab_models::layers::fused::{
-    self, FusedCall, FusedOp, Kinds, dropout_keeps, dropout_threshold, set_fused_kernel_for, softmax,
-};
+use prunelab_models::layers::fused::{self, DropoutMask, FusedCall, FusedOp, Kinds, set_fused_kernel_for, softmax};
 
 use crate::cublas::{self, CublasError};
 use crate::kernels::{self, Arg, Launch, args};
@@ -52,18 +50,6 @@ pub const FUSED_VARIABLE: &str = "PRUNELAB_CUDA_FUSED";
 const ROWS_PER_BLOCK: usize = 8;
 /// Threads per block of the element-wise kernels.
 const THREADS: u32 = 256;
-
-/// A dropout's mask: its seed, the keep threshold of 2²⁴ and the scale of kept elements
-/// (`fused::dropout_threshold`).
-#[derive(Debug, Clone, Copy)]
-pub struct Mask {
-    /// The seed of `fused::dropout_keeps`.
-    pub seed: u64,
-    /// The keep threshold.
-    pub threshold: u32,
-    /// The factor of kept elements.
-    pub scale: f32,
-}
 
 /// Softmax's, GELU's and dropout's kernels on a backend, on f32 inputs (softmax along the last
 /// axis of `[rows, cols]`; the others element by element).
@@ -82,7 +68,7 @@ pub trait FusedKernels: Backend {
 
     /// `x` with the elements `mask` drops set to 0 and the others scaled (also the backward pass,
     /// on the output's gradient).
-    fn dropout(x: FloatTensor<Self>, mask: Mask) -> FloatTensor<Self>;
+    fn dropout(x: FloatTensor<Self>, mask: DropoutMask) -> FloatTensor<Self>;
 }
 
 impl<F: FloatElement, I: IntElement, BT: BoolElement> FusedKernels for CubeBackend<CudaRuntime, F, I, BT> {
@@ -118,7 +104,7 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> FusedKernels for CubeBacke
         dx
     }
 
-    fn dropout(x: CubeTensor<CudaRuntime>, mask: Mask) -> CubeTensor<CudaRuntime> {
+    fn dropout(x: CubeTensor<CudaRuntime>, mask: DropoutMask) -> CubeTensor<CudaRuntime> {
         let x = cublas::contiguous(x);
         let y = like(&x);
         let scalars = [Arg::U64(mask.seed), Arg::I32(mask.threshold as i32), Arg::F32(mask.scale)];
@@ -198,7 +184,7 @@ impl<B: burn_fusion::FusionBackend + FusedKernels> FusedKernels for burn_fusion:
         dx
     }
 
-    fn dropout(x: FloatTensor<Self>, mask: Mask) -> FloatTensor<Self> {
+    fn dropout(x: FloatTensor<Self>, mask: DropoutMask) -> FloatTensor<Self> {
         let shape = x.shape.clone();
         let [y] =
             crate::fusion::register::<B, 1, 1>("prunelab_dropout", [x], [shape], move |[x]| [B::dropout(x, mask)]);
@@ -214,7 +200,7 @@ enum Saved<B: Backend> {
     /// GELU's input and form.
     Gelu(FloatTensor<B>, bool),
     /// Dropout's mask.
-    Dropout(Mask),
+    Dropout(DropoutMask),
 }
 
 /// The operation on `Autodiff<B>`: the forward kernel, and a backward of the backward kernel.
@@ -259,8 +245,7 @@ fn forward<B: FusedKernels>(op: FusedOp<FloatTensor<B>>) -> (FloatTensor<B>, Sav
             (B::gelu_output(input.clone(), approximate), Saved::Gelu(input, approximate))
         }
         FusedOp::Dropout { input, prob } => {
-            let (threshold, scale) = dropout_threshold(prob);
-            let mask = Mask { seed: fused::dropout_seed(), threshold, scale };
+            let mask = DropoutMask::new(fused::dropout_seed(), prob);
             (B::dropout(input, mask), Saved::Dropout(mask))
         }
     }
@@ -433,12 +418,12 @@ fn check_dropout(device: &Device<Cuda>) -> Result<(), CublasError> {
     fused::seed(0x5eed);
     let [y, dx] = through_hook(&x, &upstream, |x| fused::dropout(&dropout, x));
     fused::seed(0);
-    let (threshold, scale) = dropout_threshold(prob);
+    let mask = DropoutMask::new(seed, prob);
     let (inputs, upstream) = (x.into_data().to_vec::<f32>(), upstream.into_data().to_vec::<f32>());
     let (inputs, upstream) = (inputs.unwrap_or_default(), upstream.unwrap_or_default());
-    let keeps = |i: usize| dropout_keeps(seed, i as u64, threshold);
+    let keeps = |i: usize| mask.keeps(i as u64);
     let expected = |values: &[f32]| -> Vec<f64> {
-        values.iter().enumerate().map(|(i, &v)| if keeps(i) { f64::from(v * scale) } else { 0.0 }).collect()
+        values.iter().enumerate().map(|(i, &v)| f64::from(mask.apply(i as u64, v))).collect()
     };
     compare("dropout kernel's output (against the layers' rule)", &y, &expected(&inputs))?;
     compare("dropout kernel's gradient (against the layers' rule)", &dx, &expected(&upstream))?;

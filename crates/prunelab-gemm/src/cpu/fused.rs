@@ -5,7 +5,7 @@
 //! MiniLM training step, dropout's element-by-element ChaCha draws 7 %: `bench/NOTES.md`). Here:
 //! - every row (softmax) or element (GELU, dropout) is computed by one thread in a fixed order,
 //!   so the result does not depend on the number of threads;
-//! - dropout draws its masks by the layers' rule (`fused::dropout_keeps`: a counter-based hash of
+//! - dropout draws its masks by the layers' rule (`fused::DropoutMask`: a counter-based hash of
 //!   the element's index, the same on every backend) under a seed taken from Burn's seeded
 //!   generator (so a run remains a function of its seed), and its backward pass recomputes the
 //!   mask instead of keeping it;
@@ -25,7 +25,7 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, Array2, Ix2};
-use prunelab_models::layers::fused::{self, FusedCall, FusedOp, set_fused_kernel};
+use prunelab_models::layers::fused::{self, DropoutMask, FusedCall, FusedOp, set_fused_kernel};
 
 use super::{math, standard, threads, write_rows};
 
@@ -64,8 +64,8 @@ enum Saved {
     Softmax(Matrix),
     /// GELU's input.
     Gelu { input: Matrix, approximate: bool },
-    /// The mask's seed, the keep threshold (of 2²⁴) and the scale of kept elements.
-    Dropout { seed: u64, threshold: u32, scale: f32 },
+    /// The mask.
+    Dropout(DropoutMask),
 }
 
 /// The operation on `Autodiff<NdArray>`: the forward pass, and a backward one when the input is
@@ -109,11 +109,9 @@ fn forward(op: FusedOp<NdArrayTensor>) -> (NdArrayTensor, Saved) {
         }
         FusedOp::Dropout { input, prob } => {
             let input = matrix(input);
-            let seed = draw_seed();
-            let (threshold, scale) = fused::dropout_threshold(prob);
-            let cols = input.ncols();
-            let out = map_rows(&input, None, &(seed, threshold, scale, cols), Dropout);
-            (tensor(out), Saved::Dropout { seed, threshold, scale })
+            let mask = DropoutMask::new(draw_seed(), prob);
+            let out = map_rows(&input, None, &(mask, input.ncols()), Dropout);
+            (tensor(out), Saved::Dropout(mask))
         }
     }
 }
@@ -126,7 +124,7 @@ fn backward(saved: &Saved, grad: NdArrayTensor) -> NdArrayTensor {
         Saved::Softmax(y) => map_rows(&grad, Some(y), &(), SoftmaxBackward),
         Saved::Gelu { input, approximate: false } => map_rows(&grad, Some(input), &(), GeluBackward),
         Saved::Gelu { input, approximate: true } => map_rows(&grad, Some(input), &(), GeluTanhBackward),
-        Saved::Dropout { seed, threshold, scale } => map_rows(&grad, None, &(*seed, *threshold, *scale, cols), Dropout),
+        Saved::Dropout(mask) => map_rows(&grad, None, &(*mask, cols), Dropout),
     };
     tensor(out)
 }
@@ -209,15 +207,18 @@ impl Row for GeluTanhBackward {
     }
 }
 
-/// Dropout forward and backward alike (the same mask): `(seed, threshold, scale, columns)`.
+/// Dropout forward and backward alike (the same mask): `(mask, columns)`.
 struct Dropout;
 
 impl Row for Dropout {
-    type Context = (u64, u32, f32, usize);
+    type Context = (DropoutMask, usize);
 
     #[inline(always)]
-    fn row(&(seed, threshold, scale, cols): &Self::Context, row: usize, x: &[f32], _: &[f32], out: &mut [f32]) {
-        dropout_span(seed, threshold, scale, row * cols, x, out);
+    fn row(&(mask, cols): &Self::Context, row: usize, x: &[f32], _: &[f32], out: &mut [f32]) {
+        let first = row * cols;
+        for (offset, (o, &x)) in out.iter_mut().zip(x).enumerate() {
+            *o = mask.apply((first + offset) as u64, x);
+        }
     }
 }
 
@@ -253,15 +254,6 @@ fn softmax_row(x: &[f32], out: &mut [f32]) {
     for o in out.iter_mut() {
         let p = *o * scale;
         *o = if p < f32::MIN_POSITIVE { 0.0 } else { p };
-    }
-}
-
-/// Dropout of `x`, the span starting at element `first` of the tensor: element `i` is kept when
-/// the top 24 bits of its half of `hash(seed, i / 2)` fall below `threshold`.
-#[inline(always)]
-fn dropout_span(seed: u64, threshold: u32, scale: f32, first: usize, x: &[f32], out: &mut [f32]) {
-    for (offset, (o, &x)) in out.iter_mut().zip(x).enumerate() {
-        *o = if fused::dropout_keeps(seed, (first + offset) as u64, threshold) { x * scale } else { 0.0 };
     }
 }
 
@@ -463,10 +455,8 @@ mod tests {
         }
         N::seed(&Default::default(), 42);
         let seed = draw_seed();
-        let (threshold, scale) = fused::dropout_threshold(0.1);
-        let rule: Vec<f32> = (x.iter().enumerate())
-            .map(|(i, &v)| if fused::dropout_keeps(seed, i as u64, threshold) { v * scale } else { 0.0 })
-            .collect();
+        let mask = DropoutMask::new(seed, 0.1);
+        let rule: Vec<f32> = x.iter().enumerate().map(|(i, &v)| mask.apply(i as u64, v)).collect();
         assert_eq!(out, rule, "the threaded call's mask is the layers' rule's, element by element (CUDA's too)");
     }
 

@@ -188,11 +188,36 @@ pub fn mask_hash(seed: u64, index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The keep threshold of dropout at `prob`, of 2²⁴ ([`dropout_keeps`]), and the scale of kept
-/// elements, `1 / (1 − prob)`.
-pub fn dropout_threshold(prob: f64) -> (u32, f32) {
-    let keep = 1.0 - prob;
-    ((keep * (1u64 << 24) as f64).round() as u32, (1.0 / keep) as f32)
+/// One dropout call's mask: its seed, the keep threshold of 2²⁴ ([`dropout_keeps`]) and the
+/// scale of kept elements — what a forward kernel draws by and its backward draws again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DropoutMask {
+    /// The seed of [`dropout_keeps`].
+    pub seed: u64,
+    /// Elements whose draw is below this (of 2²⁴) are kept.
+    pub threshold: u32,
+    /// The factor of kept elements, `1 / (1 − prob)`.
+    pub scale: f32,
+}
+
+impl DropoutMask {
+    /// The mask of dropout at `prob` under `seed`.
+    pub fn new(seed: u64, prob: f64) -> Self {
+        let keep = 1.0 - prob;
+        Self { seed, threshold: (keep * (1u64 << 24) as f64).round() as u32, scale: (1.0 / keep) as f32 }
+    }
+
+    /// Whether element `index` (row-major) is kept.
+    #[inline(always)]
+    pub fn keeps(&self, index: u64) -> bool {
+        dropout_keeps(self.seed, index, self.threshold)
+    }
+
+    /// Element `index`, `x`, after dropout: `x · scale` where kept, else 0.
+    #[inline(always)]
+    pub fn apply(&self, index: u64, x: f32) -> f32 {
+        if self.keeps(index) { x * self.scale } else { 0.0 }
+    }
 }
 
 /// Whether dropout under `seed` keeps element `index` (row-major) at `threshold`: the 24 high
@@ -272,13 +297,14 @@ mod tests {
 
     #[test]
     fn the_dropout_rule_keeps_about_its_share() {
-        let (threshold, scale) = dropout_threshold(0.1);
-        assert_eq!((threshold, scale), (15_099_494, 1.0 / 0.9));
-        let kept = (0..100_000u64).filter(|&i| dropout_keeps(7, i, threshold)).count();
+        let mask = DropoutMask::new(7, 0.1);
+        assert_eq!((mask.threshold, mask.scale), (15_099_494, 1.0 / 0.9));
+        let kept = (0..100_000u64).filter(|&i| mask.keeps(i)).count();
         assert!((89_500..90_500).contains(&kept), "kept {kept} of 100000 at 0.9");
+        let (kept, dropped) = ((0..).find(|&i| mask.keeps(i)).unwrap(), (0..).find(|&i| !mask.keeps(i)).unwrap());
+        assert_eq!((mask.apply(kept, 2.0), mask.apply(dropped, 2.0)), (2.0 * mask.scale, 0.0));
         // The two halves of one hash are two draws.
-        let pairs =
-            (0..10_000u64).filter(|&i| dropout_keeps(7, 2 * i, threshold) != dropout_keeps(7, 2 * i + 1, threshold));
+        let pairs = (0..10_000u64).filter(|&i| mask.keeps(2 * i) != mask.keeps(2 * i + 1));
         assert!((1_600..2_000).contains(&pairs.count()));
     }
 
