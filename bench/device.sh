@@ -666,17 +666,18 @@ norm_gpu() {
 }
 
 # before_command V: sets the caller's `old` array to the build before (.device/bin/prunelab-before.xz)
-# with V's kernel cache, or, with OLD_ENV set (NAME=VALUE), to V's own build run with that variable
-# (one build compared with a setting of its own; several NAME=VALUE words, space-separated). Its
-# callers run their `new` build with NEW_ENV (the same form) when it is set.
+# with V's kernel cache, or, with OLD_ENV set (NAME=VALUE) and no build before, to V's own build
+# run with that variable (one build compared with a setting of its own; several NAME=VALUE words,
+# space-separated); with both, the build before run with OLD_ENV. Its callers run their `new`
+# build with NEW_ENV (the same form) when it is set.
 before_command() {
-  if [ -n "${OLD_ENV:-}" ]; then
-    # shellcheck disable=SC2206 # NAME=VALUE words, split on spaces on purpose
-    old=(env $OLD_ENV "/tmp/pl-$1" --quiet --kernel-cache "/tmp/kernels-$1")
-  else
+  local bin=/tmp/pl-$1
+  if [ -e .device/bin/prunelab-before.xz ] || [ -z "${OLD_ENV:-}" ]; then
     unpack_build before
-    old=(/tmp/pl-before --quiet --kernel-cache "/tmp/kernels-$1")
+    bin=/tmp/pl-before
   fi
+  # shellcheck disable=SC2206 # NAME=VALUE words, split on spaces on purpose
+  old=(env ${OLD_ENV:-} "$bin" --quiet --kernel-cache "/tmp/kernels-$1")
 }
 
 # infer_round DIR R LOG: one round of MiniLM's `bench infer`, the caller's `old` and `new` commands

@@ -23,17 +23,20 @@ use prunelab_models::layers::norm::NormArgs;
 /// a new `[rows of op(a), cols of op(b)]` tensor.
 pub type GemmFn<B> = fn(FloatTensor<B>, bool, FloatTensor<B>, bool) -> FloatTensor<B>;
 
-/// `lhs · rhs` on `Autodiff<B>`: forward and both gradients through `gemm`, the gradients as
-/// `torch.nn.Linear` computes them (`d lhs = g · rhsᵀ`, `d rhs = lhsᵀ · g`), each operand saved
-/// only when the other one's gradient needs it.
+/// `lhs · rhs` — or with `transposed_rhs`, `lhs · rhsᵀ` — on `Autodiff<B>`: forward and both
+/// gradients through `gemm`, the gradients as `torch.nn.Linear` computes them (`d lhs = g · rhsᵀ`,
+/// `d rhs = lhsᵀ · g`; transposed, `d lhs = g · rhs` and `d rhs = gᵀ · lhs`, each laid out as its
+/// operand is), each operand saved only when the other one's gradient needs it.
 pub fn product<B: Backend, C: CheckpointStrategy>(
     lhs: FloatTensor<Autodiff<B, C>>,
     rhs: FloatTensor<Autodiff<B, C>>,
+    transposed_rhs: bool,
     gemm: GemmFn<B>,
 ) -> FloatTensor<Autodiff<B, C>> {
     #[derive(Debug)]
     struct Product<B: Backend> {
         gemm: GemmFn<B>,
+        transposed_rhs: bool,
     }
 
     impl<B: Backend> Backward<B, 2> for Product<B> {
@@ -43,26 +46,30 @@ pub fn product<B: Backend, C: CheckpointStrategy>(
             let (lhs, rhs) = ops.state;
             let lhs = lhs.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
             let rhs = rhs.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
-            let gemm = self.gemm;
+            let (gemm, transposed) = (self.gemm, self.transposed_rhs);
             binary::<B, _, _>(
                 ops.parents,
                 ops.node,
                 grads,
-                |grad| gemm(grad, false, rhs.expect("rhs saved when lhs is tracked"), true),
-                |grad| gemm(lhs.expect("lhs saved when rhs is tracked"), true, grad, false),
+                |grad| gemm(grad, false, rhs.expect("rhs saved when lhs is tracked"), !transposed),
+                |grad| {
+                    let lhs = lhs.expect("lhs saved when rhs is tracked");
+                    if transposed { gemm(grad, true, lhs, false) } else { gemm(lhs, true, grad, false) }
+                },
             );
         }
     }
 
     let lhs_tracked = lhs.is_tracked();
     let rhs_tracked = rhs.is_tracked();
-    match (Product { gemm }).prepare::<C>([lhs.node.clone(), rhs.node.clone()]).compute_bound().stateful() {
+    let op = Product { gemm, transposed_rhs };
+    match op.prepare::<C>([lhs.node.clone(), rhs.node.clone()]).compute_bound().stateful() {
         OpsKind::Tracked(mut prep) => {
             let lhs_state = rhs_tracked.then(|| prep.checkpoint(&lhs));
             let rhs_state = lhs_tracked.then(|| prep.checkpoint(&rhs));
-            prep.finish((lhs_state, rhs_state), gemm(lhs.primitive, false, rhs.primitive, false))
+            prep.finish((lhs_state, rhs_state), gemm(lhs.primitive, false, rhs.primitive, transposed_rhs))
         }
-        OpsKind::UnTracked(prep) => prep.finish(gemm(lhs.primitive, false, rhs.primitive, false)),
+        OpsKind::UnTracked(prep) => prep.finish(gemm(lhs.primitive, false, rhs.primitive, transposed_rhs)),
     }
 }
 

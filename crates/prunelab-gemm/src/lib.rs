@@ -29,28 +29,28 @@ pub mod autodiff;
 pub mod cpu;
 pub mod reference;
 
-/// Computes `call`'s product with `product` when both operands are non-empty f32 tensors of one
-/// rank in `ranks` with equal batch axes (all but the last two: no broadcasting); otherwise
-/// leaves the operands in `call` for Burn's matmul.
+/// Computes `call`'s product with `product(lhs, rhs, transposed_rhs)` when both operands are
+/// non-empty f32 tensors of one rank in `ranks` with equal batch axes (all but the last two: no
+/// broadcasting); otherwise leaves the operands in `call` for Burn's matmul.
 pub fn take_if_f32_of_rank<P: TensorMetadata>(
     call: &mut ProductCall<P>,
     ranks: std::ops::RangeInclusive<usize>,
-    product: impl FnOnce(P, P) -> P,
+    product: impl FnOnce(P, P, bool) -> P,
 ) {
     let Some((a, b)) = call.operands.take() else { return };
     let (sa, sb) = (a.shape(), b.shape());
     let rank = sa.num_dims();
     let fits = |t: &P| t.dtype() == DType::F32 && t.shape().num_dims() == rank && t.shape().num_elements() > 0;
     if ranks.contains(&rank) && fits(&a) && fits(&b) && sa[..rank - 2] == sb[..rank - 2] {
-        call.product = Some(product(a, b));
+        call.product = Some(product(a, b, call.transposed_rhs));
     } else {
         call.operands = Some((a, b));
     }
 }
 
 /// Computes `call`'s product plus its bias with `product` when the operands are non-empty 2-D f32
-/// tensors and the bias a 1-D f32 tensor as long as the product's rows; otherwise leaves all three
-/// in `call`. Returns whether it took them.
+/// tensors (`rhs` not transposed) and the bias a 1-D f32 tensor as long as the product's rows;
+/// otherwise leaves all three in `call`. Returns whether it took them.
 pub fn take_biased_if_f32_matrices<P: TensorMetadata>(
     call: &mut ProductCall<P>,
     product: impl FnOnce(P, P, P) -> P,
@@ -59,7 +59,8 @@ pub fn take_biased_if_f32_matrices<P: TensorMetadata>(
         (Some((a, b)), Some(bias)) => {
             let (sa, sb, sbias) = (a.shape(), b.shape(), bias.shape());
             let f32s = [a.dtype(), b.dtype(), bias.dtype()].iter().all(|d| *d == DType::F32);
-            f32s && sa.num_dims() == 2
+            f32s && !call.transposed_rhs
+                && sa.num_dims() == 2
                 && sb.num_dims() == 2
                 && sbias.num_dims() == 1
                 && sa.num_elements() > 0

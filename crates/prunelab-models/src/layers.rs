@@ -187,7 +187,7 @@ fn linear_then<B: Backend, const D: usize>(
     out_dims[D - 1] = d_out;
     let x = view::reshape(x, [tokens, d_in]);
     let (out, bias, act) = match matmul_dtype() {
-        None => match kernel_product(x, layer.weight.val(), bias, act) {
+        None => match kernel_product((x, layer.weight.val(), false), bias, act) {
             Ok(taken) => taken,
             Err((x, weight, bias)) => (burn::tensor::module::linear(x, weight, None), bias, act),
         },
@@ -226,7 +226,7 @@ fn product<B: Backend, const D: usize>(
     act: Option<Activation>,
 ) -> Tensor<B, D> {
     match matmul_dtype() {
-        None => match kernel_product(x, weight, bias, act) {
+        None => match kernel_product((x, weight, false), bias, act) {
             Ok((out, bias, act)) => then_act(plus_bias(out, bias), act),
             Err((x, weight, bias)) => then_act(burn::tensor::module::linear(x, weight, bias), act),
         },
@@ -249,8 +249,13 @@ fn product<B: Backend, const D: usize>(
 /// [`Activation::forward`] would after it; one it leaves runs after the kernel.
 #[derive(Debug)]
 pub struct ProductCall<P> {
-    /// `(lhs, rhs)`: `[.., rows, inner]` and `[.., inner, cols]`.
+    /// `(lhs, rhs)`: `[.., rows, inner]` and `[.., inner, cols]` (`[.., cols, inner]` with
+    /// `transposed_rhs`).
     pub operands: Option<(P, P)>,
+    /// Whether the product is `lhs · rhsᵀ` ([`matmul_transposed`]: the attention's scores,
+    /// `q · kᵀ`, handed `k` itself so that a kernel's backward can write the key's gradient as
+    /// `gᵀ · q`, laid out as `k` is, where `(qᵀ · g)ᵀ` is a transposed view).
+    pub transposed_rhs: bool,
     /// A projection's bias, `[cols]`, when it has one and no kernel took it yet.
     pub bias: Option<P>,
     /// The activation of the product plus bias, when one is to follow (only on a backend
@@ -286,8 +291,7 @@ type Taken<B, const D: usize> = (Tensor<B, D>, Option<Tensor<B, 1>>, Option<Acti
 /// matrices).
 #[allow(clippy::type_complexity)]
 fn kernel_product<B: Backend, const D: usize, const E: usize>(
-    x: Tensor<B, D>,
-    weight: Tensor<B, E>,
+    (x, weight, transposed_rhs): (Tensor<B, D>, Tensor<B, E>, bool),
     bias: Option<Tensor<B, 1>>,
     act: Option<Activation>,
 ) -> Result<Taken<B, D>, (Tensor<B, D>, Tensor<B, E>, Option<Tensor<B, 1>>)> {
@@ -312,7 +316,7 @@ fn kernel_product<B: Backend, const D: usize, const E: usize>(
             return Err((Tensor::from_primitive(lhs), Tensor::from_primitive(rhs), bias));
         }
     };
-    let mut call = ProductCall { operands: Some((lhs, rhs)), bias, activation: act, product: None };
+    let mut call = ProductCall { operands: Some((lhs, rhs)), transposed_rhs, bias, activation: act, product: None };
     kernel(&mut call);
     assert!(
         call.activation.is_some() || act.is_none() || call.bias.is_none(),
@@ -334,8 +338,20 @@ fn kernel_product<B: Backend, const D: usize, const E: usize>(
 /// through the installed [`ProductKernel`] when it takes the operands, else Burn's matmul.
 pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
     match matmul_dtype() {
-        None => kernel_product(a, b, None, None).map_or_else(|(a, b, _)| a.matmul(b), |(out, ..)| out),
+        None => kernel_product((a, b, false), None, None).map_or_else(|(a, b, _)| a.matmul(b), |(out, ..)| out),
         Some(dtype) => a.cast(dtype).matmul(b.cast(dtype)).cast(FloatDType::F32),
+    }
+}
+
+/// `a.matmul(b.swap_dims(D - 2, D - 1))`, `a · bᵀ` (the attention's scores), as [`matmul`]: the
+/// kernel is handed `b` itself ([`ProductCall::transposed_rhs`]).
+pub fn matmul_transposed<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
+    let transpose = |b: Tensor<B, D>| b.swap_dims(D - 2, D - 1);
+    match matmul_dtype() {
+        None => {
+            kernel_product((a, b, true), None, None).map_or_else(|(a, b, _)| a.matmul(transpose(b)), |(out, ..)| out)
+        }
+        Some(dtype) => a.cast(dtype).matmul(transpose(b).cast(dtype)).cast(FloatDType::F32),
     }
 }
 
@@ -353,7 +369,7 @@ pub fn attention<B: Backend>(
     scale: f64,
     dropout: &burn::nn::Dropout,
 ) -> Tensor<B, 4> {
-    let scores = scores::scale_and_mask(matmul(q, k.swap_dims(2, 3)), scale, mask);
+    let scores = scores::scale_and_mask(matmul_transposed(q, k), scale, mask);
     let probs = fused::dropout(dropout, fused::softmax(scores, 3));
     matmul(probs, v)
 }

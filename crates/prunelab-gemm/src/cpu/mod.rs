@@ -81,8 +81,8 @@ fn kernel(call: &mut dyn Any) {
         if !take_biased_if_f32_matrices(call, |a, b, bias| {
             crate::autodiff::biased_product::<NdArray, NoCheckpointing>(a, b, bias, biased_kernels())
         }) {
-            take_if_f32_of_rank(call, 2..=4, |a, b| {
-                crate::autodiff::product::<NdArray, NoCheckpointing>(a, b, primitive_gemm)
+            take_if_f32_of_rank(call, 2..=4, |a, b, transposed| {
+                crate::autodiff::product::<NdArray, NoCheckpointing>(a, b, transposed, primitive_gemm)
             });
         }
     } else if let Some(call) = call.downcast_mut::<ProductCall<FloatTensor<NdArray>>>() {
@@ -92,7 +92,7 @@ fn kernel(call: &mut dyn Any) {
         if take_biased_if_f32_matrices(call, |a, b, bias| primitive_activated_gemm(a, b, bias, act)) {
             call.activation = call.activation.filter(|_| act.is_none());
         } else {
-            take_if_f32_of_rank(call, 2..=4, |a, b| primitive_gemm(a, false, b, false));
+            take_if_f32_of_rank(call, 2..=4, |a, b, transposed| primitive_gemm(a, false, b, transposed));
         }
     }
 }
@@ -572,7 +572,7 @@ mod tests {
         let grads = (reference.clone() * reference).sum().backward();
         let (gx, gw) = (x.grad(&grads).unwrap(), w.grad(&grads).unwrap());
         let (lhs, rhs) = (x.clone().into_primitive().tensor(), w.clone().into_primitive().tensor());
-        let product = crate::autodiff::product::<NdArray, NoCheckpointing>(lhs, rhs, primitive_gemm);
+        let product = crate::autodiff::product::<NdArray, NoCheckpointing>(lhs, rhs, false, primitive_gemm);
         let out = Tensor::<A, 2>::from_primitive(TensorPrimitive::Float(product));
         let grads = (out.clone() * out).sum().backward();
         assert_eq!(x.grad(&grads).unwrap().into_data(), gx.into_data());
@@ -678,11 +678,24 @@ mod tests {
         let out = Tensor::<A, 4>::from_primitive(TensorPrimitive::Float(crate::autodiff::product::<
             NdArray,
             NoCheckpointing,
-        >(lhs, rhs, primitive_gemm)));
-        let grads = (out.clone() * upstream).sum().backward();
+        >(lhs, rhs, false, primitive_gemm)));
+        let grads = (out.clone() * upstream.clone()).sum().backward();
         assert_eq!(out.into_data(), want.0, "product");
         assert_eq!(q_leaf.grad(&grads).unwrap().into_data(), want.1, "query gradient");
         assert_eq!(k_leaf.grad(&grads).unwrap().into_data(), want.2, "key gradient");
+
+        // Handed `k` itself (`layers::matmul_transposed`): the same bits, the key's gradient as
+        // `gᵀ · q`, its heads interleaved as `q`'s are.
+        let (q, k) = (q_leaf.clone().swap_dims(1, 2), k_leaf.clone().swap_dims(1, 2));
+        let (lhs, rhs) = (q.clone().into_primitive().tensor(), k.clone().into_primitive().tensor());
+        let out = Tensor::<A, 4>::from_primitive(TensorPrimitive::Float(crate::autodiff::product::<
+            NdArray,
+            NoCheckpointing,
+        >(lhs, rhs, true, primitive_gemm)));
+        let grads = (out.clone() * upstream).sum().backward();
+        assert_eq!(out.into_data(), want.0, "product, rhs transposed");
+        assert_eq!(q_leaf.grad(&grads).unwrap().into_data(), want.1, "query gradient, rhs transposed");
+        assert_eq!(k_leaf.grad(&grads).unwrap().into_data(), want.2, "key gradient, rhs transposed");
 
         let (qv, kv) = (q.inner().into_data(), k.inner().into_data());
         let plain = |d: TensorData| Tensor::<B, 4>::from_data(d, &device);
@@ -726,7 +739,7 @@ mod tests {
         let out = Tensor::<A, 4>::from_primitive(TensorPrimitive::Float(crate::autodiff::product::<
             NdArray,
             NoCheckpointing,
-        >(lhs, rhs, primitive_gemm)));
+        >(lhs, rhs, false, primitive_gemm)));
         let grads = (out.clone() * upstream).sum().backward();
         assert_eq!(out.into_data(), want.0, "product");
         assert_eq!(p_leaf.grad(&grads).unwrap().into_data(), want.1, "probabilities' gradient");
