@@ -26,7 +26,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cudarc::cublaslt::{result as lt, sys as lt_sys};
 use cudarc::driver::{result as driver, sys as driver_sys};
 
-use crate::cublas::{self, Arithmetic, CublasError, HANDLE, Handle};
+use crate::cublas::{self, Arithmetic, CublasError, HANDLE, Handle, Shared};
 use crate::kernels::{self, Arg};
 use crate::layout::GemmArgs;
 
@@ -134,13 +134,7 @@ pub(crate) fn gemm_bias(
     if args.m == 0 || args.n == 0 {
         return out;
     }
-    let arithmetic = cublas::arithmetic();
-    assert!(arithmetic != Arithmetic::Bf16, "biased products run in TF32 or f32 (install checks it)");
-    let buffers = [&a, &b, &out, &bias].map(|tensor| (tensor.handle.clone().binding(), 0)).to_vec();
-    cublas::queue(shared, device.index, buffers, "a biased cuBLASLt product", move |handle, stream, pointers| {
-        let pointers = [pointers[0], pointers[1], pointers[2], pointers[3]];
-        call(handle, stream, &args, pointers, arithmetic, Epilogue::Bias)
-    });
+    queue_product(shared, [&a, &b, &out, &bias], args, Epilogue::Bias);
     out
 }
 
@@ -169,14 +163,21 @@ pub(crate) fn weight_and_bias_grads(
     if args.m == 0 || args.n == 0 {
         return [weight, bias];
     }
-    let arithmetic = cublas::arithmetic();
-    assert!(arithmetic != Arithmetic::Bf16, "bias gradients run in TF32 or f32 (install checks it)");
-    let buffers = [&a, &g, &weight, &bias].map(|tensor| (tensor.handle.clone().binding(), 0)).to_vec();
-    cublas::queue(shared, device.index, buffers, "a cuBLASLt weight gradient", move |handle, stream, pointers| {
-        let pointers = [pointers[0], pointers[1], pointers[2], pointers[3]];
-        call(handle, stream, &args, pointers, arithmetic, Epilogue::ColumnSumsOfB)
-    });
+    queue_product(shared, [&a, &g, &weight, &bias], args, Epilogue::ColumnSumsOfB);
     [weight, bias]
+}
+
+/// Queue `args`'s product of the first two `tensors` into the third, with `epilogue` on the
+/// fourth (the vector), on CubeCL's stream.
+fn queue_product(shared: Shared, tensors: [&CubeTensor<CudaRuntime>; 4], args: GemmArgs, epilogue: Epilogue) {
+    let arithmetic = cublas::arithmetic();
+    assert!(arithmetic != Arithmetic::Bf16, "cuBLASLt's epilogues run in TF32 or f32 (install checks it)");
+    let device = tensors[0].device.index;
+    let buffers = tensors.map(|tensor| (tensor.handle.clone().binding(), 0)).to_vec();
+    cublas::queue(shared, device, buffers, "a cuBLASLt product", move |handle, stream, pointers| {
+        let pointers = [pointers[0], pointers[1], pointers[2], pointers[3]];
+        call(handle, stream, &args, pointers, arithmetic, epilogue)
+    });
 }
 
 /// The sum of each column of a 2-D f32 `g` (`[rows, cols]`): a new `[cols]` tensor, as two launches
