@@ -144,12 +144,14 @@ pub fn batched_gemm(
     unsafe { out.assume_init() }
 }
 
-/// The attention's `probs · v` where `v`'s heads are interleaved in memory (`[batch, heads, seq,
-/// head_dim]` viewed from `[batch, seq, heads · head_dim]`, as `layers::split_heads` makes it):
-/// the output laid out the same way — `[batch, heads, seq, head_dim]` over memory ordered
-/// `[batch, seq, heads, head_dim]` — so that merging the heads back is a view, where a standard
-/// output made it a copy element by element on one thread (`bench/NOTES.md`). `None` for other
-/// operands. Each matrix of the batch is the same product as [`batched_gemm`]'s.
+/// A batched product whose `b` is a view of heads lying side by side in each row (`[batch, heads,
+/// seq, head_dim]` viewed from `[batch, seq, .. heads · head_dim ..]`, as `layers::split_heads`
+/// makes it of a projection, GPT-2's fused one included, or of a gradient): the attention's
+/// `probs · v`, and in training the query's, key's and value's gradients. The output is laid out
+/// the same way — `[batch, heads, rows, n]` over memory ordered `[batch, rows, heads, n]` — so
+/// that merging the heads back is a view, where a standard output made it a copy
+/// (`bench/NOTES.md`; CUDA's batched products do the same). `None` for other operands. Each matrix
+/// of the batch is the same product as [`batched_gemm`]'s.
 #[allow(unsafe_code)]
 fn heads_interleaved(
     a: &ArrayViewD<'_, f32>,
@@ -163,7 +165,7 @@ fn heads_interleaved(
         return None;
     }
     let [batch, heads, k, n] = [shape[0], shape[1], shape[2], shape[3]];
-    let interleaved = [k * heads * n, n, heads * n, 1].iter().zip(strides).all(|(&want, &got)| want as isize == got);
+    let interleaved = strides[1] == n as isize && strides[3] == 1;
     if !interleaved || heads < 2 || batch == 0 {
         return None;
     }
@@ -748,11 +750,20 @@ mod tests {
         let (pa, va) =
             (array(p_leaf.inner().into_primitive().tensor()), array(v_leaf.inner().into_primitive().tensor()));
         let va = va.view().permuted_axes(IxDyn(&[0, 2, 1, 3]));
-        for threads in [1, 2, 3] {
-            let got = batched_gemm(pa.view(), false, va.clone(), false, threads);
-            assert!(got.iter().copied().eq(want.0.iter::<f32>()), "{threads} threads");
-            let merged = got.view().permuted_axes(IxDyn(&[0, 2, 1, 3]));
-            assert!(merged.is_standard_layout(), "heads merged back without a copy ({threads} threads)");
+        // GPT-2's values: the last third of each row of a fused `[batch, seq, 3 · heads · dim]`.
+        let rows = va.view().permuted_axes(IxDyn(&[0, 2, 1, 3]));
+        let mut fused = ndarray::ArrayD::<f32>::zeros(IxDyn(&[batch, seq, 3 * heads, dim]));
+        fused.slice_axis_mut(Axis(2), ndarray::Slice::from(2 * heads..3 * heads)).assign(&rows);
+        let gpt2 = fused.slice_axis(Axis(2), ndarray::Slice::from(2 * heads..3 * heads));
+        let gpt2 = gpt2.permuted_axes(IxDyn(&[0, 2, 1, 3]));
+        assert_eq!(gpt2.strides(), [(seq * 3 * heads * dim) as isize, dim as isize, (3 * heads * dim) as isize, 1]);
+        for (case, values) in [("own projection", va.clone()), ("GPT-2's fused projection", gpt2.clone())] {
+            for threads in [1, 2, 3] {
+                let got = batched_gemm(pa.view(), false, values.clone(), false, threads);
+                assert!(got.iter().copied().eq(want.0.iter::<f32>()), "{case}, {threads} threads");
+                let merged = got.view().permuted_axes(IxDyn(&[0, 2, 1, 3]));
+                assert!(merged.is_standard_layout(), "{case}: heads merged back without a copy ({threads} threads)");
+            }
         }
     }
 }
