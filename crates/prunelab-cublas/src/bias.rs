@@ -15,9 +15,7 @@
 
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::mem::MaybeUninit;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::DType;
 use burn_cubecl::cubecl::cuda::CudaRuntime;
@@ -307,7 +305,6 @@ impl Plan {
             true => cudarc::cublas::sys::cublasOperation_t::CUBLAS_OP_T,
             false => cudarc::cublas::sys::cublasOperation_t::CUBLAS_OP_N,
         };
-        let whole_k = epilogue == Epilogue::ColumnSumsOfB && WHOLE_K.load(Ordering::Relaxed);
         let epilogue = match epilogue {
             Epilogue::Bias => lt_sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS,
             Epilogue::ColumnSumsOfB => lt_sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BGRADA,
@@ -342,32 +339,13 @@ impl Plan {
             ] {
                 prefer(attr, address(&alignment), size_of_val(&alignment))?;
             }
-            let mut results = [const { MaybeUninit::<lt_sys::cublasLtMatmulHeuristicResult_t>::uninit() }; CANDIDATES];
-            let mut count = 0;
-            let status = lt_sys::cublasLtMatmulAlgoGetHeuristic(
-                handle,
-                desc,
-                first,
-                second,
-                out,
-                out,
-                preference,
-                CANDIDATES as i32,
-                results.as_mut_ptr().cast(),
-                &mut count,
-            );
+            let found = lt::get_matmul_algo_heuristic(handle, desc, first, second, out, out, preference);
             lt::destroy_matmul_pref(preference).map_err(failed("cublasLtMatmulPreferenceDestroy"))?;
-            let returned = match status {
-                lt_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS => usize::try_from(count).unwrap_or(0).min(CANDIDATES),
-                _ => 0,
-            };
-            // SAFETY: cuBLASLt wrote the first `returned` results.
-            let results: Vec<_> = results[..returned].iter().map(|r| r.assume_init()).collect();
-            match choose(&results, whole_k) {
-                Some(result) => {
+            match found {
+                Ok(result) => {
                     Ok(Some(Plan { desc, first, second, out, algo: result.algo, workspace: result.workspaceSize }))
                 }
-                None => {
+                Err(_) => {
                     for layout in [first, second, out] {
                         lt::destroy_matrix_layout(layout).map_err(failed("cublasLtMatrixLayoutDestroy"))?;
                     }
@@ -425,56 +403,6 @@ impl Plan {
             )
             .map_err(|error| format!("cublasLtMatmul: {error:?}"))
         }
-    }
-}
-
-/// How many of cuBLASLt's algorithms a plan considers, best first.
-const CANDIDATES: usize = 16;
-
-/// Whether weight gradients' plans prefer an algorithm that runs over the whole inner dimension
-/// in one launch ([`set_whole_k`]).
-static WHOLE_K: AtomicBool = AtomicBool::new(true);
-
-/// Let plans of weight gradients (with their bias's) prefer cuBLASLt's best algorithm that does
-/// not split the inner dimension (`true`, the default), or take its best one (`false`). A weight
-/// gradient's product is small and deep (MiniLM's `[384, 4096] · [4096, 384]`), and cuBLASLt's
-/// first choice splits it over the GPU and sums the parts in a launch of its own — one of the
-/// launches a host-bound step pays for.
-pub(crate) fn set_whole_k(on: bool) {
-    WHOLE_K.store(on, Ordering::Relaxed);
-}
-
-/// cuBLASLt's first usable algorithm of `results` (best first), or with `whole_k` its first one
-/// that neither splits the inner dimension nor reduces parts, where it has one.
-fn choose(
-    results: &[lt_sys::cublasLtMatmulHeuristicResult_t],
-    whole_k: bool,
-) -> Option<&lt_sys::cublasLtMatmulHeuristicResult_t> {
-    let usable = || results.iter().filter(|r| r.state == lt_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS);
-    let unsplit = |r: &&lt_sys::cublasLtMatmulHeuristicResult_t| {
-        use lt_sys::cublasLtMatmulAlgoConfigAttributes_t as C;
-        let read = |attr: C| {
-            let (mut value, mut written) = (0u32, 0usize);
-            // SAFETY: `algo` is an algorithm cuBLASLt returned; both attributes are 32-bit integers.
-            #[allow(unsafe_code)]
-            let status = unsafe {
-                lt_sys::cublasLtMatmulAlgoConfigGetAttribute(
-                    &r.algo,
-                    attr,
-                    (&mut value as *mut u32).cast(),
-                    size_of::<u32>(),
-                    &mut written,
-                )
-            };
-            (status == lt_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS).then_some(value)
-        };
-        read(C::CUBLASLT_ALGO_CONFIG_SPLITK_NUM).is_some_and(|n| n <= 1)
-            && read(C::CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME).is_some_and(|scheme| scheme == 0)
-    };
-    let first = usable().next();
-    match whole_k {
-        true => usable().find(unsplit).or(first),
-        false => first,
     }
 }
 

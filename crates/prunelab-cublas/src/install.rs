@@ -108,11 +108,6 @@ pub const BIAS_VARIABLE: &str = "PRUNELAB_CUBLAS_BIAS";
 /// two with one build: the interleaved outputs save the copies that merge heads).
 pub const HEADS_VARIABLE: &str = "PRUNELAB_CUBLAS_HEADS";
 
-/// The variable that, set to `allow`, lets weight gradients' cuBLASLt products split their inner
-/// dimension where cuBLASLt ranks such an algorithm first (unset: an algorithm over the whole
-/// depth in one launch where cuBLASLt has one; to compare the two with one build).
-pub const SPLIT_K_VARIABLE: &str = "PRUNELAB_CUBLAS_SPLITK";
-
 /// The variable that, set to `host`, keeps cuBLAS on its own stream, ordered by the host (to
 /// compare the two orderings with one build).
 pub const ORDER_VARIABLE: &str = "PRUNELAB_CUBLAS_ORDER";
@@ -155,7 +150,6 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
     // Biases in the product's epilogue: cuBLASLt on CubeCL's stream, with a kernel of this crate
     // where it has no algorithm.
     let wanted = biases_wanted()?;
-    crate::bias::set_whole_k(whole_k()?);
     let bias = wanted != Biases::Burn
         && arithmetic != Arithmetic::Bf16
         && cublas::order() == Order::Stream
@@ -195,18 +189,6 @@ fn heads_interleaved() -> Result<bool, CublasError> {
         Ok(other) if !other.is_empty() => Err(CublasError::Setting(format!(
             "{HEADS_VARIABLE}={other}: the only value it takes is `contiguous` (outputs of the attention's \
              products contiguous; unset, their heads interleaved where the operand's are)"
-        ))),
-        _ => Ok(true),
-    }
-}
-
-/// Whether [`SPLIT_K_VARIABLE`] asks weight gradients for algorithms over the whole depth.
-fn whole_k() -> Result<bool, CublasError> {
-    match std::env::var(SPLIT_K_VARIABLE).as_deref() {
-        Ok("allow") => Ok(false),
-        Ok(other) if !other.is_empty() => Err(CublasError::Setting(format!(
-            "{SPLIT_K_VARIABLE}={other}: the only value it takes is `allow` (weight gradients' products may \
-             split their depth; unset, one launch over the whole depth where cuBLASLt has an algorithm)"
         ))),
         _ => Ok(true),
     }

@@ -92,7 +92,7 @@ pub use fused::{FUSED_VARIABLE, FusedKernels, install_fused};
 #[cfg(feature = "cuda")]
 pub use gather::{GATHER_VARIABLE, Gather, install_gathers};
 #[cfg(feature = "cuda")]
-pub use install::{BIAS_VARIABLE, Gemm, GemmBias, HEADS_VARIABLE, ORDER_VARIABLE, SPLIT_K_VARIABLE, install};
+pub use install::{BIAS_VARIABLE, Gemm, GemmBias, HEADS_VARIABLE, ORDER_VARIABLE, install};
 #[cfg(feature = "cuda")]
 pub use marks::{PHASES_VARIABLE, PhaseMarker, phase_marker};
 #[cfg(feature = "cuda")]
