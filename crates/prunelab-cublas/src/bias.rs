@@ -189,19 +189,16 @@ pub(crate) fn column_sums(g: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime>
     let (rows, cols) = (g.meta.shape()[0], g.meta.shape()[1]);
     let empty =
         |shape: Vec<usize>| empty_device_contiguous_dtype(g.client.clone(), g.device.clone(), shape.into(), DType::F32);
-    let (chunks, rows_per_chunk) = kernels::row_chunks(rows);
+    let (chunks, _) = kernels::row_chunks(rows);
     let (sums, partial) = (empty(vec![cols]), empty(vec![chunks * cols]));
     if cols == 0 {
         return sums;
     }
     let int = |v: usize| Arg::I32(i32::try_from(v).expect("a bias gradient of fewer than 2^31 rows and columns"));
+    let partial_sums =
+        partial_sums([0, 2], rows, cols, chunks).expect("a bias gradient of fewer than 2^31 rows and columns");
     let launches = vec![
-        kernels::Launch {
-            kernel: "column_sums_partial",
-            grid: (cols.div_ceil(32) as u32, chunks as u32, 1),
-            block: (32, 8, 1),
-            args: kernels::args(&[0, 2], [int(rows), int(cols), int(rows_per_chunk)]),
-        },
+        partial_sums,
         kernels::Launch {
             kernel: "column_sums_total",
             grid: (cols.div_ceil(256) as u32, 1, 1),
@@ -253,15 +250,23 @@ fn call(
 /// all rows as one chunk (no buffer of partial sums; slower than [`column_sums`]' two launches
 /// over many rows, and only where cuBLASLt has no algorithm).
 fn sum_columns(stream: driver_sys::CUstream, b: u64, sums: u64, args: &GemmArgs) -> Result<(), String> {
-    let int = |v: usize| i32::try_from(v).map_err(|_| format!("a bias gradient dimension above 2^31: {v}"));
-    let (rows, cols) = (int(args.k)?, int(args.n)?);
-    let launch = kernels::Launch {
-        kernel: "column_sums_partial",
-        grid: (args.n.div_ceil(32) as u32, 1, 1),
-        block: (32, 8, 1),
-        args: kernels::args(&[0, 1], [Arg::I32(rows), Arg::I32(cols), Arg::I32(rows)]),
-    };
+    let launch = partial_sums([0, 1], args.k, args.n, 1)?;
     kernels::launch_all(stream, &[b, sums], std::slice::from_ref(&launch))
+}
+
+/// `column_sums_partial`'s launch over a `rows × cols` gradient in `chunks` chunks of rows, from
+/// buffer `buffers[0]` into `buffers[1]` (`[chunks, cols]`: with one chunk, the sums themselves).
+fn partial_sums(buffers: [usize; 2], rows: usize, cols: usize, chunks: usize) -> Result<kernels::Launch, String> {
+    let int = |v: usize| i32::try_from(v).map_err(|_| format!("a bias gradient dimension above 2^31: {v}"));
+    Ok(kernels::Launch {
+        kernel: "column_sums_partial",
+        grid: (cols.div_ceil(32) as u32, chunks as u32, 1),
+        block: (32, 8, 1),
+        args: kernels::args(
+            &buffers,
+            [Arg::I32(int(rows)?), Arg::I32(int(cols)?), Arg::I32(int(rows.div_ceil(chunks))?)],
+        ),
+    })
 }
 
 /// The bias added to each row of `out` by `bias.cu`'s kernel.

@@ -21,7 +21,7 @@ use cudarc::cublas::{result as blas, sys as blas_sys};
 use cudarc::driver::{result as driver, sys as driver_sys};
 
 use crate::kernels::{self, Arg};
-use crate::layout::{self, Batch, GemmArgs, Layout, extent};
+use crate::layout::{Batch, GemmArgs, Layout, extent};
 
 /// The arithmetic of cuBLAS's f32 products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -449,7 +449,7 @@ pub(crate) fn readable_matrices(
 
 /// `op(a[i]) · op(b[i])` for every matrix `i` of two batches of matrices (rank 3 or 4, equal batch
 /// axes), `op` transposing when its flag is set: a new `[batch axes.., rows, cols]` tensor,
-/// contiguous — or, where `b` is a view of heads lying side by side ([`layout::heads_interleaved`],
+/// contiguous — or, where `b` is a view of heads lying side by side (`prunelab_gemm::heads_interleaved`,
 /// unless [`set_interleaving`] turned it off), with its heads interleaved the same way, so that
 /// merging them back is a view.
 ///
@@ -478,8 +478,9 @@ pub(crate) fn gemm_batched(
     let batch_axes = a.meta.shape()[..rank - 2].to_vec();
     assert_eq!(batch_axes, b.meta.shape()[..rank - 2], "gemm: the batch axes differ");
     let (client, device) = (a.client.clone(), a.device.clone());
+    let strides: Vec<isize> = b.meta.strides().iter().map(|&s| s as isize).collect();
     let interleave = INTERLEAVE.load(Ordering::Relaxed)
-        && layout::heads_interleaved(b.meta.shape(), b.meta.strides(), layout_b.transposed);
+        && prunelab_gemm::heads_interleaved(b.meta.shape(), &strides, layout_b.transposed);
     let (out, args) = match interleave {
         false => {
             let shape: Vec<usize> = batch_axes.iter().copied().chain([args.m, args.n]).collect();

@@ -131,20 +131,6 @@ impl Batch {
     }
 }
 
-/// Whether a batched product `op(a) · b` of rank 4 should write its `[batch, heads, rows, n]`
-/// output with its heads interleaved — over memory ordered `[batch, rows, heads, n]` — given
-/// `b`'s `shape` and `strides`: where `b` (untransposed) is itself a view of heads lying side by
-/// side in each row (`split_heads` of a projection, GPT-2's too, or such a view's gradient). The
-/// attention's `probs · v` and the backward's query, key and value gradients are such products,
-/// and merging their heads back (`merge_heads`, or `split_heads`' backward) is then a view where
-/// a contiguous output made it a copy.
-pub fn heads_interleaved(shape: &[usize], strides: &[usize], transposed: bool) -> bool {
-    match (shape, strides) {
-        ([_, heads, _, n], [_, head_stride, _, 1]) => !transposed && *heads >= 2 && head_stride == n,
-        _ => false,
-    }
-}
-
 /// The elements a non-empty tensor of `shape` and `strides` spans from its first one to its last,
 /// both included: what its buffer must hold from the tensor's start.
 pub fn extent(shape: &[usize], strides: &[usize]) -> usize {
@@ -260,19 +246,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn outputs_interleave_their_heads_where_b_is_a_view_of_heads() {
-        let (batch, seq, heads, dim) = (3, 5, 4, 8);
-        // `split_heads` of a `[batch, seq, heads · dim]` projection, and of GPT-2's fused one.
-        assert!(heads_interleaved(&[batch, heads, seq, dim], &[seq * heads * dim, dim, heads * dim, 1], false));
-        assert!(heads_interleaved(&[batch, heads, seq, dim], &[seq * 3 * heads * dim, dim, 3 * heads * dim, 1], false));
-        // Contiguous heads, a transposed view (`kᵀ`), one head, rank 3: as they are.
-        assert!(!heads_interleaved(&[batch, heads, seq, dim], &[heads * seq * dim, seq * dim, dim, 1], false));
-        assert!(!heads_interleaved(&[batch, heads, seq, dim], &[seq * heads * dim, dim, heads * dim, 1], true));
-        assert!(!heads_interleaved(&[batch, 1, seq, dim], &[seq * dim, dim, dim, 1], false));
-        assert!(!heads_interleaved(&[heads, seq, dim], &[dim, heads * dim, 1], false));
     }
 
     #[test]

@@ -29,6 +29,20 @@ pub mod autodiff;
 pub mod cpu;
 pub mod reference;
 
+/// Whether a batched product `op(a) · b` of rank 4 writes its `[batch, heads, rows, n]` output
+/// with its heads interleaved — over memory ordered `[batch, rows, heads, n]` — given `b`'s `shape`
+/// and `strides` (in elements): where `b` (untransposed) is itself a view of heads lying side by
+/// side in each row (`split_heads` of a projection, GPT-2's fused one included, or such a view's
+/// gradient). The attention's `probs · v` and the backward's query, key and value gradients are
+/// such products, and merging their heads back (`merge_heads`, or `split_heads`' backward) is then
+/// a view where a contiguous output made it a copy. Both kernels (CPU and CUDA) follow this rule.
+pub fn heads_interleaved(shape: &[usize], strides: &[isize], transposed: bool) -> bool {
+    match (shape, strides) {
+        ([_, heads, _, n], [_, head_stride, _, 1]) => !transposed && *heads >= 2 && *head_stride == *n as isize,
+        _ => false,
+    }
+}
+
 /// Computes `call`'s product with `product(lhs, rhs, transposed_rhs)` when both operands are
 /// non-empty f32 tensors of one rank in `ranks` with equal batch axes (all but the last two: no
 /// broadcasting); otherwise leaves the operands in `call` for Burn's matmul.
@@ -76,4 +90,27 @@ pub fn take_biased_if_f32_matrices<P: TensorMetadata>(
         call.product = Some(product(a, b, bias));
     }
     fits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::heads_interleaved;
+
+    #[test]
+    fn outputs_interleave_their_heads_where_b_is_a_view_of_heads() {
+        let (batch, seq, heads, dim) = (3, 5, 4, 8);
+        let s = |strides: [usize; 4]| strides.map(|s| s as isize);
+        // `split_heads` of a `[batch, seq, heads · dim]` projection, and of GPT-2's fused one.
+        assert!(heads_interleaved(&[batch, heads, seq, dim], &s([seq * heads * dim, dim, heads * dim, 1]), false));
+        assert!(heads_interleaved(
+            &[batch, heads, seq, dim],
+            &s([seq * 3 * heads * dim, dim, 3 * heads * dim, 1]),
+            false
+        ));
+        // Contiguous heads, a transposed view (`kᵀ`), one head, rank 3: as they are.
+        assert!(!heads_interleaved(&[batch, heads, seq, dim], &s([heads * seq * dim, seq * dim, dim, 1]), false));
+        assert!(!heads_interleaved(&[batch, heads, seq, dim], &s([seq * heads * dim, dim, heads * dim, 1]), true));
+        assert!(!heads_interleaved(&[batch, 1, seq, dim], &s([seq * dim, dim, dim, 1]), false));
+        assert!(!heads_interleaved(&[heads, seq, dim], &[dim as isize, (heads * dim) as isize, 1], false));
+    }
 }

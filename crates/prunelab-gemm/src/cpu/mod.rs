@@ -124,7 +124,7 @@ pub fn batched_gemm(
     transpose_b: bool,
     threads: usize,
 ) -> ArrayD<f32> {
-    if let Some(out) = heads_interleaved(&a, transpose_a, &b, transpose_b, threads) {
+    if let Some(out) = interleaved_product(&a, transpose_a, &b, transpose_b, threads) {
         return out;
     }
     let mut out_shape = a.shape()[..a.ndim() - 2].to_vec();
@@ -153,20 +153,19 @@ pub fn batched_gemm(
 /// (`bench/NOTES.md`; CUDA's batched products do the same). `None` for other operands. Each matrix
 /// of the batch is the same product as [`batched_gemm`]'s.
 #[allow(unsafe_code)]
-fn heads_interleaved(
+fn interleaved_product(
     a: &ArrayViewD<'_, f32>,
     transpose_a: bool,
     b: &ArrayViewD<'_, f32>,
     transpose_b: bool,
     threads: usize,
 ) -> Option<ArrayD<f32>> {
-    let (shape, strides) = (b.shape(), b.strides());
-    if a.ndim() != 4 || b.ndim() != 4 || transpose_b || a.shape()[..2] != shape[..2] {
+    let shape = b.shape();
+    if a.ndim() != 4 || a.shape()[..2] != shape[..2] || !crate::heads_interleaved(shape, b.strides(), transpose_b) {
         return None;
     }
     let [batch, heads, k, n] = [shape[0], shape[1], shape[2], shape[3]];
-    let interleaved = strides[1] == n as isize && strides[3] == 1;
-    if !interleaved || heads < 2 || batch == 0 {
+    if batch == 0 {
         return None;
     }
     let (lhs, rhs) = (batch_matrices(a.view(), transpose_a), batch_matrices(b.view(), false));
