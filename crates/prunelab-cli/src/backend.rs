@@ -153,6 +153,19 @@ pub fn set_gemm(gemm: Gemm) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Log, at `info`, what the process's kernels did that no record keeps: how many of cuBLAS's
+/// batched products wrote their address lists and how many read one again
+/// (`prunelab_cublas::addresses`).
+pub fn log_kernel_use() {
+    #[cfg(feature = "cublas")]
+    {
+        let (written, reused) = prunelab_cublas::address_list_counts();
+        if written + reused > 0 {
+            tracing::info!(written, reused, "the batched products' address lists");
+        }
+    }
+}
+
 /// cuBLAS's arithmetic for `--gemm auto` and `cublas`: TF32, or bf16 under `--precision bf16`.
 #[cfg(feature = "cublas")]
 fn cublas_arithmetic(bf16: bool) -> prunelab_cublas::Arithmetic {

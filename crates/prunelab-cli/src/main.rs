@@ -110,7 +110,10 @@ fn main() -> std::process::ExitCode {
     init_logging(&cli.global);
     backend::configure_kernel_cache(cli.global.kernel_cache.clone());
     match run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => {
+            backend::log_kernel_use();
+            std::process::ExitCode::SUCCESS
+        }
         Err(err) => {
             #[allow(clippy::print_stderr)]
             {

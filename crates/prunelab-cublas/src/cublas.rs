@@ -4,8 +4,8 @@
 //! first error of a queued call.
 
 use std::ffi::c_void;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 use burn::tensor::{DType, StreamId};
 use burn_cubecl::cubecl::Runtime;
@@ -20,6 +20,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cudarc::cublas::{result as blas, sys as blas_sys};
 use cudarc::driver::{result as driver, sys as driver_sys};
 
+use crate::addresses::{AddressLists, ListKey, Place};
 use crate::kernels::{self, Arg};
 use crate::layout::{Batch, GemmArgs, Layout, extent};
 
@@ -453,11 +454,12 @@ pub(crate) fn readable_matrices(
 /// unless [`set_interleaving`] turned it off), with its heads interleaved the same way, so that
 /// merging them back is a view.
 ///
-/// One submission to CubeCL's runtime thread, queued on CubeCL's stream like [`gemm`]: a kernel
-/// writes each matrix's address (`batched.cu`; the batch axes of the attention's head views
-/// cannot be merged into one stride), then one `cublasGemmBatchedEx` multiplies them all, reading
-/// every operand where it lies — where Burn's matmul first copies the heads into contiguous
-/// tensors.
+/// One submission to CubeCL's runtime thread, queued on CubeCL's stream like [`gemm`]: one
+/// `cublasGemmBatchedEx` multiplies them all, reading every operand where it lies — where Burn's
+/// matmul first copies the heads into contiguous tensors — and each matrix's address from a list
+/// (the batch axes of the attention's head views cannot be merged into one stride): one written
+/// for an equal product before where there is one (`crate::addresses`; unless
+/// [`set_list_reuse`] turned that off), else written first by a kernel (`batched.cu`).
 ///
 /// # Panics
 /// When CubeCL's stream is unknown (the kernel takes batches only when it is known), the batch
@@ -503,30 +505,69 @@ pub(crate) fn gemm_batched(
         Batch::of(t.meta.shape(), t.meta.strides()).expect("gemm_batched takes tensors of rank 3 or 4")
     };
     let [batch_a, batch_b, batch_c] = [&a, &b, &out].map(batch);
-    let pointers = empty_device_contiguous_dtype(client, device.clone(), [3 * count].into(), DType::I64);
     let bytes = |t: &CubeTensor<CudaRuntime>| 4 * extent(t.meta.shape(), t.meta.strides());
-    let buffers = [(&a, bytes(&a)), (&b, bytes(&b)), (&out, bytes(&out)), (&pointers, 24 * count)]
+    let buffers = [(&a, bytes(&a)), (&b, bytes(&b)), (&out, bytes(&out))]
         .map(|(tensor, bytes)| (tensor.handle.clone().binding(), bytes))
         .to_vec();
-    let int = |v: usize| Arg::I32(i32::try_from(v).expect("a batched product's strides below 2^31 elements"));
-    let strides = [batch_a, batch_b, batch_c].into_iter().flat_map(|x| [int(x.outer_stride), int(x.inner_stride)]);
-    let threads = 128;
-    let fill = kernels::Launch {
-        kernel: "gemm_pointers",
-        grid: (count.div_ceil(threads) as u32, 1, 1),
-        block: (threads as u32, 1, 1),
-        args: kernels::args(&[0, 1, 2], [int(count), int(batch_a.inner)].into_iter().chain(strides))
-            .into_iter()
-            .chain([Arg::Buffer(3)])
-            .collect(),
-    };
-    let arithmetic = arithmetic();
+    let strides = [batch_a, batch_b, batch_c].map(|x| [x.outer_stride, x.inner_stride]).concat();
+    let strides: [usize; 6] = strides.try_into().expect("two strides for each of three operands");
+    for v in [count, batch_a.inner].iter().chain(&strides) {
+        assert!(i32::try_from(*v).is_ok(), "a batched product's strides below 2^31 elements, not {v}");
+    }
+    let (inner, arithmetic, reuse) = (batch_a.inner, arithmetic(), REUSE_LISTS.load(Ordering::Relaxed));
     queue(shared, device.index, buffers, "a batched cuBLAS product", move |handle, stream, pointers| {
-        kernels::launch_all(stream, pointers, std::slice::from_ref(&fill))?;
-        call_batched(handle, stream, &args, pointers[3], count, arithmetic)
+        let key = ListKey { operands: [pointers[0], pointers[1], pointers[2]], count, inner, strides };
+        let list = match LISTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).place(key, reuse, allocate)? {
+            Place::Written(list) => list,
+            Place::Empty(list) => {
+                kernels::launch_all(stream, pointers, std::slice::from_ref(&list_kernel(&key, list)?))?;
+                list
+            }
+        };
+        call_batched(handle, stream, &args, list, count, arithmetic)
     });
-    // `pointers` drops here: CubeCL reuses its memory only for work queued after this.
     out
+}
+
+/// The address lists of batched products ([`crate::addresses`]), on CubeCL's runtime thread.
+static LISTS: LazyLock<Mutex<AddressLists>> = LazyLock::new(Mutex::default);
+
+/// Whether batched products read an equal key's address list again ([`set_list_reuse`]).
+static REUSE_LISTS: AtomicBool = AtomicBool::new(true);
+
+/// Let batched products read their address lists again where an equal product wrote one (the
+/// default), or write each anew.
+pub(crate) fn set_list_reuse(on: bool) {
+    REUSE_LISTS.store(on, Ordering::Relaxed);
+}
+
+/// The batched products' address lists written so far, and those read again (for the log).
+pub fn address_list_counts() -> (u64, u64) {
+    let lists = LISTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    (lists.written, lists.reused)
+}
+
+/// `bytes` of device memory for an arena of address lists (CubeCL's context is current: `queue`).
+fn allocate(bytes: usize) -> Result<u64, String> {
+    // SAFETY: a plain allocation in the current context; it is never freed (see `addresses`).
+    #[allow(unsafe_code)]
+    unsafe { driver::malloc_sync(bytes) }
+        .map_err(|error| format!("cuMemAlloc of {bytes} bytes for address lists: {error:?}"))
+}
+
+/// The launch of `gemm_pointers` writing `key`'s list at `list` (its operands are buffers 0–2).
+fn list_kernel(key: &ListKey, list: u64) -> Result<kernels::Launch, String> {
+    let int = |v: usize| {
+        i32::try_from(v).map(Arg::I32).map_err(|_| format!("a batched product's stride {v} above 2^31 elements"))
+    };
+    let scalars = [key.count, key.inner].iter().chain(&key.strides).map(|&v| int(v)).collect::<Result<Vec<_>, _>>()?;
+    let threads = 128;
+    Ok(kernels::Launch {
+        kernel: "gemm_pointers",
+        grid: (key.count.div_ceil(threads) as u32, 1, 1),
+        block: (threads as u32, 1, 1),
+        args: kernels::args(&[0, 1, 2], scalars).into_iter().chain([Arg::U64(list)]).collect(),
+    })
 }
 
 /// cuBLAS's integer arguments of `args`: `[m, n, k, ld_first, ld_second, ldc]`.

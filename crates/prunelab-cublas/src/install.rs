@@ -108,6 +108,11 @@ pub const BIAS_VARIABLE: &str = "PRUNELAB_CUBLAS_BIAS";
 /// two with one build: the interleaved outputs save the copies that merge heads).
 pub const HEADS_VARIABLE: &str = "PRUNELAB_CUBLAS_HEADS";
 
+/// The variable that, set to `fresh`, makes every batched product write its list of matrix
+/// addresses anew (a kernel launch each) instead of reading the list an equal product wrote
+/// (`prunelab_cublas::addresses`; to compare the two with one build).
+pub const LISTS_VARIABLE: &str = "PRUNELAB_CUBLAS_LISTS";
+
 /// The variable that, set to `host`, keeps cuBLAS on its own stream, ordered by the host (to
 /// compare the two orderings with one build).
 pub const ORDER_VARIABLE: &str = "PRUNELAB_CUBLAS_ORDER";
@@ -137,7 +142,16 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
     cublas::set_arithmetic(arithmetic);
     check(device)?;
     // Batches need CubeCL's stream and the kernel that writes their matrices' addresses.
-    cublas::set_interleaving(heads_interleaved()?);
+    cublas::set_interleaving(on_unless(
+        HEADS_VARIABLE,
+        "contiguous",
+        "outputs of the attention's products contiguous; unset, their heads interleaved where the operand's are",
+    )?);
+    cublas::set_list_reuse(on_unless(
+        LISTS_VARIABLE,
+        "fresh",
+        "every batched product's address list written anew; unset, read again where an equal product wrote one",
+    )?);
     let batches = arithmetic != Arithmetic::Bf16
         && cublas::order() == Order::Stream
         && crate::kernels::load()
@@ -182,14 +196,14 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
     Ok(order)
 }
 
-/// Whether [`HEADS_VARIABLE`] lets batched products interleave their outputs' heads.
-fn heads_interleaved() -> Result<bool, CublasError> {
-    match std::env::var(HEADS_VARIABLE).as_deref() {
-        Ok("contiguous") => Ok(false),
-        Ok(other) if !other.is_empty() => Err(CublasError::Setting(format!(
-            "{HEADS_VARIABLE}={other}: the only value it takes is `contiguous` (outputs of the attention's \
-             products contiguous; unset, their heads interleaved where the operand's are)"
-        ))),
+/// Whether a setting is on: unless `variable` is `off` (whose effect `meaning` says); any
+/// other non-empty value is an error.
+fn on_unless(variable: &str, off: &str, meaning: &str) -> Result<bool, CublasError> {
+    match std::env::var(variable).as_deref() {
+        Ok(value) if value == off => Ok(false),
+        Ok(other) if !other.is_empty() => {
+            Err(CublasError::Setting(format!("{variable}={other}: the only value it takes is `{off}` ({meaning})")))
+        }
         _ => Ok(true),
     }
 }
@@ -373,8 +387,16 @@ fn check_batches(device: &Device<Cuda>) -> Result<(), CublasError> {
     let own = Tensor::<Cuda, 3>::random([batch, seq, heads * dim], normal, device);
     let own = own.reshape([batch, seq, heads, dim]).swap_dims(1, 2);
     let merge = |x: Tensor<Cuda, 4>| x.swap_dims(1, 2).reshape([batch, seq, heads * dim]);
+    // The same product three times, each output freed before the next: the later ones take its
+    // memory and read the address list the first wrote (`crate::addresses`), unless turned off.
+    let scores = q.clone().matmul(k.clone().swap_dims(2, 3));
+    for _ in 0..3 {
+        compare([(ours(q.clone(), false, k.clone(), true), scores.clone())])?;
+    }
+    let (written, reused) = crate::cublas::address_list_counts();
+    tracing::debug!(written, reused, "the checks' address lists");
     compare([
-        (ours(q.clone(), false, k.clone(), true), q.clone().matmul(k.clone().swap_dims(2, 3))),
+        (ours(q.clone(), false, k.clone(), true), scores),
         (ours(p.clone(), false, v.clone(), false), p.clone().matmul(v.clone())),
         (ours(g.clone(), false, v.clone(), true), g.clone().matmul(v.swap_dims(2, 3))),
         (ours(p.clone(), true, g.clone(), false), p.clone().swap_dims(2, 3).matmul(g.clone())),

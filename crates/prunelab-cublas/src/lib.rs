@@ -57,6 +57,7 @@
 //! Without the `cuda` feature the crate holds only [`layout`], the mapping of a row-major product
 //! onto cuBLAS's column-major call, which is tested on the CPU.
 
+pub mod addresses;
 #[cfg(feature = "cuda")]
 mod bias;
 #[cfg(feature = "cuda")]
@@ -84,7 +85,7 @@ mod squares;
 mod stream;
 
 #[cfg(feature = "cuda")]
-pub use cublas::{Arithmetic, CublasError, Order};
+pub use cublas::{Arithmetic, CublasError, Order, address_list_counts};
 #[cfg(feature = "cuda")]
 pub use embed::{EmbeddingGrad, install_embeddings};
 #[cfg(feature = "cuda")]
@@ -92,7 +93,7 @@ pub use fused::{FUSED_VARIABLE, FusedKernels, install_fused};
 #[cfg(feature = "cuda")]
 pub use gather::{GATHER_VARIABLE, Gather, install_gathers};
 #[cfg(feature = "cuda")]
-pub use install::{BIAS_VARIABLE, Gemm, GemmBias, HEADS_VARIABLE, ORDER_VARIABLE, install};
+pub use install::{BIAS_VARIABLE, Gemm, GemmBias, HEADS_VARIABLE, LISTS_VARIABLE, ORDER_VARIABLE, install};
 #[cfg(feature = "cuda")]
 pub use marks::{PHASES_VARIABLE, PhaseMarker, phase_marker};
 #[cfg(feature = "cuda")]
