@@ -36,6 +36,7 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
 use prunelab_models::layers::fused::{self, DropoutMask, FusedCall, FusedOp, Kinds, set_fused_kernel_for, softmax};
+use prunelab_models::layers::scores::{ScoresCall, mask_fits, masked_softmax, set_scores_kernel};
 
 use crate::cublas::{self, CublasError};
 use crate::kernels::{self, Arg, Launch, args};
@@ -57,8 +58,13 @@ pub trait FusedKernels: Backend {
     /// `softmax(x)` along each row.
     fn softmax_forward(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// The input's gradient from the output's gradient `g` and the output `y`.
-    fn softmax_backward(g: FloatTensor<Self>, y: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `softmax(x · scale + mask)` along the last axis of the attention's scores `x`
+    /// (`[batch, heads, queries, keys]`; `mask` as `scores::mask_fits` takes it).
+    fn masked_softmax_forward(x: FloatTensor<Self>, mask: FloatTensor<Self>, scale: f32) -> FloatTensor<Self>;
+
+    /// The input's gradient, times `scale`, from the output's gradient `g` and the output `y`
+    /// (of a softmax: scale 1; of a masked one: its scale).
+    fn softmax_backward(g: FloatTensor<Self>, y: FloatTensor<Self>, scale: f32) -> FloatTensor<Self>;
 
     /// GELU of `x`, exact or (`approximate`) with the tanh approximation.
     fn gelu_output(x: FloatTensor<Self>, approximate: bool) -> FloatTensor<Self>;
@@ -75,14 +81,32 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> FusedKernels for CubeBacke
     fn softmax_forward(x: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
         let x = cublas::contiguous(x);
         let y = like(&x);
-        launch_rows("softmax_forward", [&x, &y]);
+        launch_rows("softmax_forward", [&x, &y], []);
         y
     }
 
-    fn softmax_backward(g: CubeTensor<CudaRuntime>, y: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
+    fn masked_softmax_forward(
+        x: CubeTensor<CudaRuntime>,
+        mask: CubeTensor<CudaRuntime>,
+        scale: f32,
+    ) -> CubeTensor<CudaRuntime> {
+        let (x, mask) = (cublas::contiguous(x), cublas::contiguous(mask));
+        let y = like(&x);
+        let ([_, heads, queries, _], [mask_batches, _, mask_queries, _]) =
+            (x.meta.shape().dims::<4>(), mask.meta.shape().dims::<4>());
+        // The mask's rows a batch, and a query, move by (0 where the mask has one).
+        let mask_batch = if mask_batches == 1 { 0 } else { mask_queries };
+        let mask_query = usize::from(mask_queries != 1);
+        let int = |v: usize| Arg::I32(i32::try_from(v).expect("checked by the kernel hook"));
+        let scalars = [int(heads * queries), int(queries), int(mask_batch), int(mask_query), Arg::F32(scale)];
+        launch_rows("softmax_masked_forward", [&x, &mask, &y], scalars);
+        y
+    }
+
+    fn softmax_backward(g: CubeTensor<CudaRuntime>, y: CubeTensor<CudaRuntime>, scale: f32) -> CubeTensor<CudaRuntime> {
         let (g, y) = (cublas::contiguous(g), cublas::contiguous(y));
         let dx = like(&y);
-        launch_rows("softmax_backward", [&g, &y, &dx]);
+        launch_rows("softmax_backward", [&g, &y, &dx], [Arg::F32(scale)]);
         dx
     }
 
@@ -118,12 +142,18 @@ fn like(x: &CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
     empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), x.meta.shape().clone(), DType::F32)
 }
 
-/// `kernel` over the rows of `tensors` (inputs, then the output; all `[rows, cols]`).
-fn launch_rows<const N: usize>(kernel: &'static str, tensors: [&CubeTensor<CudaRuntime>; N]) {
+/// `kernel` over the rows of `tensors` (inputs, then the output; rows along the last axis of
+/// the first, `cols` wide), taking the inputs, the rows and columns, `scalars` and the output.
+fn launch_rows<const N: usize>(
+    kernel: &'static str,
+    tensors: [&CubeTensor<CudaRuntime>; N],
+    scalars: impl IntoIterator<Item = Arg>,
+) {
     let shape = tensors[0].meta.shape();
-    let (rows, cols) = (shape[0], shape[1]);
+    let cols = shape[shape.num_dims() - 1];
+    let rows = shape.num_elements() / cols;
     let [rows_, cols_] = [rows, cols].map(|v| Arg::I32(i32::try_from(v).expect("checked by the kernel hook")));
-    let mut arguments = args(&(0..N - 1).collect::<Vec<_>>(), [rows_, cols_]);
+    let mut arguments = args(&(0..N - 1).collect::<Vec<_>>(), [rows_, cols_].into_iter().chain(scalars));
     arguments.push(Arg::Buffer(N - 1));
     let grid = (rows.div_ceil(ROWS_PER_BLOCK) as u32, 1, 1);
     submit(tensors, Launch { kernel, grid, block: (32 * ROWS_PER_BLOCK as u32, 1, 1), args: arguments });
@@ -145,9 +175,10 @@ fn launch_elements<const N: usize>(
     submit(tensors, Launch { kernel, grid, block: (THREADS, 1, 1), args: arguments });
 }
 
+/// `launch` on CubeCL's stream, with `tensors` (contiguous) as its buffers.
 fn submit<const N: usize>(tensors: [&CubeTensor<CudaRuntime>; N], launch: Launch) {
-    let bytes = tensors[0].meta.shape().num_elements() * std::mem::size_of::<f32>();
-    let buffers = tensors.map(|t| (t.handle.clone().binding(), bytes)).to_vec();
+    let bytes = |t: &CubeTensor<CudaRuntime>| t.meta.shape().num_elements() * std::mem::size_of::<f32>();
+    let buffers = tensors.map(|t| (t.handle.clone().binding(), bytes(t))).to_vec();
     kernels::submit(tensors[0].device.index, buffers, vec![launch]);
 }
 
@@ -160,10 +191,21 @@ impl<B: burn_fusion::FusionBackend + FusedKernels> FusedKernels for burn_fusion:
         y
     }
 
-    fn softmax_backward(g: FloatTensor<Self>, y: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn masked_softmax_forward(x: FloatTensor<Self>, mask: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
+        let shape = x.shape.clone();
+        let [y] = crate::fusion::register::<B, 2, 1>(
+            "prunelab_masked_softmax_forward",
+            [x, mask],
+            [shape],
+            move |[x, mask]| [B::masked_softmax_forward(x, mask, scale)],
+        );
+        y
+    }
+
+    fn softmax_backward(g: FloatTensor<Self>, y: FloatTensor<Self>, scale: f32) -> FloatTensor<Self> {
         let shape = y.shape.clone();
-        let [dx] = crate::fusion::register::<B, 2, 1>("prunelab_softmax_backward", [g, y], [shape], |[g, y]| {
-            [B::softmax_backward(g, y)]
+        let [dx] = crate::fusion::register::<B, 2, 1>("prunelab_softmax_backward", [g, y], [shape], move |[g, y]| {
+            [B::softmax_backward(g, y, scale)]
         });
         dx
     }
@@ -195,8 +237,8 @@ impl<B: burn_fusion::FusionBackend + FusedKernels> FusedKernels for burn_fusion:
 /// What an operation's backward pass needs of its forward one.
 #[derive(Debug, Clone)]
 enum Saved<B: Backend> {
-    /// Softmax's output.
-    Softmax(FloatTensor<B>),
+    /// Softmax's output, and the factor of its input's gradient (1, or a masked softmax's scale).
+    Softmax(FloatTensor<B>, f32),
     /// GELU's input and form.
     Gelu(FloatTensor<B>, bool),
     /// Dropout's mask.
@@ -207,28 +249,58 @@ enum Saved<B: Backend> {
 fn tracked<B: FusedKernels, C: CheckpointStrategy>(
     op: FusedOp<FloatTensor<Autodiff<B, C>>>,
 ) -> FloatTensor<Autodiff<B, C>> {
-    #[derive(Debug)]
-    struct Fused;
-
-    impl<B: FusedKernels> Backward<B, 1> for Fused {
-        type State = Saved<B>;
-
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let [node] = ops.parents;
-            let g = grads.consume::<B>(&ops.node);
-            let Some(node) = node else { return };
-            let dx = match ops.state {
-                Saved::Softmax(y) => B::softmax_backward(g, y),
-                Saved::Gelu(x, approximate) => B::gelu_input_grad(g, x, approximate),
-                Saved::Dropout(mask) => B::dropout(g, mask),
-            };
-            grads.register::<B>(node.id, dx);
-        }
-    }
-
-    let node = op.input().node.clone();
+    let prepared = prepare::<B, C>(op.input());
     let (output, saved) = forward::<B>(op.map(|x| x.primitive));
-    match Fused.prepare::<C>([node]).compute_bound().stateful() {
+    finish(prepared, output, saved)
+}
+
+/// The attention's masked softmax on `Autodiff<B>`, tracked for the scores (the mask has no
+/// gradient: the kernel hook takes only such masks).
+fn tracked_scores<B: FusedKernels, C: CheckpointStrategy>(
+    scores: FloatTensor<Autodiff<B, C>>,
+    mask: FloatTensor<B>,
+    scale: f32,
+) -> FloatTensor<Autodiff<B, C>> {
+    let prepared = prepare::<B, C>(&scores);
+    let y = B::masked_softmax_forward(scores.primitive, mask, scale);
+    finish(prepared, y.clone(), Saved::Softmax(y, scale))
+}
+
+/// A kernel's operation in the autodiff graph: its backward pass is the backward kernel of what
+/// the forward one saved.
+#[derive(Debug)]
+struct Fused;
+
+impl<B: FusedKernels> Backward<B, 1> for Fused {
+    type State = Saved<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let g = grads.consume::<B>(&ops.node);
+        let Some(node) = node else { return };
+        let dx = match ops.state {
+            Saved::Softmax(y, scale) => B::softmax_backward(g, y, scale),
+            Saved::Gelu(x, approximate) => B::gelu_input_grad(g, x, approximate),
+            Saved::Dropout(mask) => B::dropout(g, mask),
+        };
+        grads.register::<B>(node.id, dx);
+    }
+}
+
+/// The operation on `input`, prepared before its forward kernel runs.
+fn prepare<B: FusedKernels, C: CheckpointStrategy>(
+    input: &FloatTensor<Autodiff<B, C>>,
+) -> OpsKind<Fused, B, Saved<B>, C, 1> {
+    Fused.prepare::<C>([input.node.clone()]).compute_bound().stateful()
+}
+
+/// `output` as the prepared operation's result, with what its backward pass needs when tracked.
+fn finish<B: FusedKernels, C: CheckpointStrategy>(
+    prepared: OpsKind<Fused, B, Saved<B>, C, 1>,
+    output: FloatTensor<B>,
+    saved: Saved<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    match prepared {
         OpsKind::Tracked(prep) => prep.finish(saved, output),
         OpsKind::UnTracked(prep) => prep.finish(output),
     }
@@ -239,7 +311,7 @@ fn forward<B: FusedKernels>(op: FusedOp<FloatTensor<B>>) -> (FloatTensor<B>, Sav
     match op {
         FusedOp::Softmax(x) => {
             let y = B::softmax_forward(x);
-            (y.clone(), Saved::Softmax(y))
+            (y.clone(), Saved::Softmax(y, 1.0))
         }
         FusedOp::Gelu { input, approximate } => {
             (B::gelu_output(input.clone(), approximate), Saved::Gelu(input, approximate))
@@ -266,7 +338,65 @@ pub fn install_fused(device: &Device<Cuda>) -> Result<(), CublasError> {
     kernels::install_hook(device, set, kernel, check)?;
     let what = if kinds == Kinds::SOFTMAX { "softmax" } else { "softmax, GELU and dropout" };
     tracing::info!("{what} as prunelab CUDA kernels on CubeCL's stream");
+    if scores_inside()? {
+        match kernels::install_hook(device, set_scores_kernel, scores_kernel, check_scores) {
+            Ok(()) => tracing::info!("the attention's scale and mask inside its softmax kernel"),
+            Err(why) => tracing::warn!("the attention's scale and mask stay Burn's ops before its softmax: {why}"),
+        }
+    }
     Ok(())
+}
+
+/// Set to `apart`, the attention's scores are scaled and masked by Burn's ops before the softmax
+/// kernel; unset, inside it (`softmax_masked_forward`: to compare the two with one build).
+pub const SCORES_VARIABLE: &str = "PRUNELAB_CUDA_SCORES";
+
+/// Whether [`SCORES_VARIABLE`] lets the softmax kernel scale and mask the scores.
+fn scores_inside() -> Result<bool, CublasError> {
+    match std::env::var(SCORES_VARIABLE).as_deref() {
+        Ok("apart") => Ok(false),
+        Ok(other) if !other.is_empty() => Err(CublasError::Setting(format!(
+            "{SCORES_VARIABLE}={other}: the only value it takes is `apart` (the scale and mask as Burn's ops \
+             before the softmax; unset, inside its kernel)"
+        ))),
+        _ => Ok(true),
+    }
+}
+
+/// The kernel handed to `set_scores_kernel`: takes the calls asking for the softmax too, of f32
+/// scores of `Cuda` and `Autodiff<Cuda>` with fewer than 2³¹ elements, with a mask that
+/// `scores::mask_fits` takes (and, under autodiff, that needs no gradient).
+fn scores_kernel(call: &mut dyn Any) {
+    if let Some(call) = call.downcast_mut::<ScoresCall<FloatTensor<Autodiff<Cuda>>>>() {
+        let scale = call.scale as f32;
+        take_scores_if_fits(
+            call,
+            |mask| mask.node.requirement.is_none(),
+            |scores, mask| tracked_scores::<Cuda, NoCheckpointing>(scores, mask.primitive, scale),
+        );
+    } else if let Some(call) = call.downcast_mut::<ScoresCall<FloatTensor<Cuda>>>() {
+        let scale = call.scale as f32;
+        take_scores_if_fits(call, |_| true, |scores, mask| Cuda::masked_softmax_forward(scores, mask, scale));
+    }
+}
+
+fn take_scores_if_fits<P: TensorMetadata>(
+    call: &mut ScoresCall<P>,
+    constant: impl Fn(&P) -> bool,
+    run: impl FnOnce(P, P) -> P,
+) {
+    let fits = |scores: &P, mask: &P| {
+        let count = scores.shape().num_elements();
+        scores.dtype() == DType::F32
+            && mask.dtype() == DType::F32
+            && count <= i32::MAX as usize
+            && mask_fits(&scores.shape(), &mask.shape())
+            && constant(mask)
+    };
+    if call.softmax && call.args.as_ref().is_some_and(|(scores, mask)| fits(scores, mask)) {
+        let (scores, mask) = call.args.take().expect("checked above");
+        call.output = Some(run(scores, mask));
+    }
 }
 
 /// The kinds [`FUSED_VARIABLE`] asks for.
@@ -365,6 +495,39 @@ fn check_softmax(device: &Device<Cuda>, rows: usize, cols: usize) -> Result<(), 
     let [burn_y, burn_dx] = through_hook(&x, &upstream, |x| activation::softmax(x, 1));
     compare(&format!("softmax kernel's output ([{rows}, {cols}])"), &y, &widen(&burn_y))?;
     compare(&format!("softmax kernel's gradient ([{rows}, {cols}])"), &dx, &widen(&burn_dx))
+}
+
+/// The attention's masked softmax through the hook against Burn's `softmax(scores · scale +
+/// mask)`, output and the scores' gradient, for a padding mask, a causal one and one the batch
+/// shares (transformers' `f32::MIN` where masked, a batch whose keys are all masked but one).
+fn check_scores(device: &Device<Cuda>) -> Result<(), CublasError> {
+    let (batch, heads, queries, keys) = (3, 4, 37, 37);
+    let normal = Distribution::Normal(0.0, 3.0);
+    let scale = 1.0 / 8f64.sqrt();
+    for mask_dims in [[batch, 1, 1, keys], [batch, 1, queries, keys], [1, 1, queries, keys]] {
+        let masked = Tensor::<A, 4>::random(mask_dims, Distribution::Uniform(0.0, 1.0), device).lower_elem(0.25);
+        let mask = masked.float() * f32::MIN;
+        let mask = mask.slice_assign(
+            [0..1, 0..1, 0..mask_dims[2], 1..keys],
+            Tensor::full([1, 1, mask_dims[2], keys - 1], f32::MIN, device),
+        );
+        let scores = Tensor::<A, 4>::random([batch, heads, queries, keys], normal, device);
+        let upstream = Tensor::<A, 4>::random([batch, heads, queries, keys], normal, device);
+        let run = |ours: bool| -> [Vec<f32>; 2] {
+            let x = scores.clone().detach().require_grad();
+            let y = match ours {
+                true => masked_softmax(x.clone(), scale, mask.clone()),
+                false => activation::softmax(x.clone() * scale + mask.clone(), 3),
+            };
+            let grads = (y.clone() * upstream.clone()).sum().backward();
+            [y.inner().into_data(), x.grad(&grads).expect("a gradient").into_data()]
+                .map(|data| data.to_vec::<f32>().unwrap_or_default())
+        };
+        let ([y, dx], [burn_y, burn_dx]) = (run(true), run(false));
+        compare(&format!("masked softmax kernel's output (mask {mask_dims:?})"), &y, &widen(&burn_y))?;
+        compare(&format!("masked softmax kernel's gradient (mask {mask_dims:?})"), &dx, &widen(&burn_dx))?;
+    }
+    Ok(())
 }
 
 /// GELU against the f64 formulas: forward against Burn's too.

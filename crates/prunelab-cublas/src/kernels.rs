@@ -36,7 +36,7 @@ const SOURCE: &str = concat!(
     include_str!("gather.cu")
 );
 /// The kernels in it.
-const NAMES: [&str; 22] = [
+const NAMES: [&str; 23] = [
     "layer_norm_forward",
     "add_layer_norm_forward",
     "layer_norm_backward_input",
@@ -51,6 +51,7 @@ const NAMES: [&str; 22] = [
     "embed_partial",
     "embed_rows",
     "softmax_forward",
+    "softmax_masked_forward",
     "softmax_backward",
     "dropout",
     "gelu_forward",

@@ -89,7 +89,7 @@ pub use cublas::{Arithmetic, CublasError, Order, address_list_counts};
 #[cfg(feature = "cuda")]
 pub use embed::{EmbeddingGrad, install_embeddings};
 #[cfg(feature = "cuda")]
-pub use fused::{FUSED_VARIABLE, FusedKernels, install_fused};
+pub use fused::{FUSED_VARIABLE, FusedKernels, SCORES_VARIABLE, install_fused};
 #[cfg(feature = "cuda")]
 pub use gather::{GATHER_VARIABLE, Gather, install_gathers};
 #[cfg(feature = "cuda")]

@@ -369,8 +369,7 @@ pub fn attention<B: Backend>(
     scale: f64,
     dropout: &burn::nn::Dropout,
 ) -> Tensor<B, 4> {
-    let scores = scores::scale_and_mask(matmul_transposed(q, k), scale, mask);
-    let probs = fused::dropout(dropout, fused::softmax(scores, 3));
+    let probs = fused::dropout(dropout, scores::masked_softmax(matmul_transposed(q, k), scale, mask));
     matmul(probs, v)
 }
 

@@ -16,7 +16,7 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
-use prunelab_models::layers::scores::{ScoresCall, set_scores_kernel};
+use prunelab_models::layers::scores::{ScoresCall, mask_fits, set_scores_kernel};
 
 use super::{standard, write_rows};
 
@@ -26,8 +26,13 @@ pub fn install() {
     set_scores_kernel(Some(kernel));
 }
 
+/// Takes calls for the scale and mask alone; those asking for the softmax too are left (the
+/// layers then hand this kernel the scale and mask, and `cpu::fused` the softmax).
 fn kernel(call: &mut dyn Any) {
     if let Some(call) = call.downcast_mut::<ScoresCall<FloatTensor<Autodiff<NdArray>>>>() {
+        if call.softmax {
+            return;
+        }
         let Some((scores, mask)) = call.args.take() else { return };
         if mask.node.requirement.is_none() && fits(&scores.primitive, &mask.primitive) {
             call.output = Some(tracked(scores, mask.primitive, call.scale));
@@ -35,6 +40,9 @@ fn kernel(call: &mut dyn Any) {
             call.args = Some((scores, mask));
         }
     } else if let Some(call) = call.downcast_mut::<ScoresCall<NdArrayTensor>>() {
+        if call.softmax {
+            return;
+        }
         let Some((scores, mask)) = call.args.take() else { return };
         if fits(&scores, &mask) {
             call.output = Some(forward(scores, mask, call.scale));
@@ -44,15 +52,9 @@ fn kernel(call: &mut dyn Any) {
     }
 }
 
-/// Whether the kernel takes these: both f32, the scores `[batch, heads, queries, keys]` (not
-/// empty) and the mask `[batch or 1, 1, queries or 1, keys]`.
+/// Whether the kernel takes these: both f32, shapes as `scores::mask_fits` says.
 fn fits(scores: &NdArrayTensor, mask: &NdArrayTensor) -> bool {
-    let (s, m) = (scores.shape(), mask.shape());
-    if scores.dtype() != DType::F32 || mask.dtype() != DType::F32 || s.num_dims() != 4 || m.num_dims() != 4 {
-        return false;
-    }
-    let (s, m) = (s.dims::<4>(), m.dims::<4>());
-    s.iter().all(|&d| d > 0) && (m[0] == s[0] || m[0] == 1) && m[1] == 1 && (m[2] == s[2] || m[2] == 1) && m[3] == s[3]
+    scores.dtype() == DType::F32 && mask.dtype() == DType::F32 && mask_fits(&scores.shape(), &mask.shape())
 }
 
 /// The operation on `Autodiff<NdArray>`: the forward pass, and a backward one for the scores
@@ -160,6 +162,7 @@ mod tests {
             let mut call = ScoresCall {
                 args: Some((scores.clone().into_primitive().tensor(), mask.clone().into_primitive().tensor())),
                 scale,
+                softmax: false,
                 output: None,
             };
             kernel(&mut call);
@@ -188,11 +191,21 @@ mod tests {
         let scores = Tensor::<Autodiff<NdArray>, 4>::random([2, 2, 3, 4], normal, &device);
         let mask = Tensor::<Autodiff<NdArray>, 4>::random([2, 1, 1, 4], normal, &device).require_grad();
         let mut call = ScoresCall {
-            args: Some((scores.into_primitive().tensor(), mask.into_primitive().tensor())),
+            args: Some((scores.clone().into_primitive().tensor(), mask.into_primitive().tensor())),
             scale,
+            softmax: false,
             output: None,
         };
         kernel(&mut call);
         assert!(call.output.is_none() && call.args.is_some(), "a mask with a gradient is left to Burn");
+        let mask = Tensor::<Autodiff<NdArray>, 4>::random([2, 1, 1, 4], normal, &device);
+        let mut call = ScoresCall {
+            args: Some((scores.into_primitive().tensor(), mask.into_primitive().tensor())),
+            scale,
+            softmax: true,
+            output: None,
+        };
+        kernel(&mut call);
+        assert!(call.output.is_none() && call.args.is_some(), "a call asking for the softmax too is left");
     }
 }

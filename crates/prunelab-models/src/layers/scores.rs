@@ -6,8 +6,12 @@
 //! the other core waits (`bench/NOTES.md`). A [`ScoresKernel`], installed by the binary for one
 //! concrete backend (`prunelab-gemm`'s CPU kernels), takes both in one pass over the cores.
 //!
+//! [`masked_softmax`] hands the kernel the softmax along the keys too: one pass where the two take
+//! two (CUDA's kernel, `prunelab-cublas`, takes it: a launch less a layer, each way). A kernel that
+//! leaves it (the CPU's) gets the scale and mask alone, the softmax going to [`super::fused`].
+//!
 //! Without a kernel, or for a call it leaves, [`scale_and_mask`] is Burn's `scores * scale + mask`
-//! exactly.
+//! exactly, and [`masked_softmax`] that followed by [`super::fused::softmax`].
 
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
@@ -22,8 +26,26 @@ pub struct ScoresCall<P> {
     pub args: Option<(P, P)>,
     /// The factor of the scores.
     pub scale: f64,
-    /// `scores · scale + mask`, when a kernel took the arguments.
+    /// Whether the call asks for the softmax along the keys of the sum too (a kernel that does
+    /// not take softmaxes leaves such calls).
+    pub softmax: bool,
+    /// `scores · scale + mask` (or its softmax, when asked), when a kernel took the arguments.
     pub output: Option<P>,
+}
+
+/// Whether `mask` broadcasts onto `scores` as the attention's masks do, the shapes a kernel
+/// takes: scores `[batch, heads, queries, keys]`, none empty, and a mask
+/// `[batch or 1, 1, queries or 1, keys]` (a padding mask, a causal one, or one the batch shares).
+pub fn mask_fits(scores: &[usize], mask: &[usize]) -> bool {
+    match (scores, mask) {
+        ([batch, heads, queries, keys], [mask_batch, 1, mask_queries, mask_keys]) => {
+            [batch, heads, queries, keys].iter().all(|&&d| d > 0)
+                && (mask_batch == batch || *mask_batch == 1)
+                && (mask_queries == queries || *mask_queries == 1)
+                && mask_keys == keys
+        }
+        _ => false,
+    }
 }
 
 /// A kernel for [`ScoresCall`]s of one backend's float primitive, behind `dyn Any`.
@@ -38,19 +60,99 @@ pub fn set_scores_kernel(kernel: Option<ScoresKernel>) {
 
 /// `scores * scale + mask`: through the installed kernel when it takes them, else Burn's.
 pub fn scale_and_mask<B: Backend>(scores: Tensor<B, 4>, scale: f64, mask: Tensor<B, 4>) -> Tensor<B, 4> {
-    let burn = |scores: Tensor<B, 4>, mask: Tensor<B, 4>| scores * scale + mask;
-    let Some(kernel) = SCORES_KERNEL.get() else { return burn(scores, mask) };
+    through_kernel(scores, scale, mask, false).unwrap_or_else(|(scores, mask)| scores * scale + mask)
+}
+
+/// `softmax(scores * scale + mask)` along the keys (the last axis): through the installed kernel
+/// when it takes the whole, else [`scale_and_mask`] followed by [`super::fused::softmax`].
+pub fn masked_softmax<B: Backend>(scores: Tensor<B, 4>, scale: f64, mask: Tensor<B, 4>) -> Tensor<B, 4> {
+    through_kernel(scores, scale, mask, true)
+        .unwrap_or_else(|(scores, mask)| super::fused::softmax(scale_and_mask(scores, scale, mask), 3))
+}
+
+/// The call through the installed kernel: its output, or the arguments back where there is no
+/// kernel or it left them.
+fn through_kernel<B: Backend>(
+    scores: Tensor<B, 4>,
+    scale: f64,
+    mask: Tensor<B, 4>,
+    softmax: bool,
+) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
+    let Some(kernel) = SCORES_KERNEL.get() else { return Err((scores, mask)) };
     let (TensorPrimitive::Float(scores), TensorPrimitive::Float(mask)) =
         (scores.into_primitive(), mask.into_primitive())
     else {
         unreachable!("the attention's scores and masks are float tensors, never quantized ones, in prunelab")
     };
-    let mut call = ScoresCall { args: Some((scores, mask)), scale, output: None };
+    let mut call = ScoresCall { args: Some((scores, mask)), scale, softmax, output: None };
     kernel(&mut call);
     let rebuild = |p: B::FloatTensorPrimitive| Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(p));
     match (call.output, call.args) {
-        (Some(out), _) => rebuild(out),
-        (None, Some((scores, mask))) => burn(rebuild(scores), rebuild(mask)),
+        (Some(out), _) => Ok(rebuild(out)),
+        (None, Some((scores, mask))) => Err((rebuild(scores), rebuild(mask))),
         (None, None) => unreachable!("a scores kernel took the arguments and returned nothing"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::any::Any;
+
+    use burn::backend::NdArray;
+    use burn::tensor::{Distribution, activation};
+
+    use super::*;
+
+    type P = burn::tensor::ops::FloatTensor<NdArray>;
+
+    /// A scores kernel on NdArray that takes only calls asking for the softmax, of 13 keys, and
+    /// returns 1000 everywhere, so the test sees which path ran; other tests running meanwhile
+    /// never use that width.
+    fn marking_kernel(call: &mut dyn Any) {
+        let Some(call) = call.downcast_mut::<ScoresCall<P>>() else { return };
+        let Some((scores, mask)) = call.args.take() else { return };
+        let scores = Tensor::<NdArray, 4>::from_primitive(TensorPrimitive::Float(scores));
+        if !call.softmax || scores.dims()[3] != 13 {
+            call.args = Some((scores.into_primitive().tensor(), mask));
+            return;
+        }
+        call.output = Some((scores.zeros_like() + 1000.0).into_primitive().tensor());
+    }
+
+    #[test]
+    fn masked_softmax_goes_to_a_kernel_that_takes_it_and_else_is_the_scaled_masked_softmax() {
+        let device = Default::default();
+        let scale = 0.125;
+        let tensors = |keys: usize| {
+            let scores = Tensor::<NdArray, 4>::random([2, 3, 5, keys], Distribution::Normal(0.0, 1.0), &device);
+            let mask = Tensor::<NdArray, 4>::random([2, 1, 1, keys], Distribution::Uniform(-9.0, 0.0), &device);
+            (scores, mask)
+        };
+        let max_diff = |a: Tensor<NdArray, 4>, b: Tensor<NdArray, 4>| (a - b).abs().max().into_scalar();
+        let ((taken, taken_mask), (left, left_mask)) = (tensors(13), tensors(11));
+        set_scores_kernel(Some(marking_kernel));
+        let marked = masked_softmax(taken.clone(), scale, taken_mask.clone());
+        let summed = scale_and_mask(taken.clone(), scale, taken_mask.clone());
+        let fallback = masked_softmax(left.clone(), scale, left_mask.clone());
+        set_scores_kernel(None);
+        let plain = masked_softmax(taken.clone(), scale, taken_mask.clone());
+        assert_eq!(marked.into_data().to_vec::<f32>().unwrap(), vec![1000.0; 2 * 3 * 5 * 13]);
+        // What the kernel leaves, and everything without one, is Burn's.
+        assert_eq!(max_diff(summed, taken.clone() * scale + taken_mask.clone()), 0.0);
+        assert!(max_diff(fallback, activation::softmax(left * scale + left_mask, 3)) < 1e-6);
+        assert!(max_diff(plain, activation::softmax(taken * scale + taken_mask, 3)) < 1e-6);
+    }
+
+    #[test]
+    fn masks_fit_as_the_attention_broadcasts_them() {
+        let scores = [2, 12, 7, 9];
+        for mask in [[2, 1, 1, 9], [2, 1, 7, 9], [1, 1, 7, 9], [1, 1, 1, 9]] {
+            assert!(mask_fits(&scores, &mask), "{mask:?}");
+        }
+        for mask in [[3, 1, 1, 9], [2, 12, 7, 9], [2, 1, 6, 9], [2, 1, 1, 8]] {
+            assert!(!mask_fits(&scores, &mask), "{mask:?}");
+        }
+        assert!(!mask_fits(&[2, 12, 0, 9], &[2, 1, 1, 9]), "empty scores");
+        assert!(!mask_fits(&[2, 12, 9], &[2, 1, 9]), "rank 3");
     }
 }
