@@ -38,6 +38,9 @@
 #   bash bench/device.sh gradients  # issue 22: bias gradients by the weight gradient's product (cuBLASLt's BGRADA) and the
 #                                   # attention's outputs with heads interleaved, the same comparison (gradients/); with
 #                                   # OLD_ENV="PRUNELAB_CUBLAS_BIAS=sums PRUNELAB_CUBLAS_HEADS=contiguous": both off
+#   bash bench/device.sh lists      # issue 22: batched products' address lists read again and the scores' scale and mask
+#                                   # inside the softmax kernel, the same comparison (lists/); with
+#                                   # OLD_ENV="PRUNELAB_CUBLAS_LISTS=fresh PRUNELAB_CUDA_SCORES=apart": both off
 #   bash bench/device.sh infer      # issue 22: MiniLM bench infer alone, before vs VARIANT, torch beside (a short call; infer/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
@@ -620,7 +623,7 @@ norm_gpu() {
     for b in old new; do
       local -n cmd=$b
       RUST_LOG=info timeout 120 "${cmd[@]}" bench train "/tmp/$arch" --steps 3 > "$dir/warm-$arch-$b.json" 2> "$OUT/logs/warm-$arch-$b.log"
-      echo "warmed $arch $b: exit $? at ${SECONDS} s; $(grep -h 'norm\|gathers\|embedding\|GELU\|no algorithm\|biases=\|WARN\|ERROR' "$OUT/logs/warm-$arch-$b.log" | cut -c1-240 | head -n 8)"
+      echo "warmed $arch $b: exit $? at ${SECONDS} s; $(grep -h 'norm\|gathers\|embedding\|GELU\|no algorithm\|biases=\|address lists\|scale and mask\|WARN\|ERROR' "$OUT/logs/warm-$arch-$b.log" | cut -c1-240 | head -n 10)"
     done
     # REQUIRE_LOG: a line the new build must log (its kernels installed), else nothing is measured.
     if [ -n "${REQUIRE_LOG:-}" ] && ! grep -q "$REQUIRE_LOG" "$OUT/logs/warm-$arch-new.log"; then
@@ -824,7 +827,7 @@ case ${1:-} in
     info
     infer_ab
     ;;
-  embed|softmax|batched|pipeline|bias|gather|residual|elementwise|gradients)
+  embed|softmax|batched|pipeline|bias|gather|residual|elementwise|gradients|lists)
     info
     norm_gpu "$1"
     ;;
