@@ -250,105 +250,11 @@ fn softmax_row(x: &[f32], out: &mut [f32]) {
     for i in 0..x.len() {
         out[i] = math::exp(x[i] - max);
     }
-    normalise(out);
-}
-
-/// [`softmax_row`] of `row`'s values, in place: the same arithmetic, so the same bits.
-#[inline(always)]
-fn softmax_in_place(row: &mut [f32]) {
-    let max = math::lanes_max(row.len(), |i| row[i]);
-    for i in 0..row.len() {
-        row[i] = math::exp(row[i] - max);
-    }
-    normalise(row);
-}
-
-/// `row`'s exponentials divided by their sum, subnormal ones 0.
-#[inline(always)]
-fn normalise(row: &mut [f32]) {
-    let scale = 1.0 / math::lanes_sum(row.len(), |i| row[i]);
-    for o in row.iter_mut() {
+    let scale = 1.0 / math::lanes_sum(out.len(), |i| out[i]);
+    for o in out.iter_mut() {
         let p = *o * scale;
         *o = if p < f32::MIN_POSITIVE { 0.0 } else { p };
     }
-}
-
-/// Where the attention's mask rows lie for each row of its scores, and the scores' factor
-/// ([`masked_softmax`]).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct MaskRows<'a> {
-    /// The mask, `[batch or 1, 1, queries or 1, keys]`, in standard order.
-    pub mask: &'a [f32],
-    /// Heads × queries: the scores' rows a batch.
-    pub heads_queries: usize,
-    /// The scores' queries.
-    pub queries: usize,
-    /// The mask's rows a batch moves by (0 where it has one batch).
-    pub mask_batch: usize,
-    /// The mask's rows a query moves by (0 or 1).
-    pub mask_query: usize,
-    /// The keys.
-    pub keys: usize,
-    /// The scores' factor.
-    pub scale: f32,
-}
-
-impl MaskRows<'_> {
-    /// The mask's row for the scores' row `row`.
-    #[inline(always)]
-    fn row(&self, row: usize) -> &[f32] {
-        let at = (row / self.heads_queries) * self.mask_batch + (row % self.queries) * self.mask_query;
-        &self.mask[at * self.keys..][..self.keys]
-    }
-}
-
-/// `softmax(x · scale + mask)` of a row: the sum rounded as the scores kernel's (`cpu::scores`),
-/// then [`softmax_row`]'s arithmetic, so the same bits as the two passes.
-struct MaskedSoftmax<'a>(std::marker::PhantomData<&'a ()>);
-
-impl<'a> Row for MaskedSoftmax<'a> {
-    type Context = MaskRows<'a>;
-
-    #[inline(always)]
-    fn row(context: &Self::Context, index: usize, x: &[f32], _: &[f32], out: &mut [f32]) {
-        // Both cut to `x`'s length, so that the loop has no bounds checks and is vectorised.
-        let (m, out) = (&context.row(index)[..x.len()], &mut out[..x.len()]);
-        for i in 0..x.len() {
-            out[i] = x[i] * context.scale + m[i];
-        }
-        softmax_in_place(out);
-    }
-}
-
-/// The masked softmax's backward: [`SoftmaxBackward`]'s gradient times the scale, each rounded
-/// as the two passes round them.
-struct ScaledSoftmaxBackward;
-
-impl Row for ScaledSoftmaxBackward {
-    type Context = f32;
-
-    #[inline(always)]
-    fn row(&scale: &Self::Context, _: usize, g: &[f32], y: &[f32], out: &mut [f32]) {
-        let dot = math::lanes_sum(g.len(), |i| g[i] * y[i]);
-        out.iter_mut().zip(g.iter().zip(y)).for_each(|(o, (&g, &y))| *o = (y * (g - dot)) * scale);
-    }
-}
-
-/// `softmax(scores · scale + mask)` along the last axis of the attention's scores, `rows × keys`
-/// in standard order (`rows` = batch × heads × queries), one pass a row over the cores.
-pub(super) fn masked_softmax(scores: &[f32], rows: usize, mask: &MaskRows<'_>) -> Vec<f32> {
-    let keys = mask.keys;
-    write_rows(rows, keys, |first_row, out| {
-        block_of_rows::<MaskedSoftmax<'_>>(mask, first_row, scores, scores, keys, zeroed(out));
-    })
-}
-
-/// The scores' gradient of [`masked_softmax`] from the output's `g` and the output `y` (both
-/// `rows × keys` in standard order).
-pub(super) fn masked_softmax_backward(g: &[f32], y: &[f32], keys: usize, scale: f32) -> Vec<f32> {
-    write_rows(g.len() / keys, keys, |first_row, out| {
-        block_of_rows::<ScaledSoftmaxBackward>(&scale, first_row, g, y, keys, zeroed(out));
-    })
 }
 
 /// A seed for one dropout call, from Burn's seeded generator (four uniform draws' bits).
@@ -431,14 +337,6 @@ fn matrix(tensor: NdArrayTensor) -> Matrix {
 
 fn tensor(m: Matrix) -> NdArrayTensor {
     NdArrayTensor::from(m.into_dyn())
-}
-
-/// The softmax of a 2-D tensor's rows and the input's gradient under `grad`, by the fused pass
-/// (for `cpu::scores`' tests).
-#[cfg(test)]
-pub(super) fn softmax_and_gradient(x: NdArrayTensor, grad: NdArrayTensor) -> (NdArrayTensor, NdArrayTensor) {
-    let (y, saved) = forward(FusedOp::Softmax(x));
-    (y, backward(&saved, grad))
 }
 
 #[cfg(test)]

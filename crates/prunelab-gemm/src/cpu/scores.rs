@@ -1,11 +1,9 @@
 //! The attention scores' scale and mask (`layers::scores`) on Burn's CPU backend: `scores ·
 //! scale + mask` in one pass over the cores, into a buffer no thread zeroes first, where
 //! burn-ndarray runs two passes on one core. The same arithmetic per element (the product
-//! rounded to f32, then the sum), so the same bits as Burn's ops. Asked for the softmax too
-//! (`scores::masked_softmax`), one pass a row: the sum, then `cpu::fused`'s softmax on it, the
-//! same bits as the two passes. On `Autodiff<NdArray>` the operation is tracked for the scores
-//! (their gradient is the output's times the scale, as Burn's; under the softmax, its gradient
-//! times the scale); a mask that needs a gradient of its own is left to Burn's ops.
+//! rounded to f32, then the sum), so the same bits as Burn's ops. On `Autodiff<NdArray>` the
+//! operation is tracked for the scores (their gradient is the output's times the scale, as
+//! Burn's); a mask that needs a gradient of its own is left to Burn's ops.
 
 use std::any::Any;
 
@@ -20,7 +18,6 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
 use prunelab_models::layers::scores::{ScoresCall, mask_fits, set_scores_kernel};
 
-use super::fused::MaskRows;
 use super::{standard, write_rows};
 
 /// Route the attention scores' scale and mask of prunelab's models on `NdArray` (and
@@ -29,23 +26,26 @@ pub fn install() {
     set_scores_kernel(Some(kernel));
 }
 
-/// Takes calls for the scale and mask, and those asking for the softmax too (one pass a row:
-/// `cpu::fused`'s softmax on the sum, the same bits as the two passes).
+/// Takes calls for the scale and mask alone; those asking for the softmax too are left (the
+/// layers then hand this kernel the scale and mask, and `cpu::fused` the softmax).
 fn kernel(call: &mut dyn Any) {
     if let Some(call) = call.downcast_mut::<ScoresCall<FloatTensor<Autodiff<NdArray>>>>() {
+        if call.softmax {
+            return;
+        }
         let Some((scores, mask)) = call.args.take() else { return };
         if mask.node.requirement.is_none() && fits(&scores.primitive, &mask.primitive) {
-            call.output = Some(tracked(scores, mask.primitive, call.scale, call.softmax));
+            call.output = Some(tracked(scores, mask.primitive, call.scale));
         } else {
             call.args = Some((scores, mask));
         }
     } else if let Some(call) = call.downcast_mut::<ScoresCall<NdArrayTensor>>() {
+        if call.softmax {
+            return;
+        }
         let Some((scores, mask)) = call.args.take() else { return };
         if fits(&scores, &mask) {
-            call.output = Some(match call.softmax {
-                false => forward(scores, mask, call.scale),
-                true => softmax_forward(scores, mask, call.scale),
-            });
+            call.output = Some(forward(scores, mask, call.scale));
         } else {
             call.args = Some((scores, mask));
         }
@@ -58,70 +58,26 @@ fn fits(scores: &NdArrayTensor, mask: &NdArrayTensor) -> bool {
 }
 
 /// The operation on `Autodiff<NdArray>`: the forward pass, and a backward one for the scores
-/// when they are tracked (with the softmax: its output kept for it).
-fn tracked(
-    scores: FloatTensor<Autodiff<NdArray>>,
-    mask: NdArrayTensor,
-    scale: f64,
-    softmax: bool,
-) -> FloatTensor<Autodiff<NdArray>> {
+/// when they are tracked.
+fn tracked(scores: FloatTensor<Autodiff<NdArray>>, mask: NdArrayTensor, scale: f64) -> FloatTensor<Autodiff<NdArray>> {
     #[derive(Debug)]
     struct Scores;
 
     impl Backward<NdArray, 1> for Scores {
-        /// The scale, and the softmax's output when the operation took one.
-        type State = (f64, Option<NdArrayTensor>);
+        type State = f64;
 
         fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let (scale, softmax) = ops.state;
-            unary::<NdArray, _>(ops.parents, ops.node, grads, |grad| match softmax {
-                None => scaled(grad, scale),
-                Some(y) => softmax_backward(grad, y, scale),
-            });
+            let scale = ops.state;
+            unary::<NdArray, _>(ops.parents, ops.node, grads, |grad| scaled(grad, scale));
         }
     }
 
     let node = scores.node.clone();
-    let output = match softmax {
-        false => forward(scores.primitive, mask, scale),
-        true => softmax_forward(scores.primitive, mask, scale),
-    };
+    let output = forward(scores.primitive, mask, scale);
     match Scores.prepare::<NoCheckpointing>([node]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish((scale, softmax.then(|| output.clone())), output),
+        OpsKind::Tracked(prep) => prep.finish(scale, output),
         OpsKind::UnTracked(prep) => prep.finish(output),
     }
-}
-
-/// `softmax(scores · scale + mask)` along the keys, one pass a row over the cores
-/// (`fused::masked_softmax`).
-fn softmax_forward(scores: NdArrayTensor, mask: NdArrayTensor, scale: f64) -> NdArrayTensor {
-    let (scores, mask) = (array(scores), array(mask));
-    let dims = scores.shape().to_vec();
-    let (heads, queries, keys) = (dims[1], dims[2], dims[3]);
-    let (mask_batches, mask_queries) = (mask.shape()[0], mask.shape()[2]);
-    let (x, m) = (standard(&scores), standard(&mask));
-    let rows = MaskRows {
-        mask: &m,
-        heads_queries: heads * queries,
-        queries,
-        mask_batch: if mask_batches == 1 { 0 } else { mask_queries },
-        mask_query: usize::from(mask_queries != 1),
-        keys,
-        // As Burn's `scores * scale`: the scale as the tensor's element type.
-        scale: scale as f32,
-    };
-    let out = super::fused::masked_softmax(&x, x.len() / keys, &rows);
-    NdArrayTensor::from(ArcArray::from_shape_vec(IxDyn(&dims), out).expect("the scores' elements"))
-}
-
-/// The scores' gradient under the masked softmax: its gradient from the output's, times the scale.
-fn softmax_backward(grad: NdArrayTensor, y: NdArrayTensor, scale: f64) -> NdArrayTensor {
-    let (grad, y) = (array(grad), array(y));
-    let dims = grad.shape().to_vec();
-    let (g, y) = (standard(&grad), standard(&y));
-    let keys = dims.last().copied().unwrap_or(1).max(1);
-    let out = super::fused::masked_softmax_backward(&g, &y, keys, scale as f32);
-    NdArrayTensor::from(ArcArray::from_shape_vec(IxDyn(&dims), out).expect("the gradient's elements"))
 }
 
 /// `scores · scale + mask`, the mask's row for each row of the scores picked by its batch and
@@ -242,54 +198,14 @@ mod tests {
         };
         kernel(&mut call);
         assert!(call.output.is_none() && call.args.is_some(), "a mask with a gradient is left to Burn");
-    }
-
-    /// Asked for the softmax too, the kernel gives the two passes' bits — the scores kernel's sum,
-    /// then the fused softmax — and the scores' gradient the fused backward's times the scale,
-    /// for the three masks (a wrong mask row, or a scale dropped from the gradient, fails it).
-    #[test]
-    fn the_masked_softmax_is_the_two_passes_bit_for_bit_with_gradients() {
-        type A = Autodiff<NdArray>;
-        let device = Default::default();
-        let normal = Distribution::Normal(0.0, 1.0);
-        let scale = 1.0 / 8f64.sqrt();
-        let (batch, heads, queries, keys) = (3, 12, 33, 40);
-        let rows = batch * heads * queries;
-        for mask_dims in [[batch, 1, 1, keys], [batch, 1, queries, keys], [1, 1, queries, keys]] {
-            let scores = Tensor::<NdArray, 4>::random([batch, heads, queries, keys], normal, &device);
-            let mask = Tensor::<NdArray, 4>::random(mask_dims, normal, &device) * 4.0;
-            let upstream = Tensor::<NdArray, 4>::random([batch, heads, queries, keys], normal, &device);
-
-            let x = Tensor::<A, 4>::from_inner(scores.clone()).require_grad();
-            let mut call = ScoresCall {
-                args: Some((
-                    x.clone().into_primitive().tensor(),
-                    Tensor::<A, 4>::from_inner(mask.clone()).into_primitive().tensor(),
-                )),
-                scale,
-                softmax: true,
-                output: None,
-            };
-            kernel(&mut call);
-            let y = Tensor::<A, 4>::from_primitive(TensorPrimitive::Float(call.output.expect("taken")));
-            let grads = (y.clone() * Tensor::<A, 4>::from_inner(upstream.clone())).sum().backward();
-            let ours = (bits(y.inner()), bits(x.grad(&grads).unwrap()));
-
-            let sum = forward(scores.into_primitive().tensor(), mask.into_primitive().tensor(), scale);
-            let flat = |t: NdArrayTensor| {
-                Tensor::<NdArray, 4>::from_primitive(TensorPrimitive::Float(t))
-                    .reshape([rows, keys])
-                    .into_primitive()
-                    .tensor()
-            };
-            let (y, dy) =
-                super::super::fused::softmax_and_gradient(flat(sum), flat(upstream.into_primitive().tensor()));
-            let unflat = |t: NdArrayTensor| {
-                Tensor::<NdArray, 2>::from_primitive(TensorPrimitive::Float(t)).reshape([batch, heads, queries, keys])
-            };
-            let two_passes = (bits(unflat(y)), bits(unflat(scaled(dy, scale))));
-            assert_eq!(ours.0, two_passes.0, "output, mask {mask_dims:?}");
-            assert_eq!(ours.1, two_passes.1, "gradient, mask {mask_dims:?}");
-        }
+        let mask = Tensor::<Autodiff<NdArray>, 4>::random([2, 1, 1, 4], normal, &device);
+        let mut call = ScoresCall {
+            args: Some((scores.into_primitive().tensor(), mask.into_primitive().tensor())),
+            scale,
+            softmax: true,
+            output: None,
+        };
+        kernel(&mut call);
+        assert!(call.output.is_none() && call.args.is_some(), "a call asking for the softmax too is left");
     }
 }
