@@ -630,7 +630,9 @@ norm_gpu() {
       echo "the new build did not log '$REQUIRE_LOG':"; tail -n 20 "$OUT/logs/warm-$arch-new.log"; return 1
     fi
   done
+  # SKIP_ROUNDS=1: no speed rounds, the CUPTI counts alone (a short call).
   for r in $(seq "${REPEATS:-2}"); do
+    [ -z "${SKIP_ROUNDS:-}" ] || break
     for arch in gpt2-small minilm-random; do
       [ "$SECONDS" -lt "$limit" ] || break 2
       timeout 120 "${old[@]}" bench train "/tmp/$arch" --steps 50 > "$dir/$arch-before-$r.json" 2>> "$log"
