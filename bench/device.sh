@@ -41,6 +41,7 @@
 #   bash bench/device.sh lists      # issue 22: batched products' address lists read again and the scores' scale and mask
 #                                   # inside the softmax kernel, the same comparison (lists/); with
 #                                   # OLD_ENV="PRUNELAB_CUBLAS_LISTS=fresh PRUNELAB_CUDA_SCORES=apart": both off
+#   bash bench/device.sh counts     # issue 22: CUPTI kernel counts alone, MiniLM inference and training, before vs VARIANT (counts/)
 #   bash bench/device.sh infer      # issue 22: MiniLM bench infer alone, before vs VARIANT, torch beside (a short call; infer/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
@@ -670,6 +671,35 @@ norm_gpu() {
   ls "$dir"/names-*.json 2>/dev/null
 }
 
+# Issue 22: launches alone, for a call with little device time: MiniLM's shape (random weights),
+# the build before (OLD_ENV: see before_command) and VARIANT's, CUPTI kernel counts and times by
+# name for `bench infer` (BATCHES_A and BATCHES_B batches) and `bench train` (STEPS_A and STEPS_B
+# steps), each run logged at info (install checks, address lists). Records in $OUT/counts.
+counts_gpu() {
+  local v=${VARIANT:-fusion-cublas} dir=$OUT/counts
+  mkdir -p "$dir"
+  unpack_build "$v"
+  cuda_libs
+  cupti_build "$OUT/logs/counts.log"
+  PL=("/tmp/pl-$v" --quiet --kernel-cache "/tmp/kernels-$v")
+  "${PL[@]}" bench init --arch minilm --out /tmp/minilm-random > /dev/null
+  local new=("${PL[@]}") old busy=(env CUDA_INJECTION64_PATH=/tmp/libbusy.so)
+  before_command "$v"
+  for b in new old; do
+    local -n cmd=$b
+    for n in "${BATCHES_A:-10}" "${BATCHES_B:-30}"; do
+      RUST_LOG=info CUPTI_BUSY_OUT="$dir/names-infer-minilm-$b-$n.json" timeout 60 "${busy[@]}" "${cmd[@]}" \
+        bench infer /tmp/minilm-random --batches "$n" > /dev/null 2> "$OUT/logs/infer-$b-$n.log"
+    done
+    for n in "${STEPS_A:-5}" "${STEPS_B:-15}"; do
+      RUST_LOG=info CUPTI_BUSY_OUT="$dir/names-train-minilm-$b-$n.json" timeout 60 "${busy[@]}" "${cmd[@]}" \
+        bench train /tmp/minilm-random --steps "$n" > /dev/null 2> "$OUT/logs/train-$b-$n.log"
+    done
+    echo "$b done at ${SECONDS} s"
+  done
+  grep -h 'address lists\|scale and mask\|WARN\|ERROR' "$OUT"/logs/*-new-*.log | cut -c1-240 | head -n 12
+}
+
 # before_command V: sets the caller's `old` array to the build before (.device/bin/prunelab-before.xz)
 # with V's kernel cache, or, with OLD_ENV set (NAME=VALUE) and no build before, to V's own build
 # run with that variable (one build compared with a setting of its own; several NAME=VALUE words,
@@ -824,6 +854,9 @@ case ${1:-} in
   norm)
     info
     norm_gpu
+    ;;
+  counts)
+    counts_gpu
     ;;
   infer)
     info
