@@ -48,14 +48,20 @@
 //! Burn's decomposed norm takes about seventeen kernels, the flat optimizer step's global norm
 //! ([`install_squares`]), two launches where Burn's ops take three slower kernels, and embedding
 //! tables' gradients ([`install_embeddings`]): a deterministic sort-and-sum in one submission
-//! where Burn's `select_add` serialises on rows many tokens share, and the attention's softmax,
-//! GELU and dropout ([`install_fused`]), one launch forward and one backward each.
+//! where Burn's `select_add` serialises on rows many tokens share, and the attention's softmax
+//! (with its scores' scale and mask inside: [`SCORES_VARIABLE`]), GELU and dropout
+//! ([`install_fused`]), one launch forward and one backward each.
+//!
+//! The attention's batched products read their matrices' addresses from lists kept in an arena
+//! of this crate ([`addresses`]): a product whose operands lie where an equal one's lay reads
+//! that list again instead of launching a kernel to write it ([`LISTS_VARIABLE`]).
 //!
 //! For measurement, [`phase_marker`] finds the phase mark of the CUPTI counter
 //! `bench/cupti_busy.c`, which the CLI calls between a training step's phases when asked.
 //!
 //! Without the `cuda` feature the crate holds only [`layout`], the mapping of a row-major product
-//! onto cuBLAS's column-major call, which is tested on the CPU.
+//! onto cuBLAS's column-major call, and [`addresses`], the arena's bookkeeping, both tested on
+//! the CPU.
 
 pub mod addresses;
 #[cfg(feature = "cuda")]
