@@ -509,8 +509,14 @@ pub(crate) fn gemm_batched(
     let buffers = [(&a, bytes(&a)), (&b, bytes(&b)), (&out, bytes(&out))]
         .map(|(tensor, bytes)| (tensor.handle.clone().binding(), bytes))
         .to_vec();
-    let strides = [batch_a, batch_b, batch_c].map(|x| [x.outer_stride, x.inner_stride]).concat();
-    let strides: [usize; 6] = strides.try_into().expect("two strides for each of three operands");
+    let strides = [
+        batch_a.outer_stride,
+        batch_a.inner_stride,
+        batch_b.outer_stride,
+        batch_b.inner_stride,
+        batch_c.outer_stride,
+        batch_c.inner_stride,
+    ];
     for v in [count, batch_a.inner].iter().chain(&strides) {
         assert!(i32::try_from(*v).is_ok(), "a batched product's strides below 2^31 elements, not {v}");
     }
@@ -520,7 +526,7 @@ pub(crate) fn gemm_batched(
         let list = match LISTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).place(key, reuse, allocate)? {
             Place::Written(list) => list,
             Place::Empty(list) => {
-                kernels::launch_all(stream, pointers, std::slice::from_ref(&list_kernel(&key, list)?))?;
+                kernels::launch_all(stream, pointers, std::slice::from_ref(&list_kernel(&key, list)))?;
                 list
             }
         };
@@ -555,19 +561,18 @@ fn allocate(bytes: usize) -> Result<u64, String> {
         .map_err(|error| format!("cuMemAlloc of {bytes} bytes for address lists: {error:?}"))
 }
 
-/// The launch of `gemm_pointers` writing `key`'s list at `list` (its operands are buffers 0–2).
-fn list_kernel(key: &ListKey, list: u64) -> Result<kernels::Launch, String> {
-    let int = |v: usize| {
-        i32::try_from(v).map(Arg::I32).map_err(|_| format!("a batched product's stride {v} above 2^31 elements"))
-    };
-    let scalars = [key.count, key.inner].iter().chain(&key.strides).map(|&v| int(v)).collect::<Result<Vec<_>, _>>()?;
+/// The launch of `gemm_pointers` writing `key`'s list at `list` (its operands are buffers 0–2;
+/// `gemm_batched` checked that every count and stride fits an `i32`).
+fn list_kernel(key: &ListKey, list: u64) -> kernels::Launch {
+    let int = |v: usize| Arg::I32(i32::try_from(v).expect("checked by gemm_batched"));
+    let scalars = [key.count, key.inner].into_iter().chain(key.strides).map(int);
     let threads = 128;
-    Ok(kernels::Launch {
+    kernels::Launch {
         kernel: "gemm_pointers",
         grid: (key.count.div_ceil(threads) as u32, 1, 1),
         block: (threads as u32, 1, 1),
         args: kernels::args(&[0, 1, 2], scalars).into_iter().chain([Arg::U64(list)]).collect(),
-    })
+    }
 }
 
 /// cuBLAS's integer arguments of `args`: `[m, n, k, ld_first, ld_second, ldc]`.

@@ -353,14 +353,11 @@ pub const SCORES_VARIABLE: &str = "PRUNELAB_CUDA_SCORES";
 
 /// Whether [`SCORES_VARIABLE`] lets the softmax kernel scale and mask the scores.
 fn scores_inside() -> Result<bool, CublasError> {
-    match std::env::var(SCORES_VARIABLE).as_deref() {
-        Ok("apart") => Ok(false),
-        Ok(other) if !other.is_empty() => Err(CublasError::Setting(format!(
-            "{SCORES_VARIABLE}={other}: the only value it takes is `apart` (the scale and mask as Burn's ops \
-             before the softmax; unset, inside its kernel)"
-        ))),
-        _ => Ok(true),
-    }
+    crate::install::on_unless(
+        SCORES_VARIABLE,
+        "apart",
+        "the scale and mask as Burn's ops before the softmax; unset, inside its kernel",
+    )
 }
 
 /// The kernel handed to `set_scores_kernel`: takes the calls asking for the softmax too, of f32

@@ -198,7 +198,7 @@ pub fn install(device: &Device<Cuda>, arithmetic: Arithmetic) -> Result<Order, C
 
 /// Whether a setting is on: unless `variable` is `off` (whose effect `meaning` says); any
 /// other non-empty value is an error.
-fn on_unless(variable: &str, off: &str, meaning: &str) -> Result<bool, CublasError> {
+pub(crate) fn on_unless(variable: &str, off: &str, meaning: &str) -> Result<bool, CublasError> {
     match std::env::var(variable).as_deref() {
         Ok(value) if value == off => Ok(false),
         Ok(other) if !other.is_empty() => {
