@@ -183,8 +183,11 @@ fn products_in_cublas(arithmetic: prunelab_cublas::Arithmetic) {
 }
 
 /// Whether this build can do what `gemm` asks (checked for every command, also those that
-/// start no device): cuBLAS needs the `cublas` feature.
+/// start no device): cuBLAS needs the `cublas` feature; on the CPU build, `PRUNELAB_CPU_ISA`
+/// must name a level of instructions.
 pub fn check_gemm(gemm: Gemm) -> anyhow::Result<()> {
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    prunelab_gemm::cpu::isa::setting()?;
     if !cfg!(feature = "cublas") && matches!(gemm, Gemm::Cublas | Gemm::CublasF32) {
         anyhow::bail!(
             "--gemm {} needs a build with --features cublas (cuda); this prunelab is built with {NAME} \

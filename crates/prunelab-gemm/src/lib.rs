@@ -8,7 +8,7 @@
 //!   `prunelab-cublas` (cuBLAS on CUDA) and [`cpu`] build on it.
 //! - [`cpu`] (feature `ndarray`): the product on Burn's CPU backend, its output rows (or, for the
 //!   attention's batched products, its matrices) split over the cores, each part by the same
-//!   single-threaded kernel Burn uses, or on CPUs with AVX-512 by a kernel of the crate's own
+//!   single-threaded kernel Burn uses, or on CPUs with AVX-512 or AVX2 by kernels of the crate's own
 //!   that sums in the same order — so the result is Burn's, bit for bit, whatever the number of
 //!   threads (Burn 0.21's own threads are not deterministic). [`cpu::install`] registers it
 //!   with `prunelab_models::layers::set_product_kernel`; [`cpu::fused`] runs softmax, GELU and

@@ -6,8 +6,9 @@
 //! optional threads (rayon, threaded matrixmultiply) make two runs of one seed differ in their
 //! last digits (`bench/NOTES.md`). Here the output's rows are split into one block per thread and
 //! each block is computed by the single-threaded kernel Burn calls (ndarray's `general_mat_mul`,
-//! i.e. matrixmultiply) or, on CPUs with AVX-512, by the `avx512` module's kernel, which
-//! computes the same sums in the same order twice as wide: every output element is the sum
+//! i.e. matrixmultiply) or, on CPUs with AVX-512 or AVX2 and FMA ([`isa`]), by the `product`
+//! module's blocked loops around the `avx512` or `avx2` micro-kernel, which compute the same sums
+//! in the same order with wider tiles: every output element is the sum
 //! Burn's product makes, so the result equals Burn's bit for bit, whatever the number of threads.
 //!
 //! [`fused`] does the same for softmax, GELU and dropout, and [`norm`] for LayerNorm, which Burn
@@ -17,12 +18,17 @@
 //! they all run on.
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod fused;
 pub mod gather;
+pub mod isa;
 mod math;
 pub mod norm;
 pub mod pool;
+#[cfg(target_arch = "x86_64")]
+mod product;
 pub mod scores;
 pub mod view;
 
@@ -51,7 +57,7 @@ const PARALLEL_MIN_WORK: usize = 1 << 20;
 /// Element-wise passes (the fused operations, LayerNorm) over fewer elements stay on one thread.
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
 /// Columns of a product's output are split over threads in multiples of this (the AVX-512
-/// kernel's panel width).
+/// kernel's panel width, twice the AVX2 kernel's).
 const COLUMN_BLOCK: usize = 32;
 
 /// Route every f32 projection product of prunelab's models on `NdArray` (and `Autodiff<NdArray>`)
@@ -59,7 +65,7 @@ const COLUMN_BLOCK: usize = 32;
 pub fn install() -> usize {
     set_product_kernel(Some(kernel));
     let threads = threads();
-    tracing::info!(threads, kernel = kernel_name(), "projection products over the CPU's cores");
+    tracing::info!(threads, kernel = kernel_name(), isa = %isa::isa(), "projection products over the CPU's cores");
     threads
 }
 
@@ -194,7 +200,7 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> A
 
 /// `a · b`, plus `bias` (one value per column) added to every row when given, by the thread
 /// that computed the element, after its product (the bits of `(a · b)[i, j] + bias[j]`; the
-/// AVX-512 kernel adds it as it stores the product's last slice, where a pass of its own read
+/// SIMD kernels add it as they store the product's last slice, where a pass of its own read
 /// the block back from memory: `bench/NOTES.md`).
 ///
 /// The output is split over the threads by rows or by columns, whichever copies less: each
@@ -202,7 +208,7 @@ pub fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, threads: usize) -> A
 /// splitting the rows packs all of `b` once per thread and splitting the columns reads all of
 /// `a` once per thread — by columns where `b` has at least twice as many columns as `a` has rows
 /// (the first MLP weight's gradient `xᵀ·g`, and short batches' products; at equal counts the
-/// columns measured slower, `bench/NOTES.md`), on CPUs with AVX-512 (the `avx512` kernel's
+/// columns measured slower, `bench/NOTES.md`), with the SIMD kernels (the `product` module's
 /// packing; matrixmultiply's products always split their rows). Either way each element is the
 /// same sum, so the bits do not depend on the split.
 #[allow(unsafe_code)]
@@ -236,11 +242,11 @@ pub fn activated_gemm(
     // about 5 % of a CPU fine-tuning step, `bench/NOTES.md`).
     let mut out = Array2::<f32>::uninit((m, n));
     let threads = if m * n * a.ncols() < PARALLEL_MIN_WORK { 1 } else { threads };
-    // The column split is measured and tested with the AVX-512 kernel only (which is also the one
+    // The column split is measured and tested with the SIMD kernels only (which are also the ones
     // whose packing it saves).
     let by_columns = threads > 1 && n >= 2 * m && n >= 2 * COLUMN_BLOCK && own_kernel();
     let (axis, len) = if by_columns {
-        // Blocks of whole 32-column panels (the AVX-512 kernel's), the last one shorter.
+        // Blocks of whole 32-column panels (the AVX-512 kernel's, two of AVX2's), the last one shorter.
         (Axis(1), n.div_ceil(threads.min(n / COLUMN_BLOCK)).next_multiple_of(COLUMN_BLOCK))
     } else {
         // Blocks of whole 8-row panels (matrixmultiply's), the last one shorter.
@@ -374,7 +380,7 @@ pub(crate) unsafe fn assume_init(buffer: Vec<MaybeUninit<f32>>) -> Vec<f32> {
 
 /// `out = a · b` (plus `end.bias`, one value per column, added to each element after its
 /// product, then through `end.act`) on one thread (`out` the row-major output, not necessarily
-/// initialised; every element is written): the AVX-512 kernel where the CPU has AVX-512 (the
+/// initialised; every element is written): the SIMD kernel of the CPU's level (`isa`: the
 /// bias added and the activation applied as it stores the last slice of `k`), else
 /// matrixmultiply (Burn's kernel) on zeros, then the bias, then the activation.
 #[allow(unsafe_code)]
@@ -385,8 +391,10 @@ fn block_product(
     mut out: ArrayViewMut2<'_, MaybeUninit<f32>>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
-        return avx512::gemm(a.view(), b.view(), end, out);
+    match isa::isa() {
+        isa::Isa::Avx512 => return product::gemm::<avx512::Avx512>(a.view(), b.view(), end, out),
+        isa::Isa::Avx2 => return product::gemm::<avx2::Avx2>(a.view(), b.view(), end, out),
+        isa::Isa::Baseline => {}
     }
     let bias = end.bias;
     out.fill(MaybeUninit::new(0.0));
@@ -459,17 +467,16 @@ pub struct Epilogue<'a> {
     pub act: Option<Act>,
 }
 
-/// Which kernel multiplies the blocks: `avx512` or `matrixmultiply` (logged by [`install`]).
+/// Which kernel multiplies the blocks: `avx512`, `avx2` or `matrixmultiply` (logged by
+/// [`install`]).
 pub fn kernel_name() -> &'static str {
-    if own_kernel() { "avx512" } else { "matrixmultiply" }
+    if own_kernel() { isa::isa().name() } else { "matrixmultiply" }
 }
 
-/// Whether the blocks are multiplied by the `avx512` module's kernel (this CPU has AVX-512).
+/// Whether the blocks are multiplied by a micro-kernel of ours (`product`: this CPU has AVX2 and
+/// FMA, or AVX-512).
 fn own_kernel() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return avx512::available();
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    cfg!(target_arch = "x86_64") && isa::isa() >= isa::Isa::Avx2
 }
 
 /// The matrices of a batch (its last two axes) in row-major order of the batch axes, as views,
