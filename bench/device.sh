@@ -42,6 +42,7 @@
 #                                   # inside the softmax kernel, the same comparison (lists/); with
 #                                   # OLD_ENV="PRUNELAB_CUBLAS_LISTS=fresh PRUNELAB_CUDA_SCORES=apart": both off
 #   bash bench/device.sh counts     # issue 22: CUPTI kernel counts alone, MiniLM inference and training, before vs VARIANT (counts/)
+#   bash bench/device.sh envs       # issue 22: one build under several settings of its own (ENVS), MiniLM and GPT-2 rounds (envs/)
 #   bash bench/device.sh infer      # issue 22: MiniLM bench infer alone, before vs VARIANT, torch beside (a short call; infer/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
@@ -700,6 +701,50 @@ counts_gpu() {
   grep -h 'address lists\|scale and mask\|WARN\|ERROR' "$OUT"/logs/*-new-*.log | cut -c1-240 | head -n 12
 }
 
+# One build (VARIANT, default fusion-cublas) under several settings of its own, to split what each
+# changes: ENVS is a list of LABEL=NAME=VALUE[,NAME=VALUE...] words (LABEL alone: no setting).
+# Each model is first warmed once (kernels compiled and tuned: a cold cache takes ≈ 50 s a model);
+# then REPEATS rounds (default 4), each running every setting — in an order rotated by the round,
+# so that none is always first — on MiniLM's shape (`bench train`, 50 steps; `bench infer`) and
+# GPT-2 small (`bench train`, 50 steps); nothing new starts after LIMIT seconds (default 480).
+# Records in $OUT/envs/, one line a run in $OUT/envs/runs.txt, the kernel cache in
+# $OUT/kernels-VARIANT.tgz.
+envs_gpu() {
+  local v=${VARIANT:-fusion-cublas} dir=$OUT/envs log=$OUT/logs/envs.log limit=${LIMIT:-480}
+  local -a settings
+  read -r -a settings <<< "${ENVS:?set ENVS}"
+  mkdir -p "$dir"
+  gpu_setup "$v" "$log"
+  local train=(bench train --batch-size 32 --seq-len 128 --steps 50)
+  for model in gpt2-small minilm-random; do
+    RUST_LOG=info timeout 240 "${PL[@]}" bench train "/tmp/$model" --steps 3 > /dev/null 2>> "$log"
+    echo "warmed $model: exit $? at ${SECONDS} s"
+  done
+  local n=${#settings[@]}
+  for r in $(seq "${REPEATS:-4}"); do
+    for i in $(seq 0 $((n - 1))); do
+      [ "$SECONDS" -lt "$limit" ] || break 2
+      local word=${settings[$(((i + r) % n))]} label setting
+      label=${word%%=*}
+      setting=$( [ "$word" = "$label" ] || echo "${word#*=}" | tr ',' ' ')
+      # shellcheck disable=SC2086 # the settings split into words
+      timeout 60 env $setting "${PL[@]}" "${train[@]}" /tmp/minilm-random > "$dir/train-minilm-$label-$r.json" 2>> "$log"
+      # shellcheck disable=SC2086
+      timeout 60 env $setting "${PL[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-$label-$r.json" 2>> "$log"
+      # shellcheck disable=SC2086
+      timeout 60 env $setting "${PL[@]}" "${train[@]}" /tmp/gpt2-small > "$dir/train-gpt2-$label-$r.json" 2>> "$log"
+      echo "round $r $label ($setting): $(python3 -c "
+import json, sys
+def rate(f):
+    try: return f\"{json.loads([x for x in open(f) if x.startswith('{')][-1])['samples_per_second']:.1f}\"
+    except Exception: return 'failed'
+print('minilm train', rate(sys.argv[1]), 'infer', rate(sys.argv[2]), 'gpt2 train', rate(sys.argv[3]))
+" "$dir/train-minilm-$label-$r.json" "$dir/infer-minilm-$label-$r.json" "$dir/train-gpt2-$label-$r.json") at ${SECONDS} s" | tee -a "$dir/runs.txt"
+    done
+  done
+  tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" .
+}
+
 # before_command V: sets the caller's `old` array to the build before (.device/bin/prunelab-before.xz)
 # with V's kernel cache, or, with OLD_ENV set (NAME=VALUE) and no build before, to V's own build
 # run with that variable (one build compared with a setting of its own; several NAME=VALUE words,
@@ -857,6 +902,10 @@ case ${1:-} in
     ;;
   counts)
     counts_gpu
+    ;;
+  envs)
+    info
+    envs_gpu
     ;;
   infer)
     info
