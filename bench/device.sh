@@ -706,7 +706,8 @@ counts_gpu() {
 # Each model is first warmed once (kernels compiled and tuned: a cold cache takes ≈ 50 s a model);
 # then REPEATS rounds (default 4), each running every setting — in an order rotated by the round,
 # so that none is always first — on MiniLM's shape (`bench train`, 50 steps; `bench infer`) and
-# GPT-2 small (`bench train`, 50 steps); nothing new starts after LIMIT seconds (default 480).
+# GPT-2 small (`bench train`, 50 steps; GPT2=0 leaves it out); nothing new starts after LIMIT
+# seconds (default 480).
 # Records in $OUT/envs/, one line a run in $OUT/envs/runs.txt, the kernel cache in
 # $OUT/kernels-VARIANT.tgz.
 envs_gpu() {
@@ -716,7 +717,9 @@ envs_gpu() {
   mkdir -p "$dir"
   gpu_setup "$v" "$log"
   local train=(bench train --batch-size 32 --seq-len 128 --steps 50)
-  for model in gpt2-small minilm-random; do
+  local gpt2=${GPT2:-1}
+  for model in minilm-random gpt2-small; do
+    [ "$model" = gpt2-small ] && [ "$gpt2" != 1 ] && continue
     RUST_LOG=info timeout 240 "${PL[@]}" bench train "/tmp/$model" --steps 3 > /dev/null 2>> "$log"
     echo "warmed $model: exit $? at ${SECONDS} s"
   done
@@ -732,7 +735,7 @@ envs_gpu() {
       # shellcheck disable=SC2086
       timeout 60 env $setting "${PL[@]}" bench infer /tmp/minilm-random > "$dir/infer-minilm-$label-$r.json" 2>> "$log"
       # shellcheck disable=SC2086
-      timeout 60 env $setting "${PL[@]}" "${train[@]}" /tmp/gpt2-small > "$dir/train-gpt2-$label-$r.json" 2>> "$log"
+      [ "$gpt2" = 1 ] && timeout 60 env $setting "${PL[@]}" "${train[@]}" /tmp/gpt2-small > "$dir/train-gpt2-$label-$r.json" 2>> "$log"
       echo "round $r $label ($setting): $(python3 -c "
 import json, sys
 def rate(f):
