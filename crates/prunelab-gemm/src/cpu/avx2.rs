@@ -1,8 +1,9 @@
 //! The AVX2 + FMA micro-kernel of [`super::product`], for CPUs without AVX-512 (most laptops):
 //! a 6 × 16 tile of the output in 12 of the 16 registers (two 8-lane halves a row), 2 loads of
-//! `B`, 6 broadcasts of `A` and 12 fused multiply-adds per step of `k` — the tile BLIS and
-//! OpenBLAS use on Haswell and later, where matrixmultiply's 8 × 8 tile loads 9 values for 8
-//! multiply-adds. Partial tiles by `vmaskmovps` loads and stores; transposed `B` packed by 8-lane
+//! `B`, 6 broadcasts of `A` and 12 fused multiply-adds per step of `k` — the tile BLIS uses on
+//! Haswell and later, where matrixmultiply's 8 × 8 tile does 8 multiply-adds per step with 3 loads
+//! and 3 permutes, and packs both operands. Partial tiles by `vmaskmovps` loads and stores;
+//! transposed `B` packed by 8-lane
 //! gathers. The sums are the AVX-512 kernel's and matrixmultiply's: each lane a chain of fused
 //! multiply-adds in `k` order from 0.
 #![allow(unsafe_code)]
