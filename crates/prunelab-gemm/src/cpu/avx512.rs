@@ -21,18 +21,12 @@ const NR: usize = 32;
 /// The tile for CPUs with AVX-512 (F, BW, DQ and VL).
 pub struct Avx512;
 
-/// Whether this CPU has AVX-512 (F, BW, DQ and VL) and the kernels may use it
-/// (`super::isa`: `PRUNELAB_CPU_ISA` may cap them below it).
-pub fn available() -> bool {
-    isa() >= Isa::Avx512
-}
-
 impl Tile for Avx512 {
     const MR: usize = MR;
     const NR: usize = NR;
 
     fn available() -> bool {
-        available()
+        isa() >= Isa::Avx512
     }
 
     unsafe fn kernel(kc: usize, a: Block, b: *const f32, c: *mut f32, store: Store) {

@@ -308,36 +308,23 @@ fn block_of_rows<R: Row>(context: &R::Context, first_row: usize, a: &[f32], b: &
         }
     }
     #[cfg(target_arch = "x86_64")]
-    if super::avx512::available() {
+    {
+        use super::isa::{Isa, isa};
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-        fn each_row_avx512<R: Row>(
-            context: &R::Context,
-            first_row: usize,
-            a: &[f32],
-            b: &[f32],
-            cols: usize,
-            out: &mut [f32],
-        ) {
-            each_row::<R>(context, first_row, a, b, cols, out);
+        fn each_row_avx512<R: Row>(c: &R::Context, first: usize, a: &[f32], b: &[f32], cols: usize, out: &mut [f32]) {
+            each_row::<R>(c, first, a, b, cols, out);
         }
-        // SAFETY: the CPU has AVX-512 (`available`), the only requirement of the target feature.
-        return unsafe { each_row_avx512::<R>(context, first_row, a, b, cols, out) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if super::isa::isa() >= super::isa::Isa::Avx2 {
         #[target_feature(enable = "avx2,fma")]
-        fn each_row_avx2<R: Row>(
-            context: &R::Context,
-            first_row: usize,
-            a: &[f32],
-            b: &[f32],
-            cols: usize,
-            out: &mut [f32],
-        ) {
-            each_row::<R>(context, first_row, a, b, cols, out);
+        fn each_row_avx2<R: Row>(c: &R::Context, first: usize, a: &[f32], b: &[f32], cols: usize, out: &mut [f32]) {
+            each_row::<R>(c, first, a, b, cols, out);
         }
-        // SAFETY: the CPU has AVX2 and FMA (`isa::detected`), the target features' requirement.
-        return unsafe { each_row_avx2::<R>(context, first_row, a, b, cols, out) };
+        // SAFETY (both calls): `isa` is the CPU's level or below it (`isa::detected`), so the
+        // CPU has the target features of the copy it picks.
+        match isa() {
+            Isa::Avx512 => return unsafe { each_row_avx512::<R>(context, first_row, a, b, cols, out) },
+            Isa::Avx2 => return unsafe { each_row_avx2::<R>(context, first_row, a, b, cols, out) },
+            Isa::Baseline => {}
+        }
     }
     each_row::<R>(context, first_row, a, b, cols, out);
 }
