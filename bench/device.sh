@@ -73,7 +73,8 @@ PL_ONLY=(--no-export)
 info() {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
-  "$BIN" --version
+  # Modes that unpack builds of their own carry no .device/bin/prunelab.xz.
+  if [ -x "$BIN" ]; then "$BIN" --version; fi
 }
 
 # prunelab finetune NAME TASK [ARGS...]: one run into $OUT/NAME, its log in $OUT/logs/NAME.log.
@@ -741,8 +742,9 @@ import json, sys
 def rate(f):
     try: return f\"{json.loads([x for x in open(f) if x.startswith('{')][-1])['samples_per_second']:.1f}\"
     except Exception: return 'failed'
-print('minilm train', rate(sys.argv[1]), 'infer', rate(sys.argv[2]), 'gpt2 train', rate(sys.argv[3]))
-" "$dir/train-minilm-$label-$r.json" "$dir/infer-minilm-$label-$r.json" "$dir/train-gpt2-$label-$r.json") at ${SECONDS} s" | tee -a "$dir/runs.txt"
+gpt2 = ' gpt2 train ' + rate(sys.argv[3]) if sys.argv[4] == '1' else ''
+print('minilm train', rate(sys.argv[1]), 'infer', rate(sys.argv[2]) + gpt2)
+" "$dir/train-minilm-$label-$r.json" "$dir/infer-minilm-$label-$r.json" "$dir/train-gpt2-$label-$r.json" "$gpt2") at ${SECONDS} s" | tee -a "$dir/runs.txt"
     done
   done
   tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" .
