@@ -936,7 +936,7 @@ case ${1:-} in
     # cargo xtask bench. With .device/bin/prunelab-<label>.xz builds (several): a column each, against
     # the same torch runs, each with its kernel cache from .device/kernels-<label>.tgz (all
     # warm, or all cold: then the cold start is measured); else .device/bin/prunelab.xz with
-    # .device/kernels.tgz when there is one. REPEATS alternates the f32 fine-tune measures;
+    # .device/kernels.tgz when there is one. REPEATS alternates the fine-tune measures (torch f32 and TF32);
     # MINILM_RANDOM=1 uses a random checkpoint of MiniLM's shape (the carry cannot hold the real
     # one next to several binaries); NO_COMPILE=1 skips torch.compile; with .device/bench-resume/bench.json
     # (an earlier call's) only the parts it did not complete run (--resume). Caches come back as kernels-<label>.tgz.

@@ -97,7 +97,7 @@ impl Run<'_> {
         Some(if self.builds.len() == 1 { dir.clone() } else { dir.join(&self.builds[i].label) })
     }
 
-    /// Fine-tuning (cold, warm alternated with torch f32, bf16-mixed) and eval of one model.
+    /// Fine-tuning (cold, warm alternated with torch f32 and TF32, bf16-mixed) and eval of one model.
     pub(super) fn model(&mut self, part: &str, dir: &Path) -> Result<()> {
         let d = dir.to_string_lossy().to_string();
         let steps = self.args.steps.to_string();
@@ -123,18 +123,20 @@ impl Run<'_> {
                 let record = self.ours(i, &train, Some(cache), Tag::new(part, "train").repeat(r))?;
                 cuda[i] = record.backend.as_deref() == Some("cuda");
             }
-            self.theirs(
-                &["train", &d, "--steps", &steps, "--precision", "f32"],
-                Tag::new(part, "torch-train").variant("f32").repeat(r),
-            )?;
+            // TF32 is the like-for-like arithmetic on a GPU: paired with every repeat too, since one
+            // process of a host-bound step spreads by ±20 % (bench/NOTES.md, 2026-12-08).
+            for precision in ["f32", "tf32"] {
+                self.theirs(
+                    &["train", &d, "--steps", &steps, "--precision", precision],
+                    Tag::new(part, "torch-train").variant(precision).repeat(r),
+                )?;
+            }
         }
         self.ours(0, &["bench", "infer", &d, "--batches", "1"], Some(&caches[0]), Tag::new(part, "parameters"))?;
-        for precision in ["tf32", "bf16"] {
-            self.theirs(
-                &["train", &d, "--steps", &steps, "--precision", precision],
-                Tag::new(part, "torch-train").variant(precision),
-            )?;
-        }
+        self.theirs(
+            &["train", &d, "--steps", &steps, "--precision", "bf16"],
+            Tag::new(part, "torch-train").variant("bf16"),
+        )?;
         if self.args.compile {
             let args = ["train", &d, "--steps", &steps, "--precision", "bf16", "--compile"];
             self.theirs(&args, Tag::new(part, "torch-train").variant("bf16 + compile"))?;

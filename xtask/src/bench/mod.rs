@@ -13,8 +13,8 @@
 //!
 //! Several builds (`--bin LABEL=FILE`, repeated: say the default `cuda` build and a
 //! `cuda,fusion,autotune` one) get a column each against the same torch runs. `--repeats N`
-//! alternates the f32 fine-tune measure N times (every build, then torch), because a GPU
-//! process's throughput varies between processes more than within one: the table then gives
+//! alternates the fine-tune measure N times (every build, then torch f32 and TF32), because a
+//! GPU process's throughput varies between processes more than within one: the table then gives
 //! medians and the range of the N paired ratios.
 
 use std::path::{Path, PathBuf};
@@ -56,8 +56,8 @@ pub struct BenchArgs {
     /// Timed training steps per measurement
     #[arg(long, default_value_t = 50)]
     steps: usize,
-    /// Alternate the f32 fine-tune measure this many times (every build, then torch); the table
-    /// gives medians and the range of the paired ratios
+    /// Alternate the fine-tune measure this many times (every build, then torch f32 and TF32); the
+    /// table gives medians and the range of the paired ratios
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeats: u32,
     /// Also time torch.compile variants

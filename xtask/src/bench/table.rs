@@ -29,10 +29,12 @@ pub(super) fn table_rows(records: &[Entry], labels: &[&str]) -> Vec<Row> {
         let ours: Vec<Vec<f64>> = labels.iter().map(|l| all_sps(t("train").build(l))).collect();
         let medians: Vec<f64> = ours.iter().map(|v| median(v)).collect();
         let what = |against: &str| format!("{name}: fine-tune samples/s (batch 32 × 128), torch {against}");
-        rows.push(Row::paired(what("f32"), &ours, &all_sps(t("torch-train").variant("f32"))));
-        for variant in ["tf32", "bf16", "bf16 + compile"] {
-            if let Some(r) = one(t("torch-train").variant(variant)) {
-                rows.push(Row::new(what(variant), &medians, figure(r.samples_per_second)));
+        // f32 and (since 2026-12-08) TF32 alternate with every repeat; bf16 runs once, as did TF32
+        // before: one run pairs with the first repeat, and its ratio is the medians' alone.
+        for variant in ["f32", "tf32", "bf16", "bf16 + compile"] {
+            let theirs = all_sps(t("torch-train").variant(variant));
+            if !theirs.is_empty() {
+                rows.push(Row::paired(what(variant), &ours, &theirs));
             }
         }
         if one(t("train-mixed")).is_some() {
@@ -354,6 +356,36 @@ mod tests {
         let (lo, hi) = range.unwrap();
         assert!((lo - 465.0 / 475.0).abs() < 1e-12 && (hi - 506.0 / 477.0).abs() < 1e-12);
         assert!((rows[0].ratio(0).unwrap().0 - 280.0 / 475.0).abs() < 1e-12);
+    }
+
+    /// Since 2026-12-08 torch TF32 runs with every repeat: its row pairs them like f32's, while a
+    /// single bf16 run still gives the medians' ratio alone.
+    #[test]
+    fn tf32_runs_of_every_repeat_pair_with_that_repeat() {
+        let mut records = Vec::new();
+        let mut push = |tag: Tag<'_>, sps: f64| {
+            let record = serde_json::json!({ "samples_per_second": sps, "first_step_seconds": 0.5 });
+            records.push(Entry::Record(Box::new(tag.apply(record).unwrap())));
+        };
+        for (r, (ours, f32, tf32)) in [(100.0, 50.0, 80.0), (120.0, 60.0, 130.0)].into_iter().enumerate() {
+            let r = r as u32;
+            push(Tag::new("minilm", "train").build("cuda").repeat(r), ours);
+            push(Tag::new("minilm", "torch-train").variant("f32").repeat(r), f32);
+            push(Tag::new("minilm", "torch-train").variant("tf32").repeat(r), tf32);
+        }
+        push(Tag::new("minilm", "torch-train").variant("bf16"), 88.0);
+        let rows = table_rows(&records, &["cuda"]);
+        let row = |variant: &str| {
+            let what = format!("MiniLM-L6: fine-tune samples/s (batch 32 × 128), torch {variant}");
+            rows.iter().find(|r| r.what == what).unwrap_or_else(|| panic!("no {variant} row")).ratio(0).unwrap()
+        };
+        // Medians 110 / 105; paired 100 / 80 = 1.25 and 120 / 130 ≈ 0.923.
+        let (ratio, range) = row("tf32");
+        assert!((ratio - 110.0 / 105.0).abs() < 1e-12, "{ratio}");
+        let (lo, hi) = range.unwrap();
+        assert!((lo - 120.0 / 130.0).abs() < 1e-12 && (hi - 1.25).abs() < 1e-12, "{lo} {hi}");
+        assert_eq!(row("f32"), (110.0 / 55.0, Some((2.0, 2.0))));
+        assert_eq!(row("bf16"), (110.0 / 88.0, None));
     }
 
     #[test]
