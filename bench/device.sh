@@ -42,7 +42,8 @@
 #                                   # inside the softmax kernel, the same comparison (lists/); with
 #                                   # OLD_ENV="PRUNELAB_CUBLAS_LISTS=fresh PRUNELAB_CUDA_SCORES=apart": both off
 #   bash bench/device.sh counts     # issue 22: CUPTI kernel counts alone, MiniLM inference and training, before vs VARIANT (counts/)
-#   bash bench/device.sh envs       # issue 22: one build under several settings of its own (ENVS), MiniLM and GPT-2 rounds (envs/)
+#   bash bench/device.sh envs       # issue 22: one build under several settings of its own (ENVS), MiniLM and GPT-2 rounds (envs/;
+#                                   # paired.txt: the first setting over each other, per round, by bench/envs_paired.py)
 #   bash bench/device.sh infer      # issue 22: MiniLM bench infer alone, before vs VARIANT, torch beside (a short call; infer/)
 #   bash bench/device.sh builds     # issue 22: which build xtask reproduce takes: VARIANTS from an empty cache on a real fine-tune, then bench train vs torch
 #   bash bench/device.sh auto       # what --gemm auto picks in a --features cublas build (VARIANT), with and without CubeCL's stream
@@ -747,6 +748,7 @@ print('minilm train', rate(sys.argv[1]), 'infer', rate(sys.argv[2]) + gpt2)
 " "$dir/train-minilm-$label-$r.json" "$dir/infer-minilm-$label-$r.json" "$dir/train-gpt2-$label-$r.json" "$gpt2") at ${SECONDS} s" | tee -a "$dir/runs.txt"
     done
   done
+  python3 bench/envs_paired.py "${settings[0]%%=*}" "$dir/runs.txt" | tee "$dir/paired.txt"
   tar czf "$OUT/kernels-$v.tgz" -C "/tmp/kernels-$v" .
 }
 
