@@ -740,11 +740,14 @@ envs_gpu() {
       [ "$gpt2" = 1 ] && timeout 60 env $setting "${PL[@]}" "${train[@]}" /tmp/gpt2-small > "$dir/train-gpt2-$label-$r.json" 2>> "$log"
       echo "round $r $label ($setting): $(python3 -c "
 import json, sys
-def rate(f):
-    try: return f\"{json.loads([x for x in open(f) if x.startswith('{')][-1])['samples_per_second']:.1f}\"
+def field(f, key, form):
+    try: return form.format(json.loads([x for x in open(f) if x.startswith('{')][-1])[key])
     except Exception: return 'failed'
-gpt2 = ' gpt2 train ' + rate(sys.argv[3]) if sys.argv[4] == '1' else ''
-print('minilm train', rate(sys.argv[1]), 'infer', rate(sys.argv[2]) + gpt2)
+rate = lambda f: field(f, 'samples_per_second', '{:.1f}')
+# The training losses, to the last bit: settings that compute the same arithmetic agree on them.
+loss = lambda f: field(f, 'train_loss', '{!r}')
+gpt2 = ' gpt2 train ' + rate(sys.argv[3]) + ' loss ' + loss(sys.argv[3]) if sys.argv[4] == '1' else ''
+print('minilm train', rate(sys.argv[1]), 'infer', rate(sys.argv[2]) + gpt2, 'minilm loss', loss(sys.argv[1]))
 " "$dir/train-minilm-$label-$r.json" "$dir/infer-minilm-$label-$r.json" "$dir/train-gpt2-$label-$r.json" "$gpt2") at ${SECONDS} s" | tee -a "$dir/runs.txt"
     done
   done

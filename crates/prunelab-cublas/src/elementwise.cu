@@ -11,6 +11,12 @@ __device__ unsigned long long mask_hash(unsigned long long seed, unsigned long l
     return z ^ (z >> 31);
 }
 
+// Whether dropout under seed keeps element index at threshold: fused::dropout_keeps, the rule the
+// dropout kernel below draws by pairwise (and softmax.cu's attention dropout element by element).
+__device__ bool dropout_keeps(unsigned long long seed, unsigned long long index, unsigned int threshold) {
+    return ((unsigned int)(mask_hash(seed, index >> 1) >> (32 * (index & 1))) >> 8) < threshold;
+}
+
 // y = x * scale where the layers' rule keeps the element (fused::dropout_keeps: the 24 high bits
 // of its 32-bit half of mask_hash(seed, i / 2), the low half for even i, below threshold), else
 // 0. The backward pass is the same kernel on the output's gradient under the same seed. One

@@ -15,13 +15,16 @@
 //! - [`FusedKernels`]: forward and backward on a backend: CUDA, and with the `fusion` feature
 //!   custom operations of Burn's fusion stream.
 //! - On `Autodiff<B>` each is one tracked operation (softmax keeps its output, GELU its input,
-//!   dropout its seed).
+//!   dropout its seed). The attention's softmax (`layers::scores`) takes its scores' scale and
+//!   mask and, in training, its output's dropout inside the same kernel ([`SCORES_VARIABLE`],
+//!   [`ATTENTION_DROPOUT_VARIABLE`]): one launch each way where the dropout took one more.
 //! - [`install_fused`] checks them against Burn's ops (and the dropout against the rule, element
 //!   by element) on the device, then registers the kernel with
 //!   `prunelab_models::layers::fused::set_fused_kernel_for`. [`FUSED_VARIABLE`]`=softmax` keeps
 //!   GELU and dropout Burn's (for comparisons).
 
 use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
@@ -36,7 +39,9 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, FloatElement, IntElement};
 use prunelab_models::layers::fused::{self, DropoutMask, FusedCall, FusedOp, Kinds, set_fused_kernel_for, softmax};
-use prunelab_models::layers::scores::{ScoresCall, mask_fits, masked_softmax, set_scores_kernel};
+use prunelab_models::layers::scores::{
+    ScoresCall, mask_fits, masked_softmax, masked_softmax_dropout, set_scores_kernel,
+};
 
 use crate::cublas::{self, CublasError};
 use crate::kernels::{self, Arg, Launch, args};
@@ -66,6 +71,24 @@ pub trait FusedKernels: Backend {
     /// (of a softmax: scale 1; of a masked one: its scale).
     fn softmax_backward(g: FloatTensor<Self>, y: FloatTensor<Self>, scale: f32) -> FloatTensor<Self>;
 
+    /// [`Self::masked_softmax_forward`]'s output `y` (for the backward pass) and `y` after
+    /// `dropout` (the attention's probabilities in training), in one launch.
+    fn masked_softmax_dropout_forward(
+        x: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        scale: f32,
+        dropout: DropoutMask,
+    ) -> [FloatTensor<Self>; 2];
+
+    /// The scores' gradient, times `scale`, from the gradient `g` of the dropped output and the
+    /// softmax's output `y`: the dropout's backward and the softmax's in one launch.
+    fn softmax_dropout_backward(
+        g: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        scale: f32,
+        dropout: DropoutMask,
+    ) -> FloatTensor<Self>;
+
     /// GELU of `x`, exact or (`approximate`) with the tanh approximation.
     fn gelu_output(x: FloatTensor<Self>, approximate: bool) -> FloatTensor<Self>;
 
@@ -81,7 +104,7 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> FusedKernels for CubeBacke
     fn softmax_forward(x: CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
         let x = cublas::contiguous(x);
         let y = like(&x);
-        launch_rows("softmax_forward", [&x, &y], []);
+        launch_rows("softmax_forward", [&x, &y], 1, []);
         y
     }
 
@@ -92,21 +115,40 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> FusedKernels for CubeBacke
     ) -> CubeTensor<CudaRuntime> {
         let (x, mask) = (cublas::contiguous(x), cublas::contiguous(mask));
         let y = like(&x);
-        let ([_, heads, queries, _], [mask_batches, _, mask_queries, _]) =
-            (x.meta.shape().dims::<4>(), mask.meta.shape().dims::<4>());
-        // The mask's rows a batch, and a query, move by (0 where the mask has one).
-        let mask_batch = if mask_batches == 1 { 0 } else { mask_queries };
-        let mask_query = usize::from(mask_queries != 1);
-        let int = |v: usize| Arg::I32(i32::try_from(v).expect("checked by the kernel hook"));
-        let scalars = [int(heads * queries), int(queries), int(mask_batch), int(mask_query), Arg::F32(scale)];
-        launch_rows("softmax_masked_forward", [&x, &mask, &y], scalars);
+        launch_rows("softmax_masked_forward", [&x, &mask, &y], 1, mask_scalars(&x, &mask, scale));
         y
     }
 
     fn softmax_backward(g: CubeTensor<CudaRuntime>, y: CubeTensor<CudaRuntime>, scale: f32) -> CubeTensor<CudaRuntime> {
         let (g, y) = (cublas::contiguous(g), cublas::contiguous(y));
         let dx = like(&y);
-        launch_rows("softmax_backward", [&g, &y, &dx], [Arg::F32(scale)]);
+        launch_rows("softmax_backward", [&g, &y, &dx], 1, [Arg::F32(scale)]);
+        dx
+    }
+
+    fn masked_softmax_dropout_forward(
+        x: CubeTensor<CudaRuntime>,
+        mask: CubeTensor<CudaRuntime>,
+        scale: f32,
+        dropout: DropoutMask,
+    ) -> [CubeTensor<CudaRuntime>; 2] {
+        let (x, mask) = (cublas::contiguous(x), cublas::contiguous(mask));
+        let (y, dropped) = (like(&x), like(&x));
+        let scalars = mask_scalars(&x, &mask, scale).into_iter().chain(dropout_scalars(dropout));
+        launch_rows("softmax_masked_dropout_forward", [&x, &mask, &y, &dropped], 2, scalars);
+        [y, dropped]
+    }
+
+    fn softmax_dropout_backward(
+        g: CubeTensor<CudaRuntime>,
+        y: CubeTensor<CudaRuntime>,
+        scale: f32,
+        dropout: DropoutMask,
+    ) -> CubeTensor<CudaRuntime> {
+        let (g, y) = (cublas::contiguous(g), cublas::contiguous(y));
+        let dx = like(&y);
+        let scalars = std::iter::once(Arg::F32(scale)).chain(dropout_scalars(dropout));
+        launch_rows("softmax_dropout_backward", [&g, &y, &dx], 1, scalars);
         dx
     }
 
@@ -131,10 +173,26 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> FusedKernels for CubeBacke
     fn dropout(x: CubeTensor<CudaRuntime>, mask: DropoutMask) -> CubeTensor<CudaRuntime> {
         let x = cublas::contiguous(x);
         let y = like(&x);
-        let scalars = [Arg::U64(mask.seed), Arg::I32(mask.threshold as i32), Arg::F32(mask.scale)];
-        launch_elements("dropout", [&x, &y], 2, scalars);
+        launch_elements("dropout", [&x, &y], 2, dropout_scalars(mask));
         y
     }
+}
+
+/// The masked softmax's arguments after the rows and columns: the rows a batch has, the
+/// queries, how far the mask's rows move a batch and a query (0 where the mask has one), and the
+/// scale (`softmax_masked_forward` in `softmax.cu`).
+fn mask_scalars(x: &CubeTensor<CudaRuntime>, mask: &CubeTensor<CudaRuntime>, scale: f32) -> [Arg; 5] {
+    let ([_, heads, queries, _], [mask_batches, _, mask_queries, _]) =
+        (x.meta.shape().dims::<4>(), mask.meta.shape().dims::<4>());
+    let mask_batch = if mask_batches == 1 { 0 } else { mask_queries };
+    let mask_query = usize::from(mask_queries != 1);
+    let int = |v: usize| Arg::I32(i32::try_from(v).expect("checked by the kernel hook"));
+    [int(heads * queries), int(queries), int(mask_batch), int(mask_query), Arg::F32(scale)]
+}
+
+/// A dropout mask as the kernels take it: seed, threshold (an unsigned int), scale.
+fn dropout_scalars(mask: DropoutMask) -> [Arg; 3] {
+    [Arg::U64(mask.seed), Arg::I32(mask.threshold as i32), Arg::F32(mask.scale)]
 }
 
 /// A new contiguous f32 tensor of `x`'s shape on its device.
@@ -142,19 +200,20 @@ fn like(x: &CubeTensor<CudaRuntime>) -> CubeTensor<CudaRuntime> {
     empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), x.meta.shape().clone(), DType::F32)
 }
 
-/// `kernel` over the rows of `tensors` (inputs, then the output; rows along the last axis of
-/// the first, `cols` wide), taking the inputs, the rows and columns, `scalars` and the output.
+/// `kernel` over the rows of `tensors` (inputs, then `outputs` outputs; rows along the last axis
+/// of the first, `cols` wide), taking the inputs, the rows and columns, `scalars` and the outputs.
 fn launch_rows<const N: usize>(
     kernel: &'static str,
     tensors: [&CubeTensor<CudaRuntime>; N],
+    outputs: usize,
     scalars: impl IntoIterator<Item = Arg>,
 ) {
     let shape = tensors[0].meta.shape();
     let cols = shape[shape.num_dims() - 1];
     let rows = shape.num_elements() / cols;
     let [rows_, cols_] = [rows, cols].map(|v| Arg::I32(i32::try_from(v).expect("checked by the kernel hook")));
-    let mut arguments = args(&(0..N - 1).collect::<Vec<_>>(), [rows_, cols_].into_iter().chain(scalars));
-    arguments.push(Arg::Buffer(N - 1));
+    let mut arguments = args(&(0..N - outputs).collect::<Vec<_>>(), [rows_, cols_].into_iter().chain(scalars));
+    arguments.extend((N - outputs..N).map(Arg::Buffer));
     let grid = (rows.div_ceil(ROWS_PER_BLOCK) as u32, 1, 1);
     submit(tensors, Launch { kernel, grid, block: (32 * ROWS_PER_BLOCK as u32, 1, 1), args: arguments });
 }
@@ -210,6 +269,35 @@ impl<B: burn_fusion::FusionBackend + FusedKernels> FusedKernels for burn_fusion:
         dx
     }
 
+    fn masked_softmax_dropout_forward(
+        x: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        scale: f32,
+        dropout: DropoutMask,
+    ) -> [FloatTensor<Self>; 2] {
+        let shapes = [x.shape.clone(), x.shape.clone()];
+        crate::fusion::register::<B, 2, 2>(
+            "prunelab_masked_softmax_dropout_forward",
+            [x, mask],
+            shapes,
+            move |[x, mask]| B::masked_softmax_dropout_forward(x, mask, scale, dropout),
+        )
+    }
+
+    fn softmax_dropout_backward(
+        g: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        scale: f32,
+        dropout: DropoutMask,
+    ) -> FloatTensor<Self> {
+        let shape = y.shape.clone();
+        let [dx] =
+            crate::fusion::register::<B, 2, 1>("prunelab_softmax_dropout_backward", [g, y], [shape], move |[g, y]| {
+                [B::softmax_dropout_backward(g, y, scale, dropout)]
+            });
+        dx
+    }
+
     fn gelu_output(x: FloatTensor<Self>, approximate: bool) -> FloatTensor<Self> {
         let shape = x.shape.clone();
         let id = if approximate { "prunelab_gelu_tanh_forward" } else { "prunelab_gelu_forward" };
@@ -239,6 +327,8 @@ impl<B: burn_fusion::FusionBackend + FusedKernels> FusedKernels for burn_fusion:
 enum Saved<B: Backend> {
     /// Softmax's output, and the factor of its input's gradient (1, or a masked softmax's scale).
     Softmax(FloatTensor<B>, f32),
+    /// The attention's softmax's output before its dropout, the scale, and the dropout's mask.
+    SoftmaxDropout(FloatTensor<B>, f32, DropoutMask),
     /// GELU's input and form.
     Gelu(FloatTensor<B>, bool),
     /// Dropout's mask.
@@ -254,16 +344,27 @@ fn tracked<B: FusedKernels, C: CheckpointStrategy>(
     finish(prepared, output, saved)
 }
 
-/// The attention's masked softmax on `Autodiff<B>`, tracked for the scores (the mask has no
-/// gradient: the kernel hook takes only such masks).
+/// The attention's masked softmax on `Autodiff<B>`, and its dropout at `dropout` when given,
+/// tracked for the scores (the mask has no gradient: the kernel hook takes only such masks). The
+/// dropout's seed is the next of `fused::dropout_seed`, as `fused::dropout` would have drawn it.
 fn tracked_scores<B: FusedKernels, C: CheckpointStrategy>(
     scores: FloatTensor<Autodiff<B, C>>,
     mask: FloatTensor<B>,
     scale: f32,
+    dropout: Option<f64>,
 ) -> FloatTensor<Autodiff<B, C>> {
     let prepared = prepare::<B, C>(&scores);
-    let y = B::masked_softmax_forward(scores.primitive, mask, scale);
-    finish(prepared, y.clone(), Saved::Softmax(y, scale))
+    match dropout {
+        None => {
+            let y = B::masked_softmax_forward(scores.primitive, mask, scale);
+            finish(prepared, y.clone(), Saved::Softmax(y, scale))
+        }
+        Some(prob) => {
+            let dropout = DropoutMask::new(fused::dropout_seed(), prob);
+            let [y, dropped] = B::masked_softmax_dropout_forward(scores.primitive, mask, scale, dropout);
+            finish(prepared, dropped, Saved::SoftmaxDropout(y, scale, dropout))
+        }
+    }
 }
 
 /// A kernel's operation in the autodiff graph: its backward pass is the backward kernel of what
@@ -280,6 +381,7 @@ impl<B: FusedKernels> Backward<B, 1> for Fused {
         let Some(node) = node else { return };
         let dx = match ops.state {
             Saved::Softmax(y, scale) => B::softmax_backward(g, y, scale),
+            Saved::SoftmaxDropout(y, scale, mask) => B::softmax_dropout_backward(g, y, scale, mask),
             Saved::Gelu(x, approximate) => B::gelu_input_grad(g, x, approximate),
             Saved::Dropout(mask) => B::dropout(g, mask),
         };
@@ -339,12 +441,40 @@ pub fn install_fused(device: &Device<Cuda>) -> Result<(), CublasError> {
     let what = if kinds == Kinds::SOFTMAX { "softmax" } else { "softmax, GELU and dropout" };
     tracing::info!("{what} as prunelab CUDA kernels on CubeCL's stream");
     if scores_inside()? {
-        match kernels::install_hook(device, set_scores_kernel, scores_kernel, check_scores) {
+        DROPOUT_INSIDE.store(kinds == Kinds::ALL && dropout_inside()?, Ordering::Relaxed);
+        let mut installed = kernels::install_hook(device, set_scores_kernel, scores_kernel, check_scores);
+        if let Err(why) = &installed
+            && DROPOUT_INSIDE.swap(false, Ordering::Relaxed)
+        {
+            tracing::warn!("the attention's dropout stays a kernel of its own after its softmax: {why}");
+            installed = kernels::install_hook(device, set_scores_kernel, scores_kernel, check_scores);
+        }
+        match installed {
+            Ok(()) if DROPOUT_INSIDE.load(Ordering::Relaxed) => {
+                tracing::info!("the attention's scale, mask and training's dropout inside its softmax kernel")
+            }
             Ok(()) => tracing::info!("the attention's scale and mask inside its softmax kernel"),
             Err(why) => tracing::warn!("the attention's scale and mask stay Burn's ops before its softmax: {why}"),
         }
     }
     Ok(())
+}
+
+/// Set to `apart`, the attention's dropout in training stays a kernel of its own after the
+/// softmax's; unset, the softmax's kernel drops its output itself (`softmax_masked_dropout_forward`,
+/// and one backward kernel for both), when the scores go to it and dropout to these kernels.
+pub const ATTENTION_DROPOUT_VARIABLE: &str = "PRUNELAB_CUDA_ATTENTION_DROPOUT";
+
+/// Whether the scores kernel takes calls asking for the dropout too (decided at installation).
+static DROPOUT_INSIDE: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`ATTENTION_DROPOUT_VARIABLE`] lets the softmax kernel drop its output.
+fn dropout_inside() -> Result<bool, CublasError> {
+    crate::install::on_unless(
+        ATTENTION_DROPOUT_VARIABLE,
+        "apart",
+        "the attention's dropout as a kernel of its own after the softmax; unset, inside its kernel",
+    )
 }
 
 /// Set to `apart`, the attention's scores are scaled and masked by Burn's ops before the softmax
@@ -369,18 +499,33 @@ fn scores_kernel(call: &mut dyn Any) {
         take_scores_if_fits(
             call,
             |mask| mask.node.requirement.is_none(),
-            |scores, mask| tracked_scores::<Cuda, NoCheckpointing>(scores, mask.primitive, scale),
+            |scores, mask, dropout| tracked_scores::<Cuda, NoCheckpointing>(scores, mask.primitive, scale, dropout),
         );
     } else if let Some(call) = call.downcast_mut::<ScoresCall<FloatTensor<Cuda>>>() {
+        // The layers ask for a dropout under autodiff alone; a call asking anyway gets it.
         let scale = call.scale as f32;
-        take_scores_if_fits(call, |_| true, |scores, mask| Cuda::masked_softmax_forward(scores, mask, scale));
+        take_scores_if_fits(
+            call,
+            |_| true,
+            |scores, mask, dropout| match dropout {
+                None => Cuda::masked_softmax_forward(scores, mask, scale),
+                Some(prob) => {
+                    let dropout = DropoutMask::new(fused::dropout_seed(), prob);
+                    let [_, dropped] = Cuda::masked_softmax_dropout_forward(scores, mask, scale, dropout);
+                    dropped
+                }
+            },
+        );
     }
 }
 
+/// Takes `call` (through `run`, with the dropout it asks for) when it asks for the softmax, its
+/// tensors fit the kernels and its mask is `constant`; and, when it asks for a dropout, only where
+/// [`DROPOUT_INSIDE`].
 fn take_scores_if_fits<P: TensorMetadata>(
     call: &mut ScoresCall<P>,
     constant: impl Fn(&P) -> bool,
-    run: impl FnOnce(P, P) -> P,
+    run: impl FnOnce(P, P, Option<f64>) -> P,
 ) {
     let fits = |scores: &P, mask: &P| {
         let count = scores.shape().num_elements();
@@ -390,9 +535,10 @@ fn take_scores_if_fits<P: TensorMetadata>(
             && mask_fits(&scores.shape(), &mask.shape())
             && constant(mask)
     };
-    if call.softmax && call.args.as_ref().is_some_and(|(scores, mask)| fits(scores, mask)) {
+    let dropout_taken = call.dropout.is_none() || DROPOUT_INSIDE.load(Ordering::Relaxed);
+    if call.softmax && dropout_taken && call.args.as_ref().is_some_and(|(scores, mask)| fits(scores, mask)) {
         let (scores, mask) = call.args.take().expect("checked above");
-        call.output = Some(run(scores, mask));
+        call.output = Some(run(scores, mask, call.dropout));
     }
 }
 
@@ -524,7 +670,46 @@ fn check_scores(device: &Device<Cuda>) -> Result<(), CublasError> {
         compare(&format!("masked softmax kernel's output (mask {mask_dims:?})"), &y, &widen(&burn_y))?;
         compare(&format!("masked softmax kernel's gradient (mask {mask_dims:?})"), &dx, &widen(&burn_dx))?;
     }
+    if DROPOUT_INSIDE.load(Ordering::Relaxed) {
+        check_scores_dropout(device)?;
+    }
     Ok(())
+}
+
+/// The masked softmax with its dropout at 0.1 through the hook, under a seed stream set for the
+/// check (and restarted from 0 after it), against Burn's `softmax(scores · scale + mask)` dropped
+/// by the layers' rule, and the scores' gradient against Burn's under the upstream gradient
+/// dropped by the same rule; an odd number of keys, so that a row starts mid-pair.
+fn check_scores_dropout(device: &Device<Cuda>) -> Result<(), CublasError> {
+    let (batch, heads, queries, keys, prob) = (3, 4, 37, 37, 0.1);
+    let normal = Distribution::Normal(0.0, 3.0);
+    let scale = 1.0 / 8f64.sqrt();
+    let dims = [batch, heads, queries, keys];
+    let mask = Tensor::<A, 4>::random([batch, 1, 1, keys], Distribution::Uniform(0.0, 1.0), device).lower_elem(0.25);
+    let mask = mask.float() * f32::MIN;
+    let scores = Tensor::<A, 4>::random(dims, normal, device);
+    let upstream = Tensor::<A, 4>::random(dims, normal, device);
+    let dropout = burn::nn::DropoutConfig::new(prob).init();
+    fused::seed(0x5eed);
+    let rule = DropoutMask::new(fused::dropout_seed(), prob);
+    fused::seed(0x5eed);
+    let x = scores.clone().detach().require_grad();
+    let y = masked_softmax_dropout(x.clone(), scale, mask.clone(), &dropout);
+    fused::seed(0);
+    let grads = (y.clone() * upstream.clone()).sum().backward();
+    let [y, dx] = [y.inner().into_data(), x.grad(&grads).expect("a gradient").into_data()]
+        .map(|data| data.to_vec::<f32>().unwrap_or_default());
+    let dropped =
+        |values: Vec<f32>| -> Vec<f32> { values.iter().enumerate().map(|(i, &v)| rule.apply(i as u64, v)).collect() };
+    let upstream = dropped(upstream.into_data().to_vec::<f32>().unwrap_or_default());
+    let upstream = Tensor::<A, 4>::from_data(TensorData::new(upstream, dims), device);
+    let x = scores.detach().require_grad();
+    let burn_y = activation::softmax(x.clone() * scale + mask, 3);
+    let grads = (burn_y.clone() * upstream).sum().backward();
+    let burn_y = dropped(burn_y.inner().into_data().to_vec::<f32>().unwrap_or_default());
+    let burn_dx = x.grad(&grads).expect("a gradient").into_data().to_vec::<f32>().unwrap_or_default();
+    compare("masked softmax and dropout kernel's output (against the layers' rule)", &y, &widen(&burn_y))?;
+    compare("masked softmax and dropout kernel's gradient (against the layers' rule)", &dx, &widen(&burn_dx))
 }
 
 /// GELU against the f64 formulas: forward against Burn's too.

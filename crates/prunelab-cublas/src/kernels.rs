@@ -30,13 +30,13 @@ const SOURCE: &str = concat!(
     include_str!("batched.cu"),
     include_str!("squares.cu"),
     include_str!("embed.cu"),
-    include_str!("softmax.cu"),
     include_str!("elementwise.cu"),
+    include_str!("softmax.cu"),
     include_str!("bias.cu"),
     include_str!("gather.cu")
 );
 /// The kernels in it.
-const NAMES: [&str; 23] = [
+const NAMES: [&str; 25] = [
     "layer_norm_forward",
     "add_layer_norm_forward",
     "layer_norm_backward_input",
@@ -53,6 +53,8 @@ const NAMES: [&str; 23] = [
     "softmax_forward",
     "softmax_masked_forward",
     "softmax_backward",
+    "softmax_masked_dropout_forward",
+    "softmax_dropout_backward",
     "dropout",
     "gelu_forward",
     "gelu_backward",
@@ -125,7 +127,7 @@ fn compile() -> Result<Module, String> {
             .to_string());
     }
     let ptx = nvrtc::compile_ptx(SOURCE).map_err(|error| {
-        format!("NVRTC compiling layer_norm.cu, bf16.cu, batched.cu, squares.cu, embed.cu, softmax.cu, elementwise.cu, bias.cu and gather.cu: {error:?}")
+        format!("NVRTC compiling layer_norm.cu, bf16.cu, batched.cu, squares.cu, embed.cu, elementwise.cu, softmax.cu, bias.cu and gather.cu: {error:?}")
     })?;
     let image = CString::new(ptx.to_src()).map_err(|_| "NVRTC's PTX holds a NUL byte".to_string())?;
     let handle = HANDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -49,8 +49,9 @@
 //! ([`install_squares`]), two launches where Burn's ops take three slower kernels, and embedding
 //! tables' gradients ([`install_embeddings`]): a deterministic sort-and-sum in one submission
 //! where Burn's `select_add` serialises on rows many tokens share, and the attention's softmax
-//! (with its scores' scale and mask inside: [`SCORES_VARIABLE`]), GELU and dropout
-//! ([`install_fused`]), one launch forward and one backward each.
+//! (with its scores' scale and mask inside: [`SCORES_VARIABLE`]; and in training its output's
+//! dropout: [`ATTENTION_DROPOUT_VARIABLE`]), GELU and dropout ([`install_fused`]), one launch
+//! forward and one backward each.
 //!
 //! The attention's batched products read their matrices' addresses from lists kept in an arena
 //! of this crate ([`addresses`]): a product whose operands lie where an equal one's lay reads
@@ -95,7 +96,7 @@ pub use cublas::{Arithmetic, CublasError, Order, address_list_counts};
 #[cfg(feature = "cuda")]
 pub use embed::{EmbeddingGrad, install_embeddings};
 #[cfg(feature = "cuda")]
-pub use fused::{FUSED_VARIABLE, FusedKernels, SCORES_VARIABLE, install_fused};
+pub use fused::{ATTENTION_DROPOUT_VARIABLE, FUSED_VARIABLE, FusedKernels, SCORES_VARIABLE, install_fused};
 #[cfg(feature = "cuda")]
 pub use gather::{GATHER_VARIABLE, Gather, install_gathers};
 #[cfg(feature = "cuda")]

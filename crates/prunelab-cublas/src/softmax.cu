@@ -2,7 +2,9 @@
 // softmax and its autodiff compute, exp(x - max) / sum and dx = y * (g - sum(g * y)), each in one
 // launch where Burn's ops take a reduction pair and element-wise kernels. The attention's softmax
 // takes its scores' scale and mask inside (softmax_masked_forward; its backward the same kernel
-// with the scale).
+// with the scale), and in training the dropout of its output too (softmax_masked_dropout_forward,
+// softmax_dropout_backward; the mask drawn by elementwise.cu's dropout_keeps, which comes first in
+// the source).
 #define SOFTMAX_WARPS 8
 
 __device__ float warp_max(float v) {
@@ -61,4 +63,51 @@ extern "C" __global__ void softmax_backward(const float* g, const float* y, int 
     for (int c = lane; c < cols; c += 32) dot = fmaf(g[base + c], y[base + c], dot);
     dot = warp_sum(dot);
     for (int c = lane; c < cols; c += 32) dx[base + c] = scale * (y[base + c] * (g[base + c] - dot));
+}
+
+// softmax_masked_forward's y (kept for the backward pass) and, in dropped, y after dropout under
+// the layers' rule (element row * cols + c kept: y * keep_scale, else 0): the dropout kernel's
+// output bit for bit, without its launch and its read of y.
+extern "C" __global__ void softmax_masked_dropout_forward(const float* x, const float* mask, int rows, int cols,
+                                                          int heads_queries, int queries, int mask_batch,
+                                                          int mask_query, float scale, unsigned long long seed,
+                                                          unsigned int threshold, float keep_scale, float* y,
+                                                          float* dropped) {
+    int row = blockIdx.x * SOFTMAX_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    size_t base = (size_t)row * cols;
+    const float* in = x + base;
+    const float* m = mask + ((size_t)(row / heads_queries) * mask_batch + (size_t)(row % queries) * mask_query) * cols;
+    float top = __int_as_float(0xff800000);  // -inf
+    for (int c = lane; c < cols; c += 32) top = fmaxf(top, __fadd_rn(__fmul_rn(in[c], scale), m[c]));
+    top = warp_max(top);
+    float s = 0.0f;
+    for (int c = lane; c < cols; c += 32) s += expf(__fadd_rn(__fmul_rn(in[c], scale), m[c]) - top);
+    s = warp_sum(s);
+    for (int c = lane; c < cols; c += 32) {
+        float v = expf(__fadd_rn(__fmul_rn(in[c], scale), m[c]) - top) / s;
+        y[base + c] = v;
+        dropped[base + c] = dropout_keeps(seed, base + c, threshold) ? v * keep_scale : 0.0f;
+    }
+}
+
+// The backward of softmax_masked_dropout_forward: the dropout's backward (g * keep_scale where the
+// rule kept the element, else 0: the dropout kernel on g) and softmax_backward's of that, in one
+// launch; the same arithmetic as the two kernels in turn.
+extern "C" __global__ void softmax_dropout_backward(const float* g, const float* y, int rows, int cols, float scale,
+                                                    unsigned long long seed, unsigned int threshold,
+                                                    float keep_scale, float* dx) {
+    int row = blockIdx.x * SOFTMAX_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    size_t base = (size_t)row * cols;
+    float dot = 0.0f;
+    for (int c = lane; c < cols; c += 32) {
+        float kept = dropout_keeps(seed, base + c, threshold) ? g[base + c] * keep_scale : 0.0f;
+        dot = fmaf(kept, y[base + c], dot);
+    }
+    dot = warp_sum(dot);
+    for (int c = lane; c < cols; c += 32) {
+        float kept = dropout_keeps(seed, base + c, threshold) ? g[base + c] * keep_scale : 0.0f;
+        dx[base + c] = scale * (y[base + c] * (kept - dot));
+    }
 }

@@ -369,7 +369,7 @@ pub fn attention<B: Backend>(
     scale: f64,
     dropout: &burn::nn::Dropout,
 ) -> Tensor<B, 4> {
-    let probs = fused::dropout(dropout, scores::masked_softmax(matmul_transposed(q, k), scale, mask));
+    let probs = scores::masked_softmax_dropout(matmul_transposed(q, k), scale, mask, dropout);
     matmul(probs, v)
 }
 

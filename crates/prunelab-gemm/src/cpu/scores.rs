@@ -163,6 +163,7 @@ mod tests {
                 args: Some((scores.clone().into_primitive().tensor(), mask.clone().into_primitive().tensor())),
                 scale,
                 softmax: false,
+                dropout: None,
                 output: None,
             };
             kernel(&mut call);
@@ -194,6 +195,7 @@ mod tests {
             args: Some((scores.clone().into_primitive().tensor(), mask.into_primitive().tensor())),
             scale,
             softmax: false,
+            dropout: None,
             output: None,
         };
         kernel(&mut call);
@@ -203,6 +205,7 @@ mod tests {
             args: Some((scores.into_primitive().tensor(), mask.into_primitive().tensor())),
             scale,
             softmax: true,
+            dropout: None,
             output: None,
         };
         kernel(&mut call);
