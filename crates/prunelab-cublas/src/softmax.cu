@@ -31,25 +31,46 @@ extern "C" __global__ void softmax_forward(const float* x, int rows, int cols, f
     for (int c = lane; c < cols; c += 32) out[c] = expf(in[c] - m) / s;
 }
 
-// softmax(x * scale + mask) of the attention's scores x[batch, heads, queries, cols]: row r is
-// batch r / heads_queries and query r % queries, and its mask row (of a contiguous
+// One row of the attention's scores x[batch, heads, queries, cols] for softmax(x * scale + mask):
+// row r is batch r / heads_queries and query r % queries, and its mask row (of a contiguous
 // [batch or 1, 1, queries or 1, cols] mask) is batch * mask_batch + query * mask_query, each 0
-// where the mask has one.
+// where the mask has one; top and sum are the row's max of the masked scores and the sum of their
+// exp(score - top), over the warp.
+struct MaskedRow {
+    const float* in;
+    const float* m;
+    float scale, top, sum;
+};
+
+__device__ float masked_score(const MaskedRow& r, int c) { return __fadd_rn(__fmul_rn(r.in[c], r.scale), r.m[c]); }
+
+__device__ MaskedRow masked_row(const float* x, const float* mask, int row, int cols, int heads_queries, int queries,
+                                int mask_batch, int mask_query, float scale, int lane) {
+    MaskedRow r;
+    r.in = x + (size_t)row * cols;
+    r.m = mask + ((size_t)(row / heads_queries) * mask_batch + (size_t)(row % queries) * mask_query) * cols;
+    r.scale = scale;
+    float top = __int_as_float(0xff800000);  // -inf
+    for (int c = lane; c < cols; c += 32) top = fmaxf(top, masked_score(r, c));
+    r.top = warp_max(top);
+    float s = 0.0f;
+    for (int c = lane; c < cols; c += 32) s += expf(masked_score(r, c) - r.top);
+    r.sum = warp_sum(s);
+    return r;
+}
+
+// The softmax's value at column c of the row.
+__device__ float masked_probability(const MaskedRow& r, int c) { return expf(masked_score(r, c) - r.top) / r.sum; }
+
+// softmax(x * scale + mask) of the attention's scores, one warp a row (MaskedRow).
 extern "C" __global__ void softmax_masked_forward(const float* x, const float* mask, int rows, int cols,
                                                   int heads_queries, int queries, int mask_batch, int mask_query,
                                                   float scale, float* y) {
     int row = blockIdx.x * SOFTMAX_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= rows) return;
-    const float* in = x + (size_t)row * cols;
-    const float* m = mask + ((size_t)(row / heads_queries) * mask_batch + (size_t)(row % queries) * mask_query) * cols;
+    MaskedRow r = masked_row(x, mask, row, cols, heads_queries, queries, mask_batch, mask_query, scale, lane);
     float* out = y + (size_t)row * cols;
-    float top = __int_as_float(0xff800000);  // -inf
-    for (int c = lane; c < cols; c += 32) top = fmaxf(top, __fadd_rn(__fmul_rn(in[c], scale), m[c]));
-    top = warp_max(top);
-    float s = 0.0f;
-    for (int c = lane; c < cols; c += 32) s += expf(__fadd_rn(__fmul_rn(in[c], scale), m[c]) - top);
-    s = warp_sum(s);
-    for (int c = lane; c < cols; c += 32) out[c] = expf(__fadd_rn(__fmul_rn(in[c], scale), m[c]) - top) / s;
+    for (int c = lane; c < cols; c += 32) out[c] = masked_probability(r, c);
 }
 
 // dx = scale * y * (g - sum(g * y)): softmax's backward (scale 1), or the attention's masked
@@ -75,17 +96,10 @@ extern "C" __global__ void softmax_masked_dropout_forward(const float* x, const 
                                                           float* dropped) {
     int row = blockIdx.x * SOFTMAX_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= rows) return;
+    MaskedRow r = masked_row(x, mask, row, cols, heads_queries, queries, mask_batch, mask_query, scale, lane);
     size_t base = (size_t)row * cols;
-    const float* in = x + base;
-    const float* m = mask + ((size_t)(row / heads_queries) * mask_batch + (size_t)(row % queries) * mask_query) * cols;
-    float top = __int_as_float(0xff800000);  // -inf
-    for (int c = lane; c < cols; c += 32) top = fmaxf(top, __fadd_rn(__fmul_rn(in[c], scale), m[c]));
-    top = warp_max(top);
-    float s = 0.0f;
-    for (int c = lane; c < cols; c += 32) s += expf(__fadd_rn(__fmul_rn(in[c], scale), m[c]) - top);
-    s = warp_sum(s);
     for (int c = lane; c < cols; c += 32) {
-        float v = expf(__fadd_rn(__fmul_rn(in[c], scale), m[c]) - top) / s;
+        float v = masked_probability(r, c);
         y[base + c] = v;
         dropped[base + c] = dropout_keeps(seed, base + c, threshold) ? v * keep_scale : 0.0f;
     }
