@@ -492,7 +492,8 @@ fn scores_inside() -> Result<bool, CublasError> {
 
 /// The kernel handed to `set_scores_kernel`: takes the calls asking for the softmax too, of f32
 /// scores of `Cuda` and `Autodiff<Cuda>` with fewer than 2³¹ elements, with a mask that
-/// `scores::mask_fits` takes (and, under autodiff, that needs no gradient).
+/// `scores::mask_fits` takes (and, under autodiff, that needs no gradient); those asking for the
+/// dropout too under autodiff alone, where [`DROPOUT_INSIDE`].
 fn scores_kernel(call: &mut dyn Any) {
     if let Some(call) = call.downcast_mut::<ScoresCall<FloatTensor<Autodiff<Cuda>>>>() {
         let scale = call.scale as f32;
@@ -502,20 +503,11 @@ fn scores_kernel(call: &mut dyn Any) {
             |scores, mask, dropout| tracked_scores::<Cuda, NoCheckpointing>(scores, mask.primitive, scale, dropout),
         );
     } else if let Some(call) = call.downcast_mut::<ScoresCall<FloatTensor<Cuda>>>() {
-        // The layers ask for a dropout under autodiff alone; a call asking anyway gets it.
-        let scale = call.scale as f32;
-        take_scores_if_fits(
-            call,
-            |_| true,
-            |scores, mask, dropout| match dropout {
-                None => Cuda::masked_softmax_forward(scores, mask, scale),
-                Some(prob) => {
-                    let dropout = DropoutMask::new(fused::dropout_seed(), prob);
-                    let [_, dropped] = Cuda::masked_softmax_dropout_forward(scores, mask, scale, dropout);
-                    dropped
-                }
-            },
-        );
+        // The layers ask for a dropout under autodiff alone: a call asking for one here is left.
+        if call.dropout.is_none() {
+            let scale = call.scale as f32;
+            take_scores_if_fits(call, |_| true, |scores, mask, _| Cuda::masked_softmax_forward(scores, mask, scale));
+        }
     }
 }
 

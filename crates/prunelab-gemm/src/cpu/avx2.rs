@@ -3,9 +3,8 @@
 //! `B`, 6 broadcasts of `A` and 12 fused multiply-adds per step of `k` — the tile BLIS uses on
 //! Haswell and later, where matrixmultiply's 8 × 8 tile does 8 multiply-adds per step with 3 loads
 //! and 3 permutes, and packs both operands. Partial tiles by `vmaskmovps` loads and stores;
-//! transposed `B` packed by 8-lane
-//! gathers. The sums are the AVX-512 kernel's and matrixmultiply's: each lane a chain of fused
-//! multiply-adds in `k` order from 0.
+//! transposed `B` packed by 8-lane gathers. The sums are the AVX-512 kernel's and
+//! matrixmultiply's: each lane a chain of fused multiply-adds in `k` order from 0.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{

@@ -153,11 +153,17 @@ pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// `dropout.forward(x)`: the identity outside training (no autodiff) or at probability 0, else
 /// through the installed kernel when there is one.
 pub fn dropout<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -> Tensor<B, D> {
-    if !B::ad_enabled(&x.device()) || dropout.prob == 0.0 {
+    if !drops::<B>(dropout, &x.device()) {
         return x;
     }
     let prob = dropout.prob;
     fused(x, Kinds::DROPOUT, |input| FusedOp::Dropout { input, prob }, |x| dropout.forward(x))
+}
+
+/// Whether `dropout` changes anything on `device`: in training (autodiff) at a probability above
+/// 0, as Burn's `Dropout::forward` decides.
+pub(super) fn drops<B: Backend>(dropout: &Dropout, device: &B::Device) -> bool {
+    B::ad_enabled(device) && dropout.prob != 0.0
 }
 
 /// The dropout seed stream: the seed it was last given and how many seeds were drawn since.

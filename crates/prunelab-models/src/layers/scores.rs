@@ -90,7 +90,7 @@ pub fn masked_softmax_dropout<B: Backend>(
     mask: Tensor<B, 4>,
     dropout: &Dropout,
 ) -> Tensor<B, 4> {
-    if !B::ad_enabled(&scores.device()) || dropout.prob == 0.0 {
+    if !super::fused::drops::<B>(dropout, &scores.device()) {
         return masked_softmax(scores, scale, mask);
     }
     through_kernel(scores, scale, mask, true, Some(dropout.prob))
